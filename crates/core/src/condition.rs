@@ -1,0 +1,1398 @@
+//! Targeting conditions with GrowthBook's (Mongo-style) condition semantics.
+//!
+//! A condition is a JSON object. Its keys are either the logical operators `$or`, `$nor`, `$and`
+//! and `$not`, or dotted attribute paths (`"user.plan"`) whose values are tested against the
+//! visitor's attributes. Every key must pass. An attribute's value is either a literal (compared
+//! with GrowthBook's loose, JavaScript-flavoured equality) or an *operator object*, an object
+//! whose keys all start with `$`, such as `{"$gte": 18, "$lt": 65}`.
+//!
+//! The semantics follow the GrowthBook JavaScript SDK's `evalCondition`, including its
+//! JavaScript coercions, so that a condition written for GrowthBook targets the same visitors
+//! here:
+//!
+//! * A missing attribute reads as `null` (GrowthBook's path lookup returns `null`), so
+//!   `{"plan": null}`, `{"plan": {"$exists": false}}` and `{"plan": {"$type": "null"}}` all match
+//!   a visitor without a `plan`, and `$type: "undefined"` never matches a JSON attribute.
+//! * A string literal matches the attribute converted to a string the way JavaScript does
+//!   (`{"age": "30"}` matches `30`, `{"tags": "a,b"}` matches `["a", "b"]`); a number literal
+//!   matches the attribute converted to a number (`{"age": 30}` matches `"30"`, and `{"n": 0}`
+//!   matches a missing `n` because `null` converts to `0`); a boolean literal matches a non-null
+//!   attribute of that truthiness; `null` matches only `null`/missing; an array or an object that is
+//!   not an operator object is compared structurally.
+//! * `$lt`, `$lte`, `$gt` and `$gte` follow JavaScript's relational comparison: two strings compare
+//!   lexicographically (by UTF-16 code units), anything else compares numerically after
+//!   conversion, and `NaN` never compares.
+//! * `$eq`/`$ne` are JavaScript strict (in)equality; `$in`/`$nin` test membership by strict
+//!   equality, intersecting when the attribute is an array; `$ini`, `$nini`, `$alli` and `$regexi`
+//!   are the case-insensitive variants.
+//! * `$vgt`, `$vgte`, `$vlt`, `$vlte`, `$veq` and `$vne` compare versions: a leading `v` and any
+//!   build metadata (`+...`) are ignored, parts split on `.` and `-` are compared numerically when
+//!   numeric, and a release sorts after its pre-releases (`1.0.0-rc.1` < `1.0.0`).
+//! * An empty `$or` or `$and` passes; an empty `$nor` fails (it negates the empty `$or`).
+//!
+//! Where this module knowingly differs from GrowthBook:
+//!
+//! * **Rejected at load time.** GrowthBook evaluates an unknown operator, an invalid regex or an
+//!   operand of the wrong type to `false` at run time (logging to the console). [`Condition::compile`]
+//!   rejects them with a [`ConditionError`] instead, so a typo cannot silently exclude everyone.
+//!   This covers operands that could never match (`$in` without an array, `$regex` without a
+//!   string, `$type` with an unknown type name, `$eq` with an array, `$size` with a string, ...),
+//!   `$or`/`$and`/`$nor` used inside an attribute's operator object, a value operator such as
+//!   `$in` used as an attribute name, and the saved-group operators `$inGroup`/`$notInGroup`,
+//!   which Cohort does not support.
+//! * **Paths do not walk into arrays.** GrowthBook's JavaScript SDK resolves `"tags.0"` to the first
+//!   element of `tags` (and `"tags.length"` to its length); its other SDKs, like this module, only
+//!   walk through objects, so such paths read as missing.
+//! * **Key order.** GrowthBook compares object literals by their JSON serialisation, which depends on
+//!   key order; this module compares objects structurally, ignoring key order.
+//! * **Regex dialect.** `$regex` patterns are compiled with `regex-lite`, whose syntax matches
+//!   JavaScript's for the common subset. Look-around and backreferences are not supported (the
+//!   condition is rejected); `.` matches `\r`; `$regexi` folds ASCII case only; and matching is by
+//!   code point rather than UTF-16 code unit.
+//! * **Nesting.** Conditions nested more than [`MAX_DEPTH`] levels deep are rejected, so that
+//!   evaluation depth is bounded.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::fmt;
+
+use regex_lite::{Regex, RegexBuilder};
+use serde_json::{Map, Value};
+
+/// The deepest nesting [`Condition::compile`] accepts: every logical operator, attribute, value
+/// operator and level of a literal array or object counts as one level.
+const MAX_DEPTH: usize = 32;
+
+/// How deep [`js_to_string`] follows nested arrays in an attribute before giving up. JSON parsed by
+/// `serde_json` is at most 128 levels deep; this only guards against hand-built values.
+const MAX_STRINGIFY_DEPTH: usize = 256;
+
+/// What a missing attribute reads as (GrowthBook's path lookup yields `null`).
+static NULL: Value = Value::Null;
+
+/// A condition compiled once at config load; evaluation never re-parses or re-compiles regexes.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    root: Node,
+}
+
+/// Why a condition was rejected at compile time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionError {
+    /// Where inside the condition, as a JSON path suffix that can be appended to the condition's
+    /// own path: `""` for the root, `".country"`, `".$or[1]"`, `".browser.$regex"`,
+    /// `".tags.$elemMatch.$gt"`. Keys that are not plain identifiers are printed as `["key"]`.
+    pub path: String,
+    /// What is wrong, for a person: e.g. "unknown operator `$foo`".
+    pub reason: String,
+}
+
+impl fmt::Display for ConditionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConditionError {}
+
+impl Condition {
+    /// Compiles a JSON condition. An empty object `{}` matches everything.
+    ///
+    /// Unlike GrowthBook, which evaluates unknown operators, invalid regexes and nonsensical
+    /// operands to `false` at run time, these are rejected here with a [`ConditionError`] naming
+    /// where the problem is (see the module documentation for the full list).
+    pub fn compile(condition: &Value) -> Result<Condition, ConditionError> {
+        let root = compile_node(condition, "", 0)?;
+        Ok(Condition { root })
+    }
+
+    /// Evaluates against an attributes object (any JSON value; non-objects behave as "no
+    /// attributes"). Never panics.
+    pub fn matches(&self, attributes: &Value) -> bool {
+        eval_node(&self.root, attributes)
+    }
+
+    /// True for the condition `{}`, which matches every visitor.
+    pub fn is_always_true(&self) -> bool {
+        self.root.clauses.is_empty()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiled tree
+// ---------------------------------------------------------------------------------------------
+
+/// A condition object: every clause must pass.
+#[derive(Debug, Clone)]
+struct Node {
+    clauses: Vec<Clause>,
+}
+
+#[derive(Debug, Clone)]
+enum Clause {
+    /// Passes if the list is empty or any condition passes.
+    Or(Vec<Node>),
+    /// Fails if the list is empty or any condition passes.
+    Nor(Vec<Node>),
+    /// Passes if every condition passes.
+    And(Vec<Node>),
+    /// Passes if the condition fails.
+    Not(Box<Node>),
+    /// Tests the value at a dotted attribute path.
+    Attr { path: Vec<String>, test: Test },
+}
+
+/// A condition on a single value (GrowthBook's "condition value").
+#[derive(Debug, Clone)]
+enum Test {
+    /// The value converted to a string equals `text` (or, case-insensitively, `folded`).
+    Str { text: String, folded: String },
+    /// The value converted to a number equals this.
+    Num(f64),
+    /// The value is not null and has this truthiness.
+    Bool(bool),
+    /// The value is null (or missing).
+    Null,
+    /// Structural equality with an array or a non-operator object.
+    Literal(Value),
+    /// Every operator passes.
+    Ops(Vec<Op>),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Version { cmp: VersionCmp, padded: String },
+    Eq(Value),
+    Ne(Value),
+    Compare { cmp: RelCmp, operand: Prim<'static> },
+    Exists(bool),
+    In { items: Vec<Value>, fold: bool, negate: bool },
+    Not(Box<Test>),
+    Size(Box<Test>),
+    ElemMatch(Box<ElemTest>),
+    All { items: Vec<Test>, fold: bool },
+    Regex(Regex),
+    Type(JsType),
+}
+
+#[derive(Debug, Clone)]
+enum ElemTest {
+    /// `$elemMatch` with an operator object: test each element as a value.
+    Value(Test),
+    /// `$elemMatch` with a condition: test each element as an attributes object.
+    Condition(Node),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum VersionCmp {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RelCmp {
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsType {
+    String,
+    Number,
+    Boolean,
+    Array,
+    Object,
+    Null,
+    Undefined,
+}
+
+/// A JavaScript primitive, as produced by `ToPrimitive` for relational comparison. Booleans and
+/// `null` are already converted to numbers (they are only ever used numerically there).
+#[derive(Debug, Clone)]
+enum Prim<'a> {
+    Str(Cow<'a, str>),
+    Num(f64),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compilation
+// ---------------------------------------------------------------------------------------------
+
+const LOGICAL_OPERATORS: &[&str] = &["$or", "$nor", "$and", "$not"];
+
+/// Every operator GrowthBook knows inside an attribute's operator object.
+const VALUE_OPERATORS: &[&str] = &[
+    "$eq",
+    "$ne",
+    "$lt",
+    "$lte",
+    "$gt",
+    "$gte",
+    "$in",
+    "$nin",
+    "$ini",
+    "$nini",
+    "$all",
+    "$alli",
+    "$size",
+    "$elemMatch",
+    "$exists",
+    "$type",
+    "$regex",
+    "$regexi",
+    "$veq",
+    "$vne",
+    "$vgt",
+    "$vgte",
+    "$vlt",
+    "$vlte",
+    "$inGroup",
+    "$notInGroup",
+];
+
+fn err(path: &str, reason: impl Into<String>) -> ConditionError {
+    ConditionError {
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Appends an object key to an error path: `.key` when readable as is, `["key"]` otherwise.
+fn key_path(parent: &str, key: &str) -> String {
+    let mut chars = key.chars();
+    let plain = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '-' | '.'));
+    if plain {
+        format!("{parent}.{key}")
+    } else {
+        let quoted = serde_json::to_string(key).unwrap_or_else(|_| format!("\"{key}\""));
+        format!("{parent}[{quoted}]")
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn check_depth(path: &str, depth: usize) -> Result<(), ConditionError> {
+    if depth > MAX_DEPTH {
+        Err(err(
+            path,
+            format!("condition is nested too deeply (more than {MAX_DEPTH} levels)"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// GrowthBook's "operator object": a non-empty object whose keys all start with `$`.
+fn is_operator_object(map: &Map<String, Value>) -> bool {
+    !map.is_empty() && map.keys().all(|k| k.starts_with('$'))
+}
+
+fn compile_node(value: &Value, path: &str, depth: usize) -> Result<Node, ConditionError> {
+    check_depth(path, depth)?;
+    let Value::Object(map) = value else {
+        return Err(err(
+            path,
+            format!(
+                "expected a condition object (such as {{\"country\": \"US\"}}), found {}",
+                describe(value)
+            ),
+        ));
+    };
+    let mut clauses = Vec::with_capacity(map.len());
+    for (key, operand) in map {
+        let here = key_path(path, key);
+        let clause = match key.as_str() {
+            "$or" | "$nor" | "$and" => {
+                let Value::Array(items) = operand else {
+                    return Err(err(
+                        &here,
+                        format!(
+                            "`{key}` expects an array of conditions, found {}",
+                            describe(operand)
+                        ),
+                    ));
+                };
+                let nodes = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| compile_node(item, &format!("{here}[{i}]"), depth + 1))
+                    .collect::<Result<Vec<_>, _>>()?;
+                match key.as_str() {
+                    "$or" => Clause::Or(nodes),
+                    "$nor" => Clause::Nor(nodes),
+                    _ => Clause::And(nodes),
+                }
+            }
+            "$not" => {
+                if !operand.is_object() {
+                    return Err(err(
+                        &here,
+                        format!(
+                            "`$not` expects a condition object, found {}",
+                            describe(operand)
+                        ),
+                    ));
+                }
+                Clause::Not(Box::new(compile_node(operand, &here, depth + 1)?))
+            }
+            op if VALUE_OPERATORS.contains(&op) => {
+                return Err(err(
+                    &here,
+                    format!(
+                        "`{op}` is a value operator and cannot stand in place of an attribute \
+                         name; write {{\"attribute\": {{\"{op}\": ...}}}}"
+                    ),
+                ));
+            }
+            // Any other key, including other `$`-prefixed ones (GrowthBook treats `$groups` as an
+            // attribute), is a dotted attribute path.
+            _ => Clause::Attr {
+                path: key.split('.').map(str::to_owned).collect(),
+                test: compile_test(operand, &here, depth + 1)?,
+            },
+        };
+        clauses.push(clause);
+    }
+    Ok(Node { clauses })
+}
+
+/// Checks that a literal array/object does not push the condition past [`MAX_DEPTH`].
+fn check_literal_depth(value: &Value, path: &str, depth: usize) -> Result<(), ConditionError> {
+    check_depth(path, depth)?;
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|v| check_literal_depth(v, path, depth + 1)),
+        Value::Object(map) => map
+            .values()
+            .try_for_each(|v| check_literal_depth(v, path, depth + 1)),
+        _ => Ok(()),
+    }
+}
+
+fn compile_test(value: &Value, path: &str, depth: usize) -> Result<Test, ConditionError> {
+    check_depth(path, depth)?;
+    Ok(match value {
+        Value::String(s) => Test::Str {
+            text: s.clone(),
+            folded: s.to_lowercase(),
+        },
+        Value::Number(n) => Test::Num(n.as_f64().unwrap_or(f64::NAN)),
+        Value::Bool(b) => Test::Bool(*b),
+        Value::Null => Test::Null,
+        Value::Object(map) if is_operator_object(map) => {
+            let ops = map
+                .iter()
+                .map(|(op, operand)| {
+                    compile_op(op, operand, &key_path(path, op), depth + 1)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Test::Ops(ops)
+        }
+        Value::Array(_) | Value::Object(_) => {
+            check_literal_depth(value, path, depth)?;
+            Test::Literal(value.clone())
+        }
+    })
+}
+
+fn is_scalar(value: &Value) -> bool {
+    !matches!(value, Value::Array(_) | Value::Object(_))
+}
+
+fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op, ConditionError> {
+    check_depth(path, depth)?;
+    let found = describe(operand);
+    Ok(match op {
+        "$eq" | "$ne" => {
+            if !is_scalar(operand) {
+                return Err(err(
+                    path,
+                    format!(
+                        "`{op}` compares with a single string, number, boolean or null, found \
+                         {found}; to compare a whole array or object, use it directly as the \
+                         attribute's value"
+                    ),
+                ));
+            }
+            if op == "$eq" {
+                Op::Eq(operand.clone())
+            } else {
+                Op::Ne(operand.clone())
+            }
+        }
+        "$lt" | "$lte" | "$gt" | "$gte" => {
+            if !is_scalar(operand) {
+                return Err(err(
+                    path,
+                    format!("`{op}` expects a number or a string, found {found}"),
+                ));
+            }
+            let cmp = match op {
+                "$lt" => RelCmp::Lt,
+                "$lte" => RelCmp::Lte,
+                "$gt" => RelCmp::Gt,
+                _ => RelCmp::Gte,
+            };
+            let operand = match to_primitive(operand, 0) {
+                Prim::Str(s) => Prim::Str(Cow::Owned(s.into_owned())),
+                Prim::Num(n) => Prim::Num(n),
+            };
+            Op::Compare { cmp, operand }
+        }
+        "$veq" | "$vne" | "$vgt" | "$vgte" | "$vlt" | "$vlte" => {
+            if !matches!(operand, Value::String(_) | Value::Number(_)) {
+                return Err(err(
+                    path,
+                    format!("`{op}` expects a version string such as \"1.2.3\", found {found}"),
+                ));
+            }
+            let cmp = match op {
+                "$veq" => VersionCmp::Eq,
+                "$vne" => VersionCmp::Ne,
+                "$vgt" => VersionCmp::Gt,
+                "$vgte" => VersionCmp::Gte,
+                "$vlt" => VersionCmp::Lt,
+                _ => VersionCmp::Lte,
+            };
+            Op::Version {
+                cmp,
+                padded: padded_version(operand),
+            }
+        }
+        "$exists" => {
+            if !is_scalar(operand) {
+                return Err(err(
+                    path,
+                    format!("`$exists` expects true or false, found {found}"),
+                ));
+            }
+            Op::Exists(truthy(operand))
+        }
+        "$in" | "$nin" | "$ini" | "$nini" => {
+            let Value::Array(items) = operand else {
+                return Err(err(path, format!("`{op}` expects an array, found {found}")));
+            };
+            let fold = op == "$ini" || op == "$nini";
+            let items = if fold {
+                items.iter().map(fold_case).collect()
+            } else {
+                items.clone()
+            };
+            Op::In {
+                items,
+                fold,
+                negate: op == "$nin" || op == "$nini",
+            }
+        }
+        "$all" | "$alli" => {
+            let Value::Array(items) = operand else {
+                return Err(err(path, format!("`{op}` expects an array, found {found}")));
+            };
+            let items = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| compile_test(item, &format!("{path}[{i}]"), depth + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            Op::All {
+                items,
+                fold: op == "$alli",
+            }
+        }
+        "$not" => Op::Not(Box::new(compile_test(operand, path, depth + 1)?)),
+        "$size" => {
+            let ok = match operand {
+                Value::Number(_) => true,
+                Value::Object(map) => is_operator_object(map),
+                _ => false,
+            };
+            if !ok {
+                return Err(err(
+                    path,
+                    format!(
+                        "`$size` expects a number or an operator object such as {{\"$gt\": 2}}, \
+                         found {found}"
+                    ),
+                ));
+            }
+            Op::Size(Box::new(compile_test(operand, path, depth + 1)?))
+        }
+        "$elemMatch" => {
+            let Value::Object(map) = operand else {
+                return Err(err(
+                    path,
+                    format!(
+                        "`$elemMatch` expects an operator object or a condition object, found \
+                         {found}"
+                    ),
+                ));
+            };
+            let test = if is_operator_object(map) {
+                ElemTest::Value(compile_test(operand, path, depth + 1)?)
+            } else {
+                ElemTest::Condition(compile_node(operand, path, depth + 1)?)
+            };
+            Op::ElemMatch(Box::new(test))
+        }
+        "$regex" | "$regexi" => {
+            let Value::String(pattern) = operand else {
+                return Err(err(
+                    path,
+                    format!("`{op}` expects a regular expression string, found {found}"),
+                ));
+            };
+            let regex = RegexBuilder::new(pattern)
+                .case_insensitive(op == "$regexi")
+                .build()
+                .map_err(|e| err(path, format!("invalid regex: {e}")))?;
+            Op::Regex(regex)
+        }
+        "$type" => {
+            let Value::String(name) = operand else {
+                return Err(err(
+                    path,
+                    format!("`$type` expects a type name string, found {found}"),
+                ));
+            };
+            let ty = match name.as_str() {
+                "string" => JsType::String,
+                "number" => JsType::Number,
+                "boolean" => JsType::Boolean,
+                "array" => JsType::Array,
+                "object" => JsType::Object,
+                "null" => JsType::Null,
+                "undefined" => JsType::Undefined,
+                _ => {
+                    return Err(err(
+                        path,
+                        format!(
+                            "unknown type name `{name}` (expected one of string, number, \
+                             boolean, array, object, null, undefined)"
+                        ),
+                    ));
+                }
+            };
+            Op::Type(ty)
+        }
+        "$inGroup" | "$notInGroup" => {
+            return Err(err(
+                path,
+                format!("unknown operator `{op}`: saved groups are not supported"),
+            ));
+        }
+        _ if LOGICAL_OPERATORS.contains(&op) => {
+            // `$not` is handled above; this is `$or`, `$nor` or `$and`.
+            return Err(err(
+                path,
+                format!(
+                    "unknown operator `{op}` in an attribute's operator object: `{op}` combines \
+                     whole conditions, so use it at the condition level"
+                ),
+            ));
+        }
+        _ => return Err(err(path, format!("unknown operator `{op}`"))),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation
+// ---------------------------------------------------------------------------------------------
+
+fn eval_node(node: &Node, attributes: &Value) -> bool {
+    node.clauses.iter().all(|clause| eval_clause(clause, attributes))
+}
+
+fn eval_any(nodes: &[Node], attributes: &Value) -> bool {
+    nodes.is_empty() || nodes.iter().any(|n| eval_node(n, attributes))
+}
+
+fn eval_clause(clause: &Clause, attributes: &Value) -> bool {
+    match clause {
+        Clause::Or(nodes) => eval_any(nodes, attributes),
+        Clause::Nor(nodes) => !eval_any(nodes, attributes),
+        Clause::And(nodes) => nodes.iter().all(|n| eval_node(n, attributes)),
+        Clause::Not(node) => !eval_node(node, attributes),
+        Clause::Attr { path, test } => eval_test(test, lookup(attributes, path), false),
+    }
+}
+
+/// GrowthBook's `getPath`, restricted to objects: anything missing reads as `null`.
+fn lookup<'a>(attributes: &'a Value, path: &[String]) -> &'a Value {
+    let mut current = attributes;
+    for part in path {
+        match current {
+            Value::Object(map) => match map.get(part) {
+                Some(next) => current = next,
+                None => return &NULL,
+            },
+            _ => return &NULL,
+        }
+    }
+    current
+}
+
+fn eval_test(test: &Test, value: &Value, fold: bool) -> bool {
+    match test {
+        Test::Str { text, folded } => {
+            let s = js_to_string(value, 0);
+            if fold {
+                s.to_lowercase() == *folded
+            } else {
+                s == text.as_str()
+            }
+        }
+        Test::Num(n) => to_number(value) == *n,
+        Test::Bool(b) => !value.is_null() && truthy(value) == *b,
+        Test::Null => value.is_null(),
+        Test::Literal(literal) => json_equal(value, literal),
+        Test::Ops(ops) => ops.iter().all(|op| eval_op(op, value)),
+    }
+}
+
+fn eval_op(op: &Op, value: &Value) -> bool {
+    match op {
+        Op::Version { cmp, padded } => {
+            let actual = padded_version(value);
+            let ord = utf16_cmp(&actual, padded);
+            match cmp {
+                VersionCmp::Eq => ord == Ordering::Equal,
+                VersionCmp::Ne => ord != Ordering::Equal,
+                VersionCmp::Gt => ord == Ordering::Greater,
+                VersionCmp::Gte => ord != Ordering::Less,
+                VersionCmp::Lt => ord == Ordering::Less,
+                VersionCmp::Lte => ord != Ordering::Greater,
+            }
+        }
+        Op::Eq(expected) => strict_equal(value, expected),
+        Op::Ne(expected) => !strict_equal(value, expected),
+        Op::Compare { cmp, operand } => {
+            let ord = js_compare(&to_primitive(value, 0), operand);
+            match cmp {
+                RelCmp::Lt => ord == Some(Ordering::Less),
+                RelCmp::Lte => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
+                RelCmp::Gt => ord == Some(Ordering::Greater),
+                RelCmp::Gte => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
+            }
+        }
+        Op::Exists(expected) => value.is_null() != *expected,
+        Op::In {
+            items,
+            fold,
+            negate,
+        } => {
+            let member = |v: &Value| {
+                if *fold {
+                    let folded = fold_case(v);
+                    items.iter().any(|item| strict_equal(&folded, item))
+                } else {
+                    items.iter().any(|item| strict_equal(v, item))
+                }
+            };
+            let found = match value {
+                Value::Array(elements) => elements.iter().any(member),
+                _ => member(value),
+            };
+            found != *negate
+        }
+        Op::Not(test) => !eval_test(test, value, false),
+        Op::Size(test) => match value {
+            Value::Array(elements) => eval_test(test, &Value::from(elements.len()), false),
+            _ => false,
+        },
+        Op::ElemMatch(elem) => match value {
+            // GrowthBook skips falsy elements (0, "", false, null) before testing.
+            Value::Array(elements) => elements.iter().any(|el| {
+                truthy(el)
+                    && match elem.as_ref() {
+                        ElemTest::Value(test) => eval_test(test, el, false),
+                        ElemTest::Condition(node) => eval_node(node, el),
+                    }
+            }),
+            _ => false,
+        },
+        Op::All { items, fold } => match value {
+            Value::Array(elements) => items
+                .iter()
+                .all(|test| elements.iter().any(|el| eval_test(test, el, *fold))),
+            _ => false,
+        },
+        Op::Regex(regex) => regex.is_match(&js_to_string(value, 0)),
+        Op::Type(ty) => js_type(value) == *ty,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JavaScript value semantics
+// ---------------------------------------------------------------------------------------------
+
+fn number(n: &serde_json::Number) -> f64 {
+    n.as_f64().unwrap_or(f64::NAN)
+}
+
+/// JavaScript truthiness.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => {
+            let n = number(n);
+            n != 0.0 && !n.is_nan()
+        }
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+fn js_type(value: &Value) -> JsType {
+    match value {
+        Value::Null => JsType::Null,
+        Value::Bool(_) => JsType::Boolean,
+        Value::Number(_) => JsType::Number,
+        Value::String(_) => JsType::String,
+        Value::Array(_) => JsType::Array,
+        Value::Object(_) => JsType::Object,
+    }
+}
+
+/// JavaScript `===` between JSON values: arrays and objects are never identical to one another.
+fn strict_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Number(x), Value::Number(y)) => number(x) == number(y),
+        (Value::String(x), Value::String(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Lower-cases strings, leaves anything else alone (GrowthBook's case folding for `$ini`).
+fn fold_case(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(s.to_lowercase()),
+        other => other.clone(),
+    }
+}
+
+/// Structural equality, as GrowthBook's comparison of JSON serialisations but ignoring key order.
+/// Recursion is bounded by the depth of the compiled literal.
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x
+                    .iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => strict_equal(a, b),
+    }
+}
+
+/// JavaScript `String(value)`.
+fn js_to_string(value: &Value, depth: usize) -> Cow<'_, str> {
+    match value {
+        Value::String(s) => Cow::Borrowed(s),
+        Value::Null => Cow::Borrowed("null"),
+        Value::Bool(true) => Cow::Borrowed("true"),
+        Value::Bool(false) => Cow::Borrowed("false"),
+        Value::Number(n) => Cow::Owned(js_number_to_string(number(n))),
+        Value::Object(_) => Cow::Borrowed("[object Object]"),
+        Value::Array(items) => {
+            if depth >= MAX_STRINGIFY_DEPTH {
+                return Cow::Borrowed("");
+            }
+            let mut out = String::new();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                // `Array.prototype.join` writes null (and undefined) as an empty string.
+                if !item.is_null() {
+                    out.push_str(&js_to_string(item, depth + 1));
+                }
+            }
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// JavaScript `ToPrimitive` for relational comparison, with booleans and null already numeric.
+fn to_primitive(value: &Value, depth: usize) -> Prim<'_> {
+    match value {
+        Value::Null => Prim::Num(0.0),
+        Value::Bool(b) => Prim::Num(if *b { 1.0 } else { 0.0 }),
+        Value::Number(n) => Prim::Num(number(n)),
+        Value::String(_) | Value::Array(_) | Value::Object(_) => {
+            Prim::Str(js_to_string(value, depth))
+        }
+    }
+}
+
+/// JavaScript `Number(value)`.
+fn to_number(value: &Value) -> f64 {
+    match value {
+        Value::Null => 0.0,
+        Value::Bool(b) => {
+            if *b {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Value::Number(n) => number(n),
+        Value::String(s) => string_to_number(s),
+        Value::Array(_) => string_to_number(&js_to_string(value, 0)),
+        Value::Object(_) => f64::NAN,
+    }
+}
+
+/// JavaScript's abstract relational comparison: `None` when either side is `NaN`.
+fn js_compare(a: &Prim<'_>, b: &Prim<'_>) -> Option<Ordering> {
+    match (a, b) {
+        (Prim::Str(x), Prim::Str(y)) => Some(utf16_cmp(x, y)),
+        _ => prim_number(a).partial_cmp(&prim_number(b)),
+    }
+}
+
+fn prim_number(p: &Prim<'_>) -> f64 {
+    match p {
+        Prim::Str(s) => string_to_number(s),
+        Prim::Num(n) => *n,
+    }
+}
+
+/// Compares strings the way JavaScript does: by UTF-16 code units.
+fn utf16_cmp(a: &str, b: &str) -> Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// JavaScript `Number::toString` (shortest round-trip digits, exponent outside 1e-7..1e21).
+fn js_number_to_string(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".to_owned();
+    }
+    if x == 0.0 {
+        return "0".to_owned();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+    }
+    if x < 0.0 {
+        return format!("-{}", js_number_to_string(-x));
+    }
+    // `{:e}` gives the shortest round-trip digits: "1.2345e3", "5e-7".
+    let sci = format!("{x:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let k = digits.len() as i64;
+    let n = exponent.parse::<i64>().unwrap_or(0) + 1;
+    if k <= n && n <= 21 {
+        let mut out = digits;
+        out.extend(std::iter::repeat_n('0', (n - k) as usize));
+        out
+    } else if 0 < n && n <= 21 {
+        let (int, frac) = digits.split_at(n as usize);
+        format!("{int}.{frac}")
+    } else if -6 < n && n <= 0 {
+        let mut out = "0.".to_owned();
+        out.extend(std::iter::repeat_n('0', (-n) as usize));
+        out.push_str(&digits);
+        out
+    } else {
+        let e = n - 1;
+        let sign = if e >= 0 { '+' } else { '-' };
+        let (first, rest) = digits.split_at(1);
+        if rest.is_empty() {
+            format!("{first}e{sign}{}", e.abs())
+        } else {
+            format!("{first}.{rest}e{sign}{}", e.abs())
+        }
+    }
+}
+
+/// JavaScript's `StrWhiteSpaceChar`: white space and line terminators.
+fn is_js_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\u{9}'
+            | '\u{a}'
+            | '\u{b}'
+            | '\u{c}'
+            | '\u{d}'
+            | ' '
+            | '\u{a0}'
+            | '\u{1680}'
+            | '\u{2000}'..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
+/// JavaScript `Number(string)`.
+fn string_to_number(s: &str) -> f64 {
+    let t = s.trim_matches(is_js_whitespace);
+    if t.is_empty() {
+        return 0.0;
+    }
+    let bytes = t.as_bytes();
+    if bytes.len() > 2 && bytes[0] == b'0' {
+        let radix = match bytes[1] {
+            b'x' | b'X' => 16,
+            b'o' | b'O' => 8,
+            b'b' | b'B' => 2,
+            _ => 0,
+        };
+        if radix != 0 {
+            return parse_radix(&t[2..], radix);
+        }
+    }
+    match t {
+        "Infinity" | "+Infinity" => return f64::INFINITY,
+        "-Infinity" => return f64::NEG_INFINITY,
+        _ => {}
+    }
+    if is_decimal_literal(bytes) {
+        t.parse::<f64>().unwrap_or(f64::NAN)
+    } else {
+        f64::NAN
+    }
+}
+
+/// `[+-]? (digits [. digits?] | . digits) ([eE] [+-]? digits)?`
+fn is_decimal_literal(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    if matches!(bytes.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let int_start = i;
+    while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    let mut mantissa_digits = i - int_start;
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        let frac_start = i;
+        while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        mantissa_digits += i - frac_start;
+    }
+    if mantissa_digits == 0 {
+        return false;
+    }
+    if matches!(bytes.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(bytes.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let exp_start = i;
+        while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == exp_start {
+            return false;
+        }
+    }
+    i == bytes.len()
+}
+
+/// Parses the digits of a `0x`/`0o`/`0b` literal, rounding to nearest like JavaScript.
+fn parse_radix(digits: &str, radix: u32) -> f64 {
+    if digits.is_empty() {
+        return f64::NAN;
+    }
+    let bits = radix.trailing_zeros();
+    let mut acc: u128 = 0;
+    let mut shift: i32 = 0;
+    let mut sticky = false;
+    for c in digits.chars() {
+        let Some(d) = c.to_digit(radix) else {
+            return f64::NAN;
+        };
+        if acc >> (128 - bits) == 0 {
+            acc = (acc << bits) | u128::from(d);
+        } else {
+            // Over 124 significant bits already: later digits only matter for rounding.
+            shift = shift.saturating_add(bits as i32);
+            sticky |= d != 0;
+        }
+    }
+    let mantissa = (acc | u128::from(sticky)) as f64;
+    if shift == 0 {
+        mantissa
+    } else {
+        mantissa * 2f64.powi(shift)
+    }
+}
+
+/// GrowthBook's `paddedVersionString`: a string whose ordering is the version ordering.
+fn padded_version(value: &Value) -> String {
+    let input: Cow<'_, str> = match value {
+        Value::Number(n) => Cow::Owned(js_number_to_string(number(n))),
+        Value::String(s) if !s.is_empty() => Cow::Borrowed(s),
+        _ => Cow::Borrowed("0"),
+    };
+    let mut s: &str = input.strip_prefix('v').unwrap_or(&input);
+    // Build metadata: from the first `+` that no line terminator follows (JavaScript's `\+.*$`).
+    let tail_start = s
+        .char_indices()
+        .filter(|(_, c)| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}'))
+        .last()
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    if let Some(plus) = s[tail_start..].find('+') {
+        s = &s[..tail_start + plus];
+    }
+    let mut parts: Vec<&str> = s.split(['.', '-']).collect();
+    // A plain release sorts after its pre-releases: "~" is above every other printable ASCII.
+    if parts.len() == 3 {
+        parts.push("~");
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            out.extend(std::iter::repeat_n(' ', 5usize.saturating_sub(part.len())));
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(condition: Value, attributes: Value) -> bool {
+        Condition::compile(&condition)
+            .unwrap_or_else(|e| panic!("{condition} should compile: {e}"))
+            .matches(&attributes)
+    }
+
+    fn compile_err(condition: Value) -> ConditionError {
+        match Condition::compile(&condition) {
+            Ok(_) => panic!("{condition} should be rejected"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn shared_vectors() {
+        let file: Value =
+            serde_json::from_str(include_str!("../../../testdata/conditions.json")).unwrap();
+        let cases = file["cases"].as_array().expect("cases array");
+        assert!(cases.len() >= 120, "only {} vectors", cases.len());
+        let mut names = std::collections::HashSet::new();
+        let mut failures = Vec::new();
+        for case in cases {
+            let name = case["name"].as_str().expect("name");
+            assert!(names.insert(name), "duplicate vector name: {name}");
+            let compiled = Condition::compile(&case["condition"]);
+            match (case.get("expected"), case.get("error")) {
+                (Some(expected), None) => match compiled {
+                    Ok(c) => {
+                        let got = c.matches(&case["attributes"]);
+                        if Some(got) != expected.as_bool() {
+                            failures.push(format!("{name}: expected {expected}, got {got}"));
+                        }
+                    }
+                    Err(e) => failures.push(format!("{name}: unexpected compile error {e}")),
+                },
+                (None, Some(error)) => {
+                    let needle = error.as_str().expect("error is a string");
+                    match compiled {
+                        Ok(_) => failures.push(format!("{name}: compiled, expected `{needle}`")),
+                        Err(e) if !e.to_string().contains(needle) => {
+                            failures.push(format!("{name}: error `{e}` lacks `{needle}`"))
+                        }
+                        Err(_) => {}
+                    }
+                }
+                _ => failures.push(format!("{name}: needs exactly one of expected/error")),
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn empty_condition_is_always_true() {
+        let c = Condition::compile(&json!({})).unwrap();
+        assert!(c.is_always_true());
+        assert!(c.matches(&json!({})));
+        assert!(c.matches(&json!(null)));
+        assert!(c.matches(&json!("not an object")));
+        assert!(!Condition::compile(&json!({"a": 1})).unwrap().is_always_true());
+        assert!(!Condition::compile(&json!({"$and": []})).unwrap().is_always_true());
+    }
+
+    #[test]
+    fn non_object_attributes_are_no_attributes() {
+        let c = Condition::compile(&json!({"country": {"$exists": false}})).unwrap();
+        for attrs in [json!(null), json!(3), json!("US"), json!([1, 2]), json!(true)] {
+            assert!(c.matches(&attrs), "{attrs}");
+        }
+        assert!(!check(json!({"country": "US"}), json!(["US"])));
+    }
+
+    #[test]
+    fn error_paths() {
+        let cases = [
+            (json!({"age": {"$foo": 1}}), ".age.$foo", "unknown operator `$foo`"),
+            (json!({"$or": [{"a": 1}, {"b": {"$in": 3}}]}), ".$or[1].b.$in", "`$in` expects an array"),
+            (json!({"browser": {"$regex": "(unclosed"}}), ".browser.$regex", "invalid regex"),
+            (
+                json!({"tags": {"$elemMatch": {"$gt": [1]}}}),
+                ".tags.$elemMatch.$gt",
+                "`$gt` expects a number or a string",
+            ),
+            (json!({"$or": {"a": 1}}), ".$or", "`$or` expects an array of conditions"),
+            (json!({"$and": [1]}), ".$and[0]", "expected a condition object"),
+            (json!({"$not": [1]}), ".$not", "`$not` expects a condition object"),
+            (json!([1]), "", "expected a condition object"),
+            (json!({"user.plan": {"$size": "3"}}), ".user.plan.$size", "`$size` expects"),
+            (json!({"odd key": {"$in": 1}}), "[\"odd key\"].$in", "`$in` expects an array"),
+            (json!({"t": {"$all": [1, {"$nope": 1}]}}), ".t.$all[1].$nope", "unknown operator"),
+            (json!({"t": {"$not": {"$in": "x"}}}), ".t.$not.$in", "expects an array"),
+            (json!({"$in": [1]}), ".$in", "value operator"),
+            (json!({"id": {"$inGroup": "g"}}), ".id.$inGroup", "saved groups"),
+        ];
+        for (condition, path, reason) in cases {
+            let e = compile_err(condition.clone());
+            assert_eq!(e.path, path, "path for {condition}");
+            assert!(e.reason.contains(reason), "reason `{}` for {condition}", e.reason);
+        }
+    }
+
+    #[test]
+    fn display_and_error_trait() {
+        let e = compile_err(json!({"a": {"$bad": 1}}));
+        assert_eq!(e.to_string(), ".a.$bad: unknown operator `$bad`");
+        let root = compile_err(json!("x"));
+        assert!(!root.to_string().starts_with(':'));
+        let boxed: Box<dyn std::error::Error> = Box::new(e);
+        assert!(boxed.to_string().contains("$bad"));
+    }
+
+    #[test]
+    fn nesting_is_capped() {
+        let mut deep = json!({"a": 1});
+        for _ in 0..40 {
+            deep = json!({"$not": deep});
+        }
+        let e = compile_err(deep);
+        assert!(e.reason.contains("nested too deeply"), "{}", e.reason);
+        assert!(e.path.starts_with(".$not.$not"));
+
+        let mut ok = json!({"a": 1});
+        for _ in 0..20 {
+            ok = json!({"$not": ok});
+        }
+        assert!(!check(ok, json!({"a": 1})));
+
+        let mut value = json!({"$eq": 1});
+        for _ in 0..40 {
+            value = json!({"$not": value});
+        }
+        assert!(compile_err(json!({"a": value})).reason.contains("nested too deeply"));
+
+        let mut literal = json!(1);
+        for _ in 0..40 {
+            literal = json!([literal]);
+        }
+        assert!(compile_err(json!({"a": literal})).reason.contains("nested too deeply"));
+    }
+
+    #[test]
+    fn deep_attributes_do_not_overflow() {
+        let mut attr = json!("x");
+        for _ in 0..100 {
+            attr = json!([attr]);
+        }
+        let attrs = json!({"a": attr});
+        assert!(check(json!({"a": "x"}), attrs.clone()));
+        assert!(check(json!({"a": {"$regex": "^x$"}}), attrs.clone()));
+        assert!(!check(json!({"a": ["x"]}), attrs));
+    }
+
+    #[test]
+    fn regexes_compile_once_and_are_shareable() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Condition>();
+        let c = Condition::compile(&json!({"ua": {"$regex": "Mobile"}})).unwrap();
+        let copy = c.clone();
+        assert!(copy.matches(&json!({"ua": "Android Mobile"})));
+        assert!(!c.matches(&json!({"ua": "Desktop"})));
+    }
+
+    #[test]
+    fn js_number_formatting() {
+        let cases = [
+            (0.0, "0"),
+            (-0.0, "0"),
+            (1.0, "1"),
+            (-1.5, "-1.5"),
+            (0.1, "0.1"),
+            (100.0, "100"),
+            (1e20, "100000000000000000000"),
+            (1e21, "1e+21"),
+            (1.5e21, "1.5e+21"),
+            (1e-6, "0.000001"),
+            (1e-7, "1e-7"),
+            (1.25e-7, "1.25e-7"),
+            (123.456, "123.456"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (9007199254740993.0, "9007199254740992"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (5e-324, "5e-324"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+        ];
+        for (x, s) in cases {
+            assert_eq!(js_number_to_string(x), s, "{x:e}");
+        }
+    }
+
+    #[test]
+    fn js_string_to_number() {
+        let cases: [(&str, f64); 20] = [
+            ("", 0.0),
+            ("  \n\t ", 0.0),
+            ("42", 42.0),
+            (" 42 ", 42.0),
+            ("\u{feff}7\u{a0}", 7.0),
+            ("-3.5", -3.5),
+            ("+3", 3.0),
+            ("1.", 1.0),
+            (".5", 0.5),
+            ("1e3", 1000.0),
+            ("1E-2", 0.01),
+            ("0x1F", 31.0),
+            ("0X1f", 31.0),
+            ("0o17", 15.0),
+            ("0b101", 5.0),
+            ("007", 7.0),
+            ("Infinity", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+            ("0x10000000000000000000000000000000001", 2f64.powi(136)),
+            ("0x1fffffffffffff8", 144115188075855870.0),
+        ];
+        for (s, n) in cases {
+            assert_eq!(string_to_number(s), n, "{s:?}");
+        }
+        for s in [
+            "abc", "1,000", "1_000", "0x", "-0x10", "1e", "e5", ".", "+", "inf", "NaN",
+            "infinity", "12px", "\u{85}1", "0x1g",
+        ] {
+            assert!(string_to_number(s).is_nan(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn version_padding() {
+        assert_eq!(padded_version(&json!("1.2.3")), "    1-    2-    3-~");
+        assert_eq!(padded_version(&json!("v1.2.3+build.7")), "    1-    2-    3-~");
+        assert_eq!(padded_version(&json!("1.0.0-beta.2")), "    1-    0-    0-beta-    2");
+        assert_eq!(padded_version(&json!(2)), "    2");
+        assert_eq!(padded_version(&json!(null)), "    0");
+        assert_eq!(padded_version(&json!("")), "    0");
+        assert_eq!(padded_version(&json!(true)), "    0");
+        assert_eq!(padded_version(&json!("123456.1.1")), "123456-    1-    1-~");
+        assert_eq!(padded_version(&json!("1.2+a\n+b")), "    1-    2+a\n");
+    }
+
+    #[test]
+    fn relational_comparison_follows_javascript() {
+        // Strings compare by UTF-16 code units: U+FF5E sorts after U+1F600 in UTF-8 but not in UTF-16.
+        assert!(check(json!({"s": {"$gt": "\u{1F600}"}}), json!({"s": "\u{FF5E}"})));
+        assert!(check(json!({"n": {"$gt": true}}), json!({"n": 2})));
+        assert!(check(json!({"n": {"$lt": "1e3"}}), json!({"n": 999})));
+        assert!(!check(json!({"n": {"$lt": "abc"}}), json!({"n": 1})));
+        assert!(!check(json!({"n": {"$gte": "abc"}}), json!({"n": 1})));
+        assert!(check(json!({"n": {"$gt": 4}}), json!({"n": [5]})));
+        assert!(check(json!({"n": {"$gt": "a"}}), json!({"n": ["b"]})));
+        assert!(!check(json!({"n": {"$gt": 0}}), json!({"n": {"a": 1}})));
+        assert!(check(json!({"n": {"$gte": 0, "$lte": 0}}), json!({})));
+    }
+
+    #[test]
+    fn numbers_compare_as_f64() {
+        assert!(check(json!({"n": 1}), json!({"n": 1.0})));
+        assert!(check(json!({"n": {"$eq": 1.0}}), json!({"n": 1})));
+        assert!(check(json!({"n": [1, {"x": 2.0}]}), json!({"n": [1.0, {"x": 2}]})));
+        assert!(check(json!({"n": {"$in": [3.0]}}), json!({"n": 3})));
+        assert!(check(json!({"n": {"$eq": -1}}), json!({"n": -1.0})));
+        assert!(check(json!({"n": u64::MAX}), json!({"n": 18446744073709551615.0})));
+    }
+
+    #[test]
+    fn regex_case_insensitivity_is_ascii() {
+        assert!(check(json!({"s": {"$regexi": "^abc$"}}), json!({"s": "ABC"})));
+        assert!(!check(json!({"s": {"$regex": "^abc$"}}), json!({"s": "ABC"})));
+        // An escaped slash (as written in JavaScript regex literals) is accepted.
+        assert!(check(json!({"p": {"$regex": "^\\/a\\/b$"}}), json!({"p": "/a/b"})));
+        assert!(check(json!({"p": {"$regex": "^/a/b$"}}), json!({"p": "/a/b"})));
+        let e = compile_err(json!({"p": {"$regex": "(?=x)"}}));
+        assert!(e.reason.starts_with("invalid regex"), "{}", e.reason);
+    }
+
+    #[test]
+    fn never_panics_on_odd_attributes() {
+        let conditions = [
+            json!({"a": {"$vgt": "1.0.0"}}),
+            json!({"a": {"$gt": 1, "$regex": "x", "$size": 1, "$all": ["x"]}}),
+            json!({"a": {"$elemMatch": {"b": {"$exists": true}}}}),
+            json!({"a.b.c": "1"}),
+            json!({"a": 0}),
+            json!({"a": {"$ini": ["X"]}}),
+            json!({"a": {"$type": "object"}}),
+        ];
+        let attributes = [
+            json!(null),
+            json!({"a": null}),
+            json!({"a": [null, 0, "", false, [], {}, [[1]], {"b": null}]}),
+            json!({"a": {"b": {"c": [1]}}}),
+            json!({"a": "\u{0}\u{FFFF}\u{10FFFF}"}),
+            json!({"a": 1e308}),
+            json!({"a": -1e-308}),
+            json!({"a": u64::MAX}),
+            json!({"a": i64::MIN}),
+            json!({"a": "0x"}),
+            json!({"a": "v+"}),
+        ];
+        for c in &conditions {
+            let compiled = Condition::compile(c).unwrap();
+            for a in &attributes {
+                let _ = compiled.matches(a);
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Evaluating a whole tenant for one request: for each experiment, the variant or why not.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::bucket::{self, growthbook};
+use crate::config::{HashMode, Status};
+use crate::cookie::StickyEntry;
+use crate::tenant::{Experiment, Tenant, status_name};
+
+/// Everything evaluation needs to know about one request. The engine has no clock and no I/O.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The unit (visitor) id being assigned.
+    pub unit_id: &'a str,
+    /// Targeting attributes (a JSON object; anything else counts as no attributes).
+    pub attributes: &'a Value,
+    /// Request path without query string.
+    pub path: &'a str,
+    /// Current time, Unix milliseconds.
+    pub now_ms: i64,
+    /// Sticky assignments from the unit's verified cookie (empty for a new unit).
+    pub sticky: &'a [StickyEntry],
+    /// QA overrides, experiment key → variant key. The caller decides who may force.
+    pub forced: &'a BTreeMap<String, String>,
+}
+
+/// How an assigned variant was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// By bucketing the unit now.
+    Bucketed,
+    /// Kept from the unit's sticky cookie.
+    Sticky,
+    /// Forced by a QA override.
+    Forced,
+    /// The winner of a stopped experiment.
+    Winner,
+}
+
+/// Why a unit is not in an experiment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The request path is not one of the experiment's paths.
+    PathNotMatched,
+    /// The experiment is a draft.
+    Draft,
+    /// The experiment is paused and the unit was not already in it.
+    Paused,
+    /// The experiment is stopped without a winner.
+    Stopped,
+    /// Before the start time.
+    NotStarted,
+    /// At or after the end time.
+    Ended,
+    /// The targeting condition does not match.
+    NotTargeted,
+    /// The unit is in the tenant holdout.
+    HeldOut {
+        /// The unit's holdout bucket.
+        bucket: u32,
+    },
+    /// The unit's layer bucket belongs to another experiment.
+    OutsideLayer {
+        /// The unit's bucket in the layer.
+        bucket: u32,
+    },
+    /// The unit's bucket is outside the experiment's coverage.
+    OutsideCoverage {
+        /// The unit's bucket in the experiment.
+        bucket: u32,
+    },
+    /// A forced variant key that the experiment does not have.
+    UnknownForcedVariant(String),
+}
+
+impl Reason {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::PathNotMatched => "path_not_matched",
+            Reason::Draft => "draft",
+            Reason::Paused => "paused",
+            Reason::Stopped => "stopped",
+            Reason::NotStarted => "not_started",
+            Reason::Ended => "ended",
+            Reason::NotTargeted => "not_targeted",
+            Reason::HeldOut { .. } => "holdout",
+            Reason::OutsideLayer { .. } => "outside_layer",
+            Reason::OutsideCoverage { .. } => "outside_coverage",
+            Reason::UnknownForcedVariant(_) => "unknown_forced_variant",
+        }
+    }
+}
+
+/// The result for one experiment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The unit gets a variant.
+    Assigned {
+        /// Index into the experiment's variants.
+        variant: usize,
+        /// How it was chosen.
+        source: Source,
+        /// The unit's experiment bucket, when bucketing chose the variant.
+        bucket: Option<u32>,
+        /// Whether the caller should log an exposure now (first assignment in a running
+        /// experiment, or a sticky one whose exposure was never sent).
+        log_exposure: bool,
+    },
+    /// The unit is not in the experiment.
+    Excluded(Reason),
+}
+
+/// One experiment's decision.
+#[derive(Debug, Clone)]
+pub struct Decision<'t> {
+    /// The experiment.
+    pub experiment: &'t Experiment,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl Decision<'_> {
+    /// The assigned variant's key, if any.
+    pub fn variant_key(&self) -> Option<&str> {
+        match self.outcome {
+            Outcome::Assigned { variant, .. } => Some(&self.experiment.variants[variant].key),
+            Outcome::Excluded(_) => None,
+        }
+    }
+
+    /// The decision as JSON, the form the CLI, the browser build and the test vectors share.
+    pub fn to_json(&self) -> Value {
+        let experiment = &self.experiment.key;
+        match &self.outcome {
+            Outcome::Assigned { variant, source, bucket, log_exposure } => json!({
+                "experiment": experiment,
+                "variant": self.experiment.variants[*variant].key,
+                "source": match source {
+                    Source::Bucketed => "bucketed",
+                    Source::Sticky => "sticky",
+                    Source::Forced => "forced",
+                    Source::Winner => "winner",
+                },
+                "bucket": bucket,
+                "exposure": log_exposure,
+            }),
+            Outcome::Excluded(reason) => {
+                let mut value = json!({ "experiment": experiment, "reason": reason.code() });
+                match reason {
+                    Reason::HeldOut { bucket } | Reason::OutsideLayer { bucket } | Reason::OutsideCoverage { bucket } => {
+                        value["bucket"] = json!(bucket);
+                    }
+                    Reason::UnknownForcedVariant(variant) => value["forced_variant"] = json!(variant),
+                    _ => {}
+                }
+                value
+            }
+        }
+    }
+}
+
+/// Decisions for every experiment of a tenant, in config order.
+#[derive(Debug, Clone)]
+pub struct Evaluation<'t> {
+    /// One decision per experiment.
+    pub decisions: Vec<Decision<'t>>,
+}
+
+impl<'t> Evaluation<'t> {
+    /// Decisions that assigned a variant.
+    pub fn assigned(&self) -> impl Iterator<Item = &Decision<'t>> {
+        self.decisions.iter().filter(|d| matches!(d.outcome, Outcome::Assigned { .. }))
+    }
+
+    /// The sticky assignments to store after this request: bucketed and sticky assignments of
+    /// experiments still running or paused (marked exposed), plus the previous cookie's entries for
+    /// live experiments this request did not touch. Removed, stopped and ended experiments drop out;
+    /// forced QA variants never stick.
+    pub fn sticky_after(&self, previous: &[StickyEntry]) -> Vec<StickyEntry> {
+        let mut entries = Vec::new();
+        for decision in &self.decisions {
+            let experiment = decision.experiment;
+            match decision.outcome {
+                Outcome::Assigned { variant, source: Source::Bucketed | Source::Sticky, .. } => {
+                    entries.push(StickyEntry { experiment_id: experiment.cookie_id, variant: variant as u8, exposed: true });
+                }
+                Outcome::Assigned { .. } | Outcome::Excluded(Reason::PathNotMatched) => {
+                    let kept = previous.iter().find(|e| e.experiment_id == experiment.cookie_id);
+                    if let Some(entry) = kept
+                        && still_sticky(experiment, entry)
+                    {
+                        entries.push(*entry);
+                    }
+                }
+                Outcome::Excluded(_) => {}
+            }
+        }
+        entries
+    }
+}
+
+fn still_sticky(experiment: &Experiment, entry: &StickyEntry) -> bool {
+    matches!(experiment.status, Status::Running | Status::Paused) && usize::from(entry.variant) < experiment.variants.len()
+}
+
+impl Tenant {
+    /// Evaluates every experiment for one request.
+    pub fn evaluate<'t>(&'t self, context: &Context<'_>) -> Evaluation<'t> {
+        let decisions = self
+            .experiments
+            .iter()
+            .map(|experiment| Decision { experiment, outcome: self.decide(experiment, context) })
+            .collect();
+        Evaluation { decisions }
+    }
+
+    fn decide(&self, experiment: &Experiment, context: &Context<'_>) -> Outcome {
+        if !experiment.paths.matches(context.path) {
+            return Outcome::Excluded(Reason::PathNotMatched);
+        }
+        if let Some(forced) = context.forced.get(&experiment.key) {
+            return match experiment.variant_index(forced) {
+                Some(variant) => Outcome::Assigned { variant, source: Source::Forced, bucket: None, log_exposure: false },
+                None => Outcome::Excluded(Reason::UnknownForcedVariant(forced.clone())),
+            };
+        }
+        match experiment.status {
+            Status::Draft => return Outcome::Excluded(Reason::Draft),
+            Status::Stopped => {
+                return match experiment.winner {
+                    Some(variant) => Outcome::Assigned { variant, source: Source::Winner, bucket: None, log_exposure: false },
+                    None => Outcome::Excluded(Reason::Stopped),
+                };
+            }
+            Status::Running | Status::Paused => {}
+        }
+        if experiment.start_ms.is_some_and(|start| context.now_ms < start) {
+            return Outcome::Excluded(Reason::NotStarted);
+        }
+        if experiment.end_ms.is_some_and(|end| context.now_ms >= end) {
+            return Outcome::Excluded(Reason::Ended);
+        }
+        // A unit keeps its variant while the experiment runs, even if weights, coverage or
+        // targeting change: switching a visitor mid-experiment corrupts the results.
+        if let Some(entry) = context.sticky.iter().find(|e| e.experiment_id == experiment.cookie_id)
+            && usize::from(entry.variant) < experiment.variants.len()
+        {
+            return Outcome::Assigned {
+                variant: usize::from(entry.variant),
+                source: Source::Sticky,
+                bucket: None,
+                log_exposure: experiment.status == Status::Running && !entry.exposed,
+            };
+        }
+        if experiment.status == Status::Paused {
+            return Outcome::Excluded(Reason::Paused);
+        }
+        if !experiment.targeting.matches(context.attributes) {
+            return Outcome::Excluded(Reason::NotTargeted);
+        }
+        if self.holdout > 0 {
+            let bucket = bucket::bucket(&self.hash_key, &self.holdout_seed, context.unit_id);
+            if bucket < self.holdout {
+                return Outcome::Excluded(Reason::HeldOut { bucket });
+            }
+        }
+        if let Some(slot) = &experiment.layer {
+            let bucket = bucket::bucket(&self.hash_key, &slot.seed, context.unit_id);
+            if !slot.range.contains(bucket) {
+                return Outcome::Excluded(Reason::OutsideLayer { bucket });
+            }
+        }
+        let (bucket, variant) = match experiment.hash {
+            HashMode::CohortV1 => {
+                let bucket = bucket::bucket(&self.hash_key, &experiment.seed, context.unit_id);
+                (bucket, bucket::choose_variant(&experiment.ranges, bucket))
+            }
+            HashMode::GrowthbookV2 => {
+                let bucket = growthbook::bucket_v2(&experiment.seed, context.unit_id);
+                let weights: Vec<u32> = experiment.variants.iter().map(|v| v.weight).collect();
+                (bucket, growthbook::choose_variant(&weights, experiment.coverage, bucket))
+            }
+        };
+        match variant {
+            Some(variant) => Outcome::Assigned { variant, source: Source::Bucketed, bucket: Some(bucket), log_exposure: true },
+            None => Outcome::Excluded(Reason::OutsideCoverage { bucket }),
+        }
+    }
+}
+
+/// Human-readable status name, for explain output.
+pub fn describe_status(experiment: &Experiment) -> &'static str {
+    status_name(experiment.status)
+}

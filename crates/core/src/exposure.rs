@@ -1,0 +1,162 @@
+//! Exposure records: what the edge beacons and the collector stores.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::encoding::hex_encode;
+
+/// Coarse device class derived from the user agent at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceClass {
+    /// Desktop or laptop browser.
+    Desktop,
+    /// Phone.
+    Mobile,
+    /// Tablet.
+    Tablet,
+    /// Anything else.
+    Other,
+}
+
+/// One unit's first exposure to an experiment's variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exposure {
+    /// Deterministic idempotency id: the same (tenant, experiment, unit) always has the same id,
+    /// so re-sent exposures deduplicate. See [`Exposure::idempotency_id`].
+    pub id: String,
+    /// Tenant id.
+    pub tenant: String,
+    /// Experiment key.
+    pub experiment: String,
+    /// Variant key.
+    pub variant: String,
+    /// Unit id.
+    pub unit: String,
+    /// Config version that made the assignment.
+    pub config_version: u64,
+    /// When, Unix milliseconds.
+    pub timestamp: i64,
+    /// ISO 3166-1 alpha-2 country from the edge, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Device class, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceClass>,
+}
+
+/// A record field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    /// The field name.
+    pub field: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// Timestamps before 2020 or beyond 2100 are clock bugs, not data.
+const EARLIEST_MS: i64 = 1_577_836_800_000;
+const LATEST_MS: i64 = 4_102_444_800_000;
+
+impl Exposure {
+    /// `hex(SHA-256("exposure" ‖ 0 ‖ tenant ‖ 0 ‖ experiment ‖ 0 ‖ unit))[..32]`.
+    pub fn idempotency_id(tenant: &str, experiment: &str, unit: &str) -> String {
+        let mut hash = Sha256::new();
+        for (i, part) in ["exposure", tenant, experiment, unit].iter().enumerate() {
+            if i > 0 {
+                hash.update([0]);
+            }
+            hash.update(part.as_bytes());
+        }
+        hex_encode(&hash.finalize()[..16])
+    }
+
+    /// Checks every field; the collector refuses a batch holding a record that fails.
+    pub fn validate(&self) -> Result<(), RecordError> {
+        check_key("tenant", &self.tenant)?;
+        check_key("experiment", &self.experiment)?;
+        check_key("variant", &self.variant)?;
+        if self.unit.is_empty() || self.unit.len() > 128 || self.unit.chars().any(char::is_control) {
+            return Err(RecordError { field: "unit", reason: "1 to 128 characters, no control characters".into() });
+        }
+        if self.config_version == 0 {
+            return Err(RecordError { field: "config_version", reason: "must be at least 1".into() });
+        }
+        if !(EARLIEST_MS..LATEST_MS).contains(&self.timestamp) {
+            return Err(RecordError {
+                field: "timestamp",
+                reason: format!("{} is not a plausible Unix millisecond time", self.timestamp),
+            });
+        }
+        if let Some(country) = &self.country
+            && (country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(RecordError { field: "country", reason: format!("`{country}` is not a two-letter country code") });
+        }
+        let expected = Exposure::idempotency_id(&self.tenant, &self.experiment, &self.unit);
+        if self.id != expected {
+            return Err(RecordError { field: "id", reason: "does not match tenant, experiment and unit".into() });
+        }
+        Ok(())
+    }
+}
+
+fn check_key(field: &'static str, key: &str) -> Result<(), RecordError> {
+    let ok = !key.is_empty()
+        && key.len() <= crate::tenant::MAX_KEY_LEN
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(RecordError { field, reason: format!("`{key}` is not a key (1 to 64 of letters, digits, `-`, `_`, `.`)") })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposure() -> Exposure {
+        Exposure {
+            id: Exposure::idempotency_id("shop", "cta", "u1"),
+            tenant: "shop".into(),
+            experiment: "cta".into(),
+            variant: "green".into(),
+            unit: "u1".into(),
+            config_version: 3,
+            timestamp: 1_800_000_000_000,
+            country: Some("DE".into()),
+            device: Some(DeviceClass::Mobile),
+        }
+    }
+
+    #[test]
+    fn ids_are_deterministic_and_distinct() {
+        assert_eq!(Exposure::idempotency_id("shop", "cta", "u1"), Exposure::idempotency_id("shop", "cta", "u1"));
+        assert_ne!(Exposure::idempotency_id("shop", "cta", "u1"), Exposure::idempotency_id("shop", "ct", "au1"));
+        assert_eq!(Exposure::idempotency_id("shop", "cta", "u1").len(), 32);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        assert_eq!(exposure().validate(), Ok(()));
+        let mut bad = exposure();
+        bad.country = Some("germany".into());
+        assert_eq!(bad.validate().unwrap_err().field, "country");
+        let mut bad = exposure();
+        bad.unit = "u2".into();
+        assert_eq!(bad.validate().unwrap_err().field, "id");
+        let json = serde_json::to_string(&exposure()).unwrap();
+        assert_eq!(serde_json::from_str::<Exposure>(&json).unwrap(), exposure());
+        assert!(serde_json::from_str::<Exposure>(&json.replace("\"unit\"", "\"unit_id\"")).is_err());
+    }
+}

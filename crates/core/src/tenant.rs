@@ -1,0 +1,464 @@
+//! The compiled tenant: a validated config in the form evaluation uses, built once per KV read.
+
+use std::collections::HashMap;
+
+use crate::bucket::{self, BUCKETS, BucketRange, HashKey};
+use crate::condition::Condition;
+use crate::config::{Action, ExperimentConfig, HashMode, Status, TenantConfig, SUPPORTED_SCHEMA};
+use crate::error::{ConfigError, ConfigErrorKind};
+use crate::paths::PathMatcher;
+
+/// Most experiments one tenant may run (the sticky cookie counts them in one byte).
+pub const MAX_EXPERIMENTS: usize = 200;
+/// Most variants in one experiment.
+pub const MAX_VARIANTS: usize = 20;
+/// Longest key (tenant, experiment, variant, layer).
+pub const MAX_KEY_LEN: usize = 64;
+
+/// A validated, compiled tenant config.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Tenant id.
+    pub id: String,
+    /// Config version carried by exposures.
+    pub version: u64,
+    /// Hostnames served.
+    pub hostnames: Vec<String>,
+    /// Bucketing key.
+    pub hash_key: HashKey,
+    /// Holdout in basis points.
+    pub holdout: u32,
+    /// Layer keys, as declared.
+    pub layers: Vec<String>,
+    /// Experiments in evaluation order.
+    pub experiments: Vec<Experiment>,
+    pub(crate) holdout_seed: String,
+    pub(crate) by_cookie_id: HashMap<u32, usize>,
+    /// The config exactly as parsed, for tools that show or re-publish it.
+    pub source: TenantConfig,
+}
+
+/// A compiled experiment.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    /// Experiment key.
+    pub key: String,
+    /// Bucketing seed (the key unless configured).
+    pub seed: String,
+    /// Lifecycle status.
+    pub status: Status,
+    /// Index of the winning variant of a stopped experiment.
+    pub winner: Option<usize>,
+    /// Start, Unix milliseconds.
+    pub start_ms: Option<i64>,
+    /// End, Unix milliseconds.
+    pub end_ms: Option<i64>,
+    /// Paths it applies to.
+    pub paths: PathMatcher,
+    /// Targeting condition.
+    pub targeting: Condition,
+    /// Coverage in basis points.
+    pub coverage: u32,
+    /// Bucketing function.
+    pub hash: HashMode,
+    /// Variants; index 0 is the control.
+    pub variants: Vec<Variant>,
+    /// Variant bucket ranges at the configured coverage.
+    pub ranges: Vec<BucketRange>,
+    /// Layer membership.
+    pub layer: Option<LayerSlot>,
+    /// This experiment's 32-bit id in the sticky cookie.
+    pub cookie_id: u32,
+}
+
+/// A compiled variant.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// Variant key.
+    pub key: String,
+    /// Weight in basis points.
+    pub weight: u32,
+    /// Edge actions.
+    pub actions: Vec<Action>,
+}
+
+/// Where an experiment sits in a layer.
+#[derive(Debug, Clone)]
+pub struct LayerSlot {
+    /// Layer key.
+    pub key: String,
+    /// Seed used to bucket units into the layer (`layer:<key>`).
+    pub seed: String,
+    /// Layer buckets owned by the experiment.
+    pub range: BucketRange,
+}
+
+impl Tenant {
+    /// Parses, validates and compiles a config document.
+    ///
+    /// # Example
+    /// ```
+    /// let json = r#"{"schema": 1, "tenant": "shop", "version": 1, "hostnames": ["shop.example"],
+    ///   "hash_key": "000102030405060708090a0b0c0d0e0f",
+    ///   "experiments": [{"key": "cta", "status": "running",
+    ///     "variants": [{"key": "control", "weight": 5000}, {"key": "green", "weight": 4000}]}]}"#;
+    /// let err = cohort_core::Tenant::from_json(json).unwrap_err();
+    /// assert_eq!(err.to_string(), "experiments[0].variants: weights sum to 9000, expected 10000");
+    /// ```
+    pub fn from_json(json: &str) -> Result<Tenant, ConfigError> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| ConfigError::new("", ConfigErrorKind::Syntax(e.to_string())))?;
+        Tenant::from_value(value)
+    }
+
+    /// Validates and compiles an already-parsed JSON document.
+    pub fn from_value(value: serde_json::Value) -> Result<Tenant, ConfigError> {
+        // The schema decides how to read everything else, so it is checked first.
+        match value.get("schema") {
+            Some(schema) if schema.as_u64() == Some(SUPPORTED_SCHEMA) => {}
+            Some(other) => return Err(ConfigError::new("schema", ConfigErrorKind::UnsupportedSchema(other.to_string()))),
+            None if value.is_object() => return Err(ConfigError::invalid("schema", "missing field `schema`")),
+            None => return Err(ConfigError::invalid("", "a tenant config is a JSON object")),
+        }
+        let config: TenantConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ConfigError::new(path, ConfigErrorKind::Syntax(e.into_inner().to_string()))
+        })?;
+        compile(config)
+    }
+
+    /// The experiment with `key`.
+    pub fn experiment(&self, key: &str) -> Option<&Experiment> {
+        self.experiments.iter().find(|e| e.key == key)
+    }
+
+    /// Index of the experiment with sticky-cookie id `cookie_id`.
+    pub fn experiment_index_by_cookie_id(&self, cookie_id: u32) -> Option<usize> {
+        self.by_cookie_id.get(&cookie_id).copied()
+    }
+}
+
+impl Experiment {
+    /// Index of the variant with `key`.
+    pub fn variant_index(&self, key: &str) -> Option<usize> {
+        self.variants.iter().position(|v| v.key == key)
+    }
+}
+
+fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
+    check_key("tenant", &config.tenant, KeyKind::Tenant)?;
+    if config.version == 0 {
+        return Err(ConfigError::invalid("version", "version must be at least 1"));
+    }
+    if config.hostnames.is_empty() {
+        return Err(ConfigError::invalid("hostnames", "a tenant serves at least one hostname"));
+    }
+    let mut seen_hosts = HashMap::new();
+    for (i, host) in config.hostnames.iter().enumerate() {
+        let path = format!("hostnames[{i}]");
+        check_hostname(host).map_err(|reason| ConfigError::invalid(&path, reason))?;
+        if seen_hosts.insert(host.as_str(), i).is_some() {
+            return Err(ConfigError::new(path, ConfigErrorKind::DuplicateKey(host.clone())));
+        }
+    }
+    let hash_key = HashKey::from_hex(&config.hash_key).ok_or_else(|| {
+        ConfigError::invalid("hash_key", format!("expected 32 hex characters (16 bytes), got `{}`", config.hash_key))
+    })?;
+    check_basis_points("holdout", config.holdout)?;
+
+    let mut layers = Vec::with_capacity(config.layers.len());
+    for (i, layer) in config.layers.iter().enumerate() {
+        let path = format!("layers[{i}].key");
+        check_key(&path, &layer.key, KeyKind::Other)?;
+        if layers.contains(&layer.key) {
+            return Err(ConfigError::new(path, ConfigErrorKind::DuplicateKey(layer.key.clone())));
+        }
+        layers.push(layer.key.clone());
+    }
+
+    if config.experiments.len() > MAX_EXPERIMENTS {
+        return Err(ConfigError::invalid(
+            "experiments",
+            format!("{} experiments; a tenant may have at most {MAX_EXPERIMENTS}", config.experiments.len()),
+        ));
+    }
+    let mut experiments: Vec<Experiment> = Vec::with_capacity(config.experiments.len());
+    let mut by_cookie_id = HashMap::new();
+    for (i, raw) in config.experiments.iter().enumerate() {
+        let path = format!("experiments[{i}]");
+        let experiment = compile_experiment(&path, raw, &hash_key, &layers)?;
+        if let Some(previous) = experiments.iter().find(|e| e.key == experiment.key) {
+            return Err(ConfigError::new(format!("{path}.key"), ConfigErrorKind::DuplicateKey(previous.key.clone())));
+        }
+        if let Some(&other) = by_cookie_id.get(&experiment.cookie_id) {
+            let other: &Experiment = &experiments[other];
+            return Err(ConfigError::invalid(
+                format!("{path}.key"),
+                format!("`{}` and `{}` share a sticky-cookie id; rename one of them", experiment.key, other.key),
+            ));
+        }
+        check_layer_overlap(&path, &experiment, &experiments)?;
+        by_cookie_id.insert(experiment.cookie_id, experiments.len());
+        experiments.push(experiment);
+    }
+
+    Ok(Tenant {
+        holdout_seed: format!("holdout:{}", config.tenant),
+        id: config.tenant.clone(),
+        version: config.version,
+        hostnames: config.hostnames.clone(),
+        hash_key,
+        holdout: config.holdout,
+        layers,
+        experiments,
+        by_cookie_id,
+        source: config,
+    })
+}
+
+fn compile_experiment(
+    path: &str,
+    raw: &ExperimentConfig,
+    hash_key: &HashKey,
+    layers: &[String],
+) -> Result<Experiment, ConfigError> {
+    check_key(&format!("{path}.key"), &raw.key, KeyKind::Other)?;
+    let seed = match &raw.seed {
+        Some(seed) if seed.is_empty() || seed.len() > 256 => {
+            return Err(ConfigError::invalid(format!("{path}.seed"), "a seed has 1 to 256 characters"));
+        }
+        Some(seed) => seed.clone(),
+        None => raw.key.clone(),
+    };
+    check_basis_points(&format!("{path}.coverage"), raw.coverage)?;
+
+    let variants_path = format!("{path}.variants");
+    if raw.variants.len() < 2 || raw.variants.len() > MAX_VARIANTS {
+        return Err(ConfigError::invalid(
+            &variants_path,
+            format!("{} variants; an experiment has 2 to {MAX_VARIANTS} (the first is the control)", raw.variants.len()),
+        ));
+    }
+    let mut variants: Vec<Variant> = Vec::with_capacity(raw.variants.len());
+    for (v, variant) in raw.variants.iter().enumerate() {
+        let variant_path = format!("{variants_path}[{v}]");
+        check_key(&format!("{variant_path}.key"), &variant.key, KeyKind::Other)?;
+        if variants.iter().any(|existing| existing.key == variant.key) {
+            return Err(ConfigError::new(format!("{variant_path}.key"), ConfigErrorKind::DuplicateKey(variant.key.clone())));
+        }
+        check_basis_points(&format!("{variant_path}.weight"), variant.weight)?;
+        for (a, action) in variant.actions.iter().enumerate() {
+            check_action(action).map_err(|reason| ConfigError::invalid(format!("{variant_path}.actions[{a}]"), reason))?;
+        }
+        variants.push(Variant { key: variant.key.clone(), weight: variant.weight, actions: variant.actions.clone() });
+    }
+    let sum: u64 = variants.iter().map(|v| u64::from(v.weight)).sum();
+    if sum != u64::from(BUCKETS) {
+        return Err(ConfigError::new(variants_path, ConfigErrorKind::WeightsSum { sum }));
+    }
+
+    let winner = match (&raw.winner, raw.status) {
+        (None, _) => None,
+        (Some(key), Status::Stopped) => Some(
+            variants
+                .iter()
+                .position(|v| &v.key == key)
+                .ok_or_else(|| ConfigError::new(format!("{path}.winner"), ConfigErrorKind::UnknownWinner(key.clone())))?,
+        ),
+        (Some(_), status) => {
+            return Err(ConfigError::invalid(
+                format!("{path}.winner"),
+                format!("a winner is only served once the experiment is `stopped`, but its status is `{}`", status_name(status)),
+            ));
+        }
+    };
+
+    let parse_time = |field: &str, value: &Option<String>| -> Result<Option<i64>, ConfigError> {
+        value
+            .as_deref()
+            .map(|text| crate::time::parse_rfc3339(text).map_err(|reason| ConfigError::invalid(format!("{path}.{field}"), reason)))
+            .transpose()
+    };
+    let start_ms = parse_time("start", &raw.start)?;
+    let end_ms = parse_time("end", &raw.end)?;
+    if let (Some(start), Some(end)) = (start_ms, end_ms)
+        && end <= start
+    {
+        return Err(ConfigError::invalid(format!("{path}.end"), "end must be after start"));
+    }
+
+    let paths = PathMatcher::compile(&raw.paths)
+        .map_err(|(i, reason)| ConfigError::new(format!("{path}.paths[{i}]"), ConfigErrorKind::InvalidPathPattern(reason)))?;
+    let targeting = Condition::compile(raw.targeting.as_ref().unwrap_or(&serde_json::Value::Object(Default::default())))
+        .map_err(|e| ConfigError::new(format!("{path}.targeting{}", e.path), ConfigErrorKind::InvalidCondition(e.reason)))?;
+
+    let layer = match &raw.layer {
+        None => None,
+        Some(slot) => {
+            if !layers.contains(&slot.key) {
+                return Err(ConfigError::new(format!("{path}.layer.key"), ConfigErrorKind::UnknownLayer(slot.key.clone())));
+            }
+            let [start, end] = slot.range;
+            check_basis_points(&format!("{path}.layer.range[1]"), end)?;
+            if start >= end {
+                return Err(ConfigError::invalid(
+                    format!("{path}.layer.range"),
+                    format!("[{start}, {end}) is empty; a range is [start, end) with start < end <= 10000"),
+                ));
+            }
+            Some(LayerSlot { key: slot.key.clone(), seed: format!("layer:{}", slot.key), range: BucketRange { start, end } })
+        }
+    };
+
+    let weights: Vec<u32> = variants.iter().map(|v| v.weight).collect();
+    Ok(Experiment {
+        cookie_id: bucket::hash64(hash_key, "cookie-id", &raw.key) as u32,
+        ranges: bucket::variant_ranges(&weights, raw.coverage),
+        key: raw.key.clone(),
+        seed,
+        status: raw.status,
+        winner,
+        start_ms,
+        end_ms,
+        paths,
+        targeting,
+        coverage: raw.coverage,
+        hash: raw.hash,
+        variants,
+        layer,
+    })
+}
+
+/// Experiments that are not stopped must not share layer buckets; a stopped experiment releases
+/// its range so a successor can take it.
+fn check_layer_overlap(path: &str, experiment: &Experiment, earlier: &[Experiment]) -> Result<(), ConfigError> {
+    let Some(slot) = &experiment.layer else { return Ok(()) };
+    if experiment.status == Status::Stopped {
+        return Ok(());
+    }
+    for other in earlier.iter().filter(|o| o.status != Status::Stopped) {
+        if let Some(other_slot) = &other.layer
+            && other_slot.key == slot.key
+            && slot.range.start < other_slot.range.end
+            && other_slot.range.start < slot.range.end
+        {
+            return Err(ConfigError::new(
+                format!("{path}.layer.range"),
+                ConfigErrorKind::LayerOverlap {
+                    other: other.key.clone(),
+                    other_range: [other_slot.range.start, other_slot.range.end],
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Draft => "draft",
+        Status::Running => "running",
+        Status::Paused => "paused",
+        Status::Stopped => "stopped",
+    }
+}
+
+fn check_basis_points(path: &str, value: u32) -> Result<(), ConfigError> {
+    if value > BUCKETS {
+        return Err(ConfigError::new(path, ConfigErrorKind::OutOfRange { value: u64::from(value) }));
+    }
+    Ok(())
+}
+
+#[derive(PartialEq)]
+enum KeyKind {
+    Tenant,
+    Other,
+}
+
+/// Keys travel in headers (`exp=variant, ...`), cookies and URLs, so their alphabet is small.
+fn check_key(path: &str, key: &str, kind: KeyKind) -> Result<(), ConfigError> {
+    let allowed = |c: char| match kind {
+        KeyKind::Tenant => c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_',
+        KeyKind::Other => c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.',
+    };
+    let alphabet = match kind {
+        KeyKind::Tenant => "lowercase letters, digits, `-` and `_`",
+        KeyKind::Other => "letters, digits, `-`, `_` and `.`",
+    };
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(ConfigError::invalid(path, format!("a key has 1 to {MAX_KEY_LEN} characters, got {}", key.len())));
+    }
+    if let Some(bad) = key.chars().find(|&c| !allowed(c)) {
+        return Err(ConfigError::invalid(path, format!("`{key}` contains {bad:?}; keys use {alphabet}")));
+    }
+    if !key.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(ConfigError::invalid(path, format!("`{key}` must start with a letter or digit")));
+    }
+    Ok(())
+}
+
+fn check_hostname(host: &str) -> Result<(), String> {
+    if host.is_empty() || host.len() > 253 {
+        return Err(format!("`{host}` is not a hostname (1 to 253 characters)"));
+    }
+    if host.contains(':') {
+        return Err(format!("`{host}`: give the hostname without a port"));
+    }
+    for label in host.split('.') {
+        let valid_chars = label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if label.is_empty() || label.len() > 63 || !valid_chars || label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "`{host}` is not a lowercase hostname (labels of a-z, 0-9 and inner `-`, 1 to 63 characters)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_action(action: &Action) -> Result<(), String> {
+    let selector_ok = |selector: &str| {
+        if selector.trim().is_empty() || selector.len() > 512 || selector.chars().any(char::is_control) {
+            Err(format!("selector `{selector}` must be a non-empty CSS selector without control characters"))
+        } else {
+            Ok(())
+        }
+    };
+    match action {
+        Action::Route { path, host } => {
+            if path.is_none() && host.is_none() {
+                return Err("a route needs a `path`, a `host`, or both".into());
+            }
+            if let Some(path) = path
+                && (!path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()))
+            {
+                return Err(format!("route path `{path}` must start with `/` and contain no spaces"));
+            }
+            if let Some(host) = host {
+                check_hostname(host).map_err(|reason| format!("route host: {reason}"))?;
+            }
+            Ok(())
+        }
+        Action::RequestHeader { name, value } => {
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if name.is_empty() || !name.chars().all(token) {
+                return Err(format!("header name `{name}` is not an HTTP token"));
+            }
+            if value.chars().any(|c| !(c == ' ' || c == '\t' || c.is_ascii_graphic())) {
+                return Err(format!("header `{name}` value must be visible ASCII"));
+            }
+            Ok(())
+        }
+        Action::SetText { selector, .. } | Action::Remove { selector } | Action::InsertHtml { selector, .. } => {
+            selector_ok(selector)
+        }
+        Action::SetAttribute { selector, name, .. } => {
+            selector_ok(selector)?;
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || "\"'>/=".contains(c) || c.is_control()) {
+                return Err(format!("attribute name `{name}` is not valid"));
+            }
+            Ok(())
+        }
+    }
+}

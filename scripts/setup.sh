@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what building and testing Cohort needs on a fresh machine, skipping what is present.
+# Safe to run repeatedly; every step checks before it installs.
+#
+#   scripts/setup.sh            toolchain, wasm target, wasm-bindgen CLI
+#   scripts/setup.sh --browser  also Chromium + ChromeDriver (browser tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WASM_BINDGEN_VERSION=0.2.130   # must equal the `wasm-bindgen` pin in Cargo.toml
+want_browser=false
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=true ;;
+    *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup toolchain list | grep -q "^$toolchain"; then
+  step "installing Rust $toolchain"
+  rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy
+fi
+for component in rustfmt clippy; do
+  if ! rustup component list --toolchain "$toolchain" --installed | grep -q "^$component"; then
+    step "adding $component to $toolchain"
+    rustup component add "$component" --toolchain "$toolchain"
+  fi
+done
+if ! rustup target list --toolchain "$toolchain" --installed | grep -q '^wasm32-unknown-unknown$'; then
+  step "adding wasm32-unknown-unknown to $toolchain"
+  rustup target add wasm32-unknown-unknown --toolchain "$toolchain"
+fi
+
+if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
+  step "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2 minutes, once)"
+  # --locked fails on the registry mirror here: a locked dependency version is missing.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+if $want_browser && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
+  step "installing Chromium and ChromeDriver from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+step "setup complete"
