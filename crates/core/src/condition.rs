@@ -41,16 +41,20 @@
 //!   `$in` used as an attribute name, and the saved-group operators `$inGroup`/`$notInGroup`,
 //!   which Cohort does not support.
 //! * **Paths do not walk into arrays.** GrowthBook's JavaScript SDK resolves `"tags.0"` to the first
-//!   element of `tags` (and `"tags.length"` to its length); its other SDKs, like this module, only
-//!   walk through objects, so such paths read as missing.
+//!   element of `tags` (and `"tags.length"` to its length); its Python SDK, like this module, only
+//!   walks through objects, so such paths read as missing.
 //! * **Key order.** GrowthBook compares object literals by their JSON serialisation, which depends on
 //!   key order; this module compares objects structurally, ignoring key order.
 //! * **Regex dialect.** `$regex` patterns are compiled with `regex-lite`, whose syntax matches
 //!   JavaScript's for the common subset. Look-around and backreferences are not supported (the
-//!   condition is rejected); `.` matches `\r`; `$regexi` folds ASCII case only; and matching is by
-//!   code point rather than UTF-16 code unit.
-//! * **Nesting.** Conditions nested more than [`MAX_DEPTH`] levels deep are rejected, so that
+//!   condition is rejected), as are a few JavaScript-only forms (`[^]`, `\0`, `\cX`, an
+//!   unclosed `{`); `.` matches `\r`; `\s` is ASCII-only; `$regexi` folds ASCII case only; and
+//!   matching is by code point rather than UTF-16 code unit.
+//! * **Nesting.** Conditions nested more than 32 levels deep (each logical operator, attribute,
+//!   value operator and level of a literal array or object counts) are rejected, so that
 //!   evaluation depth is bounded.
+//! * **Paths.** GrowthBook's JavaScript lookup also finds inherited JavaScript properties such as
+//!   `constructor`; here only the attributes' own keys exist.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -165,16 +169,29 @@ enum Test {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Version { cmp: VersionCmp, padded: String },
+    Version {
+        cmp: VersionCmp,
+        padded: String,
+    },
     Eq(Value),
     Ne(Value),
-    Compare { cmp: RelCmp, operand: Prim<'static> },
+    Compare {
+        cmp: RelCmp,
+        operand: Prim<'static>,
+    },
     Exists(bool),
-    In { items: Vec<Value>, fold: bool, negate: bool },
+    In {
+        items: Vec<Value>,
+        fold: bool,
+        negate: bool,
+    },
     Not(Box<Test>),
     Size(Box<Test>),
     ElemMatch(Box<ElemTest>),
-    All { items: Vec<Test>, fold: bool },
+    All {
+        items: Vec<Test>,
+        fold: bool,
+    },
     Regex(Regex),
     Type(JsType),
 }
@@ -403,9 +420,7 @@ fn compile_test(value: &Value, path: &str, depth: usize) -> Result<Test, Conditi
         Value::Object(map) if is_operator_object(map) => {
             let ops = map
                 .iter()
-                .map(|(op, operand)| {
-                    compile_op(op, operand, &key_path(path, op), depth + 1)
-                })
+                .map(|(op, operand)| compile_op(op, operand, &key_path(path, op), depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
             Test::Ops(ops)
         }
@@ -619,7 +634,9 @@ fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op,
 // ---------------------------------------------------------------------------------------------
 
 fn eval_node(node: &Node, attributes: &Value) -> bool {
-    node.clauses.iter().all(|clause| eval_clause(clause, attributes))
+    node.clauses
+        .iter()
+        .all(|clause| eval_clause(clause, attributes))
 }
 
 fn eval_any(nodes: &[Node], attributes: &Value) -> bool {
@@ -802,8 +819,7 @@ fn json_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
         }
         _ => strict_equal(a, b),
@@ -936,15 +952,8 @@ fn js_number_to_string(x: f64) -> String {
 fn is_js_whitespace(c: char) -> bool {
     matches!(
         c,
-        '\u{9}'
-            | '\u{a}'
-            | '\u{b}'
-            | '\u{c}'
-            | '\u{d}'
-            | ' '
-            | '\u{a0}'
-            | '\u{1680}'
-            | '\u{2000}'..='\u{200a}'
+        '\u{9}' | '\u{a}' | '\u{b}' | '\u{c}' | '\u{d}' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
                 | '\u{2028}'
                 | '\u{2029}'
                 | '\u{202f}'
@@ -1062,8 +1071,8 @@ fn padded_version(value: &Value) -> String {
     // Build metadata: from the first `+` that no line terminator follows (JavaScript's `\+.*$`).
     let tail_start = s
         .char_indices()
-        .filter(|(_, c)| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}'))
-        .last()
+        .rev()
+        .find(|(_, c)| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}'))
         .map_or(0, |(i, c)| i + c.len_utf8());
     if let Some(plus) = s[tail_start..].find('+') {
         s = &s[..tail_start + plus];
@@ -1149,14 +1158,28 @@ mod tests {
         assert!(c.matches(&json!({})));
         assert!(c.matches(&json!(null)));
         assert!(c.matches(&json!("not an object")));
-        assert!(!Condition::compile(&json!({"a": 1})).unwrap().is_always_true());
-        assert!(!Condition::compile(&json!({"$and": []})).unwrap().is_always_true());
+        assert!(
+            !Condition::compile(&json!({"a": 1}))
+                .unwrap()
+                .is_always_true()
+        );
+        assert!(
+            !Condition::compile(&json!({"$and": []}))
+                .unwrap()
+                .is_always_true()
+        );
     }
 
     #[test]
     fn non_object_attributes_are_no_attributes() {
         let c = Condition::compile(&json!({"country": {"$exists": false}})).unwrap();
-        for attrs in [json!(null), json!(3), json!("US"), json!([1, 2]), json!(true)] {
+        for attrs in [
+            json!(null),
+            json!(3),
+            json!("US"),
+            json!([1, 2]),
+            json!(true),
+        ] {
             assert!(c.matches(&attrs), "{attrs}");
         }
         assert!(!check(json!({"country": "US"}), json!(["US"])));
@@ -1165,29 +1188,77 @@ mod tests {
     #[test]
     fn error_paths() {
         let cases = [
-            (json!({"age": {"$foo": 1}}), ".age.$foo", "unknown operator `$foo`"),
-            (json!({"$or": [{"a": 1}, {"b": {"$in": 3}}]}), ".$or[1].b.$in", "`$in` expects an array"),
-            (json!({"browser": {"$regex": "(unclosed"}}), ".browser.$regex", "invalid regex"),
+            (
+                json!({"age": {"$foo": 1}}),
+                ".age.$foo",
+                "unknown operator `$foo`",
+            ),
+            (
+                json!({"$or": [{"a": 1}, {"b": {"$in": 3}}]}),
+                ".$or[1].b.$in",
+                "`$in` expects an array",
+            ),
+            (
+                json!({"browser": {"$regex": "(unclosed"}}),
+                ".browser.$regex",
+                "invalid regex",
+            ),
             (
                 json!({"tags": {"$elemMatch": {"$gt": [1]}}}),
                 ".tags.$elemMatch.$gt",
                 "`$gt` expects a number or a string",
             ),
-            (json!({"$or": {"a": 1}}), ".$or", "`$or` expects an array of conditions"),
-            (json!({"$and": [1]}), ".$and[0]", "expected a condition object"),
-            (json!({"$not": [1]}), ".$not", "`$not` expects a condition object"),
+            (
+                json!({"$or": {"a": 1}}),
+                ".$or",
+                "`$or` expects an array of conditions",
+            ),
+            (
+                json!({"$and": [1]}),
+                ".$and[0]",
+                "expected a condition object",
+            ),
+            (
+                json!({"$not": [1]}),
+                ".$not",
+                "`$not` expects a condition object",
+            ),
             (json!([1]), "", "expected a condition object"),
-            (json!({"user.plan": {"$size": "3"}}), ".user.plan.$size", "`$size` expects"),
-            (json!({"odd key": {"$in": 1}}), "[\"odd key\"].$in", "`$in` expects an array"),
-            (json!({"t": {"$all": [1, {"$nope": 1}]}}), ".t.$all[1].$nope", "unknown operator"),
-            (json!({"t": {"$not": {"$in": "x"}}}), ".t.$not.$in", "expects an array"),
+            (
+                json!({"user.plan": {"$size": "3"}}),
+                ".user.plan.$size",
+                "`$size` expects",
+            ),
+            (
+                json!({"odd key": {"$in": 1}}),
+                "[\"odd key\"].$in",
+                "`$in` expects an array",
+            ),
+            (
+                json!({"t": {"$all": [1, {"$nope": 1}]}}),
+                ".t.$all[1].$nope",
+                "unknown operator",
+            ),
+            (
+                json!({"t": {"$not": {"$in": "x"}}}),
+                ".t.$not.$in",
+                "expects an array",
+            ),
             (json!({"$in": [1]}), ".$in", "value operator"),
-            (json!({"id": {"$inGroup": "g"}}), ".id.$inGroup", "saved groups"),
+            (
+                json!({"id": {"$inGroup": "g"}}),
+                ".id.$inGroup",
+                "saved groups",
+            ),
         ];
         for (condition, path, reason) in cases {
             let e = compile_err(condition.clone());
             assert_eq!(e.path, path, "path for {condition}");
-            assert!(e.reason.contains(reason), "reason `{}` for {condition}", e.reason);
+            assert!(
+                e.reason.contains(reason),
+                "reason `{}` for {condition}",
+                e.reason
+            );
         }
     }
 
@@ -1212,22 +1283,31 @@ mod tests {
         assert!(e.path.starts_with(".$not.$not"));
 
         let mut ok = json!({"a": 1});
-        for _ in 0..20 {
+        for _ in 0..25 {
             ok = json!({"$not": ok});
         }
+        // An odd number of negations.
         assert!(!check(ok, json!({"a": 1})));
 
         let mut value = json!({"$eq": 1});
         for _ in 0..40 {
             value = json!({"$not": value});
         }
-        assert!(compile_err(json!({"a": value})).reason.contains("nested too deeply"));
+        assert!(
+            compile_err(json!({"a": value}))
+                .reason
+                .contains("nested too deeply")
+        );
 
         let mut literal = json!(1);
         for _ in 0..40 {
             literal = json!([literal]);
         }
-        assert!(compile_err(json!({"a": literal})).reason.contains("nested too deeply"));
+        assert!(
+            compile_err(json!({"a": literal}))
+                .reason
+                .contains("nested too deeply")
+        );
     }
 
     #[test]
@@ -1309,8 +1389,8 @@ mod tests {
             assert_eq!(string_to_number(s), n, "{s:?}");
         }
         for s in [
-            "abc", "1,000", "1_000", "0x", "-0x10", "1e", "e5", ".", "+", "inf", "NaN",
-            "infinity", "12px", "\u{85}1", "0x1g",
+            "abc", "1,000", "1_000", "0x", "-0x10", "1e", "e5", ".", "+", "inf", "NaN", "infinity",
+            "12px", "\u{85}1", "0x1g",
         ] {
             assert!(string_to_number(s).is_nan(), "{s:?}");
         }
@@ -1319,20 +1399,29 @@ mod tests {
     #[test]
     fn version_padding() {
         assert_eq!(padded_version(&json!("1.2.3")), "    1-    2-    3-~");
-        assert_eq!(padded_version(&json!("v1.2.3+build.7")), "    1-    2-    3-~");
-        assert_eq!(padded_version(&json!("1.0.0-beta.2")), "    1-    0-    0-beta-    2");
+        assert_eq!(
+            padded_version(&json!("v1.2.3+build.7")),
+            "    1-    2-    3-~"
+        );
+        assert_eq!(
+            padded_version(&json!("1.0.0-beta.2")),
+            "    1-    0-    0-beta-    2"
+        );
         assert_eq!(padded_version(&json!(2)), "    2");
         assert_eq!(padded_version(&json!(null)), "    0");
         assert_eq!(padded_version(&json!("")), "    0");
         assert_eq!(padded_version(&json!(true)), "    0");
         assert_eq!(padded_version(&json!("123456.1.1")), "123456-    1-    1-~");
-        assert_eq!(padded_version(&json!("1.2+a\n+b")), "    1-    2+a\n");
+        assert_eq!(padded_version(&json!("1.2+a\n+b")), "    1-2+a\n");
     }
 
     #[test]
     fn relational_comparison_follows_javascript() {
         // Strings compare by UTF-16 code units: U+FF5E sorts after U+1F600 in UTF-8 but not in UTF-16.
-        assert!(check(json!({"s": {"$gt": "\u{1F600}"}}), json!({"s": "\u{FF5E}"})));
+        assert!(check(
+            json!({"s": {"$gt": "\u{1F600}"}}),
+            json!({"s": "\u{FF5E}"})
+        ));
         assert!(check(json!({"n": {"$gt": true}}), json!({"n": 2})));
         assert!(check(json!({"n": {"$lt": "1e3"}}), json!({"n": 999})));
         assert!(!check(json!({"n": {"$lt": "abc"}}), json!({"n": 1})));
@@ -1347,19 +1436,37 @@ mod tests {
     fn numbers_compare_as_f64() {
         assert!(check(json!({"n": 1}), json!({"n": 1.0})));
         assert!(check(json!({"n": {"$eq": 1.0}}), json!({"n": 1})));
-        assert!(check(json!({"n": [1, {"x": 2.0}]}), json!({"n": [1.0, {"x": 2}]})));
+        assert!(check(
+            json!({"n": [1, {"x": 2.0}]}),
+            json!({"n": [1.0, {"x": 2}]})
+        ));
         assert!(check(json!({"n": {"$in": [3.0]}}), json!({"n": 3})));
         assert!(check(json!({"n": {"$eq": -1}}), json!({"n": -1.0})));
-        assert!(check(json!({"n": u64::MAX}), json!({"n": 18446744073709551615.0})));
+        assert!(check(
+            json!({"n": u64::MAX}),
+            json!({"n": 18446744073709551615.0})
+        ));
     }
 
     #[test]
     fn regex_case_insensitivity_is_ascii() {
-        assert!(check(json!({"s": {"$regexi": "^abc$"}}), json!({"s": "ABC"})));
-        assert!(!check(json!({"s": {"$regex": "^abc$"}}), json!({"s": "ABC"})));
+        assert!(check(
+            json!({"s": {"$regexi": "^abc$"}}),
+            json!({"s": "ABC"})
+        ));
+        assert!(!check(
+            json!({"s": {"$regex": "^abc$"}}),
+            json!({"s": "ABC"})
+        ));
         // An escaped slash (as written in JavaScript regex literals) is accepted.
-        assert!(check(json!({"p": {"$regex": "^\\/a\\/b$"}}), json!({"p": "/a/b"})));
-        assert!(check(json!({"p": {"$regex": "^/a/b$"}}), json!({"p": "/a/b"})));
+        assert!(check(
+            json!({"p": {"$regex": "^\\/a\\/b$"}}),
+            json!({"p": "/a/b"})
+        ));
+        assert!(check(
+            json!({"p": {"$regex": "^/a/b$"}}),
+            json!({"p": "/a/b"})
+        ));
         let e = compile_err(json!({"p": {"$regex": "(?=x)"}}));
         assert!(e.reason.starts_with("invalid regex"), "{}", e.reason);
     }

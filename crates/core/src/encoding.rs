@@ -106,8 +106,9 @@ mod tests {
         assert_eq!(base64url_decode("Zm9v="), None);
         assert_eq!(base64url_decode("Z"), None);
         assert_eq!(base64url_decode("Zm9+"), None);
-        assert_eq!(base64url_decode("Zm9"), Some(b"fo".to_vec()));
-        assert_eq!(base64url_decode("Zm-"), None, "non-canonical trailing bits");
+        assert_eq!(base64url_decode("Zm8"), Some(b"fo".to_vec()));
+        assert_eq!(base64url_decode("Zm9"), None, "non-canonical trailing bits");
+        assert_eq!(base64url_decode("Zm-"), None);
     }
 
     #[test]

@@ -1,0 +1,17 @@
+# The README's two commands. Each installs what it needs (scripts/setup.sh) and skips what is there.
+.PHONY: demo test bench fuzz vectors
+
+demo:          ## build everything and explain the example tenants' assignments
+	bash scripts/demo.sh
+
+test:          ## fmt, clippy, native tests, browser vector suite, worker size budget
+	bash scripts/test.sh
+
+bench:         ## engine benchmarks (criterion)
+	cargo bench -p cohort-core --bench engine
+
+fuzz:          ## run each fuzz target briefly (needs nightly + cargo-fuzz)
+	bash scripts/fuzz.sh
+
+vectors:       ## regenerate bucketing/cookie/evaluation vectors from the Python reference
+	python3 testdata/reference.py
