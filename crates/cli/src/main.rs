@@ -10,7 +10,11 @@ use cohort_core::{Context, Outcome, Reason, Source, Tenant};
 use serde_json::{Map, Value};
 
 #[derive(Parser)]
-#[command(name = "cohort", version, about = "Cohort: multi-tenant A/B testing at the edge")]
+#[command(
+    name = "cohort",
+    version,
+    about = "Cohort: multi-tenant A/B testing at the edge"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -106,7 +110,9 @@ fn validate(files: &[PathBuf]) -> Result<ExitCode, String> {
 fn split_url(url: &str) -> Result<(Option<&str>, &str, &str), String> {
     let (host, rest) = match url.split_once("://") {
         Some((_, after_scheme)) => {
-            let end = after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len());
+            let end = after_scheme
+                .find(['/', '?', '#'])
+                .unwrap_or(after_scheme.len());
             (Some(&after_scheme[..end]), &after_scheme[end..])
         }
         None => (None, url),
@@ -115,7 +121,9 @@ fn split_url(url: &str) -> Result<(Option<&str>, &str, &str), String> {
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let path = if path.is_empty() { "/" } else { path };
     if !path.starts_with('/') {
-        return Err(format!("--url `{url}`: expected an absolute URL or a path starting with `/`"));
+        return Err(format!(
+            "--url `{url}`: expected an absolute URL or a path starting with `/`"
+        ));
     }
     Ok((host, path, query))
 }
@@ -142,8 +150,12 @@ fn build_attributes(pairs: &[String]) -> Result<Map<String, Value>, String> {
                 target.insert(segment.to_owned(), value.clone());
                 break;
             }
-            let slot = target.entry(segment.to_owned()).or_insert_with(|| Value::Object(Map::new()));
-            target = slot.as_object_mut().ok_or_else(|| format!("--attr `{pair}`: `{segment}` is already a value"))?;
+            let slot = target
+                .entry(segment.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            target = slot
+                .as_object_mut()
+                .ok_or_else(|| format!("--attr `{pair}`: `{segment}` is already a value"))?;
         }
     }
     Ok(attributes)
@@ -161,11 +173,19 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
     let (host, path, query) = split_url(&args.url)?;
     let mut attributes = build_attributes(&args.attributes)?;
     // Like the edge, expose the request URL to targeting unless the caller set these attributes.
-    attributes.entry("url").or_insert_with(|| Value::String(args.url.clone()));
-    attributes.entry("path").or_insert_with(|| Value::String(path.to_owned()));
-    attributes.entry("query").or_insert_with(|| Value::String(query.to_owned()));
+    attributes
+        .entry("url")
+        .or_insert_with(|| Value::String(args.url.clone()));
+    attributes
+        .entry("path")
+        .or_insert_with(|| Value::String(path.to_owned()));
+    attributes
+        .entry("query")
+        .or_insert_with(|| Value::String(query.to_owned()));
     if let Some(host) = host {
-        attributes.entry("host").or_insert_with(|| Value::String(host.to_owned()));
+        attributes
+            .entry("host")
+            .or_insert_with(|| Value::String(host.to_owned()));
     }
     let attributes = Value::Object(attributes);
     let now = match &args.now {
@@ -176,7 +196,10 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
     for pair in &args.forced {
         let (experiment, variant) = parse_pair("--force", pair)?;
         if tenant.experiment(experiment).is_none() {
-            return Err(format!("--force `{pair}`: tenant `{}` has no experiment `{experiment}`", tenant.id));
+            return Err(format!(
+                "--force `{pair}`: tenant `{}` has no experiment `{experiment}`",
+                tenant.id
+            ));
         }
         forced.insert(experiment.to_owned(), variant.to_owned());
     }
@@ -205,11 +228,22 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
         cohort_core::time::format_rfc3339(now)
     )
     .map_err(|e| e.to_string())?;
-    let width = tenant.experiments.iter().map(|e| e.key.len()).max().unwrap_or(10).max(10);
+    let width = tenant
+        .experiments
+        .iter()
+        .map(|e| e.key.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
     for decision in &evaluation.decisions {
         let experiment = decision.experiment;
         let line = match &decision.outcome {
-            Outcome::Assigned { variant, source, bucket, log_exposure } => {
+            Outcome::Assigned {
+                variant,
+                source,
+                bucket,
+                log_exposure,
+            } => {
                 let how = match (source, bucket) {
                     (Source::Bucketed, Some(bucket)) => format!("bucket {bucket}"),
                     (Source::Bucketed, None) => "bucketed".into(),
@@ -217,7 +251,11 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
                     (Source::Forced, _) => "forced".into(),
                     (Source::Winner, _) => "winner of a stopped experiment".into(),
                 };
-                let exposure = if *log_exposure { ", exposure logged" } else { "" };
+                let exposure = if *log_exposure {
+                    ", exposure logged"
+                } else {
+                    ""
+                };
                 format!("→ {} ({how}{exposure})", experiment.variants[*variant].key)
             }
             Outcome::Excluded(reason) => format!("– {}", describe(reason, experiment, &tenant)),
@@ -234,12 +272,18 @@ fn describe(reason: &Reason, experiment: &cohort_core::Experiment, tenant: &Tena
         Reason::Paused => "paused: not enrolling new units".into(),
         Reason::Stopped => "stopped without a winner".into(),
         Reason::NotStarted => match experiment.start_ms {
-            Some(start) => format!("not started (starts {})", cohort_core::time::format_rfc3339(start)),
+            Some(start) => format!(
+                "not started (starts {})",
+                cohort_core::time::format_rfc3339(start)
+            ),
             None => "not started".into(),
         },
         Reason::Ended => "ended".into(),
         Reason::NotTargeted => "not targeted".into(),
-        Reason::HeldOut { bucket } => format!("in the tenant holdout (bucket {bucket} < {})", tenant.holdout),
+        Reason::HeldOut { bucket } => format!(
+            "in the tenant holdout (bucket {bucket} < {})",
+            tenant.holdout
+        ),
         Reason::OutsideLayer { bucket } => match &experiment.layer {
             Some(slot) => format!(
                 "layer `{}` bucket {bucket} is outside [{}, {})",
@@ -248,9 +292,14 @@ fn describe(reason: &Reason, experiment: &cohort_core::Experiment, tenant: &Tena
             None => format!("outside layer (bucket {bucket})"),
         },
         Reason::OutsideCoverage { bucket } => {
-            format!("outside coverage (bucket {bucket}, coverage {})", experiment.coverage)
+            format!(
+                "outside coverage (bucket {bucket}, coverage {})",
+                experiment.coverage
+            )
         }
-        Reason::UnknownForcedVariant(variant) => format!("forced variant `{variant}` does not exist"),
+        Reason::UnknownForcedVariant(variant) => {
+            format!("forced variant `{variant}` does not exist")
+        }
         _ => reason.code().replace('_', " "),
     }
 }
@@ -263,16 +312,29 @@ fn match_line(line: &str) -> String {
     let Some(object) = input.as_object() else {
         return "error: expected an object {\"condition\": ..., \"attributes\": ...}".into();
     };
-    if let Some(unknown) = object.keys().find(|k| *k != "condition" && *k != "attributes") {
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| *k != "condition" && *k != "attributes")
+    {
         return format!("error: unknown field `{unknown}`; expected `condition` and `attributes`");
     }
     let Some(condition) = object.get("condition") else {
         return "error: missing field `condition`".into();
     };
-    let attributes = object.get("attributes").cloned().unwrap_or(Value::Object(Map::new()));
+    let attributes = object
+        .get("attributes")
+        .cloned()
+        .unwrap_or(Value::Object(Map::new()));
     match cohort_core::Condition::compile(condition) {
         Ok(compiled) => compiled.matches(&attributes).to_string(),
-        Err(e) => format!("error: condition{}", if e.path.is_empty() { format!(": {}", e.reason) } else { format!("{}: {}", e.path, e.reason) }),
+        Err(e) => format!(
+            "error: condition{}",
+            if e.path.is_empty() {
+                format!(": {}", e.reason)
+            } else {
+                format!("{}: {}", e.path, e.reason)
+            }
+        ),
     }
 }
 
@@ -295,15 +357,27 @@ mod tests {
 
     #[test]
     fn urls_split_into_host_path_query() {
-        assert_eq!(split_url("https://shop.example/checkout?x=1#top").unwrap(), (Some("shop.example"), "/checkout", "x=1"));
-        assert_eq!(split_url("https://shop.example").unwrap(), (Some("shop.example"), "/", ""));
+        assert_eq!(
+            split_url("https://shop.example/checkout?x=1#top").unwrap(),
+            (Some("shop.example"), "/checkout", "x=1")
+        );
+        assert_eq!(
+            split_url("https://shop.example").unwrap(),
+            (Some("shop.example"), "/", "")
+        );
         assert_eq!(split_url("/a?b").unwrap(), (None, "/a", "b"));
         assert!(split_url("checkout").is_err());
     }
 
     #[test]
     fn attributes_parse_json_and_nest() {
-        let attributes = build_attributes(&["age=42".into(), "country=DE".into(), "user.plan=\"pro\"".into(), "tags=[\"a\"]".into()]).unwrap();
+        let attributes = build_attributes(&[
+            "age=42".into(),
+            "country=DE".into(),
+            "user.plan=\"pro\"".into(),
+            "tags=[\"a\"]".into(),
+        ])
+        .unwrap();
         assert_eq!(
             Value::Object(attributes),
             serde_json::json!({"age": 42, "country": "DE", "user": {"plan": "pro"}, "tags": ["a"]})
@@ -314,10 +388,18 @@ mod tests {
 
     #[test]
     fn match_lines_report_errors() {
-        assert_eq!(match_line(r#"{"condition": {"a": 1}, "attributes": {"a": 1}}"#), "true");
-        assert_eq!(match_line(r#"{"condition": {"a": 1}, "attributes": {"a": 2}}"#), "false");
+        assert_eq!(
+            match_line(r#"{"condition": {"a": 1}, "attributes": {"a": 1}}"#),
+            "true"
+        );
+        assert_eq!(
+            match_line(r#"{"condition": {"a": 1}, "attributes": {"a": 2}}"#),
+            "false"
+        );
         assert!(match_line("nope").starts_with("error: line is not JSON"));
-        assert!(match_line(r#"{"condition": {"a": {"$bogus": 1}}}"#).starts_with("error: condition.a"));
+        assert!(
+            match_line(r#"{"condition": {"a": {"$bogus": 1}}}"#).starts_with("error: condition.a")
+        );
         assert!(match_line(r#"{"attributes": {}}"#).starts_with("error: missing field"));
     }
 }

@@ -53,11 +53,19 @@ fn twenty_experiment_config() -> String {
 fn benchmarks(c: &mut Criterion) {
     let key = HashKey::from_hex("9f3c2a7be1d04586a2c7e9f0b3d51e68").unwrap();
     c.bench_function("bucket one unit", |b| {
-        b.iter(|| bucket::bucket(black_box(&key), black_box("checkout-button"), black_box("9b2f5c1e3a7d4e8f9a0b1c2d3e4f5a6b")))
+        b.iter(|| {
+            bucket::bucket(
+                black_box(&key),
+                black_box("checkout-button"),
+                black_box("9b2f5c1e3a7d4e8f9a0b1c2d3e4f5a6b"),
+            )
+        })
     });
 
     let config = twenty_experiment_config();
-    c.bench_function("compile 20-experiment config", |b| b.iter(|| Tenant::from_json(black_box(&config)).unwrap()));
+    c.bench_function("compile 20-experiment config", |b| {
+        b.iter(|| Tenant::from_json(black_box(&config)).unwrap())
+    });
 
     let tenant = Tenant::from_json(&config).unwrap();
     let attributes = json!({

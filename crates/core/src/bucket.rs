@@ -93,7 +93,10 @@ pub fn variant_ranges(weights: &[u32], coverage: u32) -> Vec<BucketRange> {
         .iter()
         .map(|&weight| {
             let len = (u64::from(weight) * u64::from(coverage) / u64::from(BUCKETS)) as u32;
-            let range = BucketRange { start, end: start + len };
+            let range = BucketRange {
+                start,
+                end: start + len,
+            };
             start += weight;
             range
         })
@@ -150,13 +153,37 @@ mod tests {
     fn ranges_grow_in_place() {
         assert_eq!(
             variant_ranges(&[5000, 5000], 10_000),
-            vec![BucketRange { start: 0, end: 5000 }, BucketRange { start: 5000, end: 10_000 }]
+            vec![
+                BucketRange {
+                    start: 0,
+                    end: 5000
+                },
+                BucketRange {
+                    start: 5000,
+                    end: 10_000
+                }
+            ]
         );
         assert_eq!(
             variant_ranges(&[5000, 5000], 2000),
-            vec![BucketRange { start: 0, end: 1000 }, BucketRange { start: 5000, end: 6000 }]
+            vec![
+                BucketRange {
+                    start: 0,
+                    end: 1000
+                },
+                BucketRange {
+                    start: 5000,
+                    end: 6000
+                }
+            ]
         );
-        assert_eq!(variant_ranges(&[3333, 3333, 3334], 0).iter().map(BucketRange::len).sum::<u32>(), 0);
+        assert_eq!(
+            variant_ranges(&[3333, 3333, 3334], 0)
+                .iter()
+                .map(BucketRange::len)
+                .sum::<u32>(),
+            0
+        );
     }
 
     #[test]

@@ -918,8 +918,18 @@ fn js_number_to_string(x: f64) -> String {
     if x < 0.0 {
         return format!("-{}", js_number_to_string(-x));
     }
-    // `{:e}` gives the shortest round-trip digits: "1.2345e3", "5e-7".
-    let sci = format!("{x:e}");
+    // `{:e}` gives the fewest digits that round-trip ("1.2345e3", "5e-7"), but when two such
+    // digit strings are equally close it may not pick the even one as JavaScript does
+    // (85239602610219.125 must print as "85239602610219.12"). Rounding the exact value to that many
+    // digits, which Rust does half-to-even, gives JavaScript's choice.
+    let shortest = format!("{x:e}");
+    let precision = shortest.split('e').next().map_or(0, |m| {
+        m.bytes()
+            .filter(u8::is_ascii_digit)
+            .count()
+            .saturating_sub(1)
+    });
+    let sci = format!("{x:.precision$e}");
     let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let k = digits.len() as i64;
@@ -929,7 +939,7 @@ fn js_number_to_string(x: f64) -> String {
         out.extend(std::iter::repeat_n('0', (n - k) as usize));
         out
     } else if 0 < n && n <= 21 {
-        let (int, frac) = digits.split_at(n as usize);
+        let (int, frac) = digits.split_at_checked(n as usize).unwrap_or((&digits, ""));
         format!("{int}.{frac}")
     } else if -6 < n && n <= 0 {
         let mut out = "0.".to_owned();
@@ -939,7 +949,7 @@ fn js_number_to_string(x: f64) -> String {
     } else {
         let e = n - 1;
         let sign = if e >= 0 { '+' } else { '-' };
-        let (first, rest) = digits.split_at(1);
+        let (first, rest) = digits.split_at_checked(1).unwrap_or(("0", ""));
         if rest.is_empty() {
             format!("{first}e{sign}{}", e.abs())
         } else {
@@ -970,15 +980,17 @@ fn string_to_number(s: &str) -> f64 {
         return 0.0;
     }
     let bytes = t.as_bytes();
-    if bytes.len() > 2 && bytes[0] == b'0' {
-        let radix = match bytes[1] {
+    if let [b'0', prefix, ..] = bytes {
+        let radix = match prefix {
             b'x' | b'X' => 16,
             b'o' | b'O' => 8,
             b'b' | b'B' => 2,
             _ => 0,
         };
         if radix != 0 {
-            return parse_radix(&t[2..], radix);
+            return t
+                .get(2..)
+                .map_or(f64::NAN, |digits| parse_radix(digits, radix));
         }
     }
     match t {
@@ -1355,6 +1367,10 @@ mod tests {
             (f64::NEG_INFINITY, "-Infinity"),
             (5e-324, "5e-324"),
             (1.7976931348623157e308, "1.7976931348623157e+308"),
+            // Exact ties between two shortest digit strings go to the even one.
+            (85_239_602_610_219.0 + 0.125, "85239602610219.12"),
+            (1_233_845_269_586_031.0 + 0.25, "1233845269586031.2"),
+            (-(3_968_336_725_335.0 + 0.031_25), "-3968336725335.0312"),
         ];
         for (x, s) in cases {
             assert_eq!(js_number_to_string(x), s, "{x:e}");

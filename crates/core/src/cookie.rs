@@ -89,13 +89,19 @@ pub enum CookieError {
 impl std::fmt::Display for CookieError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CookieError::Oversized { len } => write!(f, "cookie value is {len} characters, over {MAX_VALUE_LEN}"),
+            CookieError::Oversized { len } => {
+                write!(f, "cookie value is {len} characters, over {MAX_VALUE_LEN}")
+            }
             CookieError::NotBase64 => f.write_str("cookie value is not base64url"),
             CookieError::Truncated => f.write_str("cookie value is truncated"),
-            CookieError::UnsupportedFormat(format) => write!(f, "cookie format {format} is not supported"),
+            CookieError::UnsupportedFormat(format) => {
+                write!(f, "cookie format {format} is not supported")
+            }
             CookieError::BadMac => f.write_str("cookie signature does not verify"),
             CookieError::Malformed(what) => write!(f, "cookie is malformed: {what}"),
-            CookieError::Stale { age_seconds } => write!(f, "cookie was issued {age_seconds} s ago, too long ago"),
+            CookieError::Stale { age_seconds } => {
+                write!(f, "cookie was issued {age_seconds} s ago, too long ago")
+            }
         }
     }
 }
@@ -191,7 +197,12 @@ impl StickyCookie {
 
     /// Verifies and decodes a cookie value issued at most `max_age_seconds` before `now` (Unix
     /// seconds). Every failure is an error, never a panic.
-    pub fn decode(value: &str, key: &CookieKey, now: i64, max_age_seconds: i64) -> Result<StickyCookie, CookieError> {
+    pub fn decode(
+        value: &str,
+        key: &CookieKey,
+        now: i64,
+        max_age_seconds: i64,
+    ) -> Result<StickyCookie, CookieError> {
         if value.len() > MAX_VALUE_LEN {
             return Err(CookieError::Oversized { len: value.len() });
         }
@@ -221,7 +232,8 @@ impl StickyCookie {
             _ => return Err(CookieError::Malformed("unknown unit id kind")),
         };
         let config_version = reader.varint()?;
-        let issued_at = i64::try_from(reader.varint()?).map_err(|_| CookieError::Malformed("issue time"))?;
+        let issued_at =
+            i64::try_from(reader.varint()?).map_err(|_| CookieError::Malformed("issue time"))?;
         if issued_at > now.saturating_add(MAX_FUTURE_SKEW_SECS) {
             return Err(CookieError::Malformed("issued in the future"));
         }
@@ -238,15 +250,27 @@ impl StickyCookie {
             let id = reader.take(4)?;
             let experiment_id = u32::from_le_bytes([id[0], id[1], id[2], id[3]]);
             let packed = reader.byte()?;
-            if assignments.iter().any(|e: &StickyEntry| e.experiment_id == experiment_id) {
+            if assignments
+                .iter()
+                .any(|e: &StickyEntry| e.experiment_id == experiment_id)
+            {
                 return Err(CookieError::Malformed("an experiment appears twice"));
             }
-            assignments.push(StickyEntry { experiment_id, variant: packed & !EXPOSED_BIT, exposed: packed & EXPOSED_BIT != 0 });
+            assignments.push(StickyEntry {
+                experiment_id,
+                variant: packed & !EXPOSED_BIT,
+                exposed: packed & EXPOSED_BIT != 0,
+            });
         }
         if !reader.bytes.is_empty() {
             return Err(CookieError::Malformed("trailing bytes"));
         }
-        Ok(StickyCookie { unit_id, config_version, issued_at, assignments })
+        Ok(StickyCookie {
+            unit_id,
+            config_version,
+            issued_at,
+            assignments,
+        })
     }
 }
 
@@ -275,7 +299,11 @@ mod tests {
             config_version: 42,
             issued_at: 1_800_000_000,
             assignments: (0..assignments as u32)
-                .map(|i| StickyEntry { experiment_id: i.wrapping_mul(0x9e37_79b9), variant: (i % 3) as u8, exposed: i % 2 == 0 })
+                .map(|i| StickyEntry {
+                    experiment_id: i.wrapping_mul(0x9e37_79b9),
+                    variant: (i % 3) as u8,
+                    exposed: i % 2 == 0,
+                })
                 .collect(),
         }
     }
@@ -284,9 +312,18 @@ mod tests {
     fn round_trips() {
         let cookie = sample(5);
         let value = cookie.encode(&KEY);
-        assert_eq!(StickyCookie::decode(&value, &KEY, 1_800_000_010, 3600), Ok(cookie));
-        let free_form = StickyCookie { unit_id: "user-42@example".into(), ..sample(0) };
-        assert_eq!(StickyCookie::decode(&free_form.encode(&KEY), &KEY, 1_800_000_000, 60), Ok(free_form));
+        assert_eq!(
+            StickyCookie::decode(&value, &KEY, 1_800_000_010, 3600),
+            Ok(cookie)
+        );
+        let free_form = StickyCookie {
+            unit_id: "user-42@example".into(),
+            ..sample(0)
+        };
+        assert_eq!(
+            StickyCookie::decode(&free_form.encode(&KEY), &KEY, 1_800_000_000, 60),
+            Ok(free_form)
+        );
     }
 
     #[test]
@@ -300,18 +337,27 @@ mod tests {
     fn refuses_forged_stale_and_truncated_values() {
         let value = sample(3).encode(&KEY);
         let other = CookieKey([8; 16]);
-        assert_eq!(StickyCookie::decode(&value, &other, 1_800_000_000, 60), Err(CookieError::BadMac));
+        assert_eq!(
+            StickyCookie::decode(&value, &other, 1_800_000_000, 60),
+            Err(CookieError::BadMac)
+        );
         assert_eq!(
             StickyCookie::decode(&value, &KEY, 1_800_000_061, 60),
             Err(CookieError::Stale { age_seconds: 61 })
         );
         for cut in 0..value.len() {
-            assert!(StickyCookie::decode(&value[..cut], &KEY, 1_800_000_000, 60).is_err(), "cut at {cut}");
+            assert!(
+                StickyCookie::decode(&value[..cut], &KEY, 1_800_000_000, 60).is_err(),
+                "cut at {cut}"
+            );
         }
         assert_eq!(
             StickyCookie::decode(&"A".repeat(2000), &KEY, 0, 60),
             Err(CookieError::Oversized { len: 2000 })
         );
-        assert_eq!(StickyCookie::decode("!!!", &KEY, 0, 60), Err(CookieError::NotBase64));
+        assert_eq!(
+            StickyCookie::decode("!!!", &KEY, 0, 60),
+            Err(CookieError::NotBase64)
+        );
     }
 }

@@ -54,9 +54,15 @@ impl std::fmt::Display for ConfigErrorKind {
         match self {
             ConfigErrorKind::Syntax(message) => f.write_str(message),
             ConfigErrorKind::UnsupportedSchema(found) => {
-                write!(f, "unsupported schema {found}; this engine reads schema {}", crate::config::SUPPORTED_SCHEMA)
+                write!(
+                    f,
+                    "unsupported schema {found}; this engine reads schema {}",
+                    crate::config::SUPPORTED_SCHEMA
+                )
             }
-            ConfigErrorKind::WeightsSum { sum } => write!(f, "weights sum to {sum}, expected 10000"),
+            ConfigErrorKind::WeightsSum { sum } => {
+                write!(f, "weights sum to {sum}, expected 10000")
+            }
             ConfigErrorKind::DuplicateKey(key) => write!(f, "duplicate key `{key}`"),
             ConfigErrorKind::LayerOverlap { other, other_range } => write!(
                 f,
@@ -64,12 +70,23 @@ impl std::fmt::Display for ConfigErrorKind {
                 other_range[0], other_range[1]
             ),
             ConfigErrorKind::OutOfRange { value } => {
-                write!(f, "{value} is out of range: basis points must be within 0..=10000")
+                write!(
+                    f,
+                    "{value} is out of range: basis points must be within 0..=10000"
+                )
             }
-            ConfigErrorKind::InvalidPathPattern(reason) => write!(f, "invalid path pattern: {reason}"),
-            ConfigErrorKind::InvalidCondition(reason) => write!(f, "invalid targeting condition: {reason}"),
-            ConfigErrorKind::UnknownWinner(key) => write!(f, "winner `{key}` is not a variant of this experiment"),
-            ConfigErrorKind::UnknownLayer(key) => write!(f, "layer `{key}` is not declared in `layers`"),
+            ConfigErrorKind::InvalidPathPattern(reason) => {
+                write!(f, "invalid path pattern: {reason}")
+            }
+            ConfigErrorKind::InvalidCondition(reason) => {
+                write!(f, "invalid targeting condition: {reason}")
+            }
+            ConfigErrorKind::UnknownWinner(key) => {
+                write!(f, "winner `{key}` is not a variant of this experiment")
+            }
+            ConfigErrorKind::UnknownLayer(key) => {
+                write!(f, "layer `{key}` is not declared in `layers`")
+            }
             ConfigErrorKind::Invalid(reason) => f.write_str(reason),
         }
     }
@@ -89,7 +106,10 @@ impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     pub(crate) fn new(path: impl Into<String>, kind: ConfigErrorKind) -> ConfigError {
-        ConfigError { path: path.into(), kind }
+        ConfigError {
+            path: path.into(),
+            kind,
+        }
     }
 
     pub(crate) fn invalid(path: impl Into<String>, reason: impl Into<String>) -> ConfigError {

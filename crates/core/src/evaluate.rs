@@ -41,6 +41,7 @@ pub enum Source {
 
 /// Why a unit is not in an experiment.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reason {
     /// The request path is not one of the experiment's paths.
     PathNotMatched,
@@ -135,7 +136,12 @@ impl Decision<'_> {
     pub fn to_json(&self) -> Value {
         let experiment = &self.experiment.key;
         match &self.outcome {
-            Outcome::Assigned { variant, source, bucket, log_exposure } => json!({
+            Outcome::Assigned {
+                variant,
+                source,
+                bucket,
+                log_exposure,
+            } => json!({
                 "experiment": experiment,
                 "variant": self.experiment.variants[*variant].key,
                 "source": match source {
@@ -150,10 +156,14 @@ impl Decision<'_> {
             Outcome::Excluded(reason) => {
                 let mut value = json!({ "experiment": experiment, "reason": reason.code() });
                 match reason {
-                    Reason::HeldOut { bucket } | Reason::OutsideLayer { bucket } | Reason::OutsideCoverage { bucket } => {
+                    Reason::HeldOut { bucket }
+                    | Reason::OutsideLayer { bucket }
+                    | Reason::OutsideCoverage { bucket } => {
                         value["bucket"] = json!(bucket);
                     }
-                    Reason::UnknownForcedVariant(variant) => value["forced_variant"] = json!(variant),
+                    Reason::UnknownForcedVariant(variant) => {
+                        value["forced_variant"] = json!(variant)
+                    }
                     _ => {}
                 }
                 value
@@ -172,7 +182,9 @@ pub struct Evaluation<'t> {
 impl<'t> Evaluation<'t> {
     /// Decisions that assigned a variant.
     pub fn assigned(&self) -> impl Iterator<Item = &Decision<'t>> {
-        self.decisions.iter().filter(|d| matches!(d.outcome, Outcome::Assigned { .. }))
+        self.decisions
+            .iter()
+            .filter(|d| matches!(d.outcome, Outcome::Assigned { .. }))
     }
 
     /// The sticky assignments to store after this request: bucketed and sticky assignments of
@@ -184,11 +196,21 @@ impl<'t> Evaluation<'t> {
         for decision in &self.decisions {
             let experiment = decision.experiment;
             match decision.outcome {
-                Outcome::Assigned { variant, source: Source::Bucketed | Source::Sticky, .. } => {
-                    entries.push(StickyEntry { experiment_id: experiment.cookie_id, variant: variant as u8, exposed: true });
+                Outcome::Assigned {
+                    variant,
+                    source: Source::Bucketed | Source::Sticky,
+                    ..
+                } => {
+                    entries.push(StickyEntry {
+                        experiment_id: experiment.cookie_id,
+                        variant: variant as u8,
+                        exposed: true,
+                    });
                 }
                 Outcome::Assigned { .. } | Outcome::Excluded(Reason::PathNotMatched) => {
-                    let kept = previous.iter().find(|e| e.experiment_id == experiment.cookie_id);
+                    let kept = previous
+                        .iter()
+                        .find(|e| e.experiment_id == experiment.cookie_id);
                     if let Some(entry) = kept
                         && still_sticky(experiment, entry)
                     {
@@ -203,7 +225,8 @@ impl<'t> Evaluation<'t> {
 }
 
 fn still_sticky(experiment: &Experiment, entry: &StickyEntry) -> bool {
-    matches!(experiment.status, Status::Running | Status::Paused) && usize::from(entry.variant) < experiment.variants.len()
+    matches!(experiment.status, Status::Running | Status::Paused)
+        && usize::from(entry.variant) < experiment.variants.len()
 }
 
 impl Tenant {
@@ -212,7 +235,10 @@ impl Tenant {
         let decisions = self
             .experiments
             .iter()
-            .map(|experiment| Decision { experiment, outcome: self.decide(experiment, context) })
+            .map(|experiment| Decision {
+                experiment,
+                outcome: self.decide(experiment, context),
+            })
             .collect();
         Evaluation { decisions }
     }
@@ -223,7 +249,12 @@ impl Tenant {
         }
         if let Some(forced) = context.forced.get(&experiment.key) {
             return match experiment.variant_index(forced) {
-                Some(variant) => Outcome::Assigned { variant, source: Source::Forced, bucket: None, log_exposure: false },
+                Some(variant) => Outcome::Assigned {
+                    variant,
+                    source: Source::Forced,
+                    bucket: None,
+                    log_exposure: false,
+                },
                 None => Outcome::Excluded(Reason::UnknownForcedVariant(forced.clone())),
             };
         }
@@ -231,13 +262,21 @@ impl Tenant {
             Status::Draft => return Outcome::Excluded(Reason::Draft),
             Status::Stopped => {
                 return match experiment.winner {
-                    Some(variant) => Outcome::Assigned { variant, source: Source::Winner, bucket: None, log_exposure: false },
+                    Some(variant) => Outcome::Assigned {
+                        variant,
+                        source: Source::Winner,
+                        bucket: None,
+                        log_exposure: false,
+                    },
                     None => Outcome::Excluded(Reason::Stopped),
                 };
             }
             Status::Running | Status::Paused => {}
         }
-        if experiment.start_ms.is_some_and(|start| context.now_ms < start) {
+        if experiment
+            .start_ms
+            .is_some_and(|start| context.now_ms < start)
+        {
             return Outcome::Excluded(Reason::NotStarted);
         }
         if experiment.end_ms.is_some_and(|end| context.now_ms >= end) {
@@ -245,7 +284,10 @@ impl Tenant {
         }
         // A unit keeps its variant while the experiment runs, even if weights, coverage or
         // targeting change: switching a visitor mid-experiment corrupts the results.
-        if let Some(entry) = context.sticky.iter().find(|e| e.experiment_id == experiment.cookie_id)
+        if let Some(entry) = context
+            .sticky
+            .iter()
+            .find(|e| e.experiment_id == experiment.cookie_id)
             && usize::from(entry.variant) < experiment.variants.len()
         {
             return Outcome::Assigned {
@@ -281,11 +323,19 @@ impl Tenant {
             HashMode::GrowthbookV2 => {
                 let bucket = growthbook::bucket_v2(&experiment.seed, context.unit_id);
                 let weights: Vec<u32> = experiment.variants.iter().map(|v| v.weight).collect();
-                (bucket, growthbook::choose_variant(&weights, experiment.coverage, bucket))
+                (
+                    bucket,
+                    growthbook::choose_variant(&weights, experiment.coverage, bucket),
+                )
             }
         };
         match variant {
-            Some(variant) => Outcome::Assigned { variant, source: Source::Bucketed, bucket: Some(bucket), log_exposure: true },
+            Some(variant) => Outcome::Assigned {
+                variant,
+                source: Source::Bucketed,
+                bucket: Some(bucket),
+                log_exposure: true,
+            },
             None => Outcome::Excluded(Reason::OutsideCoverage { bucket }),
         }
     }

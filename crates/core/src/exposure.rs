@@ -85,26 +85,42 @@ impl Exposure {
         check_key("tenant", &self.tenant)?;
         check_key("experiment", &self.experiment)?;
         check_key("variant", &self.variant)?;
-        if self.unit.is_empty() || self.unit.len() > 128 || self.unit.chars().any(char::is_control) {
-            return Err(RecordError { field: "unit", reason: "1 to 128 characters, no control characters".into() });
+        if self.unit.is_empty() || self.unit.len() > 128 || self.unit.chars().any(char::is_control)
+        {
+            return Err(RecordError {
+                field: "unit",
+                reason: "1 to 128 characters, no control characters".into(),
+            });
         }
         if self.config_version == 0 {
-            return Err(RecordError { field: "config_version", reason: "must be at least 1".into() });
+            return Err(RecordError {
+                field: "config_version",
+                reason: "must be at least 1".into(),
+            });
         }
         if !(EARLIEST_MS..LATEST_MS).contains(&self.timestamp) {
             return Err(RecordError {
                 field: "timestamp",
-                reason: format!("{} is not a plausible Unix millisecond time", self.timestamp),
+                reason: format!(
+                    "{} is not a plausible Unix millisecond time",
+                    self.timestamp
+                ),
             });
         }
         if let Some(country) = &self.country
             && (country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()))
         {
-            return Err(RecordError { field: "country", reason: format!("`{country}` is not a two-letter country code") });
+            return Err(RecordError {
+                field: "country",
+                reason: format!("`{country}` is not a two-letter country code"),
+            });
         }
         let expected = Exposure::idempotency_id(&self.tenant, &self.experiment, &self.unit);
         if self.id != expected {
-            return Err(RecordError { field: "id", reason: "does not match tenant, experiment and unit".into() });
+            return Err(RecordError {
+                field: "id",
+                reason: "does not match tenant, experiment and unit".into(),
+            });
         }
         Ok(())
     }
@@ -113,11 +129,16 @@ impl Exposure {
 fn check_key(field: &'static str, key: &str) -> Result<(), RecordError> {
     let ok = !key.is_empty()
         && key.len() <= crate::tenant::MAX_KEY_LEN
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(RecordError { field, reason: format!("`{key}` is not a key (1 to 64 of letters, digits, `-`, `_`, `.`)") })
+        Err(RecordError {
+            field,
+            reason: format!("`{key}` is not a key (1 to 64 of letters, digits, `-`, `_`, `.`)"),
+        })
     }
 }
 
@@ -141,8 +162,14 @@ mod tests {
 
     #[test]
     fn ids_are_deterministic_and_distinct() {
-        assert_eq!(Exposure::idempotency_id("shop", "cta", "u1"), Exposure::idempotency_id("shop", "cta", "u1"));
-        assert_ne!(Exposure::idempotency_id("shop", "cta", "u1"), Exposure::idempotency_id("shop", "ct", "au1"));
+        assert_eq!(
+            Exposure::idempotency_id("shop", "cta", "u1"),
+            Exposure::idempotency_id("shop", "cta", "u1")
+        );
+        assert_ne!(
+            Exposure::idempotency_id("shop", "cta", "u1"),
+            Exposure::idempotency_id("shop", "ct", "au1")
+        );
         assert_eq!(Exposure::idempotency_id("shop", "cta", "u1").len(), 32);
     }
 
@@ -157,6 +184,8 @@ mod tests {
         assert_eq!(bad.validate().unwrap_err().field, "id");
         let json = serde_json::to_string(&exposure()).unwrap();
         assert_eq!(serde_json::from_str::<Exposure>(&json).unwrap(), exposure());
-        assert!(serde_json::from_str::<Exposure>(&json.replace("\"unit\"", "\"unit_id\"")).is_err());
+        assert!(
+            serde_json::from_str::<Exposure>(&json.replace("\"unit\"", "\"unit_id\"")).is_err()
+        );
     }
 }

@@ -33,7 +33,11 @@ pub struct SecretError {
 
 impl std::fmt::Display for SecretError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "COHORT_SECRET is {} bytes long; it must be at least {MIN_SECRET_LEN} random bytes", self.len)
+        write!(
+            f,
+            "COHORT_SECRET is {} bytes long; it must be at least {MIN_SECRET_LEN} random bytes",
+            self.len
+        )
     }
 }
 
@@ -83,7 +87,10 @@ impl MasterSecret {
 
     /// Checks a presented read token in constant time.
     pub fn verify_results_read_token(&self, tenant: &str, presented: &str) -> bool {
-        constant_time_eq(self.results_read_token(tenant).as_bytes(), presented.as_bytes())
+        constant_time_eq(
+            self.results_read_token(tenant).as_bytes(),
+            presented.as_bytes(),
+        )
     }
 }
 
@@ -128,7 +135,10 @@ impl std::fmt::Display for SignatureError {
             SignatureError::Malformed => f.write_str("signature is not 64 hex characters"),
             SignatureError::Mismatch => f.write_str("signature does not match"),
             SignatureError::Expired { age_seconds } => {
-                write!(f, "timestamp is {age_seconds} s from now, outside the replay window")
+                write!(
+                    f,
+                    "timestamp is {age_seconds} s from now, outside the replay window"
+                )
             }
         }
     }
@@ -160,8 +170,12 @@ impl BeaconKey {
         now: i64,
         window_seconds: i64,
     ) -> Result<(), SignatureError> {
-        let signature = hex_decode(signature_hex).filter(|s| s.len() == 32).ok_or(SignatureError::Malformed)?;
-        self.mac(timestamp, body).verify_slice(&signature).map_err(|_| SignatureError::Mismatch)?;
+        let signature = hex_decode(signature_hex)
+            .filter(|s| s.len() == 32)
+            .ok_or(SignatureError::Malformed)?;
+        self.mac(timestamp, body)
+            .verify_slice(&signature)
+            .map_err(|_| SignatureError::Mismatch)?;
         let age_seconds = now.saturating_sub(timestamp);
         if age_seconds.saturating_abs() > window_seconds {
             return Err(SignatureError::Expired { age_seconds });
@@ -196,7 +210,10 @@ mod tests {
 
     #[test]
     fn short_secrets_are_refused() {
-        assert_eq!(MasterSecret::new("short").unwrap_err(), SecretError { len: 5 });
+        assert_eq!(
+            MasterSecret::new("short").unwrap_err(),
+            SecretError { len: 5 }
+        );
     }
 
     #[test]
@@ -204,17 +221,30 @@ mod tests {
         let s = secret();
         let key = s.beacon_key("shop");
         let sig = key.sign(1_800_000_000, b"[]");
-        assert_eq!(key.verify(1_800_000_000, b"[]", &sig, 1_800_000_100, 300), Ok(()));
-        assert_eq!(key.verify(1_800_000_000, b"[1]", &sig, 1_800_000_100, 300), Err(SignatureError::Mismatch));
-        assert_eq!(key.verify(1_800_000_001, b"[]", &sig, 1_800_000_100, 300), Err(SignatureError::Mismatch));
         assert_eq!(
-            s.beacon_key("news").verify(1_800_000_000, b"[]", &sig, 1_800_000_100, 300),
+            key.verify(1_800_000_000, b"[]", &sig, 1_800_000_100, 300),
+            Ok(())
+        );
+        assert_eq!(
+            key.verify(1_800_000_000, b"[1]", &sig, 1_800_000_100, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            key.verify(1_800_000_001, b"[]", &sig, 1_800_000_100, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            s.beacon_key("news")
+                .verify(1_800_000_000, b"[]", &sig, 1_800_000_100, 300),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
             key.verify(1_800_000_000, b"[]", &sig, 1_800_000_301, 300),
             Err(SignatureError::Expired { age_seconds: 301 })
         );
-        assert_eq!(key.verify(1_800_000_000, b"[]", "zz", 1_800_000_000, 300), Err(SignatureError::Malformed));
+        assert_eq!(
+            key.verify(1_800_000_000, b"[]", "zz", 1_800_000_000, 300),
+            Err(SignatureError::Malformed)
+        );
     }
 }

@@ -24,10 +24,13 @@ impl PathMatcher {
                 return Err((index, format!("longer than {MAX_PATTERN_LEN} characters")));
             }
             if let Some(regex) = pattern.strip_prefix('~') {
-                let compiled = Regex::new(regex).map_err(|e| (index, format!("regex `{regex}`: {e}")))?;
+                let compiled =
+                    Regex::new(regex).map_err(|e| (index, format!("regex `{regex}`: {e}")))?;
                 matcher.patterns.push(compiled);
             } else if pattern.contains(['*', '?']) {
-                matcher.patterns.push(glob_to_regex(pattern).map_err(|reason| (index, reason))?);
+                matcher
+                    .patterns
+                    .push(glob_to_regex(pattern).map_err(|reason| (index, reason))?);
             } else {
                 check_plain_path(pattern).map_err(|reason| (index, reason))?;
                 matcher.exact.push(pattern.clone());
@@ -46,10 +49,17 @@ impl PathMatcher {
 
 fn check_plain_path(pattern: &str) -> Result<(), String> {
     if !pattern.starts_with('/') {
-        return Err(format!("`{pattern}` must start with `/` (or `~` for a regex)"));
+        return Err(format!(
+            "`{pattern}` must start with `/` (or `~` for a regex)"
+        ));
     }
-    if let Some(bad) = pattern.chars().find(|c| c.is_whitespace() || c.is_control() || *c == '#') {
-        return Err(format!("`{pattern}` contains {bad:?}, which never appears in a URL path"));
+    if let Some(bad) = pattern
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '#')
+    {
+        return Err(format!(
+            "`{pattern}` contains {bad:?}, which never appears in a URL path"
+        ));
     }
     Ok(())
 }
@@ -57,7 +67,9 @@ fn check_plain_path(pattern: &str) -> Result<(), String> {
 fn glob_to_regex(glob: &str) -> Result<Regex, String> {
     check_plain_path(glob)?;
     if glob.contains("***") {
-        return Err(format!("`{glob}` has `***`; use `*` within a segment or `**` across segments"));
+        return Err(format!(
+            "`{glob}` has `***`; use `*` within a segment or `**` across segments"
+        ));
     }
     let mut regex = String::from("^");
     let mut chars = glob.chars().peekable();
@@ -110,7 +122,8 @@ mod tests {
     #[test]
     fn bad_patterns_name_their_index() {
         let bad = |patterns: &[&str]| {
-            PathMatcher::compile(&patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap_err()
+            PathMatcher::compile(&patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+                .unwrap_err()
         };
         assert_eq!(bad(&["/ok", "nope"]).0, 1);
         assert!(bad(&["/a/***"]).1.contains("***"));

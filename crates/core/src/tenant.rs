@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::bucket::{self, BUCKETS, BucketRange, HashKey};
 use crate::condition::Condition;
-use crate::config::{Action, ExperimentConfig, HashMode, Status, TenantConfig, SUPPORTED_SCHEMA};
+use crate::config::{Action, ExperimentConfig, HashMode, SUPPORTED_SCHEMA, Status, TenantConfig};
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::paths::PathMatcher;
 
@@ -106,8 +106,8 @@ impl Tenant {
     /// assert_eq!(err.to_string(), "experiments[0].variants: weights sum to 9000, expected 10000");
     /// ```
     pub fn from_json(json: &str) -> Result<Tenant, ConfigError> {
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| ConfigError::new("", ConfigErrorKind::Syntax(e.to_string())))?;
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| ConfigError::new("", ConfigErrorKind::Syntax(e.to_string())))?;
         Tenant::from_value(value)
     }
 
@@ -116,8 +116,15 @@ impl Tenant {
         // The schema decides how to read everything else, so it is checked first.
         match value.get("schema") {
             Some(schema) if schema.as_u64() == Some(SUPPORTED_SCHEMA) => {}
-            Some(other) => return Err(ConfigError::new("schema", ConfigErrorKind::UnsupportedSchema(other.to_string()))),
-            None if value.is_object() => return Err(ConfigError::invalid("schema", "missing field `schema`")),
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "schema",
+                    ConfigErrorKind::UnsupportedSchema(other.to_string()),
+                ));
+            }
+            None if value.is_object() => {
+                return Err(ConfigError::invalid("schema", "missing field `schema`"));
+            }
             None => return Err(ConfigError::invalid("", "a tenant config is a JSON object")),
         }
         let config: TenantConfig = serde_path_to_error::deserialize(value).map_err(|e| {
@@ -149,21 +156,36 @@ impl Experiment {
 fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
     check_key("tenant", &config.tenant, KeyKind::Tenant)?;
     if config.version == 0 {
-        return Err(ConfigError::invalid("version", "version must be at least 1"));
+        return Err(ConfigError::invalid(
+            "version",
+            "version must be at least 1",
+        ));
     }
     if config.hostnames.is_empty() {
-        return Err(ConfigError::invalid("hostnames", "a tenant serves at least one hostname"));
+        return Err(ConfigError::invalid(
+            "hostnames",
+            "a tenant serves at least one hostname",
+        ));
     }
     let mut seen_hosts = HashMap::new();
     for (i, host) in config.hostnames.iter().enumerate() {
         let path = format!("hostnames[{i}]");
         check_hostname(host).map_err(|reason| ConfigError::invalid(&path, reason))?;
         if seen_hosts.insert(host.as_str(), i).is_some() {
-            return Err(ConfigError::new(path, ConfigErrorKind::DuplicateKey(host.clone())));
+            return Err(ConfigError::new(
+                path,
+                ConfigErrorKind::DuplicateKey(host.clone()),
+            ));
         }
     }
     let hash_key = HashKey::from_hex(&config.hash_key).ok_or_else(|| {
-        ConfigError::invalid("hash_key", format!("expected 32 hex characters (16 bytes), got `{}`", config.hash_key))
+        ConfigError::invalid(
+            "hash_key",
+            format!(
+                "expected 32 hex characters (16 bytes), got `{}`",
+                config.hash_key
+            ),
+        )
     })?;
     check_basis_points("holdout", config.holdout)?;
 
@@ -172,7 +194,10 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
         let path = format!("layers[{i}].key");
         check_key(&path, &layer.key, KeyKind::Other)?;
         if layers.contains(&layer.key) {
-            return Err(ConfigError::new(path, ConfigErrorKind::DuplicateKey(layer.key.clone())));
+            return Err(ConfigError::new(
+                path,
+                ConfigErrorKind::DuplicateKey(layer.key.clone()),
+            ));
         }
         layers.push(layer.key.clone());
     }
@@ -180,7 +205,10 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
     if config.experiments.len() > MAX_EXPERIMENTS {
         return Err(ConfigError::invalid(
             "experiments",
-            format!("{} experiments; a tenant may have at most {MAX_EXPERIMENTS}", config.experiments.len()),
+            format!(
+                "{} experiments; a tenant may have at most {MAX_EXPERIMENTS}",
+                config.experiments.len()
+            ),
         ));
     }
     let mut experiments: Vec<Experiment> = Vec::with_capacity(config.experiments.len());
@@ -189,13 +217,19 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
         let path = format!("experiments[{i}]");
         let experiment = compile_experiment(&path, raw, &hash_key, &layers)?;
         if let Some(previous) = experiments.iter().find(|e| e.key == experiment.key) {
-            return Err(ConfigError::new(format!("{path}.key"), ConfigErrorKind::DuplicateKey(previous.key.clone())));
+            return Err(ConfigError::new(
+                format!("{path}.key"),
+                ConfigErrorKind::DuplicateKey(previous.key.clone()),
+            ));
         }
         if let Some(&other) = by_cookie_id.get(&experiment.cookie_id) {
             let other: &Experiment = &experiments[other];
             return Err(ConfigError::invalid(
                 format!("{path}.key"),
-                format!("`{}` and `{}` share a sticky-cookie id; rename one of them", experiment.key, other.key),
+                format!(
+                    "`{}` and `{}` share a sticky-cookie id; rename one of them",
+                    experiment.key, other.key
+                ),
             ));
         }
         check_layer_overlap(&path, &experiment, &experiments)?;
@@ -226,7 +260,10 @@ fn compile_experiment(
     check_key(&format!("{path}.key"), &raw.key, KeyKind::Other)?;
     let seed = match &raw.seed {
         Some(seed) if seed.is_empty() || seed.len() > 256 => {
-            return Err(ConfigError::invalid(format!("{path}.seed"), "a seed has 1 to 256 characters"));
+            return Err(ConfigError::invalid(
+                format!("{path}.seed"),
+                "a seed has 1 to 256 characters",
+            ));
         }
         Some(seed) => seed.clone(),
         None => raw.key.clone(),
@@ -237,7 +274,10 @@ fn compile_experiment(
     if raw.variants.len() < 2 || raw.variants.len() > MAX_VARIANTS {
         return Err(ConfigError::invalid(
             &variants_path,
-            format!("{} variants; an experiment has 2 to {MAX_VARIANTS} (the first is the control)", raw.variants.len()),
+            format!(
+                "{} variants; an experiment has 2 to {MAX_VARIANTS} (the first is the control)",
+                raw.variants.len()
+            ),
         ));
     }
     let mut variants: Vec<Variant> = Vec::with_capacity(raw.variants.len());
@@ -245,31 +285,48 @@ fn compile_experiment(
         let variant_path = format!("{variants_path}[{v}]");
         check_key(&format!("{variant_path}.key"), &variant.key, KeyKind::Other)?;
         if variants.iter().any(|existing| existing.key == variant.key) {
-            return Err(ConfigError::new(format!("{variant_path}.key"), ConfigErrorKind::DuplicateKey(variant.key.clone())));
+            return Err(ConfigError::new(
+                format!("{variant_path}.key"),
+                ConfigErrorKind::DuplicateKey(variant.key.clone()),
+            ));
         }
         check_basis_points(&format!("{variant_path}.weight"), variant.weight)?;
         for (a, action) in variant.actions.iter().enumerate() {
-            check_action(action).map_err(|reason| ConfigError::invalid(format!("{variant_path}.actions[{a}]"), reason))?;
+            check_action(action).map_err(|reason| {
+                ConfigError::invalid(format!("{variant_path}.actions[{a}]"), reason)
+            })?;
         }
-        variants.push(Variant { key: variant.key.clone(), weight: variant.weight, actions: variant.actions.clone() });
+        variants.push(Variant {
+            key: variant.key.clone(),
+            weight: variant.weight,
+            actions: variant.actions.clone(),
+        });
     }
     let sum: u64 = variants.iter().map(|v| u64::from(v.weight)).sum();
     if sum != u64::from(BUCKETS) {
-        return Err(ConfigError::new(variants_path, ConfigErrorKind::WeightsSum { sum }));
+        return Err(ConfigError::new(
+            variants_path,
+            ConfigErrorKind::WeightsSum { sum },
+        ));
     }
 
     let winner = match (&raw.winner, raw.status) {
         (None, _) => None,
-        (Some(key), Status::Stopped) => Some(
-            variants
-                .iter()
-                .position(|v| &v.key == key)
-                .ok_or_else(|| ConfigError::new(format!("{path}.winner"), ConfigErrorKind::UnknownWinner(key.clone())))?,
-        ),
+        (Some(key), Status::Stopped) => {
+            Some(variants.iter().position(|v| &v.key == key).ok_or_else(|| {
+                ConfigError::new(
+                    format!("{path}.winner"),
+                    ConfigErrorKind::UnknownWinner(key.clone()),
+                )
+            })?)
+        }
         (Some(_), status) => {
             return Err(ConfigError::invalid(
                 format!("{path}.winner"),
-                format!("a winner is only served once the experiment is `stopped`, but its status is `{}`", status_name(status)),
+                format!(
+                    "a winner is only served once the experiment is `stopped`, but its status is `{}`",
+                    status_name(status)
+                ),
             ));
         }
     };
@@ -277,7 +334,10 @@ fn compile_experiment(
     let parse_time = |field: &str, value: &Option<String>| -> Result<Option<i64>, ConfigError> {
         value
             .as_deref()
-            .map(|text| crate::time::parse_rfc3339(text).map_err(|reason| ConfigError::invalid(format!("{path}.{field}"), reason)))
+            .map(|text| {
+                crate::time::parse_rfc3339(text)
+                    .map_err(|reason| ConfigError::invalid(format!("{path}.{field}"), reason))
+            })
             .transpose()
     };
     let start_ms = parse_time("start", &raw.start)?;
@@ -285,29 +345,54 @@ fn compile_experiment(
     if let (Some(start), Some(end)) = (start_ms, end_ms)
         && end <= start
     {
-        return Err(ConfigError::invalid(format!("{path}.end"), "end must be after start"));
+        return Err(ConfigError::invalid(
+            format!("{path}.end"),
+            "end must be after start",
+        ));
     }
 
-    let paths = PathMatcher::compile(&raw.paths)
-        .map_err(|(i, reason)| ConfigError::new(format!("{path}.paths[{i}]"), ConfigErrorKind::InvalidPathPattern(reason)))?;
-    let targeting = Condition::compile(raw.targeting.as_ref().unwrap_or(&serde_json::Value::Object(Default::default())))
-        .map_err(|e| ConfigError::new(format!("{path}.targeting{}", e.path), ConfigErrorKind::InvalidCondition(e.reason)))?;
+    let paths = PathMatcher::compile(&raw.paths).map_err(|(i, reason)| {
+        ConfigError::new(
+            format!("{path}.paths[{i}]"),
+            ConfigErrorKind::InvalidPathPattern(reason),
+        )
+    })?;
+    let targeting = Condition::compile(
+        raw.targeting
+            .as_ref()
+            .unwrap_or(&serde_json::Value::Object(Default::default())),
+    )
+    .map_err(|e| {
+        ConfigError::new(
+            format!("{path}.targeting{}", e.path),
+            ConfigErrorKind::InvalidCondition(e.reason),
+        )
+    })?;
 
     let layer = match &raw.layer {
         None => None,
         Some(slot) => {
             if !layers.contains(&slot.key) {
-                return Err(ConfigError::new(format!("{path}.layer.key"), ConfigErrorKind::UnknownLayer(slot.key.clone())));
+                return Err(ConfigError::new(
+                    format!("{path}.layer.key"),
+                    ConfigErrorKind::UnknownLayer(slot.key.clone()),
+                ));
             }
             let [start, end] = slot.range;
             check_basis_points(&format!("{path}.layer.range[1]"), end)?;
             if start >= end {
                 return Err(ConfigError::invalid(
                     format!("{path}.layer.range"),
-                    format!("[{start}, {end}) is empty; a range is [start, end) with start < end <= 10000"),
+                    format!(
+                        "[{start}, {end}) is empty; a range is [start, end) with start < end <= 10000"
+                    ),
                 ));
             }
-            Some(LayerSlot { key: slot.key.clone(), seed: format!("layer:{}", slot.key), range: BucketRange { start, end } })
+            Some(LayerSlot {
+                key: slot.key.clone(),
+                seed: format!("layer:{}", slot.key),
+                range: BucketRange { start, end },
+            })
         }
     };
 
@@ -332,8 +417,14 @@ fn compile_experiment(
 
 /// Experiments that are not stopped must not share layer buckets; a stopped experiment releases
 /// its range so a successor can take it.
-fn check_layer_overlap(path: &str, experiment: &Experiment, earlier: &[Experiment]) -> Result<(), ConfigError> {
-    let Some(slot) = &experiment.layer else { return Ok(()) };
+fn check_layer_overlap(
+    path: &str,
+    experiment: &Experiment,
+    earlier: &[Experiment],
+) -> Result<(), ConfigError> {
+    let Some(slot) = &experiment.layer else {
+        return Ok(());
+    };
     if experiment.status == Status::Stopped {
         return Ok(());
     }
@@ -366,7 +457,12 @@ pub(crate) fn status_name(status: Status) -> &'static str {
 
 fn check_basis_points(path: &str, value: u32) -> Result<(), ConfigError> {
     if value > BUCKETS {
-        return Err(ConfigError::new(path, ConfigErrorKind::OutOfRange { value: u64::from(value) }));
+        return Err(ConfigError::new(
+            path,
+            ConfigErrorKind::OutOfRange {
+                value: u64::from(value),
+            },
+        ));
     }
     Ok(())
 }
@@ -388,13 +484,22 @@ fn check_key(path: &str, key: &str, kind: KeyKind) -> Result<(), ConfigError> {
         KeyKind::Other => "letters, digits, `-`, `_` and `.`",
     };
     if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(ConfigError::invalid(path, format!("a key has 1 to {MAX_KEY_LEN} characters, got {}", key.len())));
+        return Err(ConfigError::invalid(
+            path,
+            format!("a key has 1 to {MAX_KEY_LEN} characters, got {}", key.len()),
+        ));
     }
     if let Some(bad) = key.chars().find(|&c| !allowed(c)) {
-        return Err(ConfigError::invalid(path, format!("`{key}` contains {bad:?}; keys use {alphabet}")));
+        return Err(ConfigError::invalid(
+            path,
+            format!("`{key}` contains {bad:?}; keys use {alphabet}"),
+        ));
     }
     if !key.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(ConfigError::invalid(path, format!("`{key}` must start with a letter or digit")));
+        return Err(ConfigError::invalid(
+            path,
+            format!("`{key}` must start with a letter or digit"),
+        ));
     }
     Ok(())
 }
@@ -407,8 +512,15 @@ fn check_hostname(host: &str) -> Result<(), String> {
         return Err(format!("`{host}`: give the hostname without a port"));
     }
     for label in host.split('.') {
-        let valid_chars = label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if label.is_empty() || label.len() > 63 || !valid_chars || label.starts_with('-') || label.ends_with('-') {
+        let valid_chars = label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if label.is_empty()
+            || label.len() > 63
+            || !valid_chars
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
             return Err(format!(
                 "`{host}` is not a lowercase hostname (labels of a-z, 0-9 and inner `-`, 1 to 63 characters)"
             ));
@@ -419,8 +531,13 @@ fn check_hostname(host: &str) -> Result<(), String> {
 
 fn check_action(action: &Action) -> Result<(), String> {
     let selector_ok = |selector: &str| {
-        if selector.trim().is_empty() || selector.len() > 512 || selector.chars().any(char::is_control) {
-            Err(format!("selector `{selector}` must be a non-empty CSS selector without control characters"))
+        if selector.trim().is_empty()
+            || selector.len() > 512
+            || selector.chars().any(char::is_control)
+        {
+            Err(format!(
+                "selector `{selector}` must be a non-empty CSS selector without control characters"
+            ))
         } else {
             Ok(())
         }
@@ -431,9 +548,12 @@ fn check_action(action: &Action) -> Result<(), String> {
                 return Err("a route needs a `path`, a `host`, or both".into());
             }
             if let Some(path) = path
-                && (!path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()))
+                && (!path.starts_with('/')
+                    || path.chars().any(|c| c.is_whitespace() || c.is_control()))
             {
-                return Err(format!("route path `{path}` must start with `/` and contain no spaces"));
+                return Err(format!(
+                    "route path `{path}` must start with `/` and contain no spaces"
+                ));
             }
             if let Some(host) = host {
                 check_hostname(host).map_err(|reason| format!("route host: {reason}"))?;
@@ -445,17 +565,24 @@ fn check_action(action: &Action) -> Result<(), String> {
             if name.is_empty() || !name.chars().all(token) {
                 return Err(format!("header name `{name}` is not an HTTP token"));
             }
-            if value.chars().any(|c| !(c == ' ' || c == '\t' || c.is_ascii_graphic())) {
+            if value
+                .chars()
+                .any(|c| !(c == ' ' || c == '\t' || c.is_ascii_graphic()))
+            {
                 return Err(format!("header `{name}` value must be visible ASCII"));
             }
             Ok(())
         }
-        Action::SetText { selector, .. } | Action::Remove { selector } | Action::InsertHtml { selector, .. } => {
-            selector_ok(selector)
-        }
+        Action::SetText { selector, .. }
+        | Action::Remove { selector }
+        | Action::InsertHtml { selector, .. } => selector_ok(selector),
         Action::SetAttribute { selector, name, .. } => {
             selector_ok(selector)?;
-            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || "\"'>/=".contains(c) || c.is_control()) {
+            if name.is_empty()
+                || name
+                    .chars()
+                    .any(|c| c.is_whitespace() || "\"'>/=".contains(c) || c.is_control())
+            {
                 return Err(format!("attribute name `{name}` is not valid"));
             }
             Ok(())

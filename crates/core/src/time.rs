@@ -4,8 +4,12 @@
 pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
     let bytes = text.as_bytes();
     let bad = || format!("`{text}` is not an RFC 3339 timestamp like 2026-11-01T09:00:00Z");
-    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b'T' | b't' | b' ')
-        || bytes[13] != b':' || bytes[16] != b':'
+    if bytes.len() < 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || !matches!(bytes[10], b'T' | b't' | b' ')
+        || bytes[13] != b':'
+        || bytes[16] != b':'
     {
         return Err(bad());
     }
@@ -38,7 +42,10 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
     }
     let offset_minutes = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(rest.as_bytes()[0], b'+' | b'-') && rest.as_bytes()[3] == b':' => {
+        _ if rest.len() == 6
+            && matches!(rest.as_bytes()[0], b'+' | b'-')
+            && rest.as_bytes()[3] == b':' =>
+        {
             let hours = number_in(rest, 1..3).ok_or_else(bad)?;
             let minutes = number_in(rest, 4..6).ok_or_else(bad)?;
             if hours > 23 || minutes > 59 {
@@ -56,7 +63,10 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
 
 fn number_in(text: &str, range: std::ops::Range<usize>) -> Option<i64> {
     let digits = text.get(range)?;
-    digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())?
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.parse().ok())?
 }
 
 /// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -119,14 +129,31 @@ mod tests {
     fn parses_and_formats() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(0));
         assert_eq!(parse_rfc3339("2026-11-29T19:47:04Z"), Ok(1_795_981_624_000));
-        assert_eq!(parse_rfc3339("2026-11-29T20:47:04.5+01:00"), Ok(1_795_981_624_500));
-        assert_eq!(format_rfc3339(1_795_981_624_500), "2026-11-29T19:47:04.500Z");
-        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z").map(format_rfc3339), Ok("2024-02-29T00:00:00.000Z".into()));
+        assert_eq!(
+            parse_rfc3339("2026-11-29T20:47:04.5+01:00"),
+            Ok(1_795_981_624_500)
+        );
+        assert_eq!(
+            format_rfc3339(1_795_981_624_500),
+            "2026-11-29T19:47:04.500Z"
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z").map(format_rfc3339),
+            Ok("2024-02-29T00:00:00.000Z".into())
+        );
     }
 
     #[test]
     fn rejects_nonsense() {
-        for text in ["", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-29 19:47", "2026-11-29T19:47:04", "2026-11-29T19:47:04+1:00", "２０２６-11-29T19:47:04Z"] {
+        for text in [
+            "",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-29 19:47",
+            "2026-11-29T19:47:04",
+            "2026-11-29T19:47:04+1:00",
+            "２０２６-11-29T19:47:04Z",
+        ] {
             assert!(parse_rfc3339(text).is_err(), "{text}");
         }
     }

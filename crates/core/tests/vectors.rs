@@ -23,11 +23,15 @@ fn load(text: &str) -> Value {
 }
 
 fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
-    value[field].as_str().unwrap_or_else(|| panic!("`{field}` is a string in {value}"))
+    value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("`{field}` is a string in {value}"))
 }
 
 fn u64_of(value: &Value, field: &str) -> u64 {
-    value[field].as_u64().unwrap_or_else(|| panic!("`{field}` is a number in {value}"))
+    value[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("`{field}` is a number in {value}"))
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -39,8 +43,16 @@ fn bucketing_vectors() {
         let key = HashKey::from_hex(str_of(case, "hash_key")).unwrap();
         let (seed, unit) = (str_of(case, "seed"), str_of(case, "unit"));
         let hash = bucket::hash64(&key, seed, unit);
-        assert_eq!(format!("{hash:016x}"), str_of(case, "hash"), "hash of {case}");
-        assert_eq!(u64::from(bucket::bucket(&key, seed, unit)), u64_of(case, "bucket"), "bucket of {case}");
+        assert_eq!(
+            format!("{hash:016x}"),
+            str_of(case, "hash"),
+            "hash of {case}"
+        );
+        assert_eq!(
+            u64::from(bucket::bucket(&key, seed, unit)),
+            u64_of(case, "bucket"),
+            "bucket of {case}"
+        );
     }
 }
 
@@ -50,7 +62,10 @@ fn range_vectors() {
         let weights: Vec<u32> = serde_json::from_value(case["weights"].clone()).unwrap();
         let expected: Vec<[u32; 2]> = serde_json::from_value(case["ranges"].clone()).unwrap();
         let ranges = bucket::variant_ranges(&weights, u64_of(case, "coverage") as u32);
-        let ranges: Vec<[u32; 2]> = ranges.iter().map(|r: &BucketRange| [r.start, r.end]).collect();
+        let ranges: Vec<[u32; 2]> = ranges
+            .iter()
+            .map(|r: &BucketRange| [r.start, r.end])
+            .collect();
         assert_eq!(ranges, expected, "{case}");
     }
 }
@@ -77,7 +92,10 @@ fn condition_vectors() {
             }
             (Err(error), Some(expected)) => {
                 let expected = expected.as_str().unwrap();
-                assert!(error.to_string().contains(expected), "{name}: `{error}` lacks `{expected}`");
+                assert!(
+                    error.to_string().contains(expected),
+                    "{name}: `{error}` lacks `{expected}`"
+                );
             }
             (Ok(_), Some(_)) => panic!("{name}: compiled, expected an error"),
             (Err(error), None) => panic!("{name}: {error}"),
@@ -101,7 +119,12 @@ fn error_kind(error: &CookieError) -> &'static str {
 fn cookie_vectors() {
     const MAX_AGE: i64 = 34_560_000;
     let vectors = load(COOKIES);
-    let key = CookieKey(cohort_core::encoding::hex_decode(str_of(&vectors, "cookie_key")).unwrap().try_into().unwrap());
+    let key = CookieKey(
+        cohort_core::encoding::hex_decode(str_of(&vectors, "cookie_key"))
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
     for case in vectors["valid"].as_array().unwrap() {
         let cookie = StickyCookie {
             unit_id: str_of(case, "unit").to_owned(),
@@ -121,13 +144,20 @@ fn cookie_vectors() {
         let value = str_of(case, "value");
         assert_eq!(cookie.encode(&key), value, "{}", str_of(case, "name"));
         assert!(value.len() < 400);
-        assert_eq!(StickyCookie::decode(value, &key, cookie.issued_at, MAX_AGE), Ok(cookie));
+        assert_eq!(
+            StickyCookie::decode(value, &key, cookie.issued_at, MAX_AGE),
+            Ok(cookie)
+        );
     }
     for case in vectors["invalid"].as_array().unwrap() {
         let error = StickyCookie::decode(str_of(case, "value"), &key, 1_795_981_624, MAX_AGE)
             .expect_err(str_of(case, "name"));
         let expected = str_of(case, "error");
-        assert!(expected == "any" || expected == error_kind(&error), "{}: got {error:?}", str_of(case, "name"));
+        assert!(
+            expected == "any" || expected == error_kind(&error),
+            "{}: got {error:?}",
+            str_of(case, "name")
+        );
     }
 }
 
@@ -138,7 +168,8 @@ fn evaluation_vectors() {
     for case in vectors["cases"].as_array().unwrap() {
         let context = &case["context"];
         let forced: BTreeMap<String, String> =
-            serde_json::from_value(context.get("forced").cloned().unwrap_or(Value::Null)).unwrap_or_default();
+            serde_json::from_value(context.get("forced").cloned().unwrap_or(Value::Null))
+                .unwrap_or_default();
         let sticky: Vec<StickyEntry> = context
             .get("sticky")
             .and_then(Value::as_array)
@@ -146,7 +177,10 @@ fn evaluation_vectors() {
                 entries
                     .iter()
                     .map(|e| StickyEntry {
-                        experiment_id: tenant.experiment(str_of(e, "experiment")).unwrap().cookie_id,
+                        experiment_id: tenant
+                            .experiment(str_of(e, "experiment"))
+                            .unwrap()
+                            .cookie_id,
                         variant: u64_of(e, "variant") as u8,
                         exposed: e["exposed"].as_bool().unwrap(),
                     })
