@@ -18,8 +18,14 @@ fn engine_matches_the_evaluation_vectors() {
     assert_eq!(engine.version(), 12.0);
     let mut checked = 0;
     // Pages have no sticky cookie to pass (it is HttpOnly); those cases are the edge's.
-    for case in vectors["cases"].as_array().unwrap().iter().filter(|c| c["context"].get("sticky").is_none()) {
-        let decisions: Value = serde_json::from_str(&engine.evaluate(&case["context"].to_string()).unwrap()).unwrap();
+    for case in vectors["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["context"].get("sticky").is_none())
+    {
+        let decisions: Value =
+            serde_json::from_str(&engine.evaluate(&case["context"].to_string()).unwrap()).unwrap();
         assert_eq!(decisions, case["expected"], "context {}", case["context"]);
         checked += 1;
     }
@@ -30,8 +36,12 @@ fn engine_matches_the_evaluation_vectors() {
 fn bucket_export_matches_the_bucketing_vectors() {
     let vectors: Value = serde_json::from_str(BUCKETING).unwrap();
     for case in vectors["cases"].as_array().unwrap().iter().take(50) {
-        let got = bucket(case["hash_key"].as_str().unwrap(), case["seed"].as_str().unwrap(), case["unit"].as_str().unwrap())
-            .unwrap();
+        let got = bucket(
+            case["hash_key"].as_str().unwrap(),
+            case["seed"].as_str().unwrap(),
+            case["unit"].as_str().unwrap(),
+        )
+        .unwrap();
         assert_eq!(u64::from(got), case["bucket"].as_u64().unwrap(), "{case}");
     }
 }

@@ -21,13 +21,18 @@ fn valid() -> Value {
 fn error_after(edit: impl FnOnce(&mut Value)) -> String {
     let mut config = valid();
     edit(&mut config);
-    Tenant::from_value(config).expect_err("config should be rejected").to_string()
+    Tenant::from_value(config)
+        .expect_err("config should be rejected")
+        .to_string()
 }
 
 #[track_caller]
 fn assert_rejected(edit: impl FnOnce(&mut Value), expected: &str) {
     let message = error_after(edit);
-    assert!(message.starts_with(expected), "expected `{expected}…`, got `{message}`");
+    assert!(
+        message.starts_with(expected),
+        "expected `{expected}…`, got `{message}`"
+    );
 }
 
 #[test]
@@ -38,15 +43,30 @@ fn the_valid_base_config_compiles() {
 
 #[test]
 fn weights_must_sum_to_10000() {
-    assert_rejected(|c| c["experiments"][1]["variants"][1]["weight"] = json!(4900), "experiments[1].variants: weights sum to 9900, expected 10000");
+    assert_rejected(
+        |c| c["experiments"][1]["variants"][1]["weight"] = json!(4900),
+        "experiments[1].variants: weights sum to 9900, expected 10000",
+    );
 }
 
 #[test]
 fn duplicate_keys() {
-    assert_rejected(|c| c["experiments"][1]["key"] = json!("a"), "experiments[1].key: duplicate key `a`");
-    assert_rejected(|c| c["experiments"][0]["variants"][1]["key"] = json!("control"), "experiments[0].variants[1].key: duplicate key `control`");
-    assert_rejected(|c| c["layers"] = json!([{"key": "checkout"}, {"key": "checkout"}]), "layers[1].key: duplicate key `checkout`");
-    assert_rejected(|c| c["hostnames"] = json!(["shop.example", "shop.example"]), "hostnames[1]: duplicate key `shop.example`");
+    assert_rejected(
+        |c| c["experiments"][1]["key"] = json!("a"),
+        "experiments[1].key: duplicate key `a`",
+    );
+    assert_rejected(
+        |c| c["experiments"][0]["variants"][1]["key"] = json!("control"),
+        "experiments[0].variants[1].key: duplicate key `control`",
+    );
+    assert_rejected(
+        |c| c["layers"] = json!([{"key": "checkout"}, {"key": "checkout"}]),
+        "layers[1].key: duplicate key `checkout`",
+    );
+    assert_rejected(
+        |c| c["hostnames"] = json!(["shop.example", "shop.example"]),
+        "hostnames[1]: duplicate key `shop.example`",
+    );
 }
 
 #[test]
@@ -60,43 +80,101 @@ fn layer_ranges_must_not_overlap() {
     config["experiments"][0]["status"] = json!("stopped");
     config["experiments"][1]["layer"] = json!({"key": "checkout", "range": [4000, 10000]});
     Tenant::from_value(config).unwrap();
-    assert_rejected(|c| c["experiments"][1]["layer"] = json!({"key": "pricing", "range": [0, 10]}), "experiments[1].layer.key: layer `pricing` is not declared");
-    assert_rejected(|c| c["experiments"][0]["layer"]["range"] = json!([5000, 5000]), "experiments[0].layer.range: [5000, 5000) is empty");
-    assert_rejected(|c| c["experiments"][0]["layer"]["range"] = json!([0, 10001]), "experiments[0].layer.range[1]: 10001 is out of range");
+    assert_rejected(
+        |c| c["experiments"][1]["layer"] = json!({"key": "pricing", "range": [0, 10]}),
+        "experiments[1].layer.key: layer `pricing` is not declared",
+    );
+    assert_rejected(
+        |c| c["experiments"][0]["layer"]["range"] = json!([5000, 5000]),
+        "experiments[0].layer.range: [5000, 5000) is empty",
+    );
+    assert_rejected(
+        |c| c["experiments"][0]["layer"]["range"] = json!([0, 10001]),
+        "experiments[0].layer.range[1]: 10001 is out of range",
+    );
 }
 
 #[test]
 fn unknown_fields_are_rejected_where_they_are() {
-    assert_rejected(|c| c["holdut"] = json!(100), "holdut: unknown field `holdut`, expected one of");
-    assert_rejected(|c| c["experiments"][1]["variants"][0]["wieght"] = json!(1), "experiments[1].variants[0].wieght: unknown field `wieght`");
     assert_rejected(
-        |c| c["experiments"][0]["variants"][1]["actions"] = json!([{"type": "set_text", "selector": "h1", "txt": "x"}]),
+        |c| c["holdut"] = json!(100),
+        "holdut: unknown field `holdut`, expected one of",
+    );
+    assert_rejected(
+        |c| c["experiments"][1]["variants"][0]["wieght"] = json!(1),
+        "experiments[1].variants[0].wieght: unknown field `wieght`",
+    );
+    assert_rejected(
+        |c| {
+            c["experiments"][0]["variants"][1]["actions"] =
+                json!([{"type": "set_text", "selector": "h1", "txt": "x"}])
+        },
         "experiments[0].variants[1].actions[0]: unknown field `txt`, expected `selector` or `text`",
     );
-    assert_rejected(|c| c["experiments"][0]["status"] = json!("live"), "experiments[0].status: unknown variant `live`");
-    assert_rejected(|c| c["experiments"][0]["coverage"] = json!("all"), "experiments[0].coverage: invalid type");
+    assert_rejected(
+        |c| c["experiments"][0]["status"] = json!("live"),
+        "experiments[0].status: unknown variant `live`",
+    );
+    assert_rejected(
+        |c| c["experiments"][0]["coverage"] = json!("all"),
+        "experiments[0].coverage: invalid type",
+    );
 }
 
 #[test]
 fn schema_is_checked_first() {
-    assert_rejected(|c| c["schema"] = json!(2), "schema: unsupported schema 2; this engine reads schema 1");
-    assert_rejected(|c| c.as_object_mut().unwrap().retain(|k, _| k != "schema"), "schema: missing field `schema`");
-    assert!(Tenant::from_json("[1, 2]").unwrap_err().to_string().contains("a tenant config is a JSON object"));
-    assert!(Tenant::from_json("{\"schema\": 1,").unwrap_err().to_string().contains("EOF"));
+    assert_rejected(
+        |c| c["schema"] = json!(2),
+        "schema: unsupported schema 2; this engine reads schema 1",
+    );
+    assert_rejected(
+        |c| c.as_object_mut().unwrap().retain(|k, _| k != "schema"),
+        "schema: missing field `schema`",
+    );
+    assert!(
+        Tenant::from_json("[1, 2]")
+            .unwrap_err()
+            .to_string()
+            .contains("a tenant config is a JSON object")
+    );
+    assert!(
+        Tenant::from_json("{\"schema\": 1,")
+            .unwrap_err()
+            .to_string()
+            .contains("EOF")
+    );
 }
 
 #[test]
 fn basis_points_stay_in_range() {
-    assert_rejected(|c| c["experiments"][0]["coverage"] = json!(10001), "experiments[0].coverage: 10001 is out of range");
-    assert_rejected(|c| c["holdout"] = json!(20000), "holdout: 20000 is out of range");
-    assert_rejected(|c| c["experiments"][0]["coverage"] = json!(-1), "experiments[0].coverage: invalid value");
+    assert_rejected(
+        |c| c["experiments"][0]["coverage"] = json!(10001),
+        "experiments[0].coverage: 10001 is out of range",
+    );
+    assert_rejected(
+        |c| c["holdout"] = json!(20000),
+        "holdout: 20000 is out of range",
+    );
+    assert_rejected(
+        |c| c["experiments"][0]["coverage"] = json!(-1),
+        "experiments[0].coverage: invalid value",
+    );
 }
 
 #[test]
 fn patterns_and_conditions_compile_at_load() {
-    assert_rejected(|c| c["experiments"][1]["paths"] = json!(["/ok", "/a/***"]), "experiments[1].paths[1]: invalid path pattern");
-    assert_rejected(|c| c["experiments"][1]["paths"] = json!(["~(unclosed"]), "experiments[1].paths[0]: invalid path pattern: regex");
-    assert_rejected(|c| c["experiments"][1]["paths"] = json!(["checkout"]), "experiments[1].paths[0]: invalid path pattern: `checkout` must start with `/`");
+    assert_rejected(
+        |c| c["experiments"][1]["paths"] = json!(["/ok", "/a/***"]),
+        "experiments[1].paths[1]: invalid path pattern",
+    );
+    assert_rejected(
+        |c| c["experiments"][1]["paths"] = json!(["~(unclosed"]),
+        "experiments[1].paths[0]: invalid path pattern: regex",
+    );
+    assert_rejected(
+        |c| c["experiments"][1]["paths"] = json!(["checkout"]),
+        "experiments[1].paths[0]: invalid path pattern: `checkout` must start with `/`",
+    );
     assert_rejected(
         |c| c["experiments"][1]["targeting"] = json!({"browser": {"$regex": "(Chrome"}}),
         "experiments[1].targeting.browser.$regex: invalid targeting condition",
@@ -116,7 +194,10 @@ fn winners_and_schedules() {
         },
         "experiments[1].winner: winner `purple` is not a variant of this experiment",
     );
-    assert_rejected(|c| c["experiments"][1]["winner"] = json!("b"), "experiments[1].winner: a winner is only served once the experiment is `stopped`");
+    assert_rejected(
+        |c| c["experiments"][1]["winner"] = json!("b"),
+        "experiments[1].winner: a winner is only served once the experiment is `stopped`",
+    );
     assert_rejected(
         |c| {
             c["experiments"][1]["start"] = json!("2026-12-01T00:00:00Z");
@@ -124,34 +205,87 @@ fn winners_and_schedules() {
         },
         "experiments[1].end: end must be after start",
     );
-    assert_rejected(|c| c["experiments"][1]["start"] = json!("next monday"), "experiments[1].start: `next monday` is not an RFC 3339 timestamp");
+    assert_rejected(
+        |c| c["experiments"][1]["start"] = json!("next monday"),
+        "experiments[1].start: `next monday` is not an RFC 3339 timestamp",
+    );
 }
 
 #[test]
 fn identities_and_keys() {
-    assert_rejected(|c| c["hash_key"] = json!("abc"), "hash_key: expected 32 hex characters");
-    assert_rejected(|c| c["tenant"] = json!("Shop Inc"), "tenant: `Shop Inc` contains 'S'");
-    assert_rejected(|c| c["experiments"][0]["key"] = json!("a=b"), "experiments[0].key: `a=b` contains '='");
-    assert_rejected(|c| c["experiments"][0]["key"] = json!("x".repeat(65)), "experiments[0].key: a key has 1 to 64 characters");
-    assert_rejected(|c| c["hostnames"] = json!(["Shop.Example:443"]), "hostnames[0]: `Shop.Example:443`: give the hostname without a port");
-    assert_rejected(|c| c["hostnames"] = json!([]), "hostnames: a tenant serves at least one hostname");
-    assert_rejected(|c| c["version"] = json!(0), "version: version must be at least 1");
-    assert_rejected(|c| c["experiments"][0]["variants"] = json!([{"key": "only", "weight": 10000}]), "experiments[0].variants: 1 variants; an experiment has 2 to 20");
+    assert_rejected(
+        |c| c["hash_key"] = json!("abc"),
+        "hash_key: expected 32 hex characters",
+    );
+    assert_rejected(
+        |c| c["tenant"] = json!("Shop Inc"),
+        "tenant: `Shop Inc` contains 'S'",
+    );
+    assert_rejected(
+        |c| c["experiments"][0]["key"] = json!("a=b"),
+        "experiments[0].key: `a=b` contains '='",
+    );
+    assert_rejected(
+        |c| c["experiments"][0]["key"] = json!("x".repeat(65)),
+        "experiments[0].key: a key has 1 to 64 characters",
+    );
+    assert_rejected(
+        |c| c["hostnames"] = json!(["Shop.Example:443"]),
+        "hostnames[0]: `Shop.Example:443`: give the hostname without a port",
+    );
+    assert_rejected(
+        |c| c["hostnames"] = json!([]),
+        "hostnames: a tenant serves at least one hostname",
+    );
+    assert_rejected(
+        |c| c["version"] = json!(0),
+        "version: version must be at least 1",
+    );
+    assert_rejected(
+        |c| c["experiments"][0]["variants"] = json!([{"key": "only", "weight": 10000}]),
+        "experiments[0].variants: 1 variants; an experiment has 2 to 20",
+    );
 }
 
 #[test]
 fn actions_are_validated() {
-    let with_action = |action: Value| move |c: &mut Value| c["experiments"][0]["variants"][1]["actions"] = json!([action]);
-    assert_rejected(with_action(json!({"type": "route"})), "experiments[0].variants[1].actions[0]: a route needs a `path`, a `host`, or both");
-    assert_rejected(with_action(json!({"type": "route", "path": "no-slash"})), "experiments[0].variants[1].actions[0]: route path `no-slash` must start with `/`");
-    assert_rejected(with_action(json!({"type": "request_header", "name": "bad header", "value": "x"})), "experiments[0].variants[1].actions[0]: header name `bad header` is not an HTTP token");
-    assert_rejected(with_action(json!({"type": "remove", "selector": " "})), "experiments[0].variants[1].actions[0]: selector ` ` must be a non-empty CSS selector");
-    assert_rejected(with_action(json!({"type": "teleport"})), "experiments[0].variants[1].actions[0].type: unknown variant `teleport`");
+    let with_action = |action: Value| {
+        move |c: &mut Value| c["experiments"][0]["variants"][1]["actions"] = json!([action])
+    };
+    assert_rejected(
+        with_action(json!({"type": "route"})),
+        "experiments[0].variants[1].actions[0]: a route needs a `path`, a `host`, or both",
+    );
+    assert_rejected(
+        with_action(json!({"type": "route", "path": "no-slash"})),
+        "experiments[0].variants[1].actions[0]: route path `no-slash` must start with `/`",
+    );
+    assert_rejected(
+        with_action(json!({"type": "request_header", "name": "bad header", "value": "x"})),
+        "experiments[0].variants[1].actions[0]: header name `bad header` is not an HTTP token",
+    );
+    assert_rejected(
+        with_action(json!({"type": "remove", "selector": " "})),
+        "experiments[0].variants[1].actions[0]: selector ` ` must be a non-empty CSS selector",
+    );
+    assert_rejected(
+        with_action(json!({"type": "teleport"})),
+        "experiments[0].variants[1].actions[0].type: unknown variant `teleport`",
+    );
 }
 
 #[test]
 fn garbage_never_panics() {
-    for text in ["", "null", "{}", "{\"schema\": 1}", "{\"schema\": \"1\"}", "{\"schema\": 1, \"experiments\": 5}", "\u{0}", "[[[[[[[[[[[[[[[["] {
+    for text in [
+        "",
+        "null",
+        "{}",
+        "{\"schema\": 1}",
+        "{\"schema\": \"1\"}",
+        "{\"schema\": 1, \"experiments\": 5}",
+        "\u{0}",
+        "[[[[[[[[[[[[[[[[",
+    ] {
         assert!(Tenant::from_json(text).is_err(), "{text:?}");
     }
 }
