@@ -1,0 +1,105 @@
+//! The `cohort` binary as users run it: exit codes, messages naming file and JSON path, stdin.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn cohort(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cohort runs");
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    let out = cohort(&["validate", "examples/tenants/shop.json", "examples/tenants/news.json"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("examples/tenants/shop.json: ok (tenant `shop`, version 14"));
+}
+
+#[test]
+fn validate_names_file_path_and_reason_and_exits_1() {
+    let dir = std::env::temp_dir().join(format!("cohort-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let broken = dir.join("broken.json");
+    let shop = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tenants/shop.json")).unwrap();
+    std::fs::write(&broken, shop.replacen("\"weight\": 5000}", "\"weight\": 4000}", 1)).unwrap();
+    let out = cohort(&["validate", "examples/tenants/news.json", broken.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: experiments[0].variants: weights sum to 9000, expected 10000", broken.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 of 2 files invalid"), "{stderr}");
+    let missing = cohort(&["validate", "no/such/file.json"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no/such/file.json"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn explain_shows_variants_and_reasons() {
+    let args = [
+        "explain", "--config", "examples/tenants/shop.json", "--unit", "3f9a1c0e5b7d4a2c8e6f0b1d2c3a4e5f",
+        "--url", "https://shop.example/checkout/payment", "--attr", "country=DE", "--now", "2026-12-01T12:00:00Z",
+    ];
+    let out = cohort(&args, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("hero-banner          – path not matched"), "{stdout}");
+    assert!(stdout.contains("checkout-flow        – layer `checkout` bucket"), "{stdout}");
+
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let decisions: serde_json::Value = serde_json::from_slice(&cohort(&json_args, None).stdout).unwrap();
+    assert_eq!(decisions.as_array().unwrap().len(), 7);
+    assert_eq!(decisions[0], serde_json::json!({"experiment": "hero-banner", "reason": "path_not_matched"}));
+}
+
+#[test]
+fn explain_rejects_bad_arguments_clearly() {
+    let base = ["explain", "--config", "examples/tenants/shop.json", "--unit", "u1"];
+    let bad_force = cohort(&[&base[..], &["--force", "nope=x"]].concat(), None);
+    assert_eq!(bad_force.status.code(), Some(1));
+    assert!(text(&bad_force.stderr).contains("--force `nope=x`: tenant `shop` has no experiment `nope`"));
+    let bad_attr = cohort(&[&base[..], &["--attr", "country"]].concat(), None);
+    assert!(text(&bad_attr.stderr).contains("--attr `country`: expected KEY=VALUE"));
+    let bad_now = cohort(&[&base[..], &["--now", "tomorrow"]].concat(), None);
+    assert!(text(&bad_now.stderr).contains("--now: `tomorrow` is not an RFC 3339 timestamp"));
+    let bad_url = cohort(&[&base[..], &["--url", "checkout"]].concat(), None);
+    assert!(text(&bad_url.stderr).contains("--url `checkout`"));
+}
+
+#[test]
+fn match_answers_one_line_per_input() {
+    let input = concat!(
+        r#"{"condition": {"country": {"$in": ["DE", "AT"]}}, "attributes": {"country": "DE"}}"#, "\n",
+        r#"{"condition": {"age": {"$gte": 18}}, "attributes": {"age": 17}}"#, "\n",
+        "\n",
+        r#"{"condition": {"browser": {"$regex": "(Chrome"}}, "attributes": {}}"#, "\n",
+        "not json\n",
+        r#"{"condition": {"app": {"$vgt": "2.1.0"}}, "attributes": {"app": "2.10.0"}}"#, "\n",
+    );
+    let out = cohort(&["match"], Some(input));
+    assert!(out.status.success());
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines[0], "true");
+    assert_eq!(lines[1], "false");
+    assert!(lines[2].starts_with("error: condition.browser.$regex: invalid regex"), "{}", lines[2]);
+    assert!(lines[3].starts_with("error: line is not JSON"));
+    assert_eq!(lines[4], "true");
+}
