@@ -69,31 +69,24 @@ impl Engine {
 /// The unit's bucket in `[0, 10000)` for a seed under a 32-hex-character hash key.
 #[wasm_bindgen]
 pub fn bucket(hash_key_hex: &str, seed: &str, unit: &str) -> Result<u32, JsError> {
-    let key = HashKey::from_hex(hash_key_hex)
-        .ok_or_else(|| JsError::new("hash key must be 32 hex characters"))?;
+    let key = HashKey::from_hex(hash_key_hex).ok_or_else(|| JsError::new("hash key must be 32 hex characters"))?;
     Ok(cohort_core::bucket::bucket(&key, seed, unit))
 }
 
 /// Evaluates a targeting condition (JSON) against attributes (JSON).
 #[wasm_bindgen(js_name = matchCondition)]
 pub fn match_condition(condition_json: &str, attributes_json: &str) -> Result<bool, JsError> {
-    let condition: serde_json::Value = serde_json::from_str(condition_json)
-        .map_err(|e| JsError::new(&format!("condition: {e}")))?;
-    let attributes: serde_json::Value = serde_json::from_str(attributes_json)
-        .map_err(|e| JsError::new(&format!("attributes: {e}")))?;
-    let compiled =
-        cohort_core::Condition::compile(&condition).map_err(|e| JsError::new(&e.to_string()))?;
+    let condition: serde_json::Value =
+        serde_json::from_str(condition_json).map_err(|e| JsError::new(&format!("condition: {e}")))?;
+    let attributes: serde_json::Value =
+        serde_json::from_str(attributes_json).map_err(|e| JsError::new(&format!("attributes: {e}")))?;
+    let compiled = cohort_core::Condition::compile(&condition).map_err(|e| JsError::new(&e.to_string()))?;
     Ok(compiled.matches(&attributes))
 }
 
 /// Shared by the export and native tests: parse the context, evaluate, render JSON.
-pub fn evaluate_tenant(
-    tenant: &Tenant,
-    context_json: &str,
-    clock: fn() -> i64,
-) -> Result<String, String> {
-    let context: ContextJson =
-        serde_json::from_str(context_json).map_err(|e| format!("context: {e}"))?;
+pub fn evaluate_tenant(tenant: &Tenant, context_json: &str, clock: fn() -> i64) -> Result<String, String> {
+    let context: ContextJson = serde_json::from_str(context_json).map_err(|e| format!("context: {e}"))?;
     let now_ms = context.now.unwrap_or_else(clock);
     let evaluation = tenant.evaluate(&Context {
         unit_id: &context.unit,
@@ -103,8 +96,7 @@ pub fn evaluate_tenant(
         sticky: &[],
         forced: &context.forced,
     });
-    let decisions: Vec<serde_json::Value> =
-        evaluation.decisions.iter().map(|d| d.to_json()).collect();
+    let decisions: Vec<serde_json::Value> = evaluation.decisions.iter().map(|d| d.to_json()).collect();
     Ok(serde_json::Value::Array(decisions).to_string())
 }
 

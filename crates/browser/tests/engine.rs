@@ -24,8 +24,7 @@ fn engine_matches_the_evaluation_vectors() {
         .iter()
         .filter(|c| c["context"].get("sticky").is_none())
     {
-        let decisions: Value =
-            serde_json::from_str(&engine.evaluate(&case["context"].to_string()).unwrap()).unwrap();
+        let decisions: Value = serde_json::from_str(&engine.evaluate(&case["context"].to_string()).unwrap()).unwrap();
         assert_eq!(decisions, case["expected"], "context {}", case["context"]);
         checked += 1;
     }

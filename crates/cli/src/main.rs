@@ -10,11 +10,7 @@ use cohort_core::{Context, Outcome, Reason, Source, Tenant};
 use serde_json::{Map, Value};
 
 #[derive(Parser)]
-#[command(
-    name = "cohort",
-    version,
-    about = "Cohort: multi-tenant A/B testing at the edge"
-)]
+#[command(name = "cohort", version, about = "Cohort: multi-tenant A/B testing at the edge")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -110,9 +106,7 @@ fn validate(files: &[PathBuf]) -> Result<ExitCode, String> {
 fn split_url(url: &str) -> Result<(Option<&str>, &str, &str), String> {
     let (host, rest) = match url.split_once("://") {
         Some((_, after_scheme)) => {
-            let end = after_scheme
-                .find(['/', '?', '#'])
-                .unwrap_or(after_scheme.len());
+            let end = after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len());
             (Some(&after_scheme[..end]), &after_scheme[end..])
         }
         None => (None, url),
@@ -251,11 +245,7 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
                     (Source::Forced, _) => "forced".into(),
                     (Source::Winner, _) => "winner of a stopped experiment".into(),
                 };
-                let exposure = if *log_exposure {
-                    ", exposure logged"
-                } else {
-                    ""
-                };
+                let exposure = if *log_exposure { ", exposure logged" } else { "" };
                 format!("→ {} ({how}{exposure})", experiment.variants[*variant].key)
             }
             Outcome::Excluded(reason) => format!("– {}", describe(reason, experiment, &tenant)),
@@ -272,18 +262,12 @@ fn describe(reason: &Reason, experiment: &cohort_core::Experiment, tenant: &Tena
         Reason::Paused => "paused: not enrolling new units".into(),
         Reason::Stopped => "stopped without a winner".into(),
         Reason::NotStarted => match experiment.start_ms {
-            Some(start) => format!(
-                "not started (starts {})",
-                cohort_core::time::format_rfc3339(start)
-            ),
+            Some(start) => format!("not started (starts {})", cohort_core::time::format_rfc3339(start)),
             None => "not started".into(),
         },
         Reason::Ended => "ended".into(),
         Reason::NotTargeted => "not targeted".into(),
-        Reason::HeldOut { bucket } => format!(
-            "in the tenant holdout (bucket {bucket} < {})",
-            tenant.holdout
-        ),
+        Reason::HeldOut { bucket } => format!("in the tenant holdout (bucket {bucket} < {})", tenant.holdout),
         Reason::OutsideLayer { bucket } => match &experiment.layer {
             Some(slot) => format!(
                 "layer `{}` bucket {bucket} is outside [{}, {})",
@@ -292,10 +276,7 @@ fn describe(reason: &Reason, experiment: &cohort_core::Experiment, tenant: &Tena
             None => format!("outside layer (bucket {bucket})"),
         },
         Reason::OutsideCoverage { bucket } => {
-            format!(
-                "outside coverage (bucket {bucket}, coverage {})",
-                experiment.coverage
-            )
+            format!("outside coverage (bucket {bucket}, coverage {})", experiment.coverage)
         }
         Reason::UnknownForcedVariant(variant) => {
             format!("forced variant `{variant}` does not exist")
@@ -312,19 +293,13 @@ fn match_line(line: &str) -> String {
     let Some(object) = input.as_object() else {
         return "error: expected an object {\"condition\": ..., \"attributes\": ...}".into();
     };
-    if let Some(unknown) = object
-        .keys()
-        .find(|k| *k != "condition" && *k != "attributes")
-    {
+    if let Some(unknown) = object.keys().find(|k| *k != "condition" && *k != "attributes") {
         return format!("error: unknown field `{unknown}`; expected `condition` and `attributes`");
     }
     let Some(condition) = object.get("condition") else {
         return "error: missing field `condition`".into();
     };
-    let attributes = object
-        .get("attributes")
-        .cloned()
-        .unwrap_or(Value::Object(Map::new()));
+    let attributes = object.get("attributes").cloned().unwrap_or(Value::Object(Map::new()));
     match cohort_core::Condition::compile(condition) {
         Ok(compiled) => compiled.matches(&attributes).to_string(),
         Err(e) => format!(
@@ -388,18 +363,13 @@ mod tests {
 
     #[test]
     fn match_lines_report_errors() {
-        assert_eq!(
-            match_line(r#"{"condition": {"a": 1}, "attributes": {"a": 1}}"#),
-            "true"
-        );
+        assert_eq!(match_line(r#"{"condition": {"a": 1}, "attributes": {"a": 1}}"#), "true");
         assert_eq!(
             match_line(r#"{"condition": {"a": 1}, "attributes": {"a": 2}}"#),
             "false"
         );
         assert!(match_line("nope").starts_with("error: line is not JSON"));
-        assert!(
-            match_line(r#"{"condition": {"a": {"$bogus": 1}}}"#).starts_with("error: condition.a")
-        );
+        assert!(match_line(r#"{"condition": {"a": {"$bogus": 1}}}"#).starts_with("error: condition.a"));
         assert!(match_line(r#"{"attributes": {}}"#).starts_with("error: missing field"));
     }
 }

@@ -24,7 +24,10 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn validate_accepts_the_examples() {
-    let out = cohort(&["validate", "examples/tenants/shop.json", "examples/tenants/news.json"], None);
+    let out = cohort(
+        &["validate", "examples/tenants/shop.json", "examples/tenants/news.json"],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("examples/tenants/shop.json: ok (tenant `shop`, version 14"));
 }
@@ -34,13 +37,20 @@ fn validate_names_file_path_and_reason_and_exits_1() {
     let dir = std::env::temp_dir().join(format!("cohort-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let broken = dir.join("broken.json");
-    let shop = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tenants/shop.json")).unwrap();
+    let shop =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tenants/shop.json")).unwrap();
     std::fs::write(&broken, shop.replacen("\"weight\": 5000}", "\"weight\": 4000}", 1)).unwrap();
-    let out = cohort(&["validate", "examples/tenants/news.json", broken.to_str().unwrap()], None);
+    let out = cohort(
+        &["validate", "examples/tenants/news.json", broken.to_str().unwrap()],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(&format!("{}: experiments[0].variants: weights sum to 9000, expected 10000", broken.display())),
+        stderr.contains(&format!(
+            "{}: experiments[0].variants: weights sum to 9000, expected 10000",
+            broken.display()
+        )),
         "{stderr}"
     );
     assert!(stderr.contains("1 of 2 files invalid"), "{stderr}");
@@ -53,20 +63,35 @@ fn validate_names_file_path_and_reason_and_exits_1() {
 #[test]
 fn explain_shows_variants_and_reasons() {
     let args = [
-        "explain", "--config", "examples/tenants/shop.json", "--unit", "3f9a1c0e5b7d4a2c8e6f0b1d2c3a4e5f",
-        "--url", "https://shop.example/checkout/payment", "--attr", "country=DE", "--now", "2026-12-01T12:00:00Z",
+        "explain",
+        "--config",
+        "examples/tenants/shop.json",
+        "--unit",
+        "3f9a1c0e5b7d4a2c8e6f0b1d2c3a4e5f",
+        "--url",
+        "https://shop.example/checkout/payment",
+        "--attr",
+        "country=DE",
+        "--now",
+        "2026-12-01T12:00:00Z",
     ];
     let out = cohort(&args, None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("hero-banner          – path not matched"), "{stdout}");
-    assert!(stdout.contains("checkout-flow        – layer `checkout` bucket"), "{stdout}");
+    assert!(
+        stdout.contains("checkout-flow        – layer `checkout` bucket"),
+        "{stdout}"
+    );
 
     let mut json_args = args.to_vec();
     json_args.push("--json");
     let decisions: serde_json::Value = serde_json::from_slice(&cohort(&json_args, None).stdout).unwrap();
     assert_eq!(decisions.as_array().unwrap().len(), 7);
-    assert_eq!(decisions[0], serde_json::json!({"experiment": "hero-banner", "reason": "path_not_matched"}));
+    assert_eq!(
+        decisions[0],
+        serde_json::json!({"experiment": "hero-banner", "reason": "path_not_matched"})
+    );
 }
 
 #[test]
@@ -86,12 +111,16 @@ fn explain_rejects_bad_arguments_clearly() {
 #[test]
 fn match_answers_one_line_per_input() {
     let input = concat!(
-        r#"{"condition": {"country": {"$in": ["DE", "AT"]}}, "attributes": {"country": "DE"}}"#, "\n",
-        r#"{"condition": {"age": {"$gte": 18}}, "attributes": {"age": 17}}"#, "\n",
+        r#"{"condition": {"country": {"$in": ["DE", "AT"]}}, "attributes": {"country": "DE"}}"#,
         "\n",
-        r#"{"condition": {"browser": {"$regex": "(Chrome"}}, "attributes": {}}"#, "\n",
+        r#"{"condition": {"age": {"$gte": 18}}, "attributes": {"age": 17}}"#,
+        "\n",
+        "\n",
+        r#"{"condition": {"browser": {"$regex": "(Chrome"}}, "attributes": {}}"#,
+        "\n",
         "not json\n",
-        r#"{"condition": {"app": {"$vgt": "2.1.0"}}, "attributes": {"app": "2.10.0"}}"#, "\n",
+        r#"{"condition": {"app": {"$vgt": "2.1.0"}}, "attributes": {"app": "2.10.0"}}"#,
+        "\n",
     );
     let out = cohort(&["match"], Some(input));
     assert!(out.status.success());
@@ -99,7 +128,11 @@ fn match_answers_one_line_per_input() {
     assert_eq!(lines.len(), 5, "{lines:?}");
     assert_eq!(lines[0], "true");
     assert_eq!(lines[1], "false");
-    assert!(lines[2].starts_with("error: condition.browser.$regex: invalid regex"), "{}", lines[2]);
+    assert!(
+        lines[2].starts_with("error: condition.browser.$regex: invalid regex"),
+        "{}",
+        lines[2]
+    );
     assert!(lines[3].starts_with("error: line is not JSON"));
     assert_eq!(lines[4], "true");
 }

@@ -154,10 +154,7 @@ mod tests {
         assert_eq!(
             variant_ranges(&[5000, 5000], 10_000),
             vec![
-                BucketRange {
-                    start: 0,
-                    end: 5000
-                },
+                BucketRange { start: 0, end: 5000 },
                 BucketRange {
                     start: 5000,
                     end: 10_000
@@ -167,14 +164,8 @@ mod tests {
         assert_eq!(
             variant_ranges(&[5000, 5000], 2000),
             vec![
-                BucketRange {
-                    start: 0,
-                    end: 1000
-                },
-                BucketRange {
-                    start: 5000,
-                    end: 6000
-                }
+                BucketRange { start: 0, end: 1000 },
+                BucketRange { start: 5000, end: 6000 }
             ]
         );
         assert_eq!(

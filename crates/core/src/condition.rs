@@ -343,10 +343,7 @@ fn compile_node(value: &Value, path: &str, depth: usize) -> Result<Node, Conditi
                 let Value::Array(items) = operand else {
                     return Err(err(
                         &here,
-                        format!(
-                            "`{key}` expects an array of conditions, found {}",
-                            describe(operand)
-                        ),
+                        format!("`{key}` expects an array of conditions, found {}", describe(operand)),
                     ));
                 };
                 let nodes = items
@@ -364,10 +361,7 @@ fn compile_node(value: &Value, path: &str, depth: usize) -> Result<Node, Conditi
                 if !operand.is_object() {
                     return Err(err(
                         &here,
-                        format!(
-                            "`$not` expects a condition object, found {}",
-                            describe(operand)
-                        ),
+                        format!("`$not` expects a condition object, found {}", describe(operand)),
                     ));
                 }
                 Clause::Not(Box::new(compile_node(operand, &here, depth + 1)?))
@@ -397,12 +391,8 @@ fn compile_node(value: &Value, path: &str, depth: usize) -> Result<Node, Conditi
 fn check_literal_depth(value: &Value, path: &str, depth: usize) -> Result<(), ConditionError> {
     check_depth(path, depth)?;
     match value {
-        Value::Array(items) => items
-            .iter()
-            .try_for_each(|v| check_literal_depth(v, path, depth + 1)),
-        Value::Object(map) => map
-            .values()
-            .try_for_each(|v| check_literal_depth(v, path, depth + 1)),
+        Value::Array(items) => items.iter().try_for_each(|v| check_literal_depth(v, path, depth + 1)),
+        Value::Object(map) => map.values().try_for_each(|v| check_literal_depth(v, path, depth + 1)),
         _ => Ok(()),
     }
 }
@@ -458,10 +448,7 @@ fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op,
         }
         "$lt" | "$lte" | "$gt" | "$gte" => {
             if !is_scalar(operand) {
-                return Err(err(
-                    path,
-                    format!("`{op}` expects a number or a string, found {found}"),
-                ));
+                return Err(err(path, format!("`{op}` expects a number or a string, found {found}")));
             }
             let cmp = match op {
                 "$lt" => RelCmp::Lt,
@@ -497,10 +484,7 @@ fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op,
         }
         "$exists" => {
             if !is_scalar(operand) {
-                return Err(err(
-                    path,
-                    format!("`$exists` expects true or false, found {found}"),
-                ));
+                return Err(err(path, format!("`$exists` expects true or false, found {found}")));
             }
             Op::Exists(truthy(operand))
         }
@@ -584,10 +568,7 @@ fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op,
         }
         "$type" => {
             let Value::String(name) = operand else {
-                return Err(err(
-                    path,
-                    format!("`$type` expects a type name string, found {found}"),
-                ));
+                return Err(err(path, format!("`$type` expects a type name string, found {found}")));
             };
             let ty = match name.as_str() {
                 "string" => JsType::String,
@@ -634,9 +615,7 @@ fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op,
 // ---------------------------------------------------------------------------------------------
 
 fn eval_node(node: &Node, attributes: &Value) -> bool {
-    node.clauses
-        .iter()
-        .all(|clause| eval_clause(clause, attributes))
+    node.clauses.iter().all(|clause| eval_clause(clause, attributes))
 }
 
 fn eval_any(nodes: &[Node], attributes: &Value) -> bool {
@@ -712,11 +691,7 @@ fn eval_op(op: &Op, value: &Value) -> bool {
             }
         }
         Op::Exists(expected) => value.is_null() != *expected,
-        Op::In {
-            items,
-            fold,
-            negate,
-        } => {
+        Op::In { items, fold, negate } => {
             let member = |v: &Value| {
                 if *fold {
                     let folded = fold_case(v);
@@ -814,13 +789,9 @@ fn fold_case(value: &Value) -> Value {
 /// Recursion is bounded by the depth of the compiled literal.
 fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
         }
         _ => strict_equal(a, b),
     }
@@ -860,9 +831,7 @@ fn to_primitive(value: &Value, depth: usize) -> Prim<'_> {
         Value::Null => Prim::Num(0.0),
         Value::Bool(b) => Prim::Num(if *b { 1.0 } else { 0.0 }),
         Value::Number(n) => Prim::Num(number(n)),
-        Value::String(_) | Value::Array(_) | Value::Object(_) => {
-            Prim::Str(js_to_string(value, depth))
-        }
+        Value::String(_) | Value::Array(_) | Value::Object(_) => Prim::Str(js_to_string(value, depth)),
     }
 }
 
@@ -923,12 +892,10 @@ fn js_number_to_string(x: f64) -> String {
     // (85239602610219.125 must print as "85239602610219.12"). Rounding the exact value to that many
     // digits, which Rust does half-to-even, gives JavaScript's choice.
     let shortest = format!("{x:e}");
-    let precision = shortest.split('e').next().map_or(0, |m| {
-        m.bytes()
-            .filter(u8::is_ascii_digit)
-            .count()
-            .saturating_sub(1)
-    });
+    let precision = shortest
+        .split('e')
+        .next()
+        .map_or(0, |m| m.bytes().filter(u8::is_ascii_digit).count().saturating_sub(1));
     let sci = format!("{x:.precision$e}");
     let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
@@ -963,13 +930,7 @@ fn is_js_whitespace(c: char) -> bool {
     matches!(
         c,
         '\u{9}' | '\u{a}' | '\u{b}' | '\u{c}' | '\u{d}' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200a}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202f}'
-                | '\u{205f}'
-                | '\u{3000}'
-                | '\u{feff}'
+            ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
     )
 }
 
@@ -988,9 +949,7 @@ fn string_to_number(s: &str) -> f64 {
             _ => 0,
         };
         if radix != 0 {
-            return t
-                .get(2..)
-                .map_or(f64::NAN, |digits| parse_radix(digits, radix));
+            return t.get(2..).map_or(f64::NAN, |digits| parse_radix(digits, radix));
         }
     }
     match t {
@@ -1127,8 +1086,7 @@ mod tests {
 
     #[test]
     fn shared_vectors() {
-        let file: Value =
-            serde_json::from_str(include_str!("../../../testdata/conditions.json")).unwrap();
+        let file: Value = serde_json::from_str(include_str!("../../../testdata/conditions.json")).unwrap();
         let cases = file["cases"].as_array().expect("cases array");
         assert!(cases.len() >= 120, "only {} vectors", cases.len());
         let mut names = std::collections::HashSet::new();
@@ -1170,28 +1128,14 @@ mod tests {
         assert!(c.matches(&json!({})));
         assert!(c.matches(&json!(null)));
         assert!(c.matches(&json!("not an object")));
-        assert!(
-            !Condition::compile(&json!({"a": 1}))
-                .unwrap()
-                .is_always_true()
-        );
-        assert!(
-            !Condition::compile(&json!({"$and": []}))
-                .unwrap()
-                .is_always_true()
-        );
+        assert!(!Condition::compile(&json!({"a": 1})).unwrap().is_always_true());
+        assert!(!Condition::compile(&json!({"$and": []})).unwrap().is_always_true());
     }
 
     #[test]
     fn non_object_attributes_are_no_attributes() {
         let c = Condition::compile(&json!({"country": {"$exists": false}})).unwrap();
-        for attrs in [
-            json!(null),
-            json!(3),
-            json!("US"),
-            json!([1, 2]),
-            json!(true),
-        ] {
+        for attrs in [json!(null), json!(3), json!("US"), json!([1, 2]), json!(true)] {
             assert!(c.matches(&attrs), "{attrs}");
         }
         assert!(!check(json!({"country": "US"}), json!(["US"])));
@@ -1200,11 +1144,7 @@ mod tests {
     #[test]
     fn error_paths() {
         let cases = [
-            (
-                json!({"age": {"$foo": 1}}),
-                ".age.$foo",
-                "unknown operator `$foo`",
-            ),
+            (json!({"age": {"$foo": 1}}), ".age.$foo", "unknown operator `$foo`"),
             (
                 json!({"$or": [{"a": 1}, {"b": {"$in": 3}}]}),
                 ".$or[1].b.$in",
@@ -1220,21 +1160,9 @@ mod tests {
                 ".tags.$elemMatch.$gt",
                 "`$gt` expects a number or a string",
             ),
-            (
-                json!({"$or": {"a": 1}}),
-                ".$or",
-                "`$or` expects an array of conditions",
-            ),
-            (
-                json!({"$and": [1]}),
-                ".$and[0]",
-                "expected a condition object",
-            ),
-            (
-                json!({"$not": [1]}),
-                ".$not",
-                "`$not` expects a condition object",
-            ),
+            (json!({"$or": {"a": 1}}), ".$or", "`$or` expects an array of conditions"),
+            (json!({"$and": [1]}), ".$and[0]", "expected a condition object"),
+            (json!({"$not": [1]}), ".$not", "`$not` expects a condition object"),
             (json!([1]), "", "expected a condition object"),
             (
                 json!({"user.plan": {"$size": "3"}}),
@@ -1251,26 +1179,14 @@ mod tests {
                 ".t.$all[1].$nope",
                 "unknown operator",
             ),
-            (
-                json!({"t": {"$not": {"$in": "x"}}}),
-                ".t.$not.$in",
-                "expects an array",
-            ),
+            (json!({"t": {"$not": {"$in": "x"}}}), ".t.$not.$in", "expects an array"),
             (json!({"$in": [1]}), ".$in", "value operator"),
-            (
-                json!({"id": {"$inGroup": "g"}}),
-                ".id.$inGroup",
-                "saved groups",
-            ),
+            (json!({"id": {"$inGroup": "g"}}), ".id.$inGroup", "saved groups"),
         ];
         for (condition, path, reason) in cases {
             let e = compile_err(condition.clone());
             assert_eq!(e.path, path, "path for {condition}");
-            assert!(
-                e.reason.contains(reason),
-                "reason `{}` for {condition}",
-                e.reason
-            );
+            assert!(e.reason.contains(reason), "reason `{}` for {condition}", e.reason);
         }
     }
 
@@ -1305,21 +1221,13 @@ mod tests {
         for _ in 0..40 {
             value = json!({"$not": value});
         }
-        assert!(
-            compile_err(json!({"a": value}))
-                .reason
-                .contains("nested too deeply")
-        );
+        assert!(compile_err(json!({"a": value})).reason.contains("nested too deeply"));
 
         let mut literal = json!(1);
         for _ in 0..40 {
             literal = json!([literal]);
         }
-        assert!(
-            compile_err(json!({"a": literal}))
-                .reason
-                .contains("nested too deeply")
-        );
+        assert!(compile_err(json!({"a": literal})).reason.contains("nested too deeply"));
     }
 
     #[test]
@@ -1405,8 +1313,8 @@ mod tests {
             assert_eq!(string_to_number(s), n, "{s:?}");
         }
         for s in [
-            "abc", "1,000", "1_000", "0x", "-0x10", "1e", "e5", ".", "+", "inf", "NaN", "infinity",
-            "12px", "\u{85}1", "0x1g",
+            "abc", "1,000", "1_000", "0x", "-0x10", "1e", "e5", ".", "+", "inf", "NaN", "infinity", "12px", "\u{85}1",
+            "0x1g",
         ] {
             assert!(string_to_number(s).is_nan(), "{s:?}");
         }
@@ -1415,14 +1323,8 @@ mod tests {
     #[test]
     fn version_padding() {
         assert_eq!(padded_version(&json!("1.2.3")), "    1-    2-    3-~");
-        assert_eq!(
-            padded_version(&json!("v1.2.3+build.7")),
-            "    1-    2-    3-~"
-        );
-        assert_eq!(
-            padded_version(&json!("1.0.0-beta.2")),
-            "    1-    0-    0-beta-    2"
-        );
+        assert_eq!(padded_version(&json!("v1.2.3+build.7")), "    1-    2-    3-~");
+        assert_eq!(padded_version(&json!("1.0.0-beta.2")), "    1-    0-    0-beta-    2");
         assert_eq!(padded_version(&json!(2)), "    2");
         assert_eq!(padded_version(&json!(null)), "    0");
         assert_eq!(padded_version(&json!("")), "    0");
@@ -1434,10 +1336,7 @@ mod tests {
     #[test]
     fn relational_comparison_follows_javascript() {
         // Strings compare by UTF-16 code units: U+FF5E sorts after U+1F600 in UTF-8 but not in UTF-16.
-        assert!(check(
-            json!({"s": {"$gt": "\u{1F600}"}}),
-            json!({"s": "\u{FF5E}"})
-        ));
+        assert!(check(json!({"s": {"$gt": "\u{1F600}"}}), json!({"s": "\u{FF5E}"})));
         assert!(check(json!({"n": {"$gt": true}}), json!({"n": 2})));
         assert!(check(json!({"n": {"$lt": "1e3"}}), json!({"n": 999})));
         assert!(!check(json!({"n": {"$lt": "abc"}}), json!({"n": 1})));
@@ -1452,37 +1351,19 @@ mod tests {
     fn numbers_compare_as_f64() {
         assert!(check(json!({"n": 1}), json!({"n": 1.0})));
         assert!(check(json!({"n": {"$eq": 1.0}}), json!({"n": 1})));
-        assert!(check(
-            json!({"n": [1, {"x": 2.0}]}),
-            json!({"n": [1.0, {"x": 2}]})
-        ));
+        assert!(check(json!({"n": [1, {"x": 2.0}]}), json!({"n": [1.0, {"x": 2}]})));
         assert!(check(json!({"n": {"$in": [3.0]}}), json!({"n": 3})));
         assert!(check(json!({"n": {"$eq": -1}}), json!({"n": -1.0})));
-        assert!(check(
-            json!({"n": u64::MAX}),
-            json!({"n": 18446744073709551615.0})
-        ));
+        assert!(check(json!({"n": u64::MAX}), json!({"n": 18446744073709551615.0})));
     }
 
     #[test]
     fn regex_case_insensitivity_is_ascii() {
-        assert!(check(
-            json!({"s": {"$regexi": "^abc$"}}),
-            json!({"s": "ABC"})
-        ));
-        assert!(!check(
-            json!({"s": {"$regex": "^abc$"}}),
-            json!({"s": "ABC"})
-        ));
+        assert!(check(json!({"s": {"$regexi": "^abc$"}}), json!({"s": "ABC"})));
+        assert!(!check(json!({"s": {"$regex": "^abc$"}}), json!({"s": "ABC"})));
         // An escaped slash (as written in JavaScript regex literals) is accepted.
-        assert!(check(
-            json!({"p": {"$regex": "^\\/a\\/b$"}}),
-            json!({"p": "/a/b"})
-        ));
-        assert!(check(
-            json!({"p": {"$regex": "^/a/b$"}}),
-            json!({"p": "/a/b"})
-        ));
+        assert!(check(json!({"p": {"$regex": "^\\/a\\/b$"}}), json!({"p": "/a/b"})));
+        assert!(check(json!({"p": {"$regex": "^/a/b$"}}), json!({"p": "/a/b"})));
         let e = compile_err(json!({"p": {"$regex": "(?=x)"}}));
         assert!(e.reason.starts_with("invalid regex"), "{}", e.reason);
     }

@@ -151,6 +151,10 @@ impl<'a> Reader<'a> {
             }
             value |= bits << shift;
             if byte & 0x80 == 0 {
+                // One encoding per value: a trailing zero group is a padded (non-minimal) varint.
+                if byte == 0 && shift > 0 {
+                    return Err(CookieError::Malformed("non-minimal varint"));
+                }
                 return Ok(value);
             }
         }
@@ -197,12 +201,7 @@ impl StickyCookie {
 
     /// Verifies and decodes a cookie value issued at most `max_age_seconds` before `now` (Unix
     /// seconds). Every failure is an error, never a panic.
-    pub fn decode(
-        value: &str,
-        key: &CookieKey,
-        now: i64,
-        max_age_seconds: i64,
-    ) -> Result<StickyCookie, CookieError> {
+    pub fn decode(value: &str, key: &CookieKey, now: i64, max_age_seconds: i64) -> Result<StickyCookie, CookieError> {
         if value.len() > MAX_VALUE_LEN {
             return Err(CookieError::Oversized { len: value.len() });
         }
@@ -225,15 +224,17 @@ impl StickyCookie {
                 if len == 0 || len > MAX_UNIT_ID_LEN {
                     return Err(CookieError::Malformed("unit id length"));
                 }
-                std::str::from_utf8(reader.take(len)?)
-                    .map_err(|_| CookieError::Malformed("unit id is not UTF-8"))?
-                    .to_owned()
+                let unit_id = std::str::from_utf8(reader.take(len)?)
+                    .map_err(|_| CookieError::Malformed("unit id is not UTF-8"))?;
+                if raw_unit_id(unit_id).is_some() {
+                    return Err(CookieError::Malformed("hex unit id stored as text"));
+                }
+                unit_id.to_owned()
             }
             _ => return Err(CookieError::Malformed("unknown unit id kind")),
         };
         let config_version = reader.varint()?;
-        let issued_at =
-            i64::try_from(reader.varint()?).map_err(|_| CookieError::Malformed("issue time"))?;
+        let issued_at = i64::try_from(reader.varint()?).map_err(|_| CookieError::Malformed("issue time"))?;
         if issued_at > now.saturating_add(MAX_FUTURE_SKEW_SECS) {
             return Err(CookieError::Malformed("issued in the future"));
         }
@@ -312,10 +313,7 @@ mod tests {
     fn round_trips() {
         let cookie = sample(5);
         let value = cookie.encode(&KEY);
-        assert_eq!(
-            StickyCookie::decode(&value, &KEY, 1_800_000_010, 3600),
-            Ok(cookie)
-        );
+        assert_eq!(StickyCookie::decode(&value, &KEY, 1_800_000_010, 3600), Ok(cookie));
         let free_form = StickyCookie {
             unit_id: "user-42@example".into(),
             ..sample(0)
@@ -355,9 +353,6 @@ mod tests {
             StickyCookie::decode(&"A".repeat(2000), &KEY, 0, 60),
             Err(CookieError::Oversized { len: 2000 })
         );
-        assert_eq!(
-            StickyCookie::decode("!!!", &KEY, 0, 60),
-            Err(CookieError::NotBase64)
-        );
+        assert_eq!(StickyCookie::decode("!!!", &KEY, 0, 60), Err(CookieError::NotBase64));
     }
 }

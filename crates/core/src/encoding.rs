@@ -40,11 +40,7 @@ const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 pub fn base64url_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -98,11 +94,7 @@ mod tests {
         let data: Vec<u8> = (0..=255u8).collect();
         for len in 0..40 {
             let encoded = base64url_encode(&data[..len]);
-            assert_eq!(
-                base64url_decode(&encoded).as_deref(),
-                Some(&data[..len]),
-                "len {len}"
-            );
+            assert_eq!(base64url_decode(&encoded).as_deref(), Some(&data[..len]), "len {len}");
         }
         assert_eq!(base64url_encode(b"foobar"), "Zm9vYmFy");
         assert_eq!(base64url_encode(b"fo"), "Zm8");

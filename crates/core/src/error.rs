@@ -70,10 +70,7 @@ impl std::fmt::Display for ConfigErrorKind {
                 other_range[0], other_range[1]
             ),
             ConfigErrorKind::OutOfRange { value } => {
-                write!(
-                    f,
-                    "{value} is out of range: basis points must be within 0..=10000"
-                )
+                write!(f, "{value} is out of range: basis points must be within 0..=10000")
             }
             ConfigErrorKind::InvalidPathPattern(reason) => {
                 write!(f, "invalid path pattern: {reason}")

@@ -161,9 +161,7 @@ impl Decision<'_> {
                     | Reason::OutsideCoverage { bucket } => {
                         value["bucket"] = json!(bucket);
                     }
-                    Reason::UnknownForcedVariant(variant) => {
-                        value["forced_variant"] = json!(variant)
-                    }
+                    Reason::UnknownForcedVariant(variant) => value["forced_variant"] = json!(variant),
                     _ => {}
                 }
                 value
@@ -198,19 +196,24 @@ impl<'t> Evaluation<'t> {
             match decision.outcome {
                 Outcome::Assigned {
                     variant,
-                    source: Source::Bucketed | Source::Sticky,
+                    source: source @ (Source::Bucketed | Source::Sticky),
+                    log_exposure,
                     ..
                 } => {
+                    // The bit records an exposure the caller sends now or sent before; a sticky unit
+                    // of a paused experiment keeps an unsent exposure unsent until it resumes.
+                    let sent_before = source == Source::Sticky
+                        && previous
+                            .iter()
+                            .any(|e| e.experiment_id == experiment.cookie_id && e.exposed);
                     entries.push(StickyEntry {
                         experiment_id: experiment.cookie_id,
                         variant: variant as u8,
-                        exposed: true,
+                        exposed: log_exposure || sent_before,
                     });
                 }
                 Outcome::Assigned { .. } | Outcome::Excluded(Reason::PathNotMatched) => {
-                    let kept = previous
-                        .iter()
-                        .find(|e| e.experiment_id == experiment.cookie_id);
+                    let kept = previous.iter().find(|e| e.experiment_id == experiment.cookie_id);
                     if let Some(entry) = kept
                         && still_sticky(experiment, entry)
                     {
@@ -273,10 +276,7 @@ impl Tenant {
             }
             Status::Running | Status::Paused => {}
         }
-        if experiment
-            .start_ms
-            .is_some_and(|start| context.now_ms < start)
-        {
+        if experiment.start_ms.is_some_and(|start| context.now_ms < start) {
             return Outcome::Excluded(Reason::NotStarted);
         }
         if experiment.end_ms.is_some_and(|end| context.now_ms >= end) {
@@ -284,10 +284,7 @@ impl Tenant {
         }
         // A unit keeps its variant while the experiment runs, even if weights, coverage or
         // targeting change: switching a visitor mid-experiment corrupts the results.
-        if let Some(entry) = context
-            .sticky
-            .iter()
-            .find(|e| e.experiment_id == experiment.cookie_id)
+        if let Some(entry) = context.sticky.iter().find(|e| e.experiment_id == experiment.cookie_id)
             && usize::from(entry.variant) < experiment.variants.len()
         {
             return Outcome::Assigned {

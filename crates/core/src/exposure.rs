@@ -85,8 +85,7 @@ impl Exposure {
         check_key("tenant", &self.tenant)?;
         check_key("experiment", &self.experiment)?;
         check_key("variant", &self.variant)?;
-        if self.unit.is_empty() || self.unit.len() > 128 || self.unit.chars().any(char::is_control)
-        {
+        if self.unit.is_empty() || self.unit.len() > 128 || self.unit.chars().any(char::is_control) {
             return Err(RecordError {
                 field: "unit",
                 reason: "1 to 128 characters, no control characters".into(),
@@ -101,10 +100,7 @@ impl Exposure {
         if !(EARLIEST_MS..LATEST_MS).contains(&self.timestamp) {
             return Err(RecordError {
                 field: "timestamp",
-                reason: format!(
-                    "{} is not a plausible Unix millisecond time",
-                    self.timestamp
-                ),
+                reason: format!("{} is not a plausible Unix millisecond time", self.timestamp),
             });
         }
         if let Some(country) = &self.country
@@ -129,9 +125,7 @@ impl Exposure {
 fn check_key(field: &'static str, key: &str) -> Result<(), RecordError> {
     let ok = !key.is_empty()
         && key.len() <= crate::tenant::MAX_KEY_LEN
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -184,8 +178,6 @@ mod tests {
         assert_eq!(bad.validate().unwrap_err().field, "id");
         let json = serde_json::to_string(&exposure()).unwrap();
         assert_eq!(serde_json::from_str::<Exposure>(&json).unwrap(), exposure());
-        assert!(
-            serde_json::from_str::<Exposure>(&json.replace("\"unit\"", "\"unit_id\"")).is_err()
-        );
+        assert!(serde_json::from_str::<Exposure>(&json.replace("\"unit\"", "\"unit_id\"")).is_err());
     }
 }

@@ -87,10 +87,7 @@ impl MasterSecret {
 
     /// Checks a presented read token in constant time.
     pub fn verify_results_read_token(&self, tenant: &str, presented: &str) -> bool {
-        constant_time_eq(
-            self.results_read_token(tenant).as_bytes(),
-            presented.as_bytes(),
-        )
+        constant_time_eq(self.results_read_token(tenant).as_bytes(), presented.as_bytes())
     }
 }
 
@@ -135,10 +132,7 @@ impl std::fmt::Display for SignatureError {
             SignatureError::Malformed => f.write_str("signature is not 64 hex characters"),
             SignatureError::Mismatch => f.write_str("signature does not match"),
             SignatureError::Expired { age_seconds } => {
-                write!(
-                    f,
-                    "timestamp is {age_seconds} s from now, outside the replay window"
-                )
+                write!(f, "timestamp is {age_seconds} s from now, outside the replay window")
             }
         }
     }
@@ -210,10 +204,7 @@ mod tests {
 
     #[test]
     fn short_secrets_are_refused() {
-        assert_eq!(
-            MasterSecret::new("short").unwrap_err(),
-            SecretError { len: 5 }
-        );
+        assert_eq!(MasterSecret::new("short").unwrap_err(), SecretError { len: 5 });
     }
 
     #[test]
@@ -221,10 +212,7 @@ mod tests {
         let s = secret();
         let key = s.beacon_key("shop");
         let sig = key.sign(1_800_000_000, b"[]");
-        assert_eq!(
-            key.verify(1_800_000_000, b"[]", &sig, 1_800_000_100, 300),
-            Ok(())
-        );
+        assert_eq!(key.verify(1_800_000_000, b"[]", &sig, 1_800_000_100, 300), Ok(()));
         assert_eq!(
             key.verify(1_800_000_000, b"[1]", &sig, 1_800_000_100, 300),
             Err(SignatureError::Mismatch)

@@ -52,6 +52,4 @@ pub use error::{ConfigError, ConfigErrorKind};
 pub use evaluate::{Context, Decision, Evaluation, Outcome, Reason, Source};
 pub use exposure::{DeviceClass, Exposure, RecordError};
 pub use keys::{BeaconKey, CookieKey, MasterSecret};
-pub use tenant::{
-    Experiment, LayerSlot, MAX_EXPERIMENTS, MAX_KEY_LEN, MAX_VARIANTS, Tenant, Variant,
-};
+pub use tenant::{Experiment, LayerSlot, MAX_EXPERIMENTS, MAX_KEY_LEN, MAX_VARIANTS, Tenant, Variant};

@@ -1,7 +1,9 @@
 //! Which URL paths an experiment applies to: exact paths, globs, and `~`-prefixed regexes.
 //!
-//! Globs: `*` matches within one segment (no `/`), `**` matches across segments, `?` matches one
-//! character other than `/`. Patterns see the path only, never the query string.
+//! Globs: `*` matches within one segment (no `/`), `**` matches across segments (a whole `/**`
+//! segment also matches zero segments), `?` matches one character other than `/`. A `~` pattern
+//! is a regex searched anywhere in the path (anchor it with `^…$`), as in nginx's `location ~`.
+//! Patterns see the path only, never the query string.
 
 use regex_lite::Regex;
 
@@ -24,8 +26,7 @@ impl PathMatcher {
                 return Err((index, format!("longer than {MAX_PATTERN_LEN} characters")));
             }
             if let Some(regex) = pattern.strip_prefix('~') {
-                let compiled =
-                    Regex::new(regex).map_err(|e| (index, format!("regex `{regex}`: {e}")))?;
+                let compiled = Regex::new(regex).map_err(|e| (index, format!("regex `{regex}`: {e}")))?;
                 matcher.patterns.push(compiled);
             } else if pattern.contains(['*', '?']) {
                 matcher
@@ -49,9 +50,7 @@ impl PathMatcher {
 
 fn check_plain_path(pattern: &str) -> Result<(), String> {
     if !pattern.starts_with('/') {
-        return Err(format!(
-            "`{pattern}` must start with `/` (or `~` for a regex)"
-        ));
+        return Err(format!("`{pattern}` must start with `/` (or `~` for a regex)"));
     }
     if let Some(bad) = pattern
         .chars()
@@ -74,6 +73,14 @@ fn glob_to_regex(glob: &str) -> Result<Regex, String> {
     let mut regex = String::from("^");
     let mut chars = glob.chars().peekable();
     while let Some(c) = chars.next() {
+        // A whole `/**` segment also matches zero segments: `/docs/**` matches `/docs` and
+        // `/a/**/b` matches `/a/b`.
+        if c == '/' && chars.clone().take(2).eq("**".chars()) && matches!(chars.clone().nth(2), None | Some('/')) {
+            chars.next();
+            chars.next();
+            regex.push_str("(?:/.*)?");
+            continue;
+        }
         match c {
             '*' if chars.peek() == Some(&'*') => {
                 chars.next();
@@ -104,6 +111,15 @@ mod tests {
         assert!(m.matches("/blog/hello"));
         assert!(!m.matches("/blog/hello/comments"));
         assert!(m.matches("/docs/a/b/c"));
+        assert!(m.matches("/docs"), "a trailing /** also matches the bare prefix");
+        assert!(m.matches("/docs/"));
+        let middle = matcher(&["/a/**/b"]);
+        assert!(middle.matches("/a/b") && middle.matches("/a/x/y/b"));
+        assert!(!middle.matches("/a/xb") && !middle.matches("/ab"));
+        assert!(
+            matcher(&["/a**"]).matches("/a/b/c"),
+            "`**` inside a segment crosses segments"
+        );
         assert!(m.matches("/p/1"));
         assert!(!m.matches("/p/12"));
         assert!(!m.matches("/other"));
@@ -122,8 +138,7 @@ mod tests {
     #[test]
     fn bad_patterns_name_their_index() {
         let bad = |patterns: &[&str]| {
-            PathMatcher::compile(&patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>())
-                .unwrap_err()
+            PathMatcher::compile(&patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap_err()
         };
         assert_eq!(bad(&["/ok", "nope"]).0, 1);
         assert!(bad(&["/a/***"]).1.contains("***"));

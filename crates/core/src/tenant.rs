@@ -106,8 +106,8 @@ impl Tenant {
     /// assert_eq!(err.to_string(), "experiments[0].variants: weights sum to 9000, expected 10000");
     /// ```
     pub fn from_json(json: &str) -> Result<Tenant, ConfigError> {
-        let value: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| ConfigError::new("", ConfigErrorKind::Syntax(e.to_string())))?;
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| ConfigError::new("", ConfigErrorKind::Syntax(e.to_string())))?;
         Tenant::from_value(value)
     }
 
@@ -129,8 +129,20 @@ impl Tenant {
         }
         let config: TenantConfig = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            ConfigError::new(path, ConfigErrorKind::Syntax(e.into_inner().to_string()))
+            let mut path = if path == "." { String::new() } else { path };
+            let message = e.into_inner().to_string();
+            // Name the missing field itself, like every other error names its value.
+            if let Some(field) = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.strip_suffix('`'))
+            {
+                path = if path.is_empty() {
+                    field.to_owned()
+                } else {
+                    format!("{path}.{field}")
+                };
+            }
+            ConfigError::new(path, ConfigErrorKind::Syntax(message))
         })?;
         compile(config)
     }
@@ -156,10 +168,7 @@ impl Experiment {
 fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
     check_key("tenant", &config.tenant, KeyKind::Tenant)?;
     if config.version == 0 {
-        return Err(ConfigError::invalid(
-            "version",
-            "version must be at least 1",
-        ));
+        return Err(ConfigError::invalid("version", "version must be at least 1"));
     }
     if config.hostnames.is_empty() {
         return Err(ConfigError::invalid(
@@ -172,19 +181,13 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
         let path = format!("hostnames[{i}]");
         check_hostname(host).map_err(|reason| ConfigError::invalid(&path, reason))?;
         if seen_hosts.insert(host.as_str(), i).is_some() {
-            return Err(ConfigError::new(
-                path,
-                ConfigErrorKind::DuplicateKey(host.clone()),
-            ));
+            return Err(ConfigError::new(path, ConfigErrorKind::DuplicateKey(host.clone())));
         }
     }
     let hash_key = HashKey::from_hex(&config.hash_key).ok_or_else(|| {
         ConfigError::invalid(
             "hash_key",
-            format!(
-                "expected 32 hex characters (16 bytes), got `{}`",
-                config.hash_key
-            ),
+            format!("expected 32 hex characters (16 bytes), got `{}`", config.hash_key),
         )
     })?;
     check_basis_points("holdout", config.holdout)?;
@@ -194,10 +197,7 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
         let path = format!("layers[{i}].key");
         check_key(&path, &layer.key, KeyKind::Other)?;
         if layers.contains(&layer.key) {
-            return Err(ConfigError::new(
-                path,
-                ConfigErrorKind::DuplicateKey(layer.key.clone()),
-            ));
+            return Err(ConfigError::new(path, ConfigErrorKind::DuplicateKey(layer.key.clone())));
         }
         layers.push(layer.key.clone());
     }
@@ -262,7 +262,7 @@ fn compile_experiment(
         Some(seed) if seed.is_empty() || seed.len() > 256 => {
             return Err(ConfigError::invalid(
                 format!("{path}.seed"),
-                "a seed has 1 to 256 characters",
+                "a seed has 1 to 256 bytes",
             ));
         }
         Some(seed) => seed.clone(),
@@ -292,9 +292,8 @@ fn compile_experiment(
         }
         check_basis_points(&format!("{variant_path}.weight"), variant.weight)?;
         for (a, action) in variant.actions.iter().enumerate() {
-            check_action(action).map_err(|reason| {
-                ConfigError::invalid(format!("{variant_path}.actions[{a}]"), reason)
-            })?;
+            check_action(action)
+                .map_err(|reason| ConfigError::invalid(format!("{variant_path}.actions[{a}]"), reason))?;
         }
         variants.push(Variant {
             key: variant.key.clone(),
@@ -304,32 +303,25 @@ fn compile_experiment(
     }
     let sum: u64 = variants.iter().map(|v| u64::from(v.weight)).sum();
     if sum != u64::from(BUCKETS) {
-        return Err(ConfigError::new(
-            variants_path,
-            ConfigErrorKind::WeightsSum { sum },
-        ));
+        return Err(ConfigError::new(variants_path, ConfigErrorKind::WeightsSum { sum }));
     }
 
-    let winner = match (&raw.winner, raw.status) {
-        (None, _) => None,
-        (Some(key), Status::Stopped) => {
-            Some(variants.iter().position(|v| &v.key == key).ok_or_else(|| {
-                ConfigError::new(
+    let winner =
+        match (&raw.winner, raw.status) {
+            (None, _) => None,
+            (Some(key), Status::Stopped) => Some(variants.iter().position(|v| &v.key == key).ok_or_else(|| {
+                ConfigError::new(format!("{path}.winner"), ConfigErrorKind::UnknownWinner(key.clone()))
+            })?),
+            (Some(_), status) => {
+                return Err(ConfigError::invalid(
                     format!("{path}.winner"),
-                    ConfigErrorKind::UnknownWinner(key.clone()),
-                )
-            })?)
-        }
-        (Some(_), status) => {
-            return Err(ConfigError::invalid(
-                format!("{path}.winner"),
-                format!(
-                    "a winner is only served once the experiment is `stopped`, but its status is `{}`",
-                    status_name(status)
-                ),
-            ));
-        }
-    };
+                    format!(
+                        "a winner is only served once the experiment is `stopped`, but its status is `{}`",
+                        status_name(status)
+                    ),
+                ));
+            }
+        };
 
     let parse_time = |field: &str, value: &Option<String>| -> Result<Option<i64>, ConfigError> {
         value
@@ -345,10 +337,7 @@ fn compile_experiment(
     if let (Some(start), Some(end)) = (start_ms, end_ms)
         && end <= start
     {
-        return Err(ConfigError::invalid(
-            format!("{path}.end"),
-            "end must be after start",
-        ));
+        return Err(ConfigError::invalid(format!("{path}.end"), "end must be after start"));
     }
 
     let paths = PathMatcher::compile(&raw.paths).map_err(|(i, reason)| {
@@ -383,9 +372,7 @@ fn compile_experiment(
             if start >= end {
                 return Err(ConfigError::invalid(
                     format!("{path}.layer.range"),
-                    format!(
-                        "[{start}, {end}) is empty; a range is [start, end) with start < end <= 10000"
-                    ),
+                    format!("[{start}, {end}) is empty; a range is [start, end) with start < end <= 10000"),
                 ));
             }
             Some(LayerSlot {
@@ -417,11 +404,7 @@ fn compile_experiment(
 
 /// Experiments that are not stopped must not share layer buckets; a stopped experiment releases
 /// its range so a successor can take it.
-fn check_layer_overlap(
-    path: &str,
-    experiment: &Experiment,
-    earlier: &[Experiment],
-) -> Result<(), ConfigError> {
+fn check_layer_overlap(path: &str, experiment: &Experiment, earlier: &[Experiment]) -> Result<(), ConfigError> {
     let Some(slot) = &experiment.layer else {
         return Ok(());
     };
@@ -515,12 +498,7 @@ fn check_hostname(host: &str) -> Result<(), String> {
         let valid_chars = label
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if label.is_empty()
-            || label.len() > 63
-            || !valid_chars
-            || label.starts_with('-')
-            || label.ends_with('-')
-        {
+        if label.is_empty() || label.len() > 63 || !valid_chars || label.starts_with('-') || label.ends_with('-') {
             return Err(format!(
                 "`{host}` is not a lowercase hostname (labels of a-z, 0-9 and inner `-`, 1 to 63 characters)"
             ));
@@ -529,12 +507,46 @@ fn check_hostname(host: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Request headers a variant may not set: they decide routing, framing or who the visitor is.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "cookie",
+    "authorization",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "cf-connecting-ip",
+];
+
+/// Longest text, HTML fragment or header value an action may carry.
+const MAX_ACTION_TEXT: usize = 16 * 1024;
+
 fn check_action(action: &Action) -> Result<(), String> {
+    let payload = match action {
+        Action::SetText { text, .. } => Some(text),
+        Action::SetAttribute { value, .. } => Some(value),
+        Action::InsertHtml { html, .. } => Some(html),
+        _ => None,
+    };
+    if let Some(payload) = payload
+        && payload.len() > MAX_ACTION_TEXT
+    {
+        return Err(format!(
+            "content is {} bytes, over the {MAX_ACTION_TEXT}-byte limit",
+            payload.len()
+        ));
+    }
     let selector_ok = |selector: &str| {
-        if selector.trim().is_empty()
-            || selector.len() > 512
-            || selector.chars().any(char::is_control)
-        {
+        if selector.trim().is_empty() || selector.len() > 512 || selector.chars().any(char::is_control) {
             Err(format!(
                 "selector `{selector}` must be a non-empty CSS selector without control characters"
             ))
@@ -548,12 +560,9 @@ fn check_action(action: &Action) -> Result<(), String> {
                 return Err("a route needs a `path`, a `host`, or both".into());
             }
             if let Some(path) = path
-                && (!path.starts_with('/')
-                    || path.chars().any(|c| c.is_whitespace() || c.is_control()))
+                && (!path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()))
             {
-                return Err(format!(
-                    "route path `{path}` must start with `/` and contain no spaces"
-                ));
+                return Err(format!("route path `{path}` must start with `/` and contain no spaces"));
             }
             if let Some(host) = host {
                 check_hostname(host).map_err(|reason| format!("route host: {reason}"))?;
@@ -565,17 +574,24 @@ fn check_action(action: &Action) -> Result<(), String> {
             if name.is_empty() || !name.chars().all(token) {
                 return Err(format!("header name `{name}` is not an HTTP token"));
             }
-            if value
-                .chars()
-                .any(|c| !(c == ' ' || c == '\t' || c.is_ascii_graphic()))
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") || lower.starts_with("cohort-")
             {
+                return Err(format!(
+                    "header `{name}` is reserved: it controls routing, framing or identity"
+                ));
+            }
+            if value.len() > MAX_ACTION_TEXT {
+                return Err(format!("header `{name}` value is over {MAX_ACTION_TEXT} bytes"));
+            }
+            if value.chars().any(|c| !(c == ' ' || c == '\t' || c.is_ascii_graphic())) {
                 return Err(format!("header `{name}` value must be visible ASCII"));
             }
             Ok(())
         }
-        Action::SetText { selector, .. }
-        | Action::Remove { selector }
-        | Action::InsertHtml { selector, .. } => selector_ok(selector),
+        Action::SetText { selector, .. } | Action::Remove { selector } | Action::InsertHtml { selector, .. } => {
+            selector_ok(selector)
+        }
         Action::SetAttribute { selector, name, .. } => {
             selector_ok(selector)?;
             if name.is_empty()

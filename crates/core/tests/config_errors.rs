@@ -29,10 +29,7 @@ fn error_after(edit: impl FnOnce(&mut Value)) -> String {
 #[track_caller]
 fn assert_rejected(edit: impl FnOnce(&mut Value), expected: &str) {
     let message = error_after(edit);
-    assert!(
-        message.starts_with(expected),
-        "expected `{expected}…`, got `{message}`"
-    );
+    assert!(message.starts_with(expected), "expected `{expected}…`, got `{message}`");
 }
 
 #[test]
@@ -105,10 +102,7 @@ fn unknown_fields_are_rejected_where_they_are() {
         "experiments[1].variants[0].wieght: unknown field `wieght`",
     );
     assert_rejected(
-        |c| {
-            c["experiments"][0]["variants"][1]["actions"] =
-                json!([{"type": "set_text", "selector": "h1", "txt": "x"}])
-        },
+        |c| c["experiments"][0]["variants"][1]["actions"] = json!([{"type": "set_text", "selector": "h1", "txt": "x"}]),
         "experiments[0].variants[1].actions[0]: unknown field `txt`, expected `selector` or `text`",
     );
     assert_rejected(
@@ -151,10 +145,7 @@ fn basis_points_stay_in_range() {
         |c| c["experiments"][0]["coverage"] = json!(10001),
         "experiments[0].coverage: 10001 is out of range",
     );
-    assert_rejected(
-        |c| c["holdout"] = json!(20000),
-        "holdout: 20000 is out of range",
-    );
+    assert_rejected(|c| c["holdout"] = json!(20000), "holdout: 20000 is out of range");
     assert_rejected(
         |c| c["experiments"][0]["coverage"] = json!(-1),
         "experiments[0].coverage: invalid value",
@@ -213,14 +204,8 @@ fn winners_and_schedules() {
 
 #[test]
 fn identities_and_keys() {
-    assert_rejected(
-        |c| c["hash_key"] = json!("abc"),
-        "hash_key: expected 32 hex characters",
-    );
-    assert_rejected(
-        |c| c["tenant"] = json!("Shop Inc"),
-        "tenant: `Shop Inc` contains 'S'",
-    );
+    assert_rejected(|c| c["hash_key"] = json!("abc"), "hash_key: expected 32 hex characters");
+    assert_rejected(|c| c["tenant"] = json!("Shop Inc"), "tenant: `Shop Inc` contains 'S'");
     assert_rejected(
         |c| c["experiments"][0]["key"] = json!("a=b"),
         "experiments[0].key: `a=b` contains '='",
@@ -237,10 +222,7 @@ fn identities_and_keys() {
         |c| c["hostnames"] = json!([]),
         "hostnames: a tenant serves at least one hostname",
     );
-    assert_rejected(
-        |c| c["version"] = json!(0),
-        "version: version must be at least 1",
-    );
+    assert_rejected(|c| c["version"] = json!(0), "version: version must be at least 1");
     assert_rejected(
         |c| c["experiments"][0]["variants"] = json!([{"key": "only", "weight": 10000}]),
         "experiments[0].variants: 1 variants; an experiment has 2 to 20",
@@ -249,9 +231,8 @@ fn identities_and_keys() {
 
 #[test]
 fn actions_are_validated() {
-    let with_action = |action: Value| {
-        move |c: &mut Value| c["experiments"][0]["variants"][1]["actions"] = json!([action])
-    };
+    let with_action =
+        |action: Value| move |c: &mut Value| c["experiments"][0]["variants"][1]["actions"] = json!([action]);
     assert_rejected(
         with_action(json!({"type": "route"})),
         "experiments[0].variants[1].actions[0]: a route needs a `path`, a `host`, or both",
@@ -288,4 +269,41 @@ fn garbage_never_panics() {
     ] {
         assert!(Tenant::from_json(text).is_err(), "{text:?}");
     }
+}
+
+#[test]
+fn missing_fields_are_named_by_path() {
+    assert_rejected(
+        |c| c.as_object_mut().unwrap().remove("hash_key").map(drop).unwrap(),
+        "hash_key: missing field `hash_key`",
+    );
+    assert_rejected(
+        |c| {
+            c["experiments"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("status")
+                .map(drop)
+                .unwrap()
+        },
+        "experiments[0].status: missing field `status`",
+    );
+}
+
+#[test]
+fn reserved_headers_and_oversized_content_are_refused() {
+    let with_action =
+        |action: Value| move |c: &mut Value| c["experiments"][0]["variants"][1]["actions"] = json!([action]);
+    assert_rejected(
+        with_action(json!({"type": "request_header", "name": "Host", "value": "evil.example"})),
+        "experiments[0].variants[1].actions[0]: header `Host` is reserved",
+    );
+    assert_rejected(
+        with_action(json!({"type": "request_header", "name": "cohort-assignments", "value": "x"})),
+        "experiments[0].variants[1].actions[0]: header `cohort-assignments` is reserved",
+    );
+    assert_rejected(
+        with_action(json!({"type": "set_text", "selector": "h1", "text": "x".repeat(20_000)})),
+        "experiments[0].variants[1].actions[0]: content is 20000 bytes",
+    );
 }

@@ -16,18 +16,12 @@ const CHI2_99_P001: f64 = 148.23;
 fn chi_square(counts: &[u64]) -> f64 {
     let total: u64 = counts.iter().sum();
     let expected = total as f64 / counts.len() as f64;
-    counts
-        .iter()
-        .map(|&c| (c as f64 - expected).powi(2) / expected)
-        .sum()
+    counts.iter().map(|&c| (c as f64 - expected).powi(2) / expected).sum()
 }
 
 #[test]
 fn buckets_are_uniform_over_100k_ids() {
-    let keys = [
-        "000102030405060708090a0b0c0d0e0f",
-        "9f3c2a7be1d04586a2c7e9f0b3d51e68",
-    ];
+    let keys = ["000102030405060708090a0b0c0d0e0f", "9f3c2a7be1d04586a2c7e9f0b3d51e68"];
     let id_styles: [fn(u64) -> String; 3] = [
         |i| format!("visitor-{i}"), // sequential, shared prefix
         |i| {
@@ -63,9 +57,7 @@ fn seeds_are_independent() {
     let mut both = 0u32;
     for i in 0..100_000 {
         let unit = format!("u{i}");
-        if bucket::bucket(&key, "exp-a", &unit) < 5000
-            && bucket::bucket(&key, "exp-b", &unit) < 5000
-        {
+        if bucket::bucket(&key, "exp-a", &unit) < 5000 && bucket::bucket(&key, "exp-b", &unit) < 5000 {
             both += 1;
         }
     }
@@ -205,4 +197,60 @@ proptest! {
         let tampered = cohort_core::encoding::base64url_encode(&raw);
         prop_assert!(StickyCookie::decode(&tampered, &key, 1_800_000_000, 3600).is_err());
     }
+}
+
+#[test]
+fn paused_experiments_keep_unsent_exposures_unsent() {
+    let experiment = |status: &str| {
+        tenant_with(
+            vec![json!({"key": "pausable", "status": status,
+                "variants": [{"key": "control", "weight": 5000}, {"key": "b", "weight": 5000}]})],
+            vec![],
+        )
+    };
+    let paused = experiment("paused");
+    let entry = StickyEntry {
+        experiment_id: paused.experiments[0].cookie_id,
+        variant: 1,
+        exposed: false,
+    };
+    let attributes = json!({});
+    let forced = BTreeMap::new();
+    let context = Context {
+        unit_id: "u",
+        attributes: &attributes,
+        path: "/",
+        now_ms: 0,
+        sticky: &[entry],
+        forced: &forced,
+    };
+    let evaluation = paused.evaluate(&context);
+    assert!(matches!(
+        evaluation.decisions[0].outcome,
+        Outcome::Assigned {
+            variant: 1,
+            log_exposure: false,
+            ..
+        }
+    ));
+    assert_eq!(
+        evaluation.sticky_after(&[entry]),
+        vec![entry],
+        "still unsent while paused"
+    );
+    // Resumed: the exposure is logged now and the bit is set.
+    let running = experiment("running");
+    let evaluation = running.evaluate(&context);
+    assert!(matches!(
+        evaluation.decisions[0].outcome,
+        Outcome::Assigned {
+            variant: 1,
+            log_exposure: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        evaluation.sticky_after(&[entry]),
+        vec![StickyEntry { exposed: true, ..entry }]
+    );
 }

@@ -43,11 +43,7 @@ fn bucketing_vectors() {
         let key = HashKey::from_hex(str_of(case, "hash_key")).unwrap();
         let (seed, unit) = (str_of(case, "seed"), str_of(case, "unit"));
         let hash = bucket::hash64(&key, seed, unit);
-        assert_eq!(
-            format!("{hash:016x}"),
-            str_of(case, "hash"),
-            "hash of {case}"
-        );
+        assert_eq!(format!("{hash:016x}"), str_of(case, "hash"), "hash of {case}");
         assert_eq!(
             u64::from(bucket::bucket(&key, seed, unit)),
             u64_of(case, "bucket"),
@@ -62,10 +58,7 @@ fn range_vectors() {
         let weights: Vec<u32> = serde_json::from_value(case["weights"].clone()).unwrap();
         let expected: Vec<[u32; 2]> = serde_json::from_value(case["ranges"].clone()).unwrap();
         let ranges = bucket::variant_ranges(&weights, u64_of(case, "coverage") as u32);
-        let ranges: Vec<[u32; 2]> = ranges
-            .iter()
-            .map(|r: &BucketRange| [r.start, r.end])
-            .collect();
+        let ranges: Vec<[u32; 2]> = ranges.iter().map(|r: &BucketRange| [r.start, r.end]).collect();
         assert_eq!(ranges, expected, "{case}");
     }
 }
@@ -144,14 +137,11 @@ fn cookie_vectors() {
         let value = str_of(case, "value");
         assert_eq!(cookie.encode(&key), value, "{}", str_of(case, "name"));
         assert!(value.len() < 400);
-        assert_eq!(
-            StickyCookie::decode(value, &key, cookie.issued_at, MAX_AGE),
-            Ok(cookie)
-        );
+        assert_eq!(StickyCookie::decode(value, &key, cookie.issued_at, MAX_AGE), Ok(cookie));
     }
     for case in vectors["invalid"].as_array().unwrap() {
-        let error = StickyCookie::decode(str_of(case, "value"), &key, 1_795_981_624, MAX_AGE)
-            .expect_err(str_of(case, "name"));
+        let error =
+            StickyCookie::decode(str_of(case, "value"), &key, 1_795_981_624, MAX_AGE).expect_err(str_of(case, "name"));
         let expected = str_of(case, "error");
         assert!(
             expected == "any" || expected == error_kind(&error),
@@ -168,8 +158,7 @@ fn evaluation_vectors() {
     for case in vectors["cases"].as_array().unwrap() {
         let context = &case["context"];
         let forced: BTreeMap<String, String> =
-            serde_json::from_value(context.get("forced").cloned().unwrap_or(Value::Null))
-                .unwrap_or_default();
+            serde_json::from_value(context.get("forced").cloned().unwrap_or(Value::Null)).unwrap_or_default();
         let sticky: Vec<StickyEntry> = context
             .get("sticky")
             .and_then(Value::as_array)
@@ -177,10 +166,7 @@ fn evaluation_vectors() {
                 entries
                     .iter()
                     .map(|e| StickyEntry {
-                        experiment_id: tenant
-                            .experiment(str_of(e, "experiment"))
-                            .unwrap()
-                            .cookie_id,
+                        experiment_id: tenant.experiment(str_of(e, "experiment")).unwrap().cookie_id,
                         variant: u64_of(e, "variant") as u8,
                         exposed: e["exposed"].as_bool().unwrap(),
                     })
