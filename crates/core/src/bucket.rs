@@ -129,11 +129,11 @@ pub mod growthbook {
 
     /// GrowthBook's variant choice, reproduced in the same `f64` arithmetic (cumulative weights as
     /// floats, half-open ranges `[start, start + coverage·weight)`) so edge cases land identically.
-    pub fn choose_variant(weights_bp: &[u32], coverage_bp: u32, bucket: u32) -> Option<usize> {
+    pub fn choose_variant(weights_bp: impl IntoIterator<Item = u32>, coverage_bp: u32, bucket: u32) -> Option<usize> {
         let n = f64::from(bucket) / 10_000.0;
         let coverage = f64::from(coverage_bp) / 10_000.0;
         let mut cumulative = 0.0f64;
-        for (index, &weight_bp) in weights_bp.iter().enumerate() {
+        for (index, weight_bp) in weights_bp.into_iter().enumerate() {
             let weight = f64::from(weight_bp) / 10_000.0;
             let start = cumulative;
             cumulative += weight;

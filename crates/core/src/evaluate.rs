@@ -235,18 +235,22 @@ fn still_sticky(experiment: &Experiment, entry: &StickyEntry) -> bool {
 impl Tenant {
     /// Evaluates every experiment for one request.
     pub fn evaluate<'t>(&'t self, context: &Context<'_>) -> Evaluation<'t> {
+        let mut buckets = UnitBuckets {
+            holdout: None,
+            layers: vec![None; self.layers.len()],
+        };
         let decisions = self
             .experiments
             .iter()
             .map(|experiment| Decision {
                 experiment,
-                outcome: self.decide(experiment, context),
+                outcome: self.decide(experiment, context, &mut buckets),
             })
             .collect();
         Evaluation { decisions }
     }
 
-    fn decide(&self, experiment: &Experiment, context: &Context<'_>) -> Outcome {
+    fn decide(&self, experiment: &Experiment, context: &Context<'_>, buckets: &mut UnitBuckets) -> Outcome {
         if !experiment.paths.matches(context.path) {
             return Outcome::Excluded(Reason::PathNotMatched);
         }
@@ -301,13 +305,16 @@ impl Tenant {
             return Outcome::Excluded(Reason::NotTargeted);
         }
         if self.holdout > 0 {
-            let bucket = bucket::bucket(&self.hash_key, &self.holdout_seed, context.unit_id);
+            let bucket = *buckets
+                .holdout
+                .get_or_insert_with(|| bucket::bucket(&self.hash_key, &self.holdout_seed, context.unit_id));
             if bucket < self.holdout {
                 return Outcome::Excluded(Reason::HeldOut { bucket });
             }
         }
         if let Some(slot) = &experiment.layer {
-            let bucket = bucket::bucket(&self.hash_key, &slot.seed, context.unit_id);
+            let bucket = *buckets.layers[slot.index]
+                .get_or_insert_with(|| bucket::bucket(&self.hash_key, &slot.seed, context.unit_id));
             if !slot.range.contains(bucket) {
                 return Outcome::Excluded(Reason::OutsideLayer { bucket });
             }
@@ -319,11 +326,8 @@ impl Tenant {
             }
             HashMode::GrowthbookV2 => {
                 let bucket = growthbook::bucket_v2(&experiment.seed, context.unit_id);
-                let weights: Vec<u32> = experiment.variants.iter().map(|v| v.weight).collect();
-                (
-                    bucket,
-                    growthbook::choose_variant(&weights, experiment.coverage, bucket),
-                )
+                let weights = experiment.variants.iter().map(|v| v.weight);
+                (bucket, growthbook::choose_variant(weights, experiment.coverage, bucket))
             }
         };
         match variant {
@@ -336,6 +340,12 @@ impl Tenant {
             None => Outcome::Excluded(Reason::OutsideCoverage { bucket }),
         }
     }
+}
+
+/// The unit's holdout and layer buckets, computed at most once per evaluation.
+struct UnitBuckets {
+    holdout: Option<u32>,
+    layers: Vec<Option<u32>>,
 }
 
 /// Human-readable status name, for explain output.

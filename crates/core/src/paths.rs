@@ -11,7 +11,8 @@ use regex_lite::Regex;
 #[derive(Debug, Clone, Default)]
 pub struct PathMatcher {
     exact: Vec<String>,
-    patterns: Vec<Regex>,
+    globs: Vec<Glob>,
+    regexes: Vec<Regex>,
 }
 
 /// Longest pattern accepted, to keep compiled programs small.
@@ -27,11 +28,9 @@ impl PathMatcher {
             }
             if let Some(regex) = pattern.strip_prefix('~') {
                 let compiled = Regex::new(regex).map_err(|e| (index, format!("regex `{regex}`: {e}")))?;
-                matcher.patterns.push(compiled);
+                matcher.regexes.push(compiled);
             } else if pattern.contains(['*', '?']) {
-                matcher
-                    .patterns
-                    .push(glob_to_regex(pattern).map_err(|reason| (index, reason))?);
+                matcher.globs.push(Glob::compile(pattern).map_err(|reason| (index, reason))?);
             } else {
                 check_plain_path(pattern).map_err(|reason| (index, reason))?;
                 matcher.exact.push(pattern.clone());
@@ -42,9 +41,10 @@ impl PathMatcher {
 
     /// Whether `path` (without query string) is one the experiment applies to.
     pub fn matches(&self, path: &str) -> bool {
-        (self.exact.is_empty() && self.patterns.is_empty())
+        (self.exact.is_empty() && self.globs.is_empty() && self.regexes.is_empty())
             || self.exact.iter().any(|exact| exact == path)
-            || self.patterns.iter().any(|pattern| pattern.is_match(path))
+            || self.globs.iter().any(|glob| glob.matches(path.as_bytes()))
+            || self.regexes.iter().any(|regex| regex.is_match(path))
     }
 }
 
@@ -52,47 +52,126 @@ fn check_plain_path(pattern: &str) -> Result<(), String> {
     if !pattern.starts_with('/') {
         return Err(format!("`{pattern}` must start with `/` (or `~` for a regex)"));
     }
-    if let Some(bad) = pattern
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || *c == '#')
-    {
-        return Err(format!(
-            "`{pattern}` contains {bad:?}, which never appears in a URL path"
-        ));
+    if let Some(bad) = pattern.chars().find(|c| c.is_whitespace() || c.is_control() || *c == '#') {
+        return Err(format!("`{pattern}` contains {bad:?}, which never appears in a URL path"));
     }
     Ok(())
 }
 
-fn glob_to_regex(glob: &str) -> Result<Regex, String> {
-    check_plain_path(glob)?;
-    if glob.contains("***") {
-        return Err(format!(
-            "`{glob}` has `***`; use `*` within a segment or `**` across segments"
-        ));
-    }
-    let mut regex = String::from("^");
-    let mut chars = glob.chars().peekable();
-    while let Some(c) = chars.next() {
-        // A whole `/**` segment also matches zero segments: `/docs/**` matches `/docs` and
-        // `/a/**/b` matches `/a/b`.
-        if c == '/' && chars.clone().take(2).eq("**".chars()) && matches!(chars.clone().nth(2), None | Some('/')) {
-            chars.next();
-            chars.next();
-            regex.push_str("(?:/.*)?");
-            continue;
+/// One piece of a glob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Literal(Vec<u8>),
+    /// `*`: any run of bytes without `/`.
+    Star,
+    /// `**` inside a segment: any run of bytes.
+    DoubleStar,
+    /// `?`: one byte other than `/`.
+    Question,
+    /// A whole `/**` segment: nothing, or `/` followed by anything.
+    AnySegments,
+}
+
+/// A glob compiled to tokens and matched by a position-set walk: linear in path length times
+/// pattern length, with no backtracking blow-up and no regex engine on the hot path.
+#[derive(Debug, Clone)]
+struct Glob {
+    tokens: Vec<Token>,
+}
+
+impl Glob {
+    fn compile(glob: &str) -> Result<Glob, String> {
+        check_plain_path(glob)?;
+        if glob.contains("***") {
+            return Err(format!("`{glob}` has `***`; use `*` within a segment or `**` across segments"));
         }
-        match c {
-            '*' if chars.peek() == Some(&'*') => {
-                chars.next();
-                regex.push_str(".*");
+        let bytes = glob.as_bytes();
+        let mut tokens = Vec::new();
+        let mut literal = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let whole_segment = bytes[i] == b'/'
+                && bytes.get(i + 1..i + 3) == Some(b"**")
+                && matches!(bytes.get(i + 3), None | Some(b'/'));
+            let token = if whole_segment {
+                i += 3;
+                Token::AnySegments
+            } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'*') {
+                i += 2;
+                Token::DoubleStar
+            } else if bytes[i] == b'*' {
+                i += 1;
+                Token::Star
+            } else if bytes[i] == b'?' {
+                i += 1;
+                Token::Question
+            } else {
+                literal.push(bytes[i]);
+                i += 1;
+                continue;
+            };
+            if !literal.is_empty() {
+                tokens.push(Token::Literal(std::mem::take(&mut literal)));
             }
-            '*' => regex.push_str("[^/]*"),
-            '?' => regex.push_str("[^/]"),
-            _ => regex.push_str(&regex_lite::escape(c.encode_utf8(&mut [0; 4]))),
+            tokens.push(token);
         }
+        if !literal.is_empty() {
+            tokens.push(Token::Literal(literal));
+        }
+        Ok(Glob { tokens })
     }
-    regex.push('$');
-    Regex::new(&regex).map_err(|e| format!("glob `{glob}`: {e}"))
+
+    fn matches(&self, path: &[u8]) -> bool {
+        // reachable[i]: the tokens so far can match exactly path[..i].
+        let mut reachable = vec![false; path.len() + 1];
+        reachable[0] = true;
+        let mut next = vec![false; path.len() + 1];
+        for token in &self.tokens {
+            next.iter_mut().for_each(|slot| *slot = false);
+            for start in 0..=path.len() {
+                if !reachable[start] {
+                    continue;
+                }
+                match token {
+                    Token::Literal(text) => {
+                        if path[start..].starts_with(text) {
+                            next[start + text.len()] = true;
+                        }
+                    }
+                    Token::Question => {
+                        if path.get(start).is_some_and(|&b| b != b'/') {
+                            next[start + 1] = true;
+                        }
+                    }
+                    Token::Star => {
+                        next[start] = true;
+                        for (offset, &b) in path[start..].iter().enumerate() {
+                            if b == b'/' {
+                                break;
+                            }
+                            next[start + offset + 1] = true;
+                        }
+                    }
+                    Token::DoubleStar => {
+                        next[start..].iter_mut().for_each(|slot| *slot = true);
+                        break; // every later position is already reachable
+                    }
+                    Token::AnySegments => {
+                        next[start] = true;
+                        if path.get(start) == Some(&b'/') {
+                            next[start + 1..].iter_mut().for_each(|slot| *slot = true);
+                            break;
+                        }
+                    }
+                }
+            }
+            std::mem::swap(&mut reachable, &mut next);
+            if !reachable.contains(&true) {
+                return false;
+            }
+        }
+        reachable[path.len()]
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +205,59 @@ mod tests {
         assert!(matcher(&[]).matches("/anything"));
         assert!(matcher(&["/a.b"]).matches("/a.b"));
         assert!(!matcher(&["/a.*"]).matches("/aXb"));
+    }
+
+    /// The same glob semantics written as a regex, to check the token walker against.
+    fn glob_as_regex(glob: &str) -> Regex {
+        let mut regex = String::from("^");
+        let mut rest = glob;
+        while !rest.is_empty() {
+            let whole = rest.starts_with("/**") && (rest.len() == 3 || rest[3..].starts_with('/'));
+            let (piece, len) = if whole {
+                ("(?:/.*)?".to_string(), 3)
+            } else if rest.starts_with("**") {
+                (".*".to_string(), 2)
+            } else if rest.starts_with('*') {
+                ("[^/]*".to_string(), 1)
+            } else if rest.starts_with('?') {
+                ("[^/]".to_string(), 1)
+            } else {
+                (regex_lite::escape(&rest[..1]), 1)
+            };
+            regex.push_str(&piece);
+            rest = &rest[len..];
+        }
+        regex.push('$');
+        Regex::new(&regex).unwrap()
+    }
+
+    #[test]
+    fn glob_walker_agrees_with_regex_semantics() {
+        // Every glob over a small alphabet against every path over it, up to small lengths.
+        let glob_alphabet = ["a", "/", "*", "**", "?", "b"];
+        let path_alphabet = ["a", "b", "/"];
+        let mut globs = vec![String::from("/")];
+        for _ in 0..3 {
+            globs = globs
+                .iter()
+                .flat_map(|g| glob_alphabet.iter().map(move |piece| format!("{g}{piece}")))
+                .filter(|g| !g.contains("***"))
+                .collect();
+            let mut paths = vec![String::new()];
+            for _ in 0..5 {
+                let longer: Vec<String> =
+                    paths.iter().flat_map(|p| path_alphabet.iter().map(move |c| format!("{p}{c}"))).collect();
+                paths.extend(longer);
+                paths.dedup();
+            }
+            for glob in &globs {
+                let walker = Glob::compile(glob).unwrap();
+                let regex = glob_as_regex(glob);
+                for path in paths.iter().map(|p| format!("/{p}")) {
+                    assert_eq!(walker.matches(path.as_bytes()), regex.is_match(&path), "glob {glob} path {path}");
+                }
+            }
+        }
     }
 
     #[test]

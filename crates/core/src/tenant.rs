@@ -87,6 +87,8 @@ pub struct Variant {
 pub struct LayerSlot {
     /// Layer key.
     pub key: String,
+    /// Position of the layer in [`Tenant::layers`].
+    pub index: usize,
     /// Seed used to bucket units into the layer (`layer:<key>`).
     pub seed: String,
     /// Layer buckets owned by the experiment.
@@ -361,12 +363,12 @@ fn compile_experiment(
     let layer = match &raw.layer {
         None => None,
         Some(slot) => {
-            if !layers.contains(&slot.key) {
+            let Some(index) = layers.iter().position(|key| key == &slot.key) else {
                 return Err(ConfigError::new(
                     format!("{path}.layer.key"),
                     ConfigErrorKind::UnknownLayer(slot.key.clone()),
                 ));
-            }
+            };
             let [start, end] = slot.range;
             check_basis_points(&format!("{path}.layer.range[1]"), end)?;
             if start >= end {
@@ -377,6 +379,7 @@ fn compile_experiment(
             }
             Some(LayerSlot {
                 key: slot.key.clone(),
+                index,
                 seed: format!("layer:{}", slot.key),
                 range: BucketRange { start, end },
             })
