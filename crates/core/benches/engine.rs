@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use cohort_core::bucket::{self, HashKey};
 use cohort_core::keys::CookieKey;
-use cohort_core::{Context, StickyCookie, Tenant};
+use cohort_core::{Context, StickyCookie, StickyEntry, Tenant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 
@@ -90,23 +90,23 @@ fn benchmarks(c: &mut Criterion) {
         })
     });
 
+    // A visitor in all 20 experiments: the largest cookie this tenant produces.
     let cookie_key = CookieKey([7; 16]);
-    let unit_id = "9b2f5c1e3a7d4e8f9a0b1c2d3e4f5a6b".to_string();
-    let evaluation = tenant.evaluate(&Context {
-        unit_id: &unit_id,
-        attributes: &attributes,
-        path: "/products/shoes",
-        now_ms: 1_800_000_000_000,
-        sticky: &[],
-        forced: &forced,
-    });
     let cookie = StickyCookie {
-        unit_id,
+        unit_id: "9b2f5c1e3a7d4e8f9a0b1c2d3e4f5a6b".to_string(),
         config_version: tenant.version,
         issued_at: 1_800_000_000,
-        assignments: evaluation.sticky_after(&[]),
+        assignments: tenant
+            .experiments
+            .iter()
+            .map(|e| StickyEntry {
+                experiment_id: e.cookie_id,
+                variant: 1,
+                exposed: true,
+            })
+            .collect(),
     };
-    c.bench_function("cookie encode + verify", |b| {
+    c.bench_function("cookie encode + verify, 20 assignments", |b| {
         b.iter(|| {
             let value = black_box(&cookie).encode(&cookie_key);
             StickyCookie::decode(&value, &cookie_key, 1_800_000_000, 34_560_000).unwrap()

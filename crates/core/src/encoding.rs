@@ -38,17 +38,38 @@ const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 
 /// Unpadded base64url (RFC 4648 §5), safe in cookie values and URLs.
 pub fn base64url_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(BASE64URL[((n >> (18 - 6 * i)) & 0x3f) as usize] as char);
-        }
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+    let sextet = |n: u32, shift: u32| BASE64URL[((n >> shift) & 0x3f) as usize];
+    let mut chunks = bytes.chunks_exact(3);
+    for chunk in &mut chunks {
+        let n = (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
+        out.extend_from_slice(&[sextet(n, 18), sextet(n, 12), sextet(n, 6), sextet(n, 0)]);
     }
-    out
+    match *chunks.remainder() {
+        [a] => {
+            let n = u32::from(a) << 16;
+            out.extend_from_slice(&[sextet(n, 18), sextet(n, 12)]);
+        }
+        [a, b] => {
+            let n = (u32::from(a) << 16) | (u32::from(b) << 8);
+            out.extend_from_slice(&[sextet(n, 18), sextet(n, 12), sextet(n, 6)]);
+        }
+        _ => {}
+    }
+    String::from_utf8(out).expect("the base64url alphabet is ASCII")
 }
+
+/// Sextet value of each byte, or `INVALID`.
+const INVALID: u8 = 0xff;
+const BASE64URL_VALUES: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[BASE64URL[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Decodes unpadded base64url; `None` on any other character, an impossible length, or
 /// non-canonical trailing bits (so each byte string has exactly one accepted encoding).
@@ -61,7 +82,11 @@ pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
     for chunk in chars.chunks(4) {
         let mut n = 0u32;
         for (i, &c) in chunk.iter().enumerate() {
-            n |= u32::from(base64url_value(c)?) << (18 - 6 * i);
+            let value = BASE64URL_VALUES[usize::from(c)];
+            if value == INVALID {
+                return None;
+            }
+            n |= u32::from(value) << (18 - 6 * i);
         }
         let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
         let produced = chunk.len() - 1;
@@ -72,17 +97,6 @@ pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
         out.extend_from_slice(&bytes[..produced]);
     }
     Some(out)
-}
-
-fn base64url_value(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'-' => Some(62),
-        b'_' => Some(63),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

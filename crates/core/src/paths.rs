@@ -30,7 +30,9 @@ impl PathMatcher {
                 let compiled = Regex::new(regex).map_err(|e| (index, format!("regex `{regex}`: {e}")))?;
                 matcher.regexes.push(compiled);
             } else if pattern.contains(['*', '?']) {
-                matcher.globs.push(Glob::compile(pattern).map_err(|reason| (index, reason))?);
+                matcher
+                    .globs
+                    .push(Glob::compile(pattern).map_err(|reason| (index, reason))?);
             } else {
                 check_plain_path(pattern).map_err(|reason| (index, reason))?;
                 matcher.exact.push(pattern.clone());
@@ -52,8 +54,13 @@ fn check_plain_path(pattern: &str) -> Result<(), String> {
     if !pattern.starts_with('/') {
         return Err(format!("`{pattern}` must start with `/` (or `~` for a regex)"));
     }
-    if let Some(bad) = pattern.chars().find(|c| c.is_whitespace() || c.is_control() || *c == '#') {
-        return Err(format!("`{pattern}` contains {bad:?}, which never appears in a URL path"));
+    if let Some(bad) = pattern
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '#')
+    {
+        return Err(format!(
+            "`{pattern}` contains {bad:?}, which never appears in a URL path"
+        ));
     }
     Ok(())
 }
@@ -83,7 +90,9 @@ impl Glob {
     fn compile(glob: &str) -> Result<Glob, String> {
         check_plain_path(glob)?;
         if glob.contains("***") {
-            return Err(format!("`{glob}` has `***`; use `*` within a segment or `**` across segments"));
+            return Err(format!(
+                "`{glob}` has `***`; use `*` within a segment or `**` across segments"
+            ));
         }
         let bytes = glob.as_bytes();
         let mut tokens = Vec::new();
@@ -245,8 +254,10 @@ mod tests {
                 .collect();
             let mut paths = vec![String::new()];
             for _ in 0..5 {
-                let longer: Vec<String> =
-                    paths.iter().flat_map(|p| path_alphabet.iter().map(move |c| format!("{p}{c}"))).collect();
+                let longer: Vec<String> = paths
+                    .iter()
+                    .flat_map(|p| path_alphabet.iter().map(move |c| format!("{p}{c}")))
+                    .collect();
                 paths.extend(longer);
                 paths.dedup();
             }
@@ -254,7 +265,11 @@ mod tests {
                 let walker = Glob::compile(glob).unwrap();
                 let regex = glob_as_regex(glob);
                 for path in paths.iter().map(|p| format!("/{p}")) {
-                    assert_eq!(walker.matches(path.as_bytes()), regex.is_match(&path), "glob {glob} path {path}");
+                    assert_eq!(
+                        walker.matches(path.as_bytes()),
+                        regex.is_match(&path),
+                        "glob {glob} path {path}"
+                    );
                 }
             }
         }
