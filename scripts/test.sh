@@ -9,6 +9,11 @@ WORKER_WASM_BUDGET=$((1024 * 1024))   # bytes; the edge worker ships to every PO
 
 bash scripts/setup.sh --browser
 
+# Every test runner's output also goes to this log, summed up in the closing line.
+results="$(mktemp)"
+trap 'rm -f "$results"' EXIT
+counted() { "$@" 2>&1 | tee -a "$results"; }
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -17,16 +22,16 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p cohort-edge -p cohort-browser -p cohort-core --lib -- -D warnings
 
 step "native tests"
-cargo test --workspace
+counted cargo test --workspace
 
 step "vector suite in headless Chromium (wasm-bindgen-test)"
 CHROMEDRIVER=/usr/bin/chromedriver \
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 WASM_BINDGEN_TEST_TIMEOUT=120 \
-  cargo test --target wasm32-unknown-unknown -p cohort-core --test vectors
+  counted cargo test --target wasm32-unknown-unknown -p cohort-core --test vectors
 CHROMEDRIVER=/usr/bin/chromedriver \
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-  cargo test --target wasm32-unknown-unknown -p cohort-browser
+  counted cargo test --target wasm32-unknown-unknown -p cohort-browser
 
 step "edge worker release build (wasm32 + wasm-bindgen) within ${WORKER_WASM_BUDGET} bytes"
 cargo build --release --target wasm32-unknown-unknown -p cohort-edge
@@ -44,3 +49,4 @@ step "browser package (wasm-bindgen --target web)"
 bash scripts/build-browser.sh
 
 step "all tests passed"
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$results"

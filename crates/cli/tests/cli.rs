@@ -136,3 +136,29 @@ fn match_answers_one_line_per_input() {
     assert!(lines[3].starts_with("error: line is not JSON"));
     assert_eq!(lines[4], "true");
 }
+
+#[test]
+fn match_agrees_with_the_condition_vectors() {
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../../../testdata/conditions.json")).expect("vectors are JSON");
+    let cases = vectors["cases"].as_array().unwrap();
+    let input: String = cases
+        .iter()
+        .map(|case| serde_json::json!({"condition": case["condition"], "attributes": case["attributes"]}).to_string() + "\n")
+        .collect();
+    let out = cohort(&["match"], Some(&input));
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), cases.len());
+    for (case, line) in cases.iter().zip(lines) {
+        match case.get("error") {
+            Some(expected) => assert!(
+                line.starts_with("error: ") && line.contains(expected.as_str().unwrap()),
+                "{}: {line}",
+                case["name"]
+            ),
+            None => assert_eq!(line, case["expected"].as_bool().unwrap().to_string(), "{}", case["name"]),
+        }
+    }
+}
