@@ -144,7 +144,9 @@ fn match_agrees_with_the_condition_vectors() {
     let cases = vectors["cases"].as_array().unwrap();
     let input: String = cases
         .iter()
-        .map(|case| serde_json::json!({"condition": case["condition"], "attributes": case["attributes"]}).to_string() + "\n")
+        .map(|case| {
+            serde_json::json!({"condition": case["condition"], "attributes": case["attributes"]}).to_string() + "\n"
+        })
         .collect();
     let out = cohort(&["match"], Some(&input));
     assert!(out.status.success());
@@ -158,7 +160,12 @@ fn match_agrees_with_the_condition_vectors() {
                 "{}: {line}",
                 case["name"]
             ),
-            None => assert_eq!(line, case["expected"].as_bool().unwrap().to_string(), "{}", case["name"]),
+            None => assert_eq!(
+                line,
+                case["expected"].as_bool().unwrap().to_string(),
+                "{}",
+                case["name"]
+            ),
         }
     }
 }

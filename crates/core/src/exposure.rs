@@ -1,4 +1,4 @@
-//! Exposure records: what the edge beacons and the collector stores.
+//! Exposure and conversion records: what the edge beacons and the collector stores.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -85,24 +85,14 @@ impl Exposure {
         check_key("tenant", &self.tenant)?;
         check_key("experiment", &self.experiment)?;
         check_key("variant", &self.variant)?;
-        if self.unit.is_empty() || self.unit.len() > 128 || self.unit.chars().any(char::is_control) {
-            return Err(RecordError {
-                field: "unit",
-                reason: "1 to 128 characters, no control characters".into(),
-            });
-        }
+        check_unit(&self.unit)?;
         if self.config_version == 0 {
             return Err(RecordError {
                 field: "config_version",
                 reason: "must be at least 1".into(),
             });
         }
-        if !(EARLIEST_MS..LATEST_MS).contains(&self.timestamp) {
-            return Err(RecordError {
-                field: "timestamp",
-                reason: format!("{} is not a plausible Unix millisecond time", self.timestamp),
-            });
-        }
+        check_timestamp(self.timestamp)?;
         if let Some(country) = &self.country
             && (country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()))
         {
@@ -120,6 +110,70 @@ impl Exposure {
         }
         Ok(())
     }
+}
+
+/// A conversion event: a unit did something a metric counts (a purchase, a sign-up).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conversion {
+    /// Event id chosen by the sender; the collector keeps the first event per (tenant, id), so a
+    /// retried send counts once. 1 to 128 characters.
+    pub id: String,
+    /// Tenant id.
+    pub tenant: String,
+    /// Unit id (the visitor), as in its exposures.
+    pub unit: String,
+    /// Metric key, e.g. `purchase` (same alphabet as experiment keys).
+    pub metric: String,
+    /// Numeric value for value metrics (revenue, items); absent for plain conversions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// When, Unix milliseconds.
+    pub timestamp: i64,
+}
+
+impl Conversion {
+    /// Checks every field; the collector refuses a batch holding a record that fails.
+    pub fn validate(&self) -> Result<(), RecordError> {
+        if self.id.is_empty() || self.id.len() > 128 || self.id.chars().any(char::is_control) {
+            return Err(RecordError {
+                field: "id",
+                reason: "1 to 128 characters, no control characters".into(),
+            });
+        }
+        check_key("tenant", &self.tenant)?;
+        check_unit(&self.unit)?;
+        check_key("metric", &self.metric)?;
+        if let Some(value) = self.value
+            && !value.is_finite()
+        {
+            return Err(RecordError {
+                field: "value",
+                reason: "must be a finite number".into(),
+            });
+        }
+        check_timestamp(self.timestamp)
+    }
+}
+
+fn check_unit(unit: &str) -> Result<(), RecordError> {
+    if unit.is_empty() || unit.len() > 128 || unit.chars().any(char::is_control) {
+        return Err(RecordError {
+            field: "unit",
+            reason: "1 to 128 characters, no control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+fn check_timestamp(timestamp: i64) -> Result<(), RecordError> {
+    if !(EARLIEST_MS..LATEST_MS).contains(&timestamp) {
+        return Err(RecordError {
+            field: "timestamp",
+            reason: format!("{timestamp} is not a plausible Unix millisecond time"),
+        });
+    }
+    Ok(())
 }
 
 fn check_key(field: &'static str, key: &str) -> Result<(), RecordError> {
@@ -152,6 +206,49 @@ mod tests {
             country: Some("DE".into()),
             device: Some(DeviceClass::Mobile),
         }
+    }
+
+    #[test]
+    fn conversions_validate() {
+        let conversion = Conversion {
+            id: "order-1001".into(),
+            tenant: "shop".into(),
+            unit: "u1".into(),
+            metric: "purchase".into(),
+            value: Some(42.5),
+            timestamp: 1_800_000_000_000,
+        };
+        assert_eq!(conversion.validate(), Ok(()));
+        assert_eq!(
+            Conversion {
+                metric: "buy now".into(),
+                ..conversion.clone()
+            }
+            .validate()
+            .unwrap_err()
+            .field,
+            "metric"
+        );
+        assert_eq!(
+            Conversion {
+                timestamp: 5,
+                ..conversion.clone()
+            }
+            .validate()
+            .unwrap_err()
+            .field,
+            "timestamp"
+        );
+        assert_eq!(
+            Conversion {
+                id: String::new(),
+                ..conversion
+            }
+            .validate()
+            .unwrap_err()
+            .field,
+            "id"
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod beacon;
 pub mod bucket;
 pub mod condition;
 pub mod config;
@@ -50,6 +51,6 @@ pub use config::{Action, HashMode, InsertPosition, Status, TenantConfig};
 pub use cookie::{CookieError, StickyCookie, StickyEntry};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use evaluate::{Context, Decision, Evaluation, Outcome, Reason, Source};
-pub use exposure::{DeviceClass, Exposure, RecordError};
+pub use exposure::{Conversion, DeviceClass, Exposure, RecordError};
 pub use keys::{BeaconKey, CookieKey, MasterSecret};
 pub use tenant::{Experiment, LayerSlot, MAX_EXPERIMENTS, MAX_KEY_LEN, MAX_VARIANTS, Tenant, Variant};
