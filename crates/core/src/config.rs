@@ -32,6 +32,27 @@ pub struct TenantConfig {
     /// The experiments, in evaluation order.
     #[serde(default)]
     pub experiments: Vec<ExperimentConfig>,
+    /// How the edge treats this tenant's visitors and origin.
+    #[serde(default)]
+    pub edge: EdgeConfig,
+}
+
+/// Edge settings of a tenant; every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Share the sticky cookie across subdomains (`example.com` covers `www.` and `shop.`);
+    /// without it the cookie is host-only with the `__Host-` prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie_domain: Option<String>,
+    /// Name of a cookie the site sets when a visitor opts out of experiments; its presence (with
+    /// any value) keeps the visitor out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_out_cookie: Option<String>,
+    /// Origin to fetch instead of the request's own URL (`http://127.0.0.1:8080`), for sites whose
+    /// hostname does not resolve to their origin and for local runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// A layer (a set of mutually exclusive experiments).

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::bucket::{self, BUCKETS, BucketRange, HashKey};
 use crate::condition::Condition;
-use crate::config::{Action, ExperimentConfig, HashMode, SUPPORTED_SCHEMA, Status, TenantConfig};
+use crate::config::{Action, EdgeConfig, ExperimentConfig, HashMode, SUPPORTED_SCHEMA, Status, TenantConfig};
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::paths::PathMatcher;
 
@@ -36,6 +36,8 @@ pub struct Tenant {
     pub(crate) by_cookie_id: HashMap<u32, usize>,
     /// The config exactly as parsed, for tools that show or re-publish it.
     pub source: TenantConfig,
+    /// Edge settings: cookie scope, opt-out cookie, origin.
+    pub edge: EdgeConfig,
 }
 
 /// A compiled experiment.
@@ -193,6 +195,7 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
         )
     })?;
     check_basis_points("holdout", config.holdout)?;
+    check_edge(&config.edge, &config.hostnames)?;
 
     let mut layers = Vec::with_capacity(config.layers.len());
     for (i, layer) in config.layers.iter().enumerate() {
@@ -249,6 +252,7 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
         layers,
         experiments,
         by_cookie_id,
+        edge: config.edge.clone(),
         source: config,
     })
 }
@@ -439,6 +443,47 @@ pub(crate) fn status_name(status: Status) -> &'static str {
         Status::Paused => "paused",
         Status::Stopped => "stopped",
     }
+}
+
+fn check_edge(edge: &EdgeConfig, hostnames: &[String]) -> Result<(), ConfigError> {
+    if let Some(domain) = &edge.cookie_domain {
+        check_hostname(domain).map_err(|reason| ConfigError::invalid("edge.cookie_domain", reason))?;
+        let covers = |host: &String| host == domain || host.ends_with(&format!(".{domain}"));
+        if let Some(outside) = hostnames.iter().find(|host| !covers(host)) {
+            return Err(ConfigError::invalid(
+                "edge.cookie_domain",
+                format!("`{domain}` does not cover hostname `{outside}`; browsers would refuse the cookie there"),
+            ));
+        }
+    }
+    if let Some(name) = &edge.opt_out_cookie {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || name.len() > 64 || !name.chars().all(token) {
+            return Err(ConfigError::invalid(
+                "edge.opt_out_cookie",
+                format!("`{name}` is not a cookie name"),
+            ));
+        }
+    }
+    if let Some(origin) = &edge.origin {
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let valid = rest.is_some_and(|authority| {
+            !authority.is_empty()
+                && !authority.contains(['/', '?', '#', '@'])
+                && authority
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        });
+        if !valid {
+            return Err(ConfigError::invalid(
+                "edge.origin",
+                format!("`{origin}` is not an origin like https://origin.example or http://127.0.0.1:8080"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_basis_points(path: &str, value: u32) -> Result<(), ConfigError> {

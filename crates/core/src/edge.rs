@@ -1,0 +1,878 @@
+//! What the edge worker does with one request, decided without I/O.
+//!
+//! The worker adapter (`src/`) turns a platform request into a [`Visit`], calls [`plan`], and
+//! carries the [`Plan`] out: origin URL and headers, HTML edits, `Set-Cookie`, exposures. Keeping
+//! every decision here makes it testable natively and identical on every platform.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{Action, Status};
+use crate::cookie::{StickyCookie, StickyEntry, unit_id_from_random};
+use crate::evaluate::{Context, Outcome};
+use crate::exposure::{Conversion, DeviceClass, Exposure};
+use crate::keys::{BeaconKey, CookieKey, MasterSecret};
+use crate::preview::Preview;
+use crate::tenant::Tenant;
+
+/// Sticky cookie lifetime: browsers cap cookies at 400 days.
+pub const COOKIE_MAX_AGE_SECONDS: i64 = 400 * 24 * 3600;
+/// A cookie whose contents did not change is re-issued after this long, so active visitors' cookies
+/// never reach the stale limit.
+pub const COOKIE_REFRESH_SECONDS: i64 = 7 * 24 * 3600;
+/// Cookie name when the cookie is host-only (`__Host-` requires Secure, Path=/ and no Domain).
+pub const HOST_COOKIE_NAME: &str = "__Host-cohort";
+/// Cookie name when the tenant shares the cookie across subdomains.
+pub const DOMAIN_COOKIE_NAME: &str = "cohort";
+/// Query parameter carrying a QA preview token.
+pub const PREVIEW_PARAM: &str = "cohort_preview";
+/// Request header telling the origin the visitor's variants: `exp=variant, exp2=variant`.
+pub const ASSIGNMENTS_HEADER: &str = "cohort-assignments";
+/// Most conversion events one `/_cohort/track` request may carry.
+pub const MAX_TRACK_EVENTS: usize = 20;
+
+/// The per-tenant keys the edge needs, derived once when the tenant's config is loaded.
+#[derive(Debug, Clone)]
+pub struct TenantKeys {
+    /// Sticky cookie MAC key.
+    pub cookie: CookieKey,
+    /// Beacon signing key.
+    pub beacon: BeaconKey,
+    /// Preview-link key.
+    pub preview: [u8; 32],
+}
+
+impl TenantKeys {
+    /// Derives `tenant`'s keys from the platform secret.
+    pub fn derive(secret: &MasterSecret, tenant: &str) -> TenantKeys {
+        TenantKeys {
+            cookie: secret.cookie_key(tenant),
+            beacon: secret.beacon_key(tenant),
+            preview: secret.preview_key(tenant),
+        }
+    }
+}
+
+/// Geography the CDN attaches to a request (`request.cf` on Cloudflare).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Geo {
+    /// ISO 3166-1 alpha-2 country.
+    pub country: Option<String>,
+    /// Region (state, province) name.
+    pub region: Option<String>,
+    /// City name.
+    pub city: Option<String>,
+    /// Autonomous system number of the visitor's network.
+    pub asn: Option<u32>,
+    /// Edge location (IATA code) that served the request.
+    pub colo: Option<String>,
+}
+
+/// The platform-free facts of one request.
+#[derive(Debug, Clone, Default)]
+pub struct Visit<'a> {
+    /// Full request URL.
+    pub url: &'a str,
+    /// Hostname without port.
+    pub host: &'a str,
+    /// Path, percent-encoded as received.
+    pub path: &'a str,
+    /// Query string without `?`.
+    pub query: &'a str,
+    /// `User-Agent`.
+    pub user_agent: &'a str,
+    /// `Accept-Language`.
+    pub accept_language: &'a str,
+    /// `Referer`.
+    pub referer: &'a str,
+    /// `Cookie`.
+    pub cookie_header: &'a str,
+    /// `Sec-GPC`.
+    pub sec_gpc: &'a str,
+    /// `Sec-Purpose`, or the older `Purpose` / `X-Purpose`.
+    pub purpose: &'a str,
+    /// CDN geography.
+    pub geo: Geo,
+}
+
+/// Why a visitor is served the default experience with no cookie and no exposure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exclusion {
+    /// A known bot or crawler.
+    Bot,
+    /// A prefetch or prerender the visitor may never see.
+    Prefetch,
+    /// The browser sends `Sec-GPC: 1`.
+    GlobalPrivacyControl,
+    /// The tenant's opt-out cookie is present.
+    OptedOut,
+}
+
+impl Exclusion {
+    /// Stable code for logs.
+    pub fn code(self) -> &'static str {
+        match self {
+            Exclusion::Bot => "bot",
+            Exclusion::Prefetch => "prefetch",
+            Exclusion::GlobalPrivacyControl => "gpc",
+            Exclusion::OptedOut => "opted_out",
+        }
+    }
+}
+
+/// One experiment the visitor is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// Experiment key.
+    pub experiment: String,
+    /// Variant key.
+    pub variant: String,
+}
+
+/// Everything the worker does for one request.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Set when the visitor is not experimented on.
+    pub exclusion: Option<Exclusion>,
+    /// The visitor's unit id (none for excluded visitors).
+    pub unit_id: Option<String>,
+    /// Variants served, in config order.
+    pub assignments: Vec<Assignment>,
+    /// Split-URL routing: replacement origin path (with query) and/or host. The first
+    /// experiment with a route action decides.
+    pub route_path: Option<String>,
+    /// Replacement origin host.
+    pub route_host: Option<String>,
+    /// Headers to add to the origin request, `cohort-assignments` included.
+    pub origin_headers: Vec<(String, String)>,
+    /// HTML edits for the response, in config order.
+    pub html_actions: Vec<Action>,
+    /// A `Set-Cookie` value when the sticky cookie must change.
+    pub set_cookie: Option<String>,
+    /// Exposures to beacon after the response.
+    pub exposures: Vec<Exposure>,
+    /// Why the incoming cookie was refused, for the log (a missing cookie is not an error).
+    pub cookie_problem: Option<String>,
+    /// Why a preview token was ignored, for the log.
+    pub preview_problem: Option<String>,
+}
+
+impl Plan {
+    /// Whether the response depends on the visitor: it must not be stored in a shared cache.
+    pub fn is_personalised(&self) -> bool {
+        self.set_cookie.is_some() || !self.assignments.is_empty()
+    }
+
+    /// A cache-key suffix that differs between variants, for caching origin responses per variant.
+    pub fn variant_signature(&self) -> String {
+        self.assignments
+            .iter()
+            .map(|a| format!("{}={}", a.experiment, a.variant))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The visitor's assignments as JSON (`/_cohort/assignments` and the injected script).
+    pub fn assignments_json(&self) -> Value {
+        let assignments: Map<String, Value> = self
+            .assignments
+            .iter()
+            .map(|a| (a.experiment.clone(), Value::String(a.variant.clone())))
+            .collect();
+        json!({ "unit": self.unit_id, "assignments": assignments })
+    }
+}
+
+/// Decides everything for one request to `tenant`. `random_unit` seeds a new unit id when the
+/// visitor has no valid cookie; `now_ms` is the current time.
+pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, random_unit: [u8; 16]) -> Plan {
+    let now = now_ms.div_euclid(1000);
+    let mut plan = Plan::default();
+    if let Some(exclusion) = exclusion(tenant, visit) {
+        plan.exclusion = Some(exclusion);
+        // The default experience includes winners already shipped to everyone.
+        for experiment in &tenant.experiments {
+            if let (Status::Stopped, Some(winner)) = (experiment.status, experiment.winner)
+                && experiment.paths.matches(visit.path)
+            {
+                add_variant(&mut plan, &experiment.key, &experiment.variants[winner]);
+            }
+        }
+        finish_headers(&mut plan);
+        return plan;
+    }
+
+    let cookie_name = cookie_name(tenant);
+    let incoming = cookie_value(visit.cookie_header, cookie_name);
+    let previous = match incoming.map(|value| StickyCookie::decode(value, &keys.cookie, now, COOKIE_MAX_AGE_SECONDS)) {
+        Some(Ok(cookie)) => Some(cookie),
+        Some(Err(error)) => {
+            plan.cookie_problem = Some(error.to_string());
+            None
+        }
+        None => None,
+    };
+    let unit_id = previous
+        .as_ref()
+        .map_or_else(|| unit_id_from_random(random_unit), |c| c.unit_id.clone());
+    let sticky: &[StickyEntry] = previous.as_ref().map_or(&[], |c| &c.assignments);
+
+    let mut forced = BTreeMap::new();
+    if let Some(token) = query_param(visit.query, PREVIEW_PARAM) {
+        match Preview::verify(&token, &keys.preview, &tenant.id, now) {
+            Ok(preview) => forced = preview.forced,
+            Err(error) => plan.preview_problem = Some(error.to_string()),
+        }
+    }
+
+    let device = device_class(visit.user_agent);
+    let attributes = attributes(visit, &unit_id, device);
+    let evaluation = tenant.evaluate(&Context {
+        unit_id: &unit_id,
+        attributes: &attributes,
+        path: visit.path,
+        now_ms,
+        sticky,
+        forced: &forced,
+    });
+    for decision in &evaluation.decisions {
+        if let Outcome::Assigned {
+            variant, log_exposure, ..
+        } = decision.outcome
+        {
+            let experiment = decision.experiment;
+            add_variant(&mut plan, &experiment.key, &experiment.variants[variant]);
+            if log_exposure {
+                plan.exposures.push(Exposure {
+                    id: Exposure::idempotency_id(&tenant.id, &experiment.key, &unit_id),
+                    tenant: tenant.id.clone(),
+                    experiment: experiment.key.clone(),
+                    variant: experiment.variants[variant].key.clone(),
+                    unit: unit_id.clone(),
+                    config_version: tenant.version,
+                    timestamp: now_ms,
+                    country: visit.geo.country.clone().filter(|c| c.len() == 2),
+                    device: Some(device),
+                });
+            }
+        }
+    }
+    finish_headers(&mut plan);
+
+    let next = StickyCookie {
+        unit_id: unit_id.clone(),
+        config_version: tenant.version,
+        issued_at: now,
+        assignments: evaluation.sticky_after(sticky),
+    };
+    let unchanged = previous.as_ref().is_some_and(|old| {
+        old.unit_id == next.unit_id
+            && old.config_version == next.config_version
+            && old.assignments == next.assignments
+            && now - old.issued_at < COOKIE_REFRESH_SECONDS
+    });
+    if !unchanged {
+        plan.set_cookie = Some(set_cookie_header(tenant, &next.encode(&keys.cookie)));
+    }
+    plan.unit_id = Some(unit_id);
+    plan
+}
+
+fn add_variant(plan: &mut Plan, experiment: &str, variant: &crate::tenant::Variant) {
+    plan.assignments.push(Assignment {
+        experiment: experiment.to_owned(),
+        variant: variant.key.clone(),
+    });
+    for action in &variant.actions {
+        match action {
+            Action::Route { path, host } => {
+                if plan.route_path.is_none() && plan.route_host.is_none() {
+                    plan.route_path.clone_from(path);
+                    plan.route_host.clone_from(host);
+                }
+            }
+            Action::RequestHeader { name, value } => plan.origin_headers.push((name.clone(), value.clone())),
+            html => plan.html_actions.push(html.clone()),
+        }
+    }
+}
+
+fn finish_headers(plan: &mut Plan) {
+    if !plan.assignments.is_empty() {
+        let value = plan
+            .assignments
+            .iter()
+            .map(|a| format!("{}={}", a.experiment, a.variant))
+            .collect::<Vec<_>>()
+            .join(", ");
+        plan.origin_headers.push((ASSIGNMENTS_HEADER.to_owned(), value));
+    }
+}
+
+/// Bots, prefetches, GPC and opted-out visitors are not experimented on.
+pub fn exclusion(tenant: &Tenant, visit: &Visit<'_>) -> Option<Exclusion> {
+    if is_bot(visit.user_agent) {
+        return Some(Exclusion::Bot);
+    }
+    let purpose = visit.purpose.to_ascii_lowercase();
+    if purpose.contains("prefetch") || purpose.contains("prerender") {
+        return Some(Exclusion::Prefetch);
+    }
+    if visit.sec_gpc.trim() == "1" {
+        return Some(Exclusion::GlobalPrivacyControl);
+    }
+    if let Some(name) = &tenant.edge.opt_out_cookie
+        && cookie_value(visit.cookie_header, name).is_some()
+    {
+        return Some(Exclusion::OptedOut);
+    }
+    None
+}
+
+/// Substrings of user agents that identify crawlers, monitors, previews and HTTP libraries.
+const BOT_MARKERS: &[&str] = &[
+    "bot",
+    "crawl",
+    "spider",
+    "slurp",
+    "facebookexternalhit",
+    "embedly",
+    "preview",
+    "lighthouse",
+    "pingdom",
+    "uptime",
+    "monitor",
+    "headlesschrome",
+    "phantomjs",
+    "curl/",
+    "wget/",
+    "python-requests",
+    "python-urllib",
+    "go-http-client",
+    "java/",
+    "okhttp",
+    "axios/",
+    "node-fetch",
+    "libwww",
+    "httpclient",
+];
+
+/// Whether a user agent is a known bot, crawler or script. An empty user agent counts as a bot.
+pub fn is_bot(user_agent: &str) -> bool {
+    let ua = user_agent.to_ascii_lowercase();
+    ua.trim().is_empty() || BOT_MARKERS.iter().any(|marker| ua.contains(marker))
+}
+
+/// Coarse device class from the user agent.
+pub fn device_class(user_agent: &str) -> DeviceClass {
+    let ua = user_agent.to_ascii_lowercase();
+    if ua.contains("ipad") || ua.contains("tablet") || (ua.contains("android") && !ua.contains("mobile")) {
+        DeviceClass::Tablet
+    } else if ua.contains("mobi") || ua.contains("iphone") || ua.contains("ipod") {
+        DeviceClass::Mobile
+    } else if ua.contains("windows") || ua.contains("macintosh") || ua.contains("x11") || ua.contains("cros") {
+        DeviceClass::Desktop
+    } else {
+        DeviceClass::Other
+    }
+}
+
+fn device_name(device: DeviceClass) -> &'static str {
+    match device {
+        DeviceClass::Desktop => "desktop",
+        DeviceClass::Mobile => "mobile",
+        DeviceClass::Tablet => "tablet",
+        DeviceClass::Other => "other",
+    }
+}
+
+/// Targeting attributes of a visit: `id`, `url`, `host`, `path`, `query` (object), `language`,
+/// `languages`, `device`, `browser`, `referrer`, `cookies` (the site's own, not Cohort's), and the
+/// edge's geography (`country`, `region`, `city`, `asn`, `colo`).
+pub fn attributes(visit: &Visit<'_>, unit_id: &str, device: DeviceClass) -> Value {
+    let languages: Vec<Value> = visit
+        .accept_language
+        .split(',')
+        .filter_map(|part| part.split(';').next().map(str::trim))
+        .filter(|tag| !tag.is_empty() && *tag != "*")
+        .map(|tag| Value::String(tag.to_owned()))
+        .collect();
+    let query: Map<String, Value> = visit
+        .query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key != PREVIEW_PARAM).then(|| (percent_decode(key), Value::String(percent_decode(value))))
+        })
+        .collect();
+    let cookies: Map<String, Value> = cookie_pairs(visit.cookie_header)
+        .filter(|(name, _)| *name != HOST_COOKIE_NAME && *name != DOMAIN_COOKIE_NAME)
+        .map(|(name, value)| (name.to_owned(), Value::String(value.to_owned())))
+        .collect();
+    let mut attributes = json!({
+        "id": unit_id,
+        "url": visit.url,
+        "host": visit.host,
+        "path": visit.path,
+        "query": query,
+        "device": device_name(device),
+        "browser": browser(visit.user_agent),
+        "cookies": cookies,
+    });
+    let object = attributes.as_object_mut().expect("built as an object");
+    if let Some(Value::String(first)) = languages.first() {
+        object.insert("language".into(), Value::String(first.clone()));
+    }
+    object.insert("languages".into(), Value::Array(languages));
+    if !visit.referer.is_empty() {
+        object.insert("referrer".into(), Value::String(visit.referer.to_owned()));
+    }
+    let geo = &visit.geo;
+    for (key, value) in [
+        ("country", &geo.country),
+        ("region", &geo.region),
+        ("city", &geo.city),
+        ("colo", &geo.colo),
+    ] {
+        if let Some(value) = value {
+            object.insert(key.into(), Value::String(value.clone()));
+        }
+    }
+    if let Some(asn) = geo.asn {
+        object.insert("asn".into(), json!(asn));
+    }
+    attributes
+}
+
+fn browser(user_agent: &str) -> &'static str {
+    // Order matters: Edge and Opera also say Chrome; Chrome also says Safari.
+    let ua = user_agent;
+    if ua.contains("Edg/") {
+        "edge"
+    } else if ua.contains("OPR/") {
+        "opera"
+    } else if ua.contains("Firefox/") {
+        "firefox"
+    } else if ua.contains("Chrome/") || ua.contains("CriOS/") {
+        "chrome"
+    } else if ua.contains("Safari/") {
+        "safari"
+    } else {
+        "other"
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match text.get(i + 1..i + 3).and_then(crate::encoding::hex_decode) {
+                Some(byte) => {
+                    out.push(byte[0]);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn cookie_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        let value = value.trim();
+        Some((
+            name.trim(),
+            value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value),
+        ))
+    })
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie_value<'h>(header: &'h str, name: &str) -> Option<&'h str> {
+    cookie_pairs(header).find(|(n, _)| *n == name).map(|(_, value)| value)
+}
+
+/// The first value of query parameter `name`, percent-decoded.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| percent_decode(value))
+    })
+}
+
+/// The sticky cookie's name for `tenant`.
+pub fn cookie_name(tenant: &Tenant) -> &'static str {
+    if tenant.edge.cookie_domain.is_some() {
+        DOMAIN_COOKIE_NAME
+    } else {
+        HOST_COOKIE_NAME
+    }
+}
+
+fn set_cookie_header(tenant: &Tenant, value: &str) -> String {
+    let scope = match &tenant.edge.cookie_domain {
+        Some(domain) => format!("{DOMAIN_COOKIE_NAME}={value}; Domain={domain}"),
+        None => format!("{HOST_COOKIE_NAME}={value}"),
+    };
+    format!("{scope}; Path=/; Max-Age={COOKIE_MAX_AGE_SECONDS}; Secure; HttpOnly; SameSite=Lax")
+}
+
+/// `Cache-Control` for a personalised response: never stored by shared caches. `public`,
+/// `s-maxage` and `proxy-revalidate` are dropped and `private` added; the browser's own directives
+/// (`max-age`, `no-store`, ...) are kept.
+pub fn private_cache_control(origin: Option<&str>) -> String {
+    let mut directives: Vec<&str> = origin
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter(|d| {
+            let name = d.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
+            !matches!(name.as_str(), "public" | "private" | "s-maxage" | "proxy-revalidate")
+        })
+        .collect();
+    directives.insert(0, "private");
+    directives.join(", ")
+}
+
+/// A conversion event as a page posts it to `/_cohort/track`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackEvent {
+    metric: String,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// Turns a `/_cohort/track` body (one event object or an array of up to [`MAX_TRACK_EVENTS`]) into
+/// conversions for `unit`. An event without an `id` gets one from `random` (so a retry of the
+/// same request is counted twice; pages that retry should send ids). Errors name the event index
+/// and field.
+pub fn track_events(
+    body: &[u8],
+    tenant: &str,
+    unit: &str,
+    now_ms: i64,
+    random: [u8; 16],
+) -> Result<Vec<Conversion>, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let items = match value {
+        Value::Array(items) => items,
+        single @ Value::Object(_) => vec![single],
+        _ => return Err("body must be an event object or an array of them".into()),
+    };
+    if items.is_empty() || items.len() > MAX_TRACK_EVENTS {
+        return Err(format!("{} events; send 1 to {MAX_TRACK_EVENTS}", items.len()));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let event: TrackEvent = serde_json::from_value(item).map_err(|e| format!("events[{index}]: {e}"))?;
+            let id = event
+                .id
+                .unwrap_or_else(|| format!("{}-{index}", crate::encoding::hex_encode(&random)));
+            let conversion = Conversion {
+                id,
+                tenant: tenant.to_owned(),
+                unit: unit.to_owned(),
+                metric: event.metric,
+                value: event.value,
+                timestamp: now_ms,
+            };
+            conversion.validate().map_err(|e| format!("events[{index}].{e}"))?;
+            Ok(conversion)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROME_MOBILE: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36";
+
+    fn tenant(extra: Value) -> Tenant {
+        let mut config = json!({
+            "schema": 1, "tenant": "shop", "version": 4, "hostnames": ["shop.example"],
+            "hash_key": "000102030405060708090a0b0c0d0e0f",
+            "experiments": [
+                {"key": "hero", "status": "running", "variants": [
+                    {"key": "control", "weight": 0},
+                    {"key": "bold", "weight": 10000, "actions": [
+                        {"type": "set_text", "selector": "h1", "text": "Hi"},
+                        {"type": "request_header", "name": "x-hero", "value": "bold"},
+                        {"type": "route", "path": "/v2"}
+                    ]}
+                ]},
+                {"key": "old", "status": "stopped", "winner": "b", "variants": [
+                    {"key": "a", "weight": 5000}, {"key": "b", "weight": 5000, "actions": [{"type": "remove", "selector": ".x"}]}
+                ]}
+            ]
+        });
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            config.extend(extra.clone());
+        }
+        Tenant::from_value(config).unwrap()
+    }
+
+    fn keys() -> TenantKeys {
+        TenantKeys::derive(
+            &MasterSecret::new("edge-test-secret-at-least-32-bytes-long").unwrap(),
+            "shop",
+        )
+    }
+
+    fn visit(cookie: &str) -> Visit<'_> {
+        Visit {
+            url: "https://shop.example/?utm_source=ad",
+            host: "shop.example",
+            path: "/",
+            query: "utm_source=ad",
+            user_agent: CHROME_MOBILE,
+            accept_language: "de-DE,de;q=0.9,en;q=0.8",
+            cookie_header: cookie,
+            geo: Geo {
+                country: Some("DE".into()),
+                ..Geo::default()
+            },
+            ..Visit::default()
+        }
+    }
+
+    #[test]
+    fn a_new_visitor_gets_a_cookie_variant_actions_and_one_exposure() {
+        let tenant = tenant(json!({}));
+        let plan = plan(&tenant, &keys(), &visit(""), 1_800_000_000_000, [7; 16]);
+        assert_eq!(plan.unit_id.as_deref(), Some("07070707070707070707070707070707"));
+        assert_eq!(plan.assignments.len(), 2);
+        assert_eq!(plan.route_path.as_deref(), Some("/v2"));
+        assert!(
+            plan.origin_headers
+                .contains(&("cohort-assignments".into(), "hero=bold, old=b".into()))
+        );
+        assert!(plan.origin_headers.contains(&("x-hero".into(), "bold".into())));
+        assert_eq!(plan.html_actions.len(), 2);
+        assert_eq!(plan.exposures.len(), 1, "winners log no exposures");
+        assert_eq!(plan.exposures[0].device, Some(DeviceClass::Mobile));
+        assert_eq!(plan.exposures[0].country.as_deref(), Some("DE"));
+        assert!(plan.exposures[0].validate().is_ok());
+        let cookie = plan.set_cookie.unwrap();
+        assert!(cookie.starts_with("__Host-cohort="));
+        assert!(cookie.ends_with("; Path=/; Max-Age=34560000; Secure; HttpOnly; SameSite=Lax"));
+    }
+
+    #[test]
+    fn a_returning_visitor_keeps_the_unit_and_gets_no_new_cookie_or_exposure() {
+        let tenant = tenant(json!({}));
+        let first = plan(&tenant, &keys(), &visit(""), 1_800_000_000_000, [7; 16]);
+        let set_cookie = first.set_cookie.unwrap();
+        let value = set_cookie.split(';').next().unwrap();
+        let header = format!("other=1; {value}");
+        let second = plan(&tenant, &keys(), &visit(&header), 1_800_000_060_000, [9; 16]);
+        assert_eq!(second.unit_id, first.unit_id);
+        assert_eq!(second.set_cookie, None);
+        assert!(second.exposures.is_empty());
+        assert_eq!(second.cookie_problem, None);
+    }
+
+    #[test]
+    fn a_tampered_cookie_starts_a_new_unit() {
+        let tenant = tenant(json!({}));
+        let plan = plan(
+            &tenant,
+            &keys(),
+            &visit("__Host-cohort=AQAAAAAAAAAAAAAAAAA"),
+            1_800_000_000_000,
+            [3; 16],
+        );
+        assert_eq!(plan.unit_id.as_deref(), Some("03030303030303030303030303030303"));
+        assert!(plan.cookie_problem.is_some());
+        assert!(plan.set_cookie.is_some());
+    }
+
+    #[test]
+    fn excluded_visitors_get_only_shipped_winners() {
+        let tenant = tenant(json!({"edge": {"opt_out_cookie": "no_tests"}}));
+        type Edit = fn(&mut Visit<'static>);
+        let cases: [(&str, Edit, Exclusion); 4] = [
+            (
+                "bot",
+                |v| v.user_agent = "Googlebot/2.1 (+http://www.google.com/bot.html)",
+                Exclusion::Bot,
+            ),
+            ("prefetch", |v| v.purpose = "prefetch;prerender", Exclusion::Prefetch),
+            ("gpc", |v| v.sec_gpc = "1", Exclusion::GlobalPrivacyControl),
+            ("opt-out", |v| v.cookie_header = "no_tests=1", Exclusion::OptedOut),
+        ];
+        for (name, edit, expected) in cases {
+            let mut v = visit("");
+            edit(&mut v);
+            let plan = plan(&tenant, &keys(), &v, 1_800_000_000_000, [1; 16]);
+            assert_eq!(plan.exclusion, Some(expected), "{name}");
+            assert_eq!(plan.set_cookie, None, "{name}");
+            assert!(plan.exposures.is_empty(), "{name}");
+            assert_eq!(plan.unit_id, None, "{name}");
+            assert_eq!(
+                plan.assignments,
+                vec![Assignment {
+                    experiment: "old".into(),
+                    variant: "b".into()
+                }],
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn preview_tokens_force_variants_only_when_valid() {
+        let tenant = tenant(json!({}));
+        let keys = keys();
+        let preview = Preview {
+            tenant: "shop".into(),
+            expires: 1_800_000_600,
+            forced: BTreeMap::from([("hero".to_string(), "control".to_string())]),
+        };
+        let query = format!("cohort_preview={}", preview.sign(&keys.preview));
+        let mut v = visit("");
+        v.query = &query;
+        let forced = plan(&tenant, &keys, &v, 1_800_000_000_000, [1; 16]);
+        assert_eq!(
+            forced.assignments[0],
+            Assignment {
+                experiment: "hero".into(),
+                variant: "control".into()
+            }
+        );
+        assert!(forced.exposures.is_empty(), "QA traffic logs no exposures");
+        let expired = plan(&tenant, &keys, &v, 1_800_000_600_000, [1; 16]);
+        assert_eq!(expired.assignments[0].variant, "bold");
+        assert_eq!(expired.preview_problem.as_deref(), Some("preview token has expired"));
+    }
+
+    #[test]
+    fn domain_cookies_when_configured() {
+        let tenant = Tenant::from_value(json!({
+            "schema": 1, "tenant": "shop", "version": 1, "hostnames": ["www.shop.example", "shop.example"],
+            "hash_key": "000102030405060708090a0b0c0d0e0f", "edge": {"cookie_domain": "shop.example"}
+        }))
+        .unwrap();
+        let plan = plan(&tenant, &keys(), &visit(""), 1_800_000_000_000, [1; 16]);
+        assert!(plan.set_cookie.unwrap().starts_with("cohort="));
+    }
+
+    #[test]
+    fn attributes_carry_request_and_geo() {
+        let mut v = visit("theme=dark; __Host-cohort=abc");
+        v.geo = Geo {
+            country: Some("DE".into()),
+            region: Some("Bavaria".into()),
+            city: None,
+            asn: Some(3320),
+            colo: Some("MUC".into()),
+        };
+        let attributes = attributes(&v, "u1", DeviceClass::Mobile);
+        assert_eq!(attributes["language"], "de-DE");
+        assert_eq!(attributes["languages"], json!(["de-DE", "de", "en"]));
+        assert_eq!(attributes["query"], json!({"utm_source": "ad"}));
+        assert_eq!(attributes["cookies"], json!({"theme": "dark"}));
+        assert_eq!(attributes["browser"], "chrome");
+        assert_eq!(attributes["asn"], 3320);
+        assert_eq!(attributes["colo"], "MUC");
+        assert!(attributes.get("city").is_none());
+    }
+
+    #[test]
+    fn device_classes_and_bots() {
+        assert_eq!(device_class(CHROME_MOBILE), DeviceClass::Mobile);
+        assert_eq!(
+            device_class("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)"),
+            DeviceClass::Tablet
+        );
+        assert_eq!(
+            device_class("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0"),
+            DeviceClass::Desktop
+        );
+        assert!(is_bot("curl/8.5.0") && is_bot("") && is_bot("Mozilla/5.0 (compatible; bingbot/2.0)"));
+        assert!(!is_bot(CHROME_MOBILE));
+    }
+
+    #[test]
+    fn cache_control_becomes_private() {
+        assert_eq!(
+            private_cache_control(Some("public, max-age=600, s-maxage=3600")),
+            "private, max-age=600"
+        );
+        assert_eq!(private_cache_control(None), "private");
+        assert_eq!(private_cache_control(Some("no-store")), "private, no-store");
+    }
+
+    #[test]
+    fn track_bodies_become_validated_conversions() {
+        let events = track_events(
+            br#"{"metric": "purchase", "value": 42.5, "id": "order-1"}"#,
+            "shop",
+            "u1",
+            1_800_000_000_000,
+            [0; 16],
+        )
+        .unwrap();
+        assert_eq!(events[0].id, "order-1");
+        assert_eq!(events[0].value, Some(42.5));
+        let many = track_events(
+            br#"[{"metric": "signup"}, {"metric": "click"}]"#,
+            "shop",
+            "u1",
+            1_800_000_000_000,
+            [0xab; 16],
+        )
+        .unwrap();
+        assert_eq!(many.len(), 2);
+        assert_ne!(many[0].id, many[1].id);
+        assert!(
+            track_events(b"[]", "shop", "u1", 0, [0; 16])
+                .unwrap_err()
+                .contains("0 events")
+        );
+        assert!(
+            track_events(br#"[{"metric": "a b"}]"#, "shop", "u1", 1_800_000_000_000, [0; 16])
+                .unwrap_err()
+                .starts_with("events[0].metric")
+        );
+        assert!(
+            track_events(br#"{"metrik": "x"}"#, "shop", "u1", 0, [0; 16])
+                .unwrap_err()
+                .contains("unknown field")
+        );
+        assert!(
+            track_events(b"nope", "shop", "u1", 0, [0; 16])
+                .unwrap_err()
+                .starts_with("body is not JSON")
+        );
+    }
+
+    #[test]
+    fn query_and_cookie_parsing() {
+        assert_eq!(
+            query_param("a=1&cohort_preview=x%2Ey&b", "cohort_preview").as_deref(),
+            Some("x.y")
+        );
+        assert_eq!(query_param("a=1", "b"), None);
+        assert_eq!(cookie_value("a=1; b=\"two\"", "b"), Some("two"));
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}
