@@ -1,0 +1,131 @@
+//! The HTTP service: configuration, shared state, routes, and serving with a graceful drain.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH};
+use cohort_core::keys::MasterSecret;
+use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
+use crate::rate_limit::{RateLimiter, RateLimits};
+use crate::store::Store;
+use crate::{ingest, results};
+
+/// Largest request body accepted: 1,000 records of a few hundred bytes each fit with room.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What the collector needs besides its database.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// The platform master secret every tenant key derives from.
+    pub secret: MasterSecret,
+    /// Request body limit in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// Per-tenant ingest rates.
+    pub rate_limits: RateLimits,
+}
+
+/// State shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    /// Configuration.
+    pub config: Arc<CollectorConfig>,
+    /// The database.
+    pub store: Store,
+    /// Exported metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per-tenant token buckets.
+    pub rate_limiter: Arc<RateLimiter>,
+}
+
+impl AppState {
+    /// State for a collector over `store`.
+    pub fn new(config: CollectorConfig, store: Store) -> AppState {
+        AppState {
+            rate_limiter: Arc::new(RateLimiter::new(config.rate_limits.clone())),
+            config: Arc::new(config),
+            store,
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n"),
+        Err(error) => {
+            tracing::error!(%error, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+/// Every route of the collector.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(EXPOSURES_PATH, post(ingest::exposures))
+        .route(EVENTS_PATH, post(ingest::events))
+        .route(
+            "/v1/tenants/{tenant}/experiments/{experiment}/results",
+            get(results::results),
+        )
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then stops accepting connections, lets in-flight requests
+/// finish (their batches commit and are answered), and closes the database.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let store = state.store.clone();
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    store.close().await;
+    served
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("Ctrl-C: draining"),
+        () = terminate => tracing::info!("SIGTERM: draining"),
+    }
+}

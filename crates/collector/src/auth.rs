@@ -1,0 +1,59 @@
+//! Who is calling: beacon signatures for ingest, bearer read tokens for results.
+
+use axum::http::{HeaderMap, StatusCode, header};
+use cohort_core::beacon::{REPLAY_WINDOW_SECONDS, SIGNATURE_HEADER, TENANT_HEADER, TIMESTAMP_HEADER};
+use cohort_core::keys::{MasterSecret, SignatureError};
+
+use crate::error::ApiError;
+
+fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
+    headers
+        .get(name)
+        .ok_or_else(|| unauthorized("missing_signature", format!("the `{name}` header is missing")))?
+        .to_str()
+        .map_err(|_| unauthorized("bad_signature", format!("the `{name}` header is not text")))
+}
+
+/// Checks a batch's signature and returns the tenant it was signed for. `now` is Unix seconds.
+pub fn authenticate_batch(
+    secret: &MasterSecret,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> Result<String, ApiError> {
+    let tenant = header_text(headers, TENANT_HEADER)?;
+    let timestamp = header_text(headers, TIMESTAMP_HEADER)?;
+    let signature = header_text(headers, SIGNATURE_HEADER)?;
+    let timestamp: i64 = timestamp
+        .parse()
+        .map_err(|_| unauthorized("bad_signature", format!("`{TIMESTAMP_HEADER}` is not Unix seconds")))?;
+    match secret
+        .beacon_key(tenant)
+        .verify(timestamp, body, signature, now, REPLAY_WINDOW_SECONDS)
+    {
+        Ok(()) => Ok(tenant.to_owned()),
+        Err(SignatureError::Expired { age_seconds }) => Err(unauthorized(
+            "expired_signature",
+            format!("signed {age_seconds} s from the collector's clock; the window is {REPLAY_WINDOW_SECONDS} s"),
+        )),
+        Err(error) => Err(unauthorized("bad_signature", error.to_string())),
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` against `tenant`'s results read token.
+pub fn authorize_results(secret: &MasterSecret, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("missing_token", "expected `Authorization: Bearer <read token>`"))?;
+    if secret.verify_results_read_token(tenant, token.trim()) {
+        Ok(())
+    } else {
+        Err(unauthorized("bad_token", "the read token is not valid for this tenant"))
+    }
+}

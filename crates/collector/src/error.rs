@@ -1,0 +1,74 @@
+//! The collector's HTTP errors: a stable code and a short message for the client; the detail
+//! goes to the log where the error is made.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answered to a client.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiError {
+    /// HTTP status.
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// Stable machine-readable code, e.g. `bad_signature`; also the `reason` label of the
+    /// rejection metric.
+    pub code: &'static str,
+    /// What is wrong, for a person.
+    pub message: String,
+    /// Index of the offending record in the batch, if one record is at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// The offending field of that record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Seconds until a rate-limited tenant may send again (also the `Retry-After` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with no record attached.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            index: None,
+            field: None,
+            retry_after_seconds: None,
+        }
+    }
+
+    /// A 400 naming the record and field at fault.
+    pub fn invalid_record(
+        code: &'static str,
+        index: usize,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            index: Some(index),
+            field: Some(field.into()),
+            ..ApiError::new(StatusCode::BAD_REQUEST, code, message)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a ApiError,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(ErrorBody { error: &self })).into_response();
+        if let Some(seconds) = self.retry_after_seconds {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

@@ -1,0 +1,266 @@
+//! Durable storage: SQLite (the embedded default) or PostgreSQL, through sqlx's `Any` driver so
+//! both run the same migrations and the same SQL.
+//!
+//! Writes go through one [`writer`] task that commits many batches per transaction (group
+//! commit): each batch stays all-or-nothing inside its own savepoint, and every batch's caller
+//! hears back only after the transaction holding it has committed. Reads use a connection pool.
+
+mod read;
+mod writer;
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cohort_core::{Conversion, Exposure};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, SqlSafeStr};
+
+pub use read::{ConversionAggregate, RowCounts};
+pub use writer::WriterOptions;
+
+/// The schema, in order. Append only: see docs/migrations.md.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "exposures and conversions",
+    include_str!("../../migrations/0001_exposures_and_conversions.sql"),
+)];
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A storage failure, with what the collector was doing when it happened.
+#[derive(Debug, Clone)]
+pub struct StoreError {
+    /// What was being done, e.g. "committing 3 batches".
+    pub context: Cow<'static, str>,
+    /// The database's error (shared: one failed commit fails every batch in it).
+    pub source: Arc<sqlx::Error>,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.context, self.source)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Attaches what the collector was doing to a database error.
+pub(crate) trait Context<T> {
+    fn context(self, context: impl Into<Cow<'static, str>>) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn context(self, context: impl Into<Cow<'static, str>>) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError {
+            context: context.into(),
+            source: Arc::new(source),
+        })
+    }
+}
+
+/// How many records of a batch were new (the rest were already stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Records written by this batch.
+    pub inserted: u64,
+}
+
+/// One validated batch of records of one tenant.
+#[derive(Debug, Clone)]
+pub enum Batch {
+    /// Exposures.
+    Exposures(Vec<Exposure>),
+    /// Conversion events.
+    Conversions(Vec<Conversion>),
+}
+
+impl Batch {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Exposures(records) => records.len(),
+            Batch::Conversions(records) => records.len(),
+        }
+    }
+
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The collector's database: a read pool and the group-committing writer.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    readers: AnyPool,
+    writer: writer::WriterHandle,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `sqlite://path` URLs create their file (and its directory) on first use.
+fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError {
+            context: format!("creating the database directory {}", parent.display()).into(),
+            source: Arc::new(sqlx::Error::Io(e)),
+        })?;
+    }
+    Ok(match query {
+        Some(query) if query.contains("mode=") => url.to_owned(),
+        Some(query) => format!("sqlite://{path}?{query}&mode=rwc"),
+        None => format!("sqlite://{path}?mode=rwc"),
+    })
+}
+
+/// Per-connection SQLite settings. WAL lets results read while batches commit; synchronous=FULL
+/// fsyncs the WAL at every commit, so a 2xx survives power loss, not only a process crash.
+const SQLITE_PRAGMAS: &str = "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;";
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path` or `postgres://…`), runs
+    /// the migrations and starts the writer.
+    pub async fn open(url: &str, writer_options: WriterOptions) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            (Backend::Sqlite, prepare_sqlite_url(url)?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError {
+                context: format!("opening `{url}`").into(),
+                source: Arc::new(sqlx::Error::Configuration(
+                    "expected a sqlite:// or postgres:// URL".into(),
+                )),
+            });
+        };
+        let options: AnyConnectOptions = url.parse().context("parsing the database URL")?;
+        let options = options.disable_statement_logging();
+
+        let mut writer_connection = AnyConnection::connect_with(&options)
+            .await
+            .context("connecting the writer")?;
+        if backend == Backend::Sqlite {
+            // journal_mode is stored in the file; set it before anything else touches the file.
+            writer_connection
+                .execute("PRAGMA journal_mode = WAL;")
+                .await
+                .context("switching SQLite to WAL mode")?;
+            writer_connection
+                .execute(SQLITE_PRAGMAS)
+                .await
+                .context("setting SQLite pragmas")?;
+        }
+        migrator().run(&mut writer_connection).await.map_err(|e| StoreError {
+            context: "running migrations".into(),
+            source: Arc::new(sqlx::Error::Migrate(Box::new(e))),
+        })?;
+
+        let readers = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        connection.execute(SQLITE_PRAGMAS).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .context("connecting the read pool")?;
+        let writer = writer::spawn(writer_connection, writer_options);
+        Ok(Store {
+            backend,
+            readers,
+            writer,
+        })
+    }
+
+    /// The database kind.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Writes a validated batch of one tenant, all or nothing, and returns once it is committed.
+    pub async fn insert(&self, batch: Batch, received_at_ms: i64) -> Result<InsertOutcome, StoreError> {
+        self.writer.write(batch, received_at_ms).await
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query::<sqlx::Any>("SELECT 1")
+            .execute(&self.readers)
+            .await
+            .context("pinging the database")
+            .map(drop)
+    }
+
+    /// Waits for queued writes to commit, then closes every connection.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.readers.close().await;
+    }
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_gain_create_mode() {
+        let dir = std::env::temp_dir().join("cohort-store-url-test");
+        let url = format!("sqlite://{}/x.db", dir.display());
+        assert_eq!(prepare_sqlite_url(&url).unwrap(), format!("{url}?mode=rwc"));
+        assert!(dir.is_dir());
+        let read_only = format!("{url}?mode=ro");
+        assert_eq!(prepare_sqlite_url(&read_only).unwrap(), read_only);
+    }
+}

@@ -1,0 +1,116 @@
+//! The aggregate queries behind results. Every query is scoped by tenant first.
+
+use sqlx::{Any, Row};
+
+use super::{Context, Store, StoreError};
+
+/// Per (variant, metric): the units that converted after their first exposure, and the sums of
+/// their per-unit values (a unit's value is the sum of its conversions' values).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversionAggregate {
+    /// Variant key.
+    pub variant: String,
+    /// Metric key.
+    pub metric: String,
+    /// Units with at least one conversion at or after their first exposure.
+    pub converted_units: u64,
+    /// Units among them whose conversions carried a value.
+    pub valued_units: u64,
+    /// Σ per-unit value.
+    pub value_sum: f64,
+    /// Σ per-unit value².
+    pub value_sum_of_squares: f64,
+}
+
+/// How many rows a tenant has (operations and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RowCounts {
+    /// Stored exposures.
+    pub exposures: u64,
+    /// Stored conversion events.
+    pub conversions: u64,
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+impl Store {
+    /// Exposed units per variant of one experiment, sorted by variant key.
+    pub async fn exposed_units(&self, tenant: &str, experiment: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = sqlx::query::<Any>(
+            "SELECT variant, COUNT(*) AS units FROM exposures WHERE tenant_id = $1 AND experiment = $2 \
+             GROUP BY variant ORDER BY variant",
+        )
+        .bind(tenant.to_owned())
+        .bind(experiment.to_owned())
+        .fetch_all(&self.readers)
+        .await
+        .context("counting exposed units")?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("variant")?, count(row.try_get("units")?))))
+            .collect::<Result<_, sqlx::Error>>()
+            .context("reading exposed units")
+    }
+
+    /// Conversions after first exposure, per variant and metric, of one experiment.
+    pub async fn conversion_aggregates(
+        &self,
+        tenant: &str,
+        experiment: &str,
+    ) -> Result<Vec<ConversionAggregate>, StoreError> {
+        // The inner query sums each unit's conversions at or after its first exposure; the outer
+        // one aggregates units. CASTs pin the result types, which the two databases otherwise
+        // choose differently (PostgreSQL sums BIGINT into NUMERIC, SQLite sums nothing into 0).
+        let rows = sqlx::query::<Any>(
+            "SELECT variant, metric, \
+                    CAST(COUNT(*) AS BIGINT) AS converted_units, \
+                    CAST(SUM(valued) AS BIGINT) AS valued_units, \
+                    CAST(SUM(unit_value) AS DOUBLE PRECISION) AS value_sum, \
+                    CAST(SUM(unit_value * unit_value) AS DOUBLE PRECISION) AS value_sum_of_squares \
+             FROM (SELECT e.variant AS variant, c.metric AS metric, e.unit_id AS unit_id, \
+                          CAST(COALESCE(SUM(c.value), 0.0) AS DOUBLE PRECISION) AS unit_value, \
+                          CASE WHEN COUNT(c.value) > 0 THEN 1 ELSE 0 END AS valued \
+                   FROM exposures e \
+                   JOIN conversions c ON c.tenant_id = e.tenant_id AND c.unit_id = e.unit_id \
+                                     AND c.occurred_at_ms >= e.exposed_at_ms \
+                   WHERE e.tenant_id = $1 AND e.experiment = $2 \
+                   GROUP BY e.variant, c.metric, e.unit_id) per_unit \
+             GROUP BY variant, metric ORDER BY metric, variant",
+        )
+        .bind(tenant.to_owned())
+        .bind(experiment.to_owned())
+        .fetch_all(&self.readers)
+        .await
+        .context("aggregating conversions")?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConversionAggregate {
+                    variant: row.try_get("variant")?,
+                    metric: row.try_get("metric")?,
+                    converted_units: count(row.try_get("converted_units")?),
+                    valued_units: count(row.try_get("valued_units")?),
+                    value_sum: row.try_get::<Option<f64>, _>("value_sum")?.unwrap_or(0.0),
+                    value_sum_of_squares: row.try_get::<Option<f64>, _>("value_sum_of_squares")?.unwrap_or(0.0),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .context("reading conversion aggregates")
+    }
+
+    /// Rows stored for a tenant.
+    pub async fn row_counts(&self, tenant: &str) -> Result<RowCounts, StoreError> {
+        let row = sqlx::query::<Any>(
+            "SELECT (SELECT COUNT(*) FROM exposures WHERE tenant_id = $1) AS exposures, \
+                    (SELECT COUNT(*) FROM conversions WHERE tenant_id = $1) AS conversions",
+        )
+        .bind(tenant.to_owned())
+        .fetch_one(&self.readers)
+        .await
+        .context("counting a tenant's rows")?;
+        Ok(RowCounts {
+            exposures: count(row.try_get("exposures").context("reading the exposure count")?),
+            conversions: count(row.try_get("conversions").context("reading the conversion count")?),
+        })
+    }
+}

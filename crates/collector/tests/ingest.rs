@@ -1,0 +1,380 @@
+//! Ingest through the router: what is accepted is stored once; everything refused changes nothing.
+
+mod common;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode};
+use cohort_collector::{Rate, RateLimits};
+use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH, MAX_BATCH_RECORDS, REPLAY_WINDOW_SECONDS};
+use common::*;
+use http_body::Frame;
+
+#[tokio::test]
+async fn accepted_exposures_are_stored_once_and_the_first_wins() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    let batch = vec![
+        exposure(&tenant, "cta", "u1", "control"),
+        exposure(&tenant, "cta", "u2", "green"),
+        exposure(&tenant, "cta", "u3", "green"),
+    ];
+    let (status, _, body) = harness
+        .post_signed(EXPOSURES_PATH, &tenant, now_seconds(), &json(&batch))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["accepted"].as_u64(), body["inserted"].as_u64()),
+        (Some(3), Some(3))
+    );
+
+    // A re-sent batch changes nothing; a later exposure of u1 to another variant does not win.
+    let (status, _, body) = harness
+        .post_signed(EXPOSURES_PATH, &tenant, now_seconds(), &json(&batch))
+        .await;
+    assert_eq!(
+        (status, body["inserted"].as_u64(), body["duplicates"].as_u64()),
+        (StatusCode::OK, Some(0), Some(3))
+    );
+    let later = vec![exposure(&tenant, "cta", "u1", "green")];
+    let (_, _, body) = harness
+        .post_signed(EXPOSURES_PATH, &tenant, now_seconds(), &json(&later))
+        .await;
+    assert_eq!(body["duplicates"].as_u64(), Some(1));
+    assert_eq!(harness.counts(&tenant).await, (3, 0));
+    let units = harness.state.store.exposed_units(&tenant, "cta").await.unwrap();
+    assert_eq!(units, vec![("control".to_owned(), 1), ("green".to_owned(), 2)]);
+}
+
+#[tokio::test]
+async fn events_deduplicate_by_event_id() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    let batch = vec![
+        conversion(&tenant, "order-1", "u1", "purchase", Some(10.0), at(1)),
+        conversion(&tenant, "order-1", "u1", "purchase", Some(99.0), at(2)),
+        conversion(&tenant, "signup-7", "u2", "signup", None, at(3)),
+    ];
+    let (status, _, body) = harness
+        .post_signed(EVENTS_PATH, &tenant, now_seconds(), &json(&batch))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["inserted"].as_u64(), body["duplicates"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let (_, _, body) = harness
+        .post_signed(EVENTS_PATH, &tenant, now_seconds(), &json(&batch))
+        .await;
+    assert_eq!(body["inserted"].as_u64(), Some(0));
+    assert_eq!(harness.counts(&tenant).await, (0, 2));
+}
+
+/// Sends `request`, expects `status` and `code`, and checks the tenant still has no rows.
+async fn assert_refused(
+    harness: &Harness,
+    tenant: &str,
+    request: Request<Body>,
+    status: StatusCode,
+    code: &str,
+) -> serde_json::Value {
+    let (actual, _, body) = harness.send(request).await;
+    assert_eq!(actual, status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert_eq!(harness.counts(tenant).await, (0, 0), "a refused batch wrote rows");
+    body
+}
+
+fn one_exposure(tenant: &str) -> String {
+    json(&vec![exposure(tenant, "cta", "u1", "control")])
+}
+
+#[tokio::test]
+async fn missing_or_wrong_signatures_are_401_and_write_nothing() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    let body = one_exposure(&tenant);
+
+    let mut unsigned = signed_request(EXPOSURES_PATH, &tenant, now_seconds(), &body);
+    unsigned.headers_mut().remove("cohort-signature");
+    assert_refused(
+        &harness,
+        &tenant,
+        unsigned,
+        StatusCode::UNAUTHORIZED,
+        "missing_signature",
+    )
+    .await;
+
+    let mut tampered = signed_request(EXPOSURES_PATH, &tenant, now_seconds(), &body);
+    *tampered.body_mut() = Body::from(body.replace("control", "green"));
+    tampered.headers_mut().remove("content-length");
+    assert_refused(&harness, &tenant, tampered, StatusCode::UNAUTHORIZED, "bad_signature").await;
+
+    let mut garbage = signed_request(EXPOSURES_PATH, &tenant, now_seconds(), &body);
+    garbage
+        .headers_mut()
+        .insert("cohort-signature", "not-hex".parse().unwrap());
+    assert_refused(&harness, &tenant, garbage, StatusCode::UNAUTHORIZED, "bad_signature").await;
+}
+
+#[tokio::test]
+async fn a_batch_signed_for_one_tenant_cannot_write_as_another() {
+    let harness = Harness::new().await;
+    let (attacker, victim) = (unique_tenant("attacker"), unique_tenant("victim"));
+    let victim_records = one_exposure(&victim);
+
+    // Signed with the attacker's key, claiming the victim in the header: the signature fails.
+    let mut relabelled = signed_request(EXPOSURES_PATH, &attacker, now_seconds(), &victim_records);
+    relabelled
+        .headers_mut()
+        .insert("cohort-tenant", victim.parse().unwrap());
+    assert_refused(&harness, &victim, relabelled, StatusCode::UNAUTHORIZED, "bad_signature").await;
+
+    // Honestly signed as the attacker, carrying the victim's records: refused by index and field.
+    let request = signed_request(EXPOSURES_PATH, &attacker, now_seconds(), &victim_records);
+    let body = assert_refused(&harness, &victim, request, StatusCode::BAD_REQUEST, "tenant_mismatch").await;
+    assert_eq!(
+        (body["error"]["index"].as_u64(), body["error"]["field"].as_str()),
+        (Some(0), Some("tenant"))
+    );
+    assert_eq!(harness.counts(&attacker).await, (0, 0));
+}
+
+#[tokio::test]
+async fn expired_and_future_timestamps_are_401_and_write_nothing() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    let body = one_exposure(&tenant);
+    for skew in [-(REPLAY_WINDOW_SECONDS + 5), REPLAY_WINDOW_SECONDS + 5] {
+        let request = signed_request(EXPOSURES_PATH, &tenant, now_seconds() + skew, &body);
+        assert_refused(
+            &harness,
+            &tenant,
+            request,
+            StatusCode::UNAUTHORIZED,
+            "expired_signature",
+        )
+        .await;
+    }
+}
+
+/// A body that counts how many of its chunks were read.
+struct CountingBody {
+    chunks_left: usize,
+    chunk: Bytes,
+    read: Arc<AtomicUsize>,
+}
+
+impl http_body::Body for CountingBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.chunks_left == 0 {
+            return Poll::Ready(None);
+        }
+        self.chunks_left -= 1;
+        self.read.fetch_add(1, Ordering::SeqCst);
+        Poll::Ready(Some(Ok(Frame::data(self.chunk.clone()))))
+    }
+}
+
+fn oversized_request(tenant: &str, declare_length: bool, read: Arc<AtomicUsize>) -> Request<Body> {
+    let chunks = 4 * MAX_BODY_BYTES / 1024;
+    let mut request = signed_request(EXPOSURES_PATH, tenant, now_seconds(), "[]");
+    let body = CountingBody {
+        chunks_left: chunks,
+        chunk: Bytes::from(vec![b' '; 1024]),
+        read,
+    };
+    *request.body_mut() = Body::new(body);
+    if declare_length {
+        request.headers_mut().insert("content-length", (chunks * 1024).into());
+    } else {
+        request.headers_mut().remove("content-length");
+    }
+    request
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_without_being_read_and_write_nothing() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+
+    let read = Arc::new(AtomicUsize::new(0));
+    let request = oversized_request(&tenant, true, read.clone());
+    assert_refused(
+        &harness,
+        &tenant,
+        request,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+    )
+    .await;
+    assert_eq!(read.load(Ordering::SeqCst), 0, "a declared oversized body was read");
+
+    // Without a declared length, reading stops just past the limit.
+    let read = Arc::new(AtomicUsize::new(0));
+    let request = oversized_request(&tenant, false, read.clone());
+    assert_refused(
+        &harness,
+        &tenant,
+        request,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+    )
+    .await;
+    assert!(
+        read.load(Ordering::SeqCst) <= MAX_BODY_BYTES / 1024 + 1,
+        "read {} KiB",
+        read.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test]
+async fn more_than_the_batch_limit_is_413_and_writes_nothing() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    let records: Vec<_> = (0..=MAX_BATCH_RECORDS)
+        .map(|i| conversion(&tenant, &i.to_string(), "u", "m", None, at(0)))
+        .collect();
+    let request = signed_request(EVENTS_PATH, &tenant, now_seconds(), &json(&records));
+    assert_refused(
+        &harness,
+        &tenant,
+        request,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_many_records",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_writes_nothing() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    for (body, code) in [
+        ("[{", "malformed_json"),
+        ("nonsense", "malformed_json"),
+        ("{\"not\": 1}", "malformed_json"),
+    ] {
+        let request = signed_request(EXPOSURES_PATH, &tenant, now_seconds(), body);
+        assert_refused(&harness, &tenant, request, StatusCode::BAD_REQUEST, code).await;
+    }
+}
+
+#[tokio::test]
+async fn one_invalid_record_refuses_the_whole_batch_naming_index_and_field() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    let mut batch = vec![
+        exposure(&tenant, "cta", "u1", "control"),
+        exposure(&tenant, "cta", "u2", "green"),
+        exposure(&tenant, "cta", "u3", "green"),
+    ];
+    batch[2].country = Some("Germany".into());
+    let request = signed_request(EXPOSURES_PATH, &tenant, now_seconds(), &json(&batch));
+    let body = assert_refused(&harness, &tenant, request, StatusCode::BAD_REQUEST, "invalid_record").await;
+    assert_eq!(
+        (body["error"]["index"].as_u64(), body["error"]["field"].as_str()),
+        (Some(2), Some("country"))
+    );
+
+    // A field of the wrong type is named the same way, found while parsing.
+    let text = json(&batch[..2]).replacen("\"config_version\":1", "\"config_version\":\"one\"", 2);
+    let request = signed_request(EXPOSURES_PATH, &tenant, now_seconds(), &text);
+    let body = assert_refused(&harness, &tenant, request, StatusCode::BAD_REQUEST, "invalid_record").await;
+    assert_eq!(
+        (body["error"]["index"].as_u64(), body["error"]["field"].as_str()),
+        (Some(0), Some("config_version"))
+    );
+
+    let events = vec![
+        conversion(&tenant, "e1", "u1", "purchase", Some(1.0), at(0)),
+        conversion(&tenant, "e2", "u1", "purchase", Some(1.0), 17),
+    ];
+    let request = signed_request(EVENTS_PATH, &tenant, now_seconds(), &json(&events));
+    let body = assert_refused(&harness, &tenant, request, StatusCode::BAD_REQUEST, "invalid_record").await;
+    assert_eq!(
+        (body["error"]["index"].as_u64(), body["error"]["field"].as_str()),
+        (Some(1), Some("timestamp"))
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_rate_is_429_with_retry_after_and_others_still_pass() {
+    let mut limits = RateLimits::uniform(1_000_000.0);
+    let noisy = unique_tenant("noisy");
+    let quiet = unique_tenant("quiet");
+    limits.per_tenant.insert(
+        noisy.clone(),
+        Rate {
+            records_per_second: 1.0,
+            burst: 2.0,
+        },
+    );
+    let harness = Harness::with_rate_limits(limits).await;
+    let two = json(&vec![
+        exposure(&noisy, "cta", "u1", "control"),
+        exposure(&noisy, "cta", "u2", "control"),
+    ]);
+    let (status, _, _) = harness.post_signed(EXPOSURES_PATH, &noisy, now_seconds(), &two).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let more = json(&vec![
+        exposure(&noisy, "cta", "u3", "control"),
+        exposure(&noisy, "cta", "u4", "control"),
+    ]);
+    let (status, headers, body) = harness.post_signed(EXPOSURES_PATH, &noisy, now_seconds(), &more).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(harness.counts(&noisy).await, (2, 0), "the limited batch wrote rows");
+
+    let (status, _, _) = harness
+        .post_signed(EXPOSURES_PATH, &quiet, now_seconds(), &one_exposure(&quiet))
+        .await;
+    assert_eq!(status, StatusCode::OK, "another tenant was starved");
+    let (_, _, metrics) = harness.get("/metrics", None).await;
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains(&format!("cohort_rate_limited_requests_total{{tenant=\"{noisy}\"}} 1\n")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cohort_rejected_requests_total{reason=\"rate_limited\"} 1\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn health_and_metrics_answer() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    let (status, _, body) = harness.get("/healthz", None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, Some("ok\n")));
+    harness
+        .post_signed(EXPOSURES_PATH, &tenant, now_seconds(), &one_exposure(&tenant))
+        .await;
+    harness
+        .post_signed(EXPOSURES_PATH, &tenant, now_seconds() - 3600, &one_exposure(&tenant))
+        .await;
+    let (status, _, metrics) = harness.get("/metrics", None).await;
+    let metrics = metrics.as_str().unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics.contains("cohort_ingested_records_total{kind=\"exposure\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cohort_rejected_requests_total{reason=\"expired_signature\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cohort_commit_latency_seconds_count 1\n"), "{metrics}");
+}

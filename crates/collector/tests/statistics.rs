@@ -1,0 +1,136 @@
+//! The statistics against reference values from scipy (`testdata/statistics.py`).
+
+use cohort_collector::stats::{
+    Comparison, Sample, chi_square_sf, normal_cdf, sample_ratio_test, student_t_cdf, student_t_quantile,
+    two_proportion_z_test, welch_t_test,
+};
+use serde_json::Value;
+
+fn fixtures() -> Value {
+    serde_json::from_str(include_str!("../../../testdata/statistics.json")).unwrap()
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap()
+}
+
+#[track_caller]
+fn assert_close(actual: f64, expected: f64, relative: f64, what: &str) {
+    let tolerance = relative * expected.abs().max(1e-300);
+    assert!(
+        (actual - expected).abs() <= tolerance,
+        "{what}: got {actual:e}, scipy says {expected:e} (relative error {:e})",
+        ((actual - expected) / expected).abs()
+    );
+}
+
+fn check_comparison(case: &Value, comparison: &Comparison, tolerance: f64) {
+    let name = format!("{} vs {}", case["treatment"], case["control"]);
+    let pair = |key: &str| (number(&case[key][0]), number(&case[key][1]));
+    assert_close(
+        comparison.p_value.unwrap(),
+        number(&case["p_value"]),
+        tolerance,
+        &format!("{name}: p"),
+    );
+    assert_close(
+        comparison.absolute_lift,
+        number(&case["absolute_lift"]),
+        tolerance,
+        &name,
+    );
+    assert_close(comparison.absolute_ci.low, pair("absolute_ci").0, tolerance, &name);
+    assert_close(comparison.absolute_ci.high, pair("absolute_ci").1, tolerance, &name);
+    assert_close(
+        comparison.relative_lift.unwrap(),
+        number(&case["relative_lift"]),
+        tolerance,
+        &name,
+    );
+    let relative_ci = comparison.relative_ci.unwrap();
+    assert_close(relative_ci.low, pair("relative_ci").0, tolerance, &name);
+    assert_close(relative_ci.high, pair("relative_ci").1, tolerance, &name);
+}
+
+#[test]
+fn distributions_match_scipy() {
+    let fixtures = fixtures();
+    for case in fixtures["normal_cdf"].as_array().unwrap() {
+        let z = number(&case[0]);
+        assert_close(normal_cdf(z), number(&case[1]), 1e-12, &format!("Φ({z})"));
+    }
+    for case in fixtures["student_t_cdf"].as_array().unwrap() {
+        let (t, df) = (number(&case[0]), number(&case[1]));
+        assert_close(student_t_cdf(t, df), number(&case[2]), 1e-11, &format!("T_{df}({t})"));
+    }
+    for case in fixtures["student_t_quantile_975"].as_array().unwrap() {
+        let df = number(&case[0]);
+        // Inverting the CDF divides its error by the density: 1e-9 still means ten correct digits.
+        assert_close(
+            student_t_quantile(0.975, df),
+            number(&case[1]),
+            1e-9,
+            &format!("t_{df}(0.975)"),
+        );
+    }
+    for case in fixtures["chi_square_sf"].as_array().unwrap() {
+        let (x, df) = (number(&case[0]), number(&case[1]));
+        assert_close(
+            chi_square_sf(x, df),
+            number(&case[2]),
+            1e-11,
+            &format!("χ²_{df} sf({x})"),
+        );
+    }
+}
+
+#[test]
+fn two_proportion_z_tests_match_scipy() {
+    for case in fixtures()["two_proportion"].as_array().unwrap() {
+        let count = |arm: &str, i: usize| case[arm][i].as_u64().unwrap();
+        let comparison = two_proportion_z_test(
+            count("control", 0),
+            count("control", 1),
+            count("treatment", 0),
+            count("treatment", 1),
+        )
+        .unwrap();
+        check_comparison(case, &comparison, 1e-9);
+    }
+}
+
+#[test]
+fn welch_t_tests_match_scipy() {
+    for case in fixtures()["welch"].as_array().unwrap() {
+        let sample = |arm: &str| {
+            let sums = &case[arm];
+            Sample::from_sums(sums[0].as_u64().unwrap(), number(&sums[1]), number(&sums[2]))
+        };
+        let comparison = welch_t_test(sample("control"), sample("treatment")).unwrap();
+        // Sums of squares lose a few digits to cancellation against scipy's two-pass variance.
+        check_comparison(case, &comparison, 1e-8);
+    }
+}
+
+#[test]
+fn sample_ratio_tests_match_scipy() {
+    for case in fixtures()["sample_ratio"].as_array().unwrap() {
+        let observed: Vec<u64> = case["observed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let weights: Vec<f64> = case["weights"].as_array().unwrap().iter().map(number).collect();
+        let test = sample_ratio_test(&observed, &weights).unwrap();
+        let expected_p = number(&case["p_value"]);
+        assert_close(
+            test.chi_square,
+            number(&case["chi_square"]),
+            1e-11,
+            &format!("{observed:?} χ²"),
+        );
+        assert_close(test.p_value, expected_p, 1e-10, &format!("{observed:?} p"));
+        assert_eq!(test.mismatch, expected_p < 0.001, "{observed:?}");
+    }
+}
