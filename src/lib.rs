@@ -1,13 +1,323 @@
-//! Cohort's edge worker.
+//! Cohort's edge worker: a thin adapter from workerd requests to `cohort-core` and back.
 //!
-//! For now it passes every request through to the origin untouched: the routing, assignment and
-//! beacon logic arrive with the edge-worker issue. Keeping the package here fixes the workspace
-//! layout (the root package is the worker) and lets CI hold the `.wasm` to its size budget.
+//! Per request: find the tenant by hostname (KV, cached per isolate), let the engine decide
+//! everything ([`cohort_core::edge::plan`]), then carry the plan out: origin URL and headers, HTML
+//! edits, `Set-Cookie`, cache policy, and exposure beacons after the response. Anything that fails
+//! serves the origin's response untouched (fail open); the worker never answers 5xx itself.
 
-use worker::{Context, Env, Request, Response, Result, event};
+mod beacon;
+mod config_cache;
+mod html;
+mod log;
 
-/// Forwards the request unchanged. Fail-open is the default behaviour of the whole worker.
+use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH};
+use cohort_core::edge::{self, Geo, Plan, Visit};
+use cohort_core::{MasterSecret, Tenant};
+use config_cache::{LoadedTenant, Settings};
+use worker::{
+    CfProperties, Context, Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response, Result, Url, event,
+};
+
+const DEFAULT_TTL_SECONDS: f64 = 60.0;
+const DEFAULT_KV_BINDING: &str = "CONFIG";
+const ASSIGNMENTS_ENDPOINT: &str = "/_cohort/assignments";
+const TRACK_ENDPOINT: &str = "/_cohort/track";
+const MAX_TRACK_BODY: usize = 16 * 1024;
+
 #[event(fetch)]
-pub async fn fetch(request: Request, _env: Env, _ctx: Context) -> Result<Response> {
-    worker::Fetch::Request(request).send().await
+pub async fn fetch(request: Request, env: Env, ctx: Context) -> Result<Response> {
+    // An untouched copy for failing open (cloning tees the body, so it is still readable).
+    let untouched = request.clone()?;
+    match serve(request, &env, &ctx).await {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            log::event("fail_open", &[("error", &error.to_string())]);
+            pass_through(untouched, &env, None).await
+        }
+    }
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
+}
+
+fn settings(env: &Env) -> Result<Settings> {
+    let secret = env
+        .secret("COHORT_SECRET")
+        .map(|s| s.to_string())
+        .ok()
+        .or_else(|| var(env, "COHORT_SECRET"))
+        .ok_or_else(|| worker::Error::RustError("COHORT_SECRET is not set".into()))?;
+    let secret = MasterSecret::new(secret).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let ttl_seconds = var(env, "CONFIG_TTL_SECONDS")
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(DEFAULT_TTL_SECONDS);
+    Ok(Settings {
+        binding: var(env, "CONFIG_KV_BINDING").unwrap_or_else(|| DEFAULT_KV_BINDING.into()),
+        ttl_ms: ttl_seconds * 1000.0,
+        secret,
+    })
+}
+
+fn now_ms() -> i64 {
+    worker::Date::now().as_millis() as i64
+}
+
+fn random_bytes() -> Result<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|e| worker::Error::RustError(format!("getrandom: {e}")))?;
+    Ok(bytes)
+}
+
+async fn serve(request: Request, env: &Env, ctx: &Context) -> Result<Response> {
+    let settings = settings(env)?;
+    let url = request.url()?;
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let now = now_ms();
+    let Some(loaded) = config_cache::tenant_for_host(env, ctx, &settings, &host, now as f64).await? else {
+        return pass_through(request, env, None).await;
+    };
+    let headers = request.headers();
+    let header = |name: &str| headers.get(name).ok().flatten().unwrap_or_default();
+    let (user_agent, accept_language, referer, cookie_header, sec_gpc) = (
+        header("user-agent"),
+        header("accept-language"),
+        header("referer"),
+        header("cookie"),
+        header("sec-gpc"),
+    );
+    let purpose = [
+        header("sec-purpose"),
+        header("purpose"),
+        header("x-purpose"),
+        header("x-moz"),
+    ]
+    .join(";");
+    let cf = request.cf();
+    let geo = Geo {
+        country: cf.and_then(|cf| cf.country()),
+        region: cf.and_then(|cf| cf.region()),
+        city: cf.and_then(|cf| cf.city()),
+        asn: cf.and_then(|cf| cf.asn()),
+        colo: cf.map(|cf| cf.colo()).filter(|colo| !colo.is_empty()),
+    };
+    let endpoint = match (request.method(), url.path()) {
+        (Method::Get, ASSIGNMENTS_ENDPOINT) => Some(ASSIGNMENTS_ENDPOINT),
+        (Method::Post, TRACK_ENDPOINT) => Some(TRACK_ENDPOINT),
+        _ => None,
+    };
+    // The assignments endpoint answers for the page a single-page app is showing.
+    let page_path = match endpoint {
+        Some(ASSIGNMENTS_ENDPOINT) => {
+            edge::query_param(url.query().unwrap_or(""), "path").unwrap_or_else(|| "/".into())
+        }
+        _ => url.path().to_owned(),
+    };
+    let visit = Visit {
+        url: url.as_str(),
+        host: &host,
+        path: &page_path,
+        query: url.query().unwrap_or(""),
+        user_agent: &user_agent,
+        accept_language: &accept_language,
+        referer: &referer,
+        cookie_header: &cookie_header,
+        sec_gpc: &sec_gpc,
+        purpose: &purpose,
+        geo,
+    };
+    let plan = edge::plan(&loaded.tenant, &loaded.keys, &visit, now, random_bytes()?);
+    if let Some(problem) = &plan.preview_problem {
+        log::event("preview_ignored", &[("tenant", &loaded.tenant.id), ("reason", problem)]);
+    }
+    send_exposures(env, ctx, &loaded, &plan)?;
+
+    match endpoint {
+        Some(ASSIGNMENTS_ENDPOINT) => {
+            let response = Response::from_json(&plan.assignments_json())?;
+            finish(response, &plan, Some("no-store"))
+        }
+        Some(_) => track(request, env, ctx, &loaded, &plan, now).await,
+        None => proxy(request, env, &loaded.tenant, &plan, &url).await,
+    }
+}
+
+/// Fetches the (possibly routed) origin for a tenant page and applies the plan to the response.
+async fn proxy(request: Request, env: &Env, tenant: &Tenant, plan: &Plan, url: &Url) -> Result<Response> {
+    let mut origin = origin_url(url, env, Some(tenant))?;
+    if let Some(path) = &plan.route_path {
+        let (path, query) = path
+            .split_once('?')
+            .map_or((path.as_str(), None), |(p, q)| (p, Some(q)));
+        origin.set_path(path);
+        if query.is_some() {
+            origin.set_query(query);
+        }
+    }
+    let headers = request.headers().clone();
+    headers.set("x-forwarded-host", url.host_str().unwrap_or_default())?;
+    if let Some(host) = &plan.route_host {
+        if origin_override(env, Some(tenant)).is_some() {
+            // A loopback origin serves every host; tell it which one the variant wants.
+            headers.set("x-forwarded-host", host)?;
+        } else {
+            origin
+                .set_host(Some(host))
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        }
+    }
+    for (name, value) in &plan.origin_headers {
+        headers.set(name, value)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(request.method())
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual);
+    if let Some(body) = request.inner().body() {
+        init.with_body(Some(body.into()));
+    }
+    if plan.is_personalised() {
+        // Cached origin responses are kept apart per variant, never shared across variants.
+        init.with_cf_properties(CfProperties {
+            cache_key: Some(format!("{origin}#cohort:{}", plan.variant_signature())),
+            ..CfProperties::default()
+        });
+    }
+    let origin_request = Request::new_with_init(origin.as_str(), &init)?;
+    let response = Fetch::Request(origin_request).send().await?;
+    let response = if html::is_html(&response) && (!plan.html_actions.is_empty() || plan.unit_id.is_some()) {
+        let script = plan.unit_id.as_ref().map(|_| plan.assignments_json().to_string());
+        html::rewrite(response, &plan.html_actions, script)?
+    } else {
+        response
+    };
+    finish(response, plan, None)
+}
+
+/// Adds `Set-Cookie` and, for personalised responses, a private `Cache-Control`.
+fn finish(response: Response, plan: &Plan, cache_control: Option<&str>) -> Result<Response> {
+    let headers = response.headers().clone();
+    if let Some(cookie) = &plan.set_cookie {
+        headers.append("set-cookie", cookie)?;
+    }
+    if let Some(value) = cache_control {
+        headers.set("cache-control", value)?;
+    } else if plan.is_personalised() {
+        let origin = headers.get("cache-control")?;
+        headers.set("cache-control", &edge::private_cache_control(origin.as_deref()))?;
+    }
+    Ok(response.with_headers(headers))
+}
+
+/// `POST /_cohort/track`: conversions for the visitor's unit, forwarded signed to the collector.
+async fn track(
+    mut request: Request,
+    env: &Env,
+    ctx: &Context,
+    loaded: &LoadedTenant,
+    plan: &Plan,
+    now: i64,
+) -> Result<Response> {
+    let Some(unit) = &plan.unit_id else {
+        // Bots, GPC and opted-out visitors are not tracked.
+        return finish(Response::empty()?.with_status(204), plan, Some("no-store"));
+    };
+    let body = request.bytes().await?;
+    if body.len() > MAX_TRACK_BODY {
+        return finish(
+            Response::error(format!("body over {MAX_TRACK_BODY} bytes"), 413)?,
+            plan,
+            Some("no-store"),
+        );
+    }
+    let conversions = match edge::track_events(&body, &loaded.tenant.id, unit, now, random_bytes()?) {
+        Ok(conversions) => conversions,
+        Err(reason) => {
+            let error = serde_json::json!({ "error": { "code": "invalid_event", "message": reason } });
+            return finish(Response::from_json(&error)?.with_status(400), plan, Some("no-store"));
+        }
+    };
+    let accepted = conversions.len();
+    if let Some(collector) = var(env, "COLLECTOR_URL") {
+        ctx.wait_until(beacon::send(beacon::Batch {
+            url: format!("{}{EVENTS_PATH}", collector.trim_end_matches('/')),
+            tenant: loaded.tenant.id.clone(),
+            key: loaded.keys.beacon,
+            body: serde_json::to_vec(&conversions)?,
+            records: accepted,
+        }));
+    }
+    let response = Response::from_json(&serde_json::json!({ "accepted": accepted }))?.with_status(202);
+    finish(response, plan, Some("no-store"))
+}
+
+fn send_exposures(env: &Env, ctx: &Context, loaded: &LoadedTenant, plan: &Plan) -> Result<()> {
+    if plan.exposures.is_empty() {
+        return Ok(());
+    }
+    let Some(collector) = var(env, "COLLECTOR_URL") else {
+        log::event(
+            "beacon.dropped",
+            &[
+                ("reason", "COLLECTOR_URL is not set"),
+                ("records", &plan.exposures.len().to_string()),
+            ],
+        );
+        return Ok(());
+    };
+    ctx.wait_until(beacon::send(beacon::Batch {
+        url: format!("{}{EXPOSURES_PATH}", collector.trim_end_matches('/')),
+        tenant: loaded.tenant.id.clone(),
+        key: loaded.keys.beacon,
+        body: serde_json::to_vec(&plan.exposures)?,
+        records: plan.exposures.len(),
+    }));
+    Ok(())
+}
+
+/// A tenant's configured origin, else `ORIGIN_OVERRIDE`.
+fn origin_override(env: &Env, tenant: Option<&Tenant>) -> Option<String> {
+    tenant
+        .and_then(|t| t.edge.origin.clone())
+        .or_else(|| var(env, "ORIGIN_OVERRIDE"))
+}
+
+/// The origin URL for a request: the override's scheme and authority with the request's path and
+/// query, or the request's own URL in production.
+fn origin_url(url: &Url, env: &Env, tenant: Option<&Tenant>) -> Result<Url> {
+    let Some(base) = origin_override(env, tenant) else {
+        return Ok(url.clone());
+    };
+    let mut origin = Url::parse(&base).map_err(|e| worker::Error::RustError(format!("origin `{base}`: {e}")))?;
+    origin.set_path(url.path());
+    origin.set_query(url.query());
+    Ok(origin)
+}
+
+/// Sends a request to its origin untouched: unknown hosts, and every failure (fail open).
+async fn pass_through(request: Request, env: &Env, tenant: Option<&Tenant>) -> Result<Response> {
+    let url = request.url()?;
+    let target = origin_url(&url, env, tenant)?;
+    let outgoing = if target == url {
+        request
+    } else {
+        let headers = request.headers().clone();
+        headers.set("x-forwarded-host", url.host_str().unwrap_or_default())?;
+        let mut init = RequestInit::new();
+        init.with_method(request.method())
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
+        if let Some(body) = request.inner().body() {
+            init.with_body(Some(body.into()));
+        }
+        Request::new_with_init(target.as_str(), &init)?
+    };
+    match Fetch::Request(outgoing).send().await {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            // The origin itself is unreachable: nothing of ours to fall back on.
+            log::event("origin_unreachable", &[("error", &error.to_string())]);
+            Response::error("Bad Gateway: origin unreachable", 502)
+        }
+    }
 }

@@ -1,0 +1,217 @@
+//! Tenant configs from KV, cached per isolate.
+//!
+//! `host:<hostname>` → tenant id and `tenant:<id>` → config JSON, each compiled once and kept for
+//! `CONFIG_TTL_SECONDS`. After that the stale value is served while one background refresh runs;
+//! when KV fails or holds an invalid config the last known good value stays in use. A miss costs at
+//! most one KV read per key; a hit costs none.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use cohort_core::edge::TenantKeys;
+use cohort_core::{MasterSecret, Tenant};
+use worker::{Context, Env, KvStore};
+
+use crate::log;
+
+/// A compiled tenant with its derived keys.
+pub struct LoadedTenant {
+    /// The compiled config.
+    pub tenant: Tenant,
+    /// Keys derived from the platform secret.
+    pub keys: TenantKeys,
+}
+
+struct Entry<T> {
+    value: T,
+    fetched_at_ms: f64,
+    refreshing: bool,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// `None` caches "no tenant serves this host" so unknown hosts cost no KV reads either.
+    hosts: HashMap<String, Entry<Option<String>>>,
+    tenants: HashMap<String, Entry<Rc<LoadedTenant>>>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+/// What the worker needs to reach KV and derive keys.
+#[derive(Clone)]
+pub struct Settings {
+    /// KV binding name.
+    pub binding: String,
+    /// Freshness of cached entries.
+    pub ttl_ms: f64,
+    /// Platform secret.
+    pub secret: MasterSecret,
+}
+
+enum Freshness {
+    Fresh,
+    Stale,
+}
+
+fn age_check(fetched_at_ms: f64, now_ms: f64, ttl_ms: f64) -> Freshness {
+    if now_ms - fetched_at_ms < ttl_ms {
+        Freshness::Fresh
+    } else {
+        Freshness::Stale
+    }
+}
+
+/// The tenant serving `host`, or `None` for hosts no tenant claims.
+pub async fn tenant_for_host(
+    env: &Env,
+    ctx: &Context,
+    settings: &Settings,
+    host: &str,
+    now_ms: f64,
+) -> worker::Result<Option<Rc<LoadedTenant>>> {
+    let cached_host = CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let entry = cache.hosts.get_mut(host)?;
+        let stale = matches!(
+            age_check(entry.fetched_at_ms, now_ms, settings.ttl_ms),
+            Freshness::Stale
+        );
+        let start_refresh = stale && !entry.refreshing;
+        entry.refreshing |= start_refresh;
+        Some((entry.value.clone(), start_refresh))
+    });
+    let tenant_id = match cached_host {
+        Some((value, start_refresh)) => {
+            if start_refresh {
+                spawn_refresh(env, ctx, settings, Key::Host(host.to_owned()));
+            }
+            value
+        }
+        None => {
+            let kv = env.kv(&settings.binding)?;
+            let value = read_host(&kv, host).await?;
+            store_host(host, value.clone(), now_ms);
+            value
+        }
+    };
+    let Some(tenant_id) = tenant_id else { return Ok(None) };
+
+    let cached_tenant = CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let entry = cache.tenants.get_mut(&tenant_id)?;
+        let stale = matches!(
+            age_check(entry.fetched_at_ms, now_ms, settings.ttl_ms),
+            Freshness::Stale
+        );
+        let start_refresh = stale && !entry.refreshing;
+        entry.refreshing |= start_refresh;
+        Some((entry.value.clone(), start_refresh))
+    });
+    if let Some((loaded, start_refresh)) = cached_tenant {
+        if start_refresh {
+            spawn_refresh(env, ctx, settings, Key::Tenant(tenant_id));
+        }
+        return Ok(Some(loaded));
+    }
+    let kv = env.kv(&settings.binding)?;
+    let loaded = Rc::new(read_tenant(&kv, &tenant_id, &settings.secret).await?);
+    store_tenant(&tenant_id, loaded.clone(), now_ms);
+    Ok(Some(loaded))
+}
+
+enum Key {
+    Host(String),
+    Tenant(String),
+}
+
+fn spawn_refresh(env: &Env, ctx: &Context, settings: &Settings, key: Key) {
+    let env = env.clone();
+    let settings = settings.clone();
+    ctx.wait_until(async move {
+        let now_ms = worker::Date::now().as_millis() as f64;
+        let outcome = match env.kv(&settings.binding) {
+            Err(error) => Err(error),
+            Ok(kv) => match &key {
+                Key::Host(host) => read_host(&kv, host).await.map(|value| store_host(host, value, now_ms)),
+                Key::Tenant(id) => read_tenant(&kv, id, &settings.secret)
+                    .await
+                    .map(|loaded| store_tenant(id, Rc::new(loaded), now_ms)),
+            },
+        };
+        if let Err(error) = outcome {
+            // Keep serving the last known good value; try again on a later request.
+            let name = match &key {
+                Key::Host(host) => format!("host:{host}"),
+                Key::Tenant(id) => format!("tenant:{id}"),
+            };
+            log::event(
+                "config.refresh_failed",
+                &[("key", &name), ("error", &error.to_string())],
+            );
+            CACHE.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                match &key {
+                    Key::Host(host) => cache.hosts.get_mut(host).map(|e| e.refreshing = false),
+                    Key::Tenant(id) => cache.tenants.get_mut(id).map(|e| e.refreshing = false),
+                };
+            });
+        }
+    });
+}
+
+async fn read_host(kv: &KvStore, host: &str) -> worker::Result<Option<String>> {
+    let value = kv
+        .get(&format!("host:{host}"))
+        .text()
+        .await
+        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    Ok(value.map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()))
+}
+
+async fn read_tenant(kv: &KvStore, tenant_id: &str, secret: &MasterSecret) -> worker::Result<LoadedTenant> {
+    let key = format!("tenant:{tenant_id}");
+    let json = kv
+        .get(&key)
+        .text()
+        .await
+        .map_err(|e| worker::Error::RustError(e.to_string()))?
+        .ok_or_else(|| worker::Error::RustError(format!("{key} is missing")))?;
+    let tenant = Tenant::from_json(&json).map_err(|e| worker::Error::RustError(format!("{key}: {e}")))?;
+    if tenant.id != tenant_id {
+        return Err(worker::Error::RustError(format!(
+            "{key} holds the config of tenant `{}`",
+            tenant.id
+        )));
+    }
+    let keys = TenantKeys::derive(secret, &tenant.id);
+    Ok(LoadedTenant { tenant, keys })
+}
+
+fn store_host(host: &str, value: Option<String>, now_ms: f64) {
+    CACHE.with(|cache| {
+        cache.borrow_mut().hosts.insert(
+            host.to_owned(),
+            Entry {
+                value,
+                fetched_at_ms: now_ms,
+                refreshing: false,
+            },
+        );
+    });
+}
+
+fn store_tenant(tenant_id: &str, loaded: Rc<LoadedTenant>, now_ms: f64) {
+    CACHE.with(|cache| {
+        cache.borrow_mut().tenants.insert(
+            tenant_id.to_owned(),
+            Entry {
+                value: loaded,
+                fetched_at_ms: now_ms,
+                refreshing: false,
+            },
+        );
+    });
+}

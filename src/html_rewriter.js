@@ -1,0 +1,39 @@
+// Applies a variant's HTML edits with workerd's native, streaming HTMLRewriter.
+// Rust passes the edits as JSON (cohort-core's Action type); this file only maps them onto the
+// runtime API, so all decisions stay in Rust.
+export function rewrite_html(response, actionsJson, assignmentsJson) {
+  const actions = JSON.parse(actionsJson);
+  let rewriter = new HTMLRewriter();
+  for (const action of actions) {
+    rewriter = rewriter.on(action.selector, { element: (element) => apply(element, action) });
+  }
+  if (assignmentsJson !== undefined && assignmentsJson !== null) {
+    // For pages that use the browser build: the visitor's assignments, readable without a request.
+    const script = `<script type="application/json" id="cohort-assignments">${assignmentsJson}</script>`;
+    rewriter = rewriter.on("head", { element: (head) => head.append(script, { html: true }) });
+  }
+  return rewriter.transform(response);
+}
+
+function apply(element, action) {
+  switch (action.type) {
+    case "set_text":
+      element.setInnerContent(action.text);
+      break;
+    case "set_attribute":
+      element.setAttribute(action.name, action.value);
+      break;
+    case "insert_html":
+      switch (action.position) {
+        case "before": element.before(action.html, { html: true }); break;
+        case "after": element.after(action.html, { html: true }); break;
+        case "prepend": element.prepend(action.html, { html: true }); break;
+        case "append": element.append(action.html, { html: true }); break;
+        case "replace": element.setInnerContent(action.html, { html: true }); break;
+      }
+      break;
+    case "remove":
+      element.remove();
+      break;
+  }
+}
