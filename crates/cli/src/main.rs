@@ -1,5 +1,7 @@
 //! `cohort`: the command line for tenant configs and assignments.
 
+mod collector;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ enum Command {
     /// Test targeting rules: reads JSON lines {"condition": ..., "attributes": ...} on stdin and
     /// prints `true`, `false` or `error: <reason>` per line.
     Match,
+    /// Run the origin collector: signed beacon ingest, storage, results API (COHORT_SECRET).
+    Collector(collector::CollectorArgs),
 }
 
 #[derive(clap::Args)]
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Validate { files } => validate(&files),
         Command::Explain(args) => explain(&args),
         Command::Match => match_lines(),
+        Command::Collector(args) => collector::run(&args),
     };
     match result {
         Ok(code) => code,

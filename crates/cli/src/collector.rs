@@ -1,0 +1,108 @@
+//! `cohort collector`: runs the origin collector (crates/collector) until SIGTERM or Ctrl-C.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use cohort_collector::{
+    AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, Rate, RateLimits, Store, WriterOptions, serve, shutdown_signal,
+};
+use cohort_core::keys::MasterSecret;
+
+/// Flags of `cohort collector`; each can also come from its environment variable. The master
+/// secret comes only from `COHORT_SECRET`, so it never shows in a process listing.
+#[derive(clap::Args, Debug)]
+pub struct CollectorArgs {
+    /// Address to listen on.
+    #[arg(long, env = "COHORT_LISTEN", default_value = "127.0.0.1:8790")]
+    listen: SocketAddr,
+    /// Database: `sqlite://PATH` (created on first run) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "COHORT_DATABASE_URL", default_value = "sqlite://data/cohort.db")]
+    database: String,
+    /// Records per second each tenant may send (token bucket refill rate).
+    #[arg(long, env = "COHORT_RATE_LIMIT", default_value_t = 20_000.0)]
+    rate_limit: f64,
+    /// Bucket size in records; default two seconds' worth of the rate.
+    #[arg(long, env = "COHORT_RATE_BURST")]
+    rate_burst: Option<f64>,
+    /// Per-tenant rate override, `TENANT=RECORDS_PER_SECOND` (burst: two seconds' worth).
+    /// Repeatable; comma-separated in the environment variable.
+    #[arg(
+        long = "tenant-rate-limit",
+        value_name = "TENANT=RATE",
+        env = "COHORT_TENANT_RATE_LIMITS",
+        value_delimiter = ','
+    )]
+    tenant_rate_limits: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long, env = "COHORT_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+}
+
+fn rate_limits(args: &CollectorArgs) -> Result<RateLimits, String> {
+    let positive = |flag: &str, value: f64| {
+        if value.is_finite() && value > 0.0 {
+            Ok(value)
+        } else {
+            Err(format!(
+                "{flag} {value}: expected a positive number of records per second"
+            ))
+        }
+    };
+    let mut limits = RateLimits::uniform(positive("--rate-limit", args.rate_limit)?);
+    if let Some(burst) = args.rate_burst {
+        limits.default.burst = positive("--rate-burst", burst)?;
+    }
+    for pair in &args.tenant_rate_limits {
+        let (tenant, rate) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--tenant-rate-limit `{pair}`: expected TENANT=RATE"))?;
+        let rate = rate
+            .parse()
+            .map_err(|_| format!("--tenant-rate-limit `{pair}`: `{rate}` is not a number"))?;
+        let records_per_second = positive("--tenant-rate-limit", rate)?;
+        limits.per_tenant.insert(
+            tenant.to_owned(),
+            Rate {
+                records_per_second,
+                burst: records_per_second * 2.0,
+            },
+        );
+    }
+    Ok(limits)
+}
+
+/// Runs the collector until a shutdown signal, then drains in-flight requests.
+pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
+    let secret = std::env::var("COHORT_SECRET").map_err(|_| "COHORT_SECRET is not set (the platform master secret)")?;
+    let secret = MasterSecret::new(secret).map_err(|e| e.to_string())?;
+    let config = CollectorConfig {
+        secret,
+        max_body_bytes: args.max_body_bytes,
+        rate_limits: rate_limits(args)?,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("starting the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let store = Store::open(&args.database, WriterOptions::default())
+            .await
+            .map_err(|e| format!("--database {}: {e}", args.database))?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("--listen {}: {e}", args.listen))?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(%address, backend = ?store.backend(), "collector listening");
+        serve(listener, AppState::new(config, store), shutdown_signal())
+            .await
+            .map_err(|e| format!("serving: {e}"))?;
+        tracing::info!("collector stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
