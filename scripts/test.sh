@@ -24,6 +24,9 @@ cargo clippy --target wasm32-unknown-unknown -p cohort-edge -p cohort-browser -p
 step "native tests"
 counted cargo test --workspace
 
+step "collector suite again on a throwaway PostgreSQL (installed if missing)"
+counted bash scripts/postgres.sh cargo test -p cohort-collector --tests
+
 step "vector suite in headless Chromium (wasm-bindgen-test)"
 CHROMEDRIVER=/usr/bin/chromedriver \
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \

@@ -1,1 +1,256 @@
-fn main() {}
+//! Collector benchmark: sustained signed 100-record exposure batches into SQLite over HTTP, and
+//! the results query over an experiment with 1,000,000 exposed units.
+//!
+//! `cargo bench -p cohort-collector --bench ingest` (docs/collector.md). Knobs (environment):
+//! `COHORT_BENCH_SECONDS` (ingest duration, default 15), `COHORT_BENCH_CONNECTIONS` (default 32),
+//! `COHORT_BENCH_UNITS` (results experiment size, default 1,000,000).
+//!
+//! Client and server share this process and the machine's two cores, so the throughput is a
+//! floor for the server alone, and the peak RSS (VmHWM) includes the load generator.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cohort_collector::store::Batch;
+use cohort_collector::{AppState, CollectorConfig, RateLimits, Store, WriterOptions, serve};
+use cohort_core::beacon::{EXPOSURES_PATH, sign_batch};
+use cohort_core::keys::MasterSecret;
+use cohort_core::{Conversion, Exposure};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SECRET: &str = "benchmark-secret-of-at-least-32-bytes!!";
+const TENANT: &str = "bench";
+const BATCH: usize = 100;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn exposure(experiment: &str, unit: String, variant: &str) -> Exposure {
+    Exposure {
+        id: Exposure::idempotency_id(TENANT, experiment, &unit),
+        tenant: TENANT.into(),
+        experiment: experiment.into(),
+        variant: variant.into(),
+        unit,
+        config_version: 7,
+        timestamp: 1_800_000_000_000,
+        country: Some("DE".into()),
+        device: None,
+    }
+}
+
+/// One keep-alive HTTP/1.1 request; returns the status.
+async fn post(stream: &mut TcpStream, secret: &MasterSecret, body: &[u8], buffer: &mut Vec<u8>) -> u16 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let signed = sign_batch(secret, TENANT, now, body);
+    let head = format!(
+        "POST {EXPOSURES_PATH} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         cohort-tenant: {}\r\ncohort-timestamp: {}\r\ncohort-signature: {}\r\n\r\n",
+        body.len(),
+        signed.tenant,
+        signed.timestamp,
+        signed.signature
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    buffer.clear();
+    loop {
+        let mut chunk = [0u8; 4096];
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "connection closed");
+        buffer.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(buffer);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buffer.len() >= end + 4 + length {
+                return text[9..12].parse().unwrap();
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * fraction).round() as usize]
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64) {
+    let secret = MasterSecret::new(SECRET).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let records = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let clients: Vec<_> = (0..connections)
+        .map(|client| {
+            let (secret, stop, records) = (secret.clone(), stop.clone(), records.clone());
+            tokio::spawn(async move {
+                let mut stream = TcpStream::connect(address).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut latencies = Vec::new();
+                let mut buffer = Vec::new();
+                for batch in 0u64.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let exposures: Vec<Exposure> = (0..BATCH)
+                        .map(|i| {
+                            let variant = if i % 2 == 0 { "control" } else { "green" };
+                            exposure("ingest", format!("c{client}-b{batch}-u{i}"), variant)
+                        })
+                        .collect();
+                    let body = serde_json::to_vec(&exposures).unwrap();
+                    let sent = Instant::now();
+                    let status = post(&mut stream, &secret, &body, &mut buffer).await;
+                    latencies.push(sent.elapsed());
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&buffer));
+                    records.fetch_add(BATCH as u64, Ordering::Relaxed);
+                }
+                latencies
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for client in clients {
+        latencies.extend(client.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let total = records.load(Ordering::Relaxed);
+    println!(
+        "ingest: {total} exposures in {elapsed:.1} s over {connections} connections = {:.0} exposures/s \
+         ({} batches of {BATCH}); latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        total as f64 / elapsed,
+        latencies.len(),
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3,
+    );
+    println!(
+        "ingest: peak RSS (VmHWM, server + load generator) {:.0} MiB",
+        peak_rss_mib()
+    );
+}
+
+async fn results_benchmark(store: &Store, address: SocketAddr, units: u64) {
+    let loading = Instant::now();
+    let mut writes = Vec::new();
+    for start in (0..units).step_by(1000) {
+        let exposures: Vec<Exposure> = (start..(start + 1000).min(units))
+            .map(|u| exposure("big", format!("u{u}"), if u % 2 == 0 { "control" } else { "green" }))
+            .collect();
+        // One in ten units buys, after its exposure, for a value that depends on the variant.
+        let conversions: Vec<Conversion> = (start..(start + 1000).min(units))
+            .filter(|u| u % 10 == 3)
+            .map(|u| Conversion {
+                id: format!("order-{u}"),
+                tenant: TENANT.into(),
+                unit: format!("u{u}"),
+                metric: "purchase".into(),
+                value: Some(20.0 + (u % 7) as f64),
+                timestamp: 1_800_000_060_000,
+            })
+            .collect();
+        let (store_a, store_b) = (store.clone(), store.clone());
+        writes.push(tokio::spawn(async move {
+            store_a.insert(Batch::Exposures(exposures), 0).await
+        }));
+        writes.push(tokio::spawn(async move {
+            store_b.insert(Batch::Conversions(conversions), 0).await
+        }));
+        if writes.len() >= 64 {
+            for write in writes.drain(..) {
+                write.await.unwrap().unwrap();
+            }
+        }
+    }
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    println!(
+        "results: loaded {units} exposed units and {} conversions in {:.1} s",
+        units / 10,
+        loading.elapsed().as_secs_f64()
+    );
+
+    let token = MasterSecret::new(SECRET).unwrap().results_read_token(TENANT);
+    let mut timings = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let request = format!(
+            "GET /v1/tenants/{TENANT}/experiments/big/results?weights=control:5000,green:5000 HTTP/1.1\r\n\
+             host: bench\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        timings.push(started.elapsed());
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(
+            response.contains(&format!("\"exposed_units\":{}", units / 2)),
+            "{response}"
+        );
+    }
+    timings.sort();
+    println!(
+        "results: {units} exposed units, query over HTTP: median {:.0} ms, best {:.0} ms, worst {:.0} ms (5 runs)",
+        percentile(&timings, 0.5).as_secs_f64() * 1e3,
+        timings[0].as_secs_f64() * 1e3,
+        timings[4].as_secs_f64() * 1e3,
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this too, so keep that short.
+    let quick = !std::env::args().any(|arg| arg == "--bench");
+    let seconds = if quick {
+        1
+    } else {
+        env_number("COHORT_BENCH_SECONDS", 15)
+    };
+    let connections = env_number("COHORT_BENCH_CONNECTIONS", 32);
+    let units = if quick {
+        20_000
+    } else {
+        env_number("COHORT_BENCH_UNITS", 1_000_000)
+    };
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/bench.db", dir.path().display());
+        let store = Store::open(&url, WriterOptions::default()).await.unwrap();
+        let config = CollectorConfig {
+            secret: MasterSecret::new(SECRET).unwrap(),
+            max_body_bytes: cohort_collector::DEFAULT_MAX_BODY_BYTES,
+            rate_limits: RateLimits::uniform(1e9),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, AppState::new(config, store.clone()), async {
+            let _ = stopped.await;
+        }));
+        ingest_benchmark(address, seconds, connections).await;
+        results_benchmark(&store, address, units).await;
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    });
+}

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use cohort_collector::{AppState, CollectorConfig, RateLimits, Store, WriterOptions, router};
+use cohort_collector::{AppState, Backend, CollectorConfig, RateLimits, Store, WriterOptions, router};
 use cohort_core::beacon::sign_batch;
 use cohort_core::keys::MasterSecret;
 use cohort_core::{Conversion, Exposure};
@@ -59,6 +59,12 @@ impl Harness {
             }
         };
         let store = Store::open(&url, WriterOptions::default()).await.unwrap();
+        let expected_backend = if dir.is_some() {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        assert_eq!(store.backend(), expected_backend, "{url}");
         let config = CollectorConfig {
             secret: secret(),
             max_body_bytes: MAX_BODY_BYTES,
