@@ -4,14 +4,18 @@
 #
 #   scripts/setup.sh            toolchain, wasm target, wasm-bindgen CLI
 #   scripts/setup.sh --browser  also Chromium + ChromeDriver (browser tests)
+#   scripts/setup.sh --edge     also worker-build and the npm tooling (wrangler/workerd, esbuild, wasm-opt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.130   # must equal the `wasm-bindgen` pin in Cargo.toml
+WORKER_BUILD_VERSION=0.8.7     # pairs with the `worker` crate version in Cargo.toml
 want_browser=false
+want_edge=false
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=true ;;
+    --edge) want_edge=true ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -45,5 +49,16 @@ if $want_browser && ! { command -v chromium && command -v chromedriver; } >/dev/
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+if $want_edge; then
+  if [[ "$(worker-build --version 2>/dev/null || true)" != "$WORKER_BUILD_VERSION" ]]; then
+    step "installing worker-build $WORKER_BUILD_VERSION (about 3 minutes, once)"
+    cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
+  fi
+  # Skipped while node_modules is newer than the lockfile it was installed from.
+  if [[ ! -x node_modules/.bin/wrangler || package-lock.json -nt node_modules/.package-lock.json ]]; then
+    step "installing npm tooling (wrangler/workerd, esbuild, binaryen)"
+    npm ci --no-audit --no-fund
+  fi
 fi
 step "setup complete"

@@ -72,6 +72,10 @@ fn random_bytes() -> Result<[u8; 16]> {
 async fn serve(request: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let settings = settings(env)?;
     let url = request.url()?;
+    // Lets the end-to-end suite prove that even a panic fails open; unset in every real deployment.
+    if var(env, "COHORT_TEST_PANIC_PATH").is_some_and(|path| path == url.path()) {
+        panic!("deliberate panic for the fail-open test");
+    }
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
     let now = now_ms();
     let Some(loaded) = config_cache::tenant_for_host(env, ctx, &settings, &host, now as f64).await? else {

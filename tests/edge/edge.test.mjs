@@ -1,0 +1,381 @@
+// End-to-end tests of the edge worker in real workerd (`wrangler dev`), with a real origin and a
+// stub collector on loopback. Run by scripts/test.sh after scripts/build-worker.sh.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import {
+  SECRET,
+  assignmentsSeenByOrigin,
+  eventually,
+  previewToken,
+  putKv,
+  request,
+  sleep,
+  startCollector,
+  startOrigin,
+  startWorker,
+  stickyCookie,
+  tenantEntries,
+} from "./harness.mjs";
+
+const HASH_KEY = "6a1f0c3e9b2d4f5a8c7e1d0b3a2f4e6c";
+
+function shopConfig({ version = 1, heroWeights = [5000, 5000], pricingCoverage = 2000 } = {}) {
+  return {
+    schema: 1, tenant: "shop", version, hostnames: ["shop.test"], hash_key: HASH_KEY,
+    edge: { opt_out_cookie: "no_experiments" },
+    experiments: [
+      { key: "hero", status: "running", paths: ["/"], variants: [
+        { key: "control", weight: heroWeights[0] },
+        { key: "bold", weight: heroWeights[1], actions: [
+          { type: "set_text", selector: "h1.title", text: "Bold & new" },
+          { type: "set_attribute", selector: "#cta", name: "data-variant", value: "bold" },
+          { type: "remove", selector: "#promo" },
+        ] },
+      ] },
+      { key: "pricing", status: "running", paths: ["/pricing"], coverage: pricingCoverage, variants: [
+        { key: "control", weight: 5000 },
+        { key: "annual-first", weight: 5000, actions: [{ type: "request_header", name: "x-pricing", value: "annual" }] },
+      ] },
+      { key: "checkout", status: "running", paths: ["/checkout"], variants: [
+        { key: "control", weight: 0 },
+        { key: "one-page", weight: 10000, actions: [{ type: "route", path: "/checkout-onepage" }] },
+      ] },
+      { key: "data-api", status: "running", paths: ["/data.json"], variants: [
+        { key: "control", weight: 0 },
+        { key: "edited", weight: 10000, actions: [{ type: "set_text", selector: "h1", text: "EDITED" }] },
+      ] },
+    ],
+  };
+}
+
+const NEWS = {
+  schema: 1, tenant: "news", version: 1, hostnames: ["news.test"], hash_key: "0b9e8d7c6a5f4e3d2c1b0a9f8e7d6c5b",
+  experiments: [
+    { key: "headline", status: "running", paths: ["/"], variants: [
+      { key: "control", weight: 5000 }, { key: "question", weight: 5000 },
+    ] },
+  ],
+};
+
+let origin;
+let collector;
+let worker;
+let outageWorker;
+let stateDir;
+
+before(async () => {
+  stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-edge-state-"));
+  origin = await startOrigin();
+  collector = await startCollector();
+  putKv(stateDir, {
+    ...tenantEntries(shopConfig()),
+    ...tenantEntries(NEWS),
+    "host:broken.test": "broken",
+    "tenant:broken": "{ this is not json",
+    "host:future.test": "future",
+    "tenant:future": JSON.stringify({ ...NEWS, schema: 2, tenant: "future", hostnames: ["future.test"] }),
+  });
+  const vars = {
+    COHORT_SECRET: SECRET,
+    ORIGIN_OVERRIDE: `http://127.0.0.1:${origin.port}`,
+    COLLECTOR_URL: `http://127.0.0.1:${collector.port}`,
+    CONFIG_TTL_SECONDS: "1",
+    COHORT_TEST_PANIC_PATH: "/__panic",
+  };
+  // The second worker reads KV through a binding that does not exist: a KV outage.
+  [worker, outageWorker] = await Promise.all([
+    startWorker({ stateDir, vars }),
+    startWorker({ stateDir, vars: { ...vars, CONFIG_KV_BINDING: "KV_THAT_IS_DOWN" } }),
+  ]);
+});
+
+after(async () => {
+  worker?.stop();
+  outageWorker?.stop();
+  await origin?.close();
+  await collector?.close();
+  fs.rmSync(stateDir, { recursive: true, force: true });
+});
+
+const get = (host, requestPath = "/", headers = {}) => request({ port: worker.port, host, path: requestPath, headers });
+
+/** The origin's own response for a path, fetched directly. */
+const direct = (requestPath) => request({ port: origin.port, host: "origin", path: requestPath });
+
+function assertUntouched(response, original, what) {
+  assert.equal(response.status, original.status, what);
+  assert.equal(response.body, original.body, what);
+  assert.equal(response.headers["cache-control"], original.headers["cache-control"], what);
+  assert.equal(response.headers["content-type"], original.headers["content-type"], what);
+  assert.equal(response.headers["set-cookie"], undefined, what);
+}
+
+describe("tenants and stickiness", () => {
+  test("two tenants on two hostnames never see each other's experiments", async () => {
+    await get("shop.test", "/");
+    assert.deepEqual(Object.keys(assignmentsSeenByOrigin(origin)), ["hero"]);
+    assert.equal(origin.requests.at(-1).headers["x-forwarded-host"], "shop.test");
+    await get("news.test", "/");
+    assert.deepEqual(Object.keys(assignmentsSeenByOrigin(origin)), ["headline"]);
+    assert.equal(origin.requests.at(-1).headers["x-forwarded-host"], "news.test");
+  });
+
+  test("a new visitor gets a signed host-only cookie; the same cookie gets the same variant", async () => {
+    const first = await get("shop.test", "/");
+    assert.equal(first.status, 200);
+    const cookieHeader = first.headers["set-cookie"][0];
+    assert.match(cookieHeader, /^__Host-cohort=[A-Za-z0-9_-]+; Path=\/; Max-Age=34560000; Secure; HttpOnly; SameSite=Lax$/);
+    const variant = assignmentsSeenByOrigin(origin).hero;
+    const cookie = stickyCookie(first);
+    for (let i = 0; i < 3; i++) {
+      const again = await get("shop.test", "/", { cookie });
+      assert.equal(assignmentsSeenByOrigin(origin).hero, variant);
+      assert.equal(again.headers["set-cookie"], undefined, "unchanged cookie is not re-sent");
+    }
+  });
+
+  test("a tampered cookie starts a new unit without breaking the page", async () => {
+    const first = await get("shop.test", "/");
+    const cookie = stickyCookie(first);
+    const tampered = cookie.slice(0, -2) + (cookie.endsWith("AA") ? "BA" : "AA");
+    const response = await get("shop.test", "/", { cookie: tampered });
+    assert.equal(response.status, 200);
+    const fresh = stickyCookie(response);
+    assert.ok(fresh && fresh !== cookie && fresh !== tampered);
+    const garbage = await get("shop.test", "/", { cookie: "__Host-cohort=%%%not-base64%%%" });
+    assert.equal(garbage.status, 200);
+    assert.ok(stickyCookie(garbage));
+  });
+});
+
+describe("acting on the variant", () => {
+  test("HTML edits apply to HTML only, with the assignments script injected", async () => {
+    let bold;
+    for (let i = 0; i < 40 && !bold; i++) {
+      const response = await get("shop.test", "/");
+      if (assignmentsSeenByOrigin(origin).hero === "bold") bold = response;
+    }
+    assert.ok(bold, "some visitor lands in `bold`");
+    assert.match(bold.body, /<h1 class="title">Bold &amp; new<\/h1>/);
+    assert.match(bold.body, /<a id="cta" href="\/buy" data-variant="bold">/);
+    assert.doesNotMatch(bold.body, /Spring sale/);
+    const script = bold.body.match(/<script type="application\/json" id="cohort-assignments">(.*?)<\/script>/);
+    assert.ok(script, "assignments script in <head>");
+    assert.equal(JSON.parse(script[1]).assignments.hero, "bold");
+
+    const json = await get("shop.test", "/data.json");
+    assert.equal(assignmentsSeenByOrigin(origin)["data-api"], "edited", "assigned, with an HTML edit");
+    const original = await direct("/data.json");
+    assert.equal(json.body, original.body, "JSON is never rewritten");
+  });
+
+  test("split-URL routing fetches the variant's path, invisibly to the visitor", async () => {
+    const response = await get("shop.test", "/checkout");
+    assert.equal(origin.requests.at(-1).path, "/checkout-onepage");
+    assert.match(response.body, /Welcome to \/checkout-onepage/);
+    assert.equal(response.status, 200);
+  });
+
+  test("personalised responses are private; the cookie never rides a shared-cacheable response", async () => {
+    const response = await get("shop.test", "/");
+    assert.ok(response.headers["set-cookie"]);
+    assert.equal(response.headers["cache-control"], "private, max-age=60");
+    const unknown = await get("unknown.test", "/");
+    assert.equal(unknown.headers["cache-control"], "public, max-age=60", "untouched for unknown hosts");
+  });
+
+  test("request headers reach the origin", async () => {
+    let seen = false;
+    for (let i = 0; i < 60 && !seen; i++) {
+      await get("shop.test", "/pricing");
+      const last = origin.requests.at(-1);
+      seen = assignmentsSeenByOrigin(origin).pricing === "annual-first" && last.headers["x-pricing"] === "annual";
+    }
+    assert.ok(seen);
+  });
+});
+
+describe("who is not experimented on", () => {
+  const cases = {
+    "a crawler": { "user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)" },
+    "a prefetch": { "sec-purpose": "prefetch" },
+    "a GPC browser": { "sec-gpc": "1" },
+    "an opted-out visitor": { cookie: "no_experiments=1" },
+  };
+  for (const [who, headers] of Object.entries(cases)) {
+    test(`${who} gets the origin's page, no cookie and no exposure`, async () => {
+      const before = collector.batches.length;
+      const response = await get("shop.test", "/", headers);
+      assert.equal(response.headers["set-cookie"], undefined);
+      assert.deepEqual(assignmentsSeenByOrigin(origin), {});
+      assert.equal(response.body, (await direct("/")).body);
+      await sleep(500);
+      assert.equal(collector.batches.length, before, "no beacon");
+    });
+  }
+});
+
+describe("fail open", () => {
+  test("a KV value that is not JSON serves the origin untouched", async () => {
+    assertUntouched(await get("broken.test", "/"), await direct("/"), "broken config");
+  });
+
+  test("a config of a future schema serves the origin untouched", async () => {
+    assertUntouched(await get("future.test", "/"), await direct("/"), "future schema");
+  });
+
+  test("a KV outage serves the origin untouched", async () => {
+    const response = await request({ port: outageWorker.port, host: "shop.test", path: "/" });
+    assertUntouched(response, await direct("/"), "KV outage");
+    const logged = await eventually(() => outageWorker.log.join("").includes('"event":"fail_open"'));
+    assert.ok(logged, `the failure is logged; log tail:\n${outageWorker.log.join("").slice(-1500)}`);
+  });
+
+  test("a panic inside the worker serves the origin, and the next request works", async () => {
+    const panicked = await get("shop.test", "/__panic");
+    assert.equal(panicked.status, 200);
+    assert.equal(panicked.body, (await direct("/__panic")).body);
+    const next = await get("shop.test", "/");
+    assert.equal(next.status, 200);
+    assert.ok(stickyCookie(next), "the worker is back");
+  });
+
+  test("unknown hosts pass through untouched", async () => {
+    assertUntouched(await get("unknown.test", "/"), await direct("/"), "unknown host");
+  });
+});
+
+describe("exposure beacons", () => {
+  test("arrive signed, once per unit", async () => {
+    const start = collector.batches.length;
+    const first = await get("news.test", "/");
+    const cookie = stickyCookie(first);
+    assert.ok(await eventually(() => collector.batches.length > start));
+    const batch = collector.batches.at(-1);
+    assert.equal(batch.path, "/v1/exposures");
+    assert.equal(batch.tenant, "news");
+    assert.ok(batch.signatureValid, "HMAC-SHA256 over timestamp.body under the tenant's key");
+    assert.ok(batch.ageSeconds < 30);
+    assert.equal(batch.records.length, 1);
+    const exposure = batch.records[0];
+    assert.equal(exposure.experiment, "headline");
+    assert.equal(exposure.config_version, 1);
+    assert.equal(exposure.device, "desktop");
+    await get("news.test", "/", { cookie });
+    await get("news.test", "/", { cookie });
+    await sleep(700);
+    assert.equal(collector.batches.length, start + 1, "a returning unit sends no exposure again");
+  });
+
+  test("a slow or failing collector never slows the response", async () => {
+    collector.state.mode = "slow";
+    const slow = await get("news.test", "/");
+    assert.equal(slow.status, 200);
+    assert.ok(slow.ms < 1500, `response took ${slow.ms} ms with a 3 s collector`);
+    collector.state.mode = "down";
+    const start = collector.batches.length;
+    const down = await get("news.test", "/");
+    assert.equal(down.status, 200);
+    assert.ok(down.ms < 1500);
+    assert.ok(await eventually(() => collector.batches.length >= start + 2, 5000), "one retry after a failure");
+    collector.state.mode = "ok";
+  });
+});
+
+describe("config changes", () => {
+  test("weights changed: sticky units keep their variant, new units follow the new weights", async () => {
+    const visitors = [];
+    for (let i = 0; i < 12; i++) {
+      const response = await get("shop.test", "/");
+      visitors.push({ cookie: stickyCookie(response), variant: assignmentsSeenByOrigin(origin).hero });
+    }
+    assert.ok(visitors.some((v) => v.variant === "control"), "some visitors start in control");
+    putKv(stateDir, tenantEntries(shopConfig({ version: 2, heroWeights: [0, 10000] })));
+    await sleep(1200);
+    await get("shop.test", "/"); // past the TTL: serves the old config and refreshes in the background
+    await sleep(500);
+    for (const visitor of visitors) {
+      await get("shop.test", "/", { cookie: visitor.cookie });
+      assert.equal(assignmentsSeenByOrigin(origin).hero, visitor.variant);
+    }
+    for (let i = 0; i < 5; i++) {
+      await get("shop.test", "/");
+      assert.equal(assignmentsSeenByOrigin(origin).hero, "bold", "new units follow the new weights");
+    }
+  });
+
+  test("coverage raised: nobody already included moves", async () => {
+    const visitors = [];
+    for (let i = 0; i < 25; i++) {
+      const response = await get("shop.test", "/pricing");
+      visitors.push({ cookie: stickyCookie(response), variant: assignmentsSeenByOrigin(origin).pricing });
+    }
+    putKv(stateDir, tenantEntries(shopConfig({ version: 3, heroWeights: [0, 10000], pricingCoverage: 9000 })));
+    await sleep(1200);
+    await get("shop.test", "/");
+    await sleep(500);
+    let newlyIncluded = 0;
+    for (const visitor of visitors) {
+      await get("shop.test", "/pricing", { cookie: visitor.cookie });
+      const now = assignmentsSeenByOrigin(origin).pricing;
+      if (visitor.variant) assert.equal(now, visitor.variant, "an included unit keeps its variant");
+      else if (now) newlyIncluded++;
+    }
+    assert.ok(visitors.filter((v) => !v.variant).length > 0, "coverage 20% leaves some units out");
+    assert.ok(newlyIncluded > 0, "raising coverage includes more units");
+  });
+});
+
+describe("QA preview links and first-party endpoints", () => {
+  test("a valid preview token forces a variant; a forged or expired one is ignored", async () => {
+    const token = previewToken("shop", { hero: "control" }, 600);
+    const forced = await get("shop.test", `/?cohort_preview=${token}`);
+    assert.equal(forced.status, 200);
+    assert.equal(assignmentsSeenByOrigin(origin).hero, "control", "forced despite 100% bold");
+    const expired = previewToken("shop", { hero: "control" }, -10);
+    await get("shop.test", `/?cohort_preview=${expired}`);
+    assert.equal(assignmentsSeenByOrigin(origin).hero, "bold");
+    const forged = previewToken("news", { hero: "control" }, 600);
+    await get("shop.test", `/?cohort_preview=${forged}`);
+    assert.equal(assignmentsSeenByOrigin(origin).hero, "bold");
+  });
+
+  test("GET /_cohort/assignments answers for a page, for single-page apps", async () => {
+    const response = await get("shop.test", "/_cohort/assignments?path=/checkout");
+    assert.equal(response.status, 200);
+    assert.equal(response.headers["cache-control"], "no-store");
+    const body = JSON.parse(response.body);
+    assert.equal(body.assignments.checkout, "one-page");
+    assert.match(body.unit, /^[0-9a-f]{32}$/);
+  });
+
+  test("POST /_cohort/track forwards signed conversions with the visitor's unit", async () => {
+    const page = await get("news.test", "/");
+    const cookie = stickyCookie(page);
+    const unit = JSON.parse(page.body.match(/id="cohort-assignments">(.*?)<\/script>/)[1]).unit;
+    const start = collector.batches.length;
+    const response = await request({
+      port: worker.port, host: "news.test", path: "/_cohort/track", method: "POST",
+      headers: { cookie, "content-type": "application/json" },
+      body: JSON.stringify({ metric: "subscribe", value: 9.99, id: "sub-1" }),
+    });
+    assert.equal(response.status, 202);
+    assert.ok(await eventually(() => collector.batches.slice(start).some((b) => b.path === "/v1/events")));
+    const batch = collector.batches.slice(start).find((b) => b.path === "/v1/events");
+    assert.ok(batch.signatureValid);
+    assert.deepEqual(
+      { unit: batch.records[0].unit, metric: batch.records[0].metric, value: batch.records[0].value, id: batch.records[0].id },
+      { unit, metric: "subscribe", value: 9.99, id: "sub-1" },
+    );
+    const bad = await request({
+      port: worker.port, host: "news.test", path: "/_cohort/track", method: "POST",
+      headers: { cookie }, body: JSON.stringify({ metric: "has spaces" }),
+    });
+    assert.equal(bad.status, 400);
+    assert.match(JSON.parse(bad.body).error.message, /events\[0\]\.metric/);
+  });
+});

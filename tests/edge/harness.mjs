@@ -1,0 +1,217 @@
+// Test harness for the edge worker: a real origin, a stub collector and real workerd
+// (`wrangler dev`), each on a free loopback port, started by the suite and stopped by process id.
+import { spawn, execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+export const ROOT = path.resolve(import.meta.dirname, "../..");
+export const SECRET = "edge-suite-platform-secret-0123456789abcdef";
+const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+export const ORIGIN_HTML =
+  '<!doctype html><html><head><title>Origin</title></head><body><h1 class="title">Welcome</h1>' +
+  '<p id="promo" class="promo">Spring sale</p><a id="cta" href="/buy">Buy</a></body></html>';
+
+/** The tenant origin: HTML everywhere but /data.json; records every request it serves. */
+export async function startOrigin() {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    requests.push({ path: req.url, headers: req.headers });
+    if (req.url.startsWith("/data.json")) {
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=60" });
+      res.end('{"items":[1,2,3],"note":"<h1 class=\\"title\\">not html</h1>"}');
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "public, max-age=60" });
+    res.end(ORIGIN_HTML.replace("Welcome", `Welcome to ${req.url.split("?")[0]}`));
+  });
+  const port = await freePort();
+  await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return { port, requests, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+/** Derives a tenant key the way the contract says: HMAC-SHA256(secret, "cohort/v1/" purpose 0 tenant). */
+export function tenantKey(purpose, tenant) {
+  return createHmac("sha256", SECRET).update(`cohort/v1/${purpose}\0${tenant}`).digest();
+}
+
+/** A collector stand-in that records batches and checks their signatures independently. */
+export async function startCollector() {
+  const batches = [];
+  const state = { mode: "ok" };
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const tenant = req.headers["cohort-tenant"];
+      const timestamp = req.headers["cohort-timestamp"];
+      const expected = createHmac("sha256", tenantKey("beacon-signing", tenant))
+        .update(`${timestamp}.`)
+        .update(body)
+        .digest("hex");
+      batches.push({
+        path: req.url,
+        tenant,
+        signatureValid: expected === req.headers["cohort-signature"],
+        ageSeconds: Math.abs(Date.now() / 1000 - Number(timestamp)),
+        records: JSON.parse(body.toString() || "[]"),
+        mode: state.mode,
+      });
+      const answer = () => {
+        if (state.mode === "down") {
+          res.writeHead(500).end("down");
+        } else {
+          res.writeHead(200, { "content-type": "application/json" }).end('{"accepted":true}');
+        }
+      };
+      if (state.mode === "slow") setTimeout(answer, 3000);
+      else answer();
+    });
+  });
+  const port = await freePort();
+  await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return { port, batches, state, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }) };
+}
+
+/** Writes KV entries into the local state wrangler dev reads. */
+export function putKv(stateDir, entries) {
+  const file = path.join(stateDir, `bulk-${process.hrtime.bigint()}.json`);
+  fs.writeFileSync(file, JSON.stringify(Object.entries(entries).map(([key, value]) => ({ key, value }))));
+  execFileSync(WRANGLER, ["kv", "bulk", "put", file, "--binding", "CONFIG", "--local", "--persist-to", stateDir], {
+    cwd: ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    stdio: "pipe",
+  });
+}
+
+/** A tenant config as KV entries: its `tenant:` key and one `host:` key per hostname. */
+export function tenantEntries(config) {
+  const entries = { [`tenant:${config.tenant}`]: JSON.stringify(config) };
+  for (const host of config.hostnames) entries[`host:${host}`] = config.tenant;
+  return entries;
+}
+
+/**
+ * Starts the built worker (build/ from scripts/build-worker.sh) in `wrangler dev`, with a config
+ * of its own so no build runs here. Resolves once it answers.
+ */
+export async function startWorker({ stateDir, vars }) {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-edge-worker-"));
+  const config = [
+    'name = "cohort-edge-test"',
+    `main = "${path.join(ROOT, "src/entry.mjs")}"`,
+    'compatibility_date = "2026-04-01"',
+    "[[kv_namespaces]]",
+    'binding = "CONFIG"',
+    'id = "cohort-config"',
+  ].join("\n");
+  fs.writeFileSync(path.join(dir, "wrangler.toml"), config);
+  const args = ["dev", "--config", path.join(dir, "wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port),
+    "--persist-to", stateDir, "--inspector-port", String(await freePort())];
+  for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
+  const child = spawn(WRANGLER, args, {
+    cwd: ROOT,
+    detached: true, // its own process group, so stopping it stops workerd too
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const log = [];
+  child.stdout.on("data", (d) => log.push(d.toString()));
+  child.stderr.on("data", (d) => log.push(d.toString()));
+  const stop = () => {
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {}
+  };
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited:\n${log.join("")}`);
+    try {
+      await request({ port, host: "nobody.test", path: "/" });
+      return { port, log, stop };
+    } catch {
+      await sleep(250);
+    }
+  }
+  stop();
+  throw new Error(`wrangler dev did not answer within 90 s:\n${log.join("")}`);
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export const BROWSER_UA =
+  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+
+/** One HTTP/1.1 request with a chosen Host header; resolves with status, headers, body and time. */
+export function request({ port, host, path: requestPath = "/", method = "GET", headers = {}, body }) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const req = http.request(
+      { host: "127.0.0.1", port, path: requestPath, method, headers: { host, "user-agent": BROWSER_UA, ...headers } },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+            ms: performance.now() - started,
+          }),
+        );
+      },
+    );
+    req.setTimeout(20_000, () => req.destroy(new Error("request timed out")));
+    req.on("error", reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+/** The sticky cookie from a response, ready to send back (`name=value`). */
+export function stickyCookie(response) {
+  const cookies = response.headers["set-cookie"] ?? [];
+  const cookie = cookies.find((c) => c.startsWith("__Host-cohort=") || c.startsWith("cohort="));
+  return cookie?.split(";")[0];
+}
+
+/** The experiment=variant pairs the origin was told for its most recent request. */
+export function assignmentsSeenByOrigin(origin) {
+  const last = origin.requests.at(-1);
+  const header = last?.headers["cohort-assignments"] ?? "";
+  return Object.fromEntries(header.split(",").filter(Boolean).map((pair) => pair.trim().split("=")));
+}
+
+/** Waits until `predicate()` holds or `ms` pass; returns whether it held. */
+export async function eventually(predicate, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (predicate()) return true;
+    await sleep(50);
+  }
+  return predicate();
+}
+
+/** A preview token signed like `cohort preview-link` signs them. */
+export function previewToken(tenant, forced, expiresInSeconds) {
+  const payload = Buffer.from(JSON.stringify({ t: tenant, x: Math.floor(Date.now() / 1000) + expiresInSeconds, f: forced }));
+  const tag = createHmac("sha256", tenantKey("preview-link", tenant)).update(payload).digest().subarray(0, 16);
+  return `${payload.toString("base64url")}.${tag.toString("base64url")}`;
+}
