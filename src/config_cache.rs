@@ -51,17 +51,13 @@ pub struct Settings {
     pub secret: MasterSecret,
 }
 
-enum Freshness {
-    Fresh,
-    Stale,
-}
-
-fn age_check(fetched_at_ms: f64, now_ms: f64, ttl_ms: f64) -> Freshness {
-    if now_ms - fetched_at_ms < ttl_ms {
-        Freshness::Fresh
-    } else {
-        Freshness::Stale
-    }
+/// The cached value for `key`, and whether this caller should start its background refresh (the
+/// entry is past its TTL and no refresh is running yet).
+fn lookup<T: Clone>(entries: &mut HashMap<String, Entry<T>>, key: &str, now_ms: f64, ttl_ms: f64) -> Option<(T, bool)> {
+    let entry = entries.get_mut(key)?;
+    let start_refresh = now_ms - entry.fetched_at_ms >= ttl_ms && !entry.refreshing;
+    entry.refreshing |= start_refresh;
+    Some((entry.value.clone(), start_refresh))
 }
 
 /// The tenant serving `host`, or `None` for hosts no tenant claims.
@@ -72,17 +68,7 @@ pub async fn tenant_for_host(
     host: &str,
     now_ms: f64,
 ) -> worker::Result<Option<Rc<LoadedTenant>>> {
-    let cached_host = CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        let entry = cache.hosts.get_mut(host)?;
-        let stale = matches!(
-            age_check(entry.fetched_at_ms, now_ms, settings.ttl_ms),
-            Freshness::Stale
-        );
-        let start_refresh = stale && !entry.refreshing;
-        entry.refreshing |= start_refresh;
-        Some((entry.value.clone(), start_refresh))
-    });
+    let cached_host = CACHE.with(|cache| lookup(&mut cache.borrow_mut().hosts, host, now_ms, settings.ttl_ms));
     let tenant_id = match cached_host {
         Some((value, start_refresh)) => {
             if start_refresh {
@@ -99,17 +85,8 @@ pub async fn tenant_for_host(
     };
     let Some(tenant_id) = tenant_id else { return Ok(None) };
 
-    let cached_tenant = CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        let entry = cache.tenants.get_mut(&tenant_id)?;
-        let stale = matches!(
-            age_check(entry.fetched_at_ms, now_ms, settings.ttl_ms),
-            Freshness::Stale
-        );
-        let start_refresh = stale && !entry.refreshing;
-        entry.refreshing |= start_refresh;
-        Some((entry.value.clone(), start_refresh))
-    });
+    let cached_tenant =
+        CACHE.with(|cache| lookup(&mut cache.borrow_mut().tenants, &tenant_id, now_ms, settings.ttl_ms));
     if let Some((loaded, start_refresh)) = cached_tenant {
         if start_refresh {
             spawn_refresh(env, ctx, settings, Key::Tenant(tenant_id));

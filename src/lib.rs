@@ -173,21 +173,11 @@ async fn proxy(request: Request, env: &Env, tenant: &Tenant, plan: &Plan, url: &
     for (name, value) in &plan.origin_headers {
         headers.set(name, value)?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(request.method())
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual);
-    if let Some(body) = request.inner().body() {
-        init.with_body(Some(body.into()));
-    }
-    if plan.is_personalised() {
-        // Cached origin responses are kept apart per variant, never shared across variants.
-        init.with_cf_properties(CfProperties {
-            cache_key: Some(format!("{origin}#cohort:{}", plan.variant_signature())),
-            ..CfProperties::default()
-        });
-    }
-    let origin_request = Request::new_with_init(origin.as_str(), &init)?;
+    // Cached origin responses are kept apart per variant, never shared across variants.
+    let cache_key = plan
+        .is_personalised()
+        .then(|| format!("{origin}#cohort:{}", plan.variant_signature()));
+    let origin_request = forward(&request, &origin, headers, cache_key)?;
     let response = Fetch::Request(origin_request).send().await?;
     let response = if html::is_html(&response) && (!plan.html_actions.is_empty() || plan.unit_id.is_some()) {
         let script = plan.unit_id.as_ref().map(|_| plan.assignments_json().to_string());
@@ -298,6 +288,24 @@ fn origin_url(url: &Url, env: &Env, tenant: Option<&Tenant>) -> Result<Url> {
     Ok(origin)
 }
 
+/// A request to `target` carrying `request`'s method and body, redirects passed to the visitor.
+fn forward(request: &Request, target: &Url, headers: worker::Headers, cache_key: Option<String>) -> Result<Request> {
+    let mut init = RequestInit::new();
+    init.with_method(request.method())
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual);
+    if let Some(body) = request.inner().body() {
+        init.with_body(Some(body.into()));
+    }
+    if cache_key.is_some() {
+        init.with_cf_properties(CfProperties {
+            cache_key,
+            ..CfProperties::default()
+        });
+    }
+    Request::new_with_init(target.as_str(), &init)
+}
+
 /// Sends a request to its origin untouched: unknown hosts, and every failure (fail open).
 async fn pass_through(request: Request, env: &Env, tenant: Option<&Tenant>) -> Result<Response> {
     let url = request.url()?;
@@ -307,14 +315,7 @@ async fn pass_through(request: Request, env: &Env, tenant: Option<&Tenant>) -> R
     } else {
         let headers = request.headers().clone();
         headers.set("x-forwarded-host", url.host_str().unwrap_or_default())?;
-        let mut init = RequestInit::new();
-        init.with_method(request.method())
-            .with_headers(headers)
-            .with_redirect(RequestRedirect::Manual);
-        if let Some(body) = request.inner().body() {
-            init.with_body(Some(body.into()));
-        }
-        Request::new_with_init(target.as_str(), &init)?
+        forward(&request, &target, headers, None)?
     };
     match Fetch::Request(outgoing).send().await {
         Ok(response) => Ok(response),
