@@ -277,16 +277,12 @@ pub(crate) async fn results(
             "results are unavailable; retry later",
         )
     };
-    let exposed = state
-        .store
-        .exposed_units(&tenant, &experiment)
-        .await
-        .map_err(storage_error)?;
-    let conversions = state
-        .store
-        .conversion_aggregates(&tenant, &experiment)
-        .await
-        .map_err(storage_error)?;
+    // Two independent aggregates: run them side by side on two read connections.
+    let (exposed, conversions) = tokio::try_join!(
+        state.store.exposed_units(&tenant, &experiment),
+        state.store.conversion_aggregates(&tenant, &experiment),
+    )
+    .map_err(storage_error)?;
     let results = compute(&tenant, &experiment, &query, Observations { exposed, conversions })?;
     if results.sample_ratio.test.is_some_and(|test| test.mismatch) {
         state.metrics.record_srm_alarm(&tenant);

