@@ -1,6 +1,8 @@
 //! `cohort`: the command line for tenant configs and assignments.
 
+mod access;
 mod collector;
+mod simulate;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -33,6 +35,12 @@ enum Command {
     Match,
     /// Run the origin collector: signed beacon ingest, storage, results API (COHORT_SECRET).
     Collector(collector::CollectorArgs),
+    /// Assign many random units and check each experiment's split with a chi-square test.
+    Simulate(simulate::SimulateArgs),
+    /// Print a tenant's read token for the results API (COHORT_SECRET).
+    Token(access::TokenArgs),
+    /// Print a signed, expiring QA link that forces variants at the edge (COHORT_SECRET).
+    PreviewLink(access::PreviewLinkArgs),
 }
 
 #[derive(clap::Args)]
@@ -68,6 +76,9 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain(&args),
         Command::Match => match_lines(),
         Command::Collector(args) => collector::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
+        Command::Token(args) => access::token(&args),
+        Command::PreviewLink(args) => access::preview_link(&args),
     };
     match result {
         Ok(code) => code,
@@ -167,30 +178,51 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// What `explain` and `simulate` evaluate against: the attributes the edge computes for the URL
+/// (`cohort_core::edge::attributes`), overlaid with the `--attr` values, and the time.
+struct RequestContext {
+    attributes: Value,
+    path: String,
+    now_ms: i64,
+}
+
+impl RequestContext {
+    fn build(url: &str, pairs: &[String], now: Option<&str>) -> Result<RequestContext, String> {
+        let (host, path, query) = split_url(url)?;
+        let visit = cohort_core::edge::Visit {
+            url,
+            host: host.unwrap_or(""),
+            path,
+            query,
+            ..Default::default()
+        };
+        let mut attributes = cohort_core::edge::attributes(&visit, "", cohort_core::DeviceClass::Other);
+        if let Some(object) = attributes.as_object_mut() {
+            object.remove("id");
+            object.extend(build_attributes(pairs)?);
+        }
+        let now_ms = match now {
+            Some(text) => cohort_core::time::parse_rfc3339(text).map_err(|e| format!("--now: {e}"))?,
+            None => now_ms(),
+        };
+        Ok(RequestContext {
+            attributes,
+            path: path.to_owned(),
+            now_ms,
+        })
+    }
+}
+
 fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
     let tenant = load_tenant(&args.config)?;
-    let (host, path, query) = split_url(&args.url)?;
-    let mut attributes = build_attributes(&args.attributes)?;
-    // Like the edge, expose the request URL to targeting unless the caller set these attributes.
-    attributes
-        .entry("url")
-        .or_insert_with(|| Value::String(args.url.clone()));
-    attributes
-        .entry("path")
-        .or_insert_with(|| Value::String(path.to_owned()));
-    attributes
-        .entry("query")
-        .or_insert_with(|| Value::String(query.to_owned()));
-    if let Some(host) = host {
-        attributes
-            .entry("host")
-            .or_insert_with(|| Value::String(host.to_owned()));
+    let RequestContext {
+        mut attributes,
+        path,
+        now_ms: now,
+    } = RequestContext::build(&args.url, &args.attributes, args.now.as_deref())?;
+    if let Some(object) = attributes.as_object_mut() {
+        object.entry("id").or_insert_with(|| Value::String(args.unit.clone()));
     }
-    let attributes = Value::Object(attributes);
-    let now = match &args.now {
-        Some(text) => cohort_core::time::parse_rfc3339(text).map_err(|e| format!("--now: {e}"))?,
-        None => now_ms(),
-    };
     let mut forced = BTreeMap::new();
     for pair in &args.forced {
         let (experiment, variant) = parse_pair("--force", pair)?;
@@ -205,7 +237,7 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
     let evaluation = tenant.evaluate(&Context {
         unit_id: &args.unit,
         attributes: &attributes,
-        path,
+        path: &path,
         now_ms: now,
         sticky: &[],
         forced: &forced,

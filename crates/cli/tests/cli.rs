@@ -4,8 +4,14 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn cohort(args: &[&str], stdin: Option<&str>) -> Output {
+    cohort_with_env(args, stdin, &[])
+}
+
+fn cohort_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
         .args(args)
+        .env_remove("COHORT_SECRET")
+        .envs(env.iter().copied())
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -168,4 +174,114 @@ fn match_agrees_with_the_condition_vectors() {
             ),
         }
     }
+}
+
+const SECRET: &str = "cli-test-platform-secret-0123456789abcdef";
+
+#[test]
+fn simulate_reports_splits_that_match_the_weights() {
+    let out = cohort(
+        &[
+            "simulate",
+            "--config",
+            "examples/tenants/shop.json",
+            "--units",
+            "20000",
+            "--url",
+            "https://shop.example/",
+            "--now",
+            "2026-12-01T12:00:00Z",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let hero = stdout.split("\nhero-banner").nth(1).expect("hero-banner section");
+    assert!(hero.contains("units in (95."), "5% holdout: {hero}");
+    assert!(
+        hero.lines()
+            .any(|l| l.trim_start().starts_with("control") && l.contains("(expected  50.00%)"))
+    );
+    assert!(hero.contains(": ok"), "{hero}");
+    assert!(stdout.contains("search-ranking-v2  0 units in"), "{stdout}");
+    let bad = cohort(
+        &["simulate", "--config", "examples/tenants/shop.json", "--units", "0"],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(2), "clap rejects 0 units");
+}
+
+#[test]
+fn token_needs_the_secret_and_differs_by_tenant() {
+    let missing = cohort(&["token", "--tenant", "shop"], None);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("COHORT_SECRET") || text(&missing.stderr).contains("--secret"));
+    let shop = cohort_with_env(&["token", "--tenant", "shop"], None, &[("COHORT_SECRET", SECRET)]);
+    let news = cohort_with_env(&["token", "--tenant", "news"], None, &[("COHORT_SECRET", SECRET)]);
+    assert!(shop.status.success());
+    let secret = cohort_core::MasterSecret::new(SECRET).unwrap();
+    assert_eq!(text(&shop.stdout).trim(), secret.results_read_token("shop"));
+    assert_ne!(text(&shop.stdout), text(&news.stdout));
+    let short = cohort_with_env(&["token", "--tenant", "shop"], None, &[("COHORT_SECRET", "short")]);
+    assert_eq!(short.status.code(), Some(1));
+    assert!(text(&short.stderr).contains("at least 32"));
+}
+
+#[test]
+fn preview_links_verify_at_the_edge_and_are_checked_against_the_config() {
+    let out = cohort_with_env(
+        &[
+            "preview-link",
+            "--tenant",
+            "shop",
+            "--force",
+            "checkout-flow=one-page",
+            "--ttl",
+            "15m",
+            "--url",
+            "https://shop.example/checkout?ref=qa",
+            "--config",
+            "examples/tenants/shop.json",
+        ],
+        None,
+        &[("COHORT_SECRET", SECRET)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let link = text(&out.stdout).trim().to_owned();
+    let token = link
+        .strip_prefix("https://shop.example/checkout?ref=qa&cohort_preview=")
+        .expect("link keeps the query");
+    let secret = cohort_core::MasterSecret::new(SECRET).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let preview = cohort_core::preview::Preview::verify(token, &secret.preview_key("shop"), "shop", now).unwrap();
+    assert_eq!(
+        preview.forced.get("checkout-flow").map(String::as_str),
+        Some("one-page")
+    );
+    assert!((preview.expires - now - 900).abs() <= 2);
+
+    let unknown = cohort_with_env(
+        &[
+            "preview-link",
+            "--tenant",
+            "shop",
+            "--force",
+            "checkout-flow=three-page",
+            "--config",
+            "examples/tenants/shop.json",
+        ],
+        None,
+        &[("COHORT_SECRET", SECRET)],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("`checkout-flow` has no variant `three-page`"));
+    let long = cohort_with_env(
+        &["preview-link", "--tenant", "shop", "--force", "a=b", "--ttl", "90d"],
+        None,
+        &[("COHORT_SECRET", SECRET)],
+    );
+    assert!(text(&long.stderr).contains("longer than 30 days"));
 }
