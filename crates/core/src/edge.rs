@@ -378,15 +378,6 @@ pub fn device_class(user_agent: &str) -> DeviceClass {
     }
 }
 
-fn device_name(device: DeviceClass) -> &'static str {
-    match device {
-        DeviceClass::Desktop => "desktop",
-        DeviceClass::Mobile => "mobile",
-        DeviceClass::Tablet => "tablet",
-        DeviceClass::Other => "other",
-    }
-}
-
 /// Targeting attributes of a visit: `id`, `url`, `host`, `path`, `query` (object), `language`,
 /// `languages`, `device`, `browser`, `referrer`, `cookies` (the site's own, not Cohort's), and the
 /// edge's geography (`country`, `region`, `city`, `asn`, `colo`).
@@ -417,7 +408,7 @@ pub fn attributes(visit: &Visit<'_>, unit_id: &str, device: DeviceClass) -> Valu
         "host": visit.host,
         "path": visit.path,
         "query": query,
-        "device": device_name(device),
+        "device": device.as_str(),
         "browser": browser(visit.user_agent),
         "cookies": cookies,
     });

@@ -19,6 +19,18 @@ pub enum DeviceClass {
     Other,
 }
 
+impl DeviceClass {
+    /// The lowercase name used in JSON and targeting attributes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceClass::Desktop => "desktop",
+            DeviceClass::Mobile => "mobile",
+            DeviceClass::Tablet => "tablet",
+            DeviceClass::Other => "other",
+        }
+    }
+}
+
 /// One unit's first exposure to an experiment's variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use cohort_core::{Conversion, DeviceClass, Exposure};
+use cohort_core::{Conversion, Exposure};
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection};
 use tokio::sync::{mpsc, oneshot};
 
@@ -197,11 +197,6 @@ trait StoredRecord {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 
-/// The device class as it is spelled on the wire (its serde name).
-fn device_name(device: DeviceClass) -> Option<String> {
-    serde_json::to_value(device).ok()?.as_str().map(str::to_owned)
-}
-
 impl StoredRecord for Exposure {
     const INSERT: &'static str = "INSERT INTO exposures (tenant_id, experiment, unit_id, variant, config_version, \
                                   exposed_at_ms, country, device, received_at_ms) VALUES ";
@@ -217,7 +212,7 @@ impl StoredRecord for Exposure {
             .bind(i64::try_from(self.config_version).unwrap_or(i64::MAX))
             .bind(self.timestamp)
             .bind(self.country.clone())
-            .bind(self.device.and_then(device_name))
+            .bind(self.device.map(|device| device.as_str().to_owned()))
             .bind(received_at_ms)
     }
 }
