@@ -119,7 +119,10 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
         }
         if let Some(winner) = experiment.winner {
             let key = &experiment.variants[winner].key;
-            write(&mut out, format!("  stopped: winner `{key}` is served to everyone, no split to test"))?;
+            write(
+                &mut out,
+                format!("  stopped: winner `{key}` is served to everyone, no split to test"),
+            )?;
             continue;
         }
         // Expected shares: the variants' bucket ranges at the configured coverage.
