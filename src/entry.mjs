@@ -1,8 +1,8 @@
-// Worker entry: the Rust worker (built into build/ by worker-build) behind a last-resort guard.
-// Rust code fails open on every error it sees; this catches what it cannot: a panic, which traps
-// the Wasm instance. A trap inside an async task never settles that request's promise, so the
-// guard also listens for the trap itself. The visitor then gets the origin's response untouched,
-// and the generated glue re-initialises the Wasm instance before the next request.
+// Worker entry: the Rust worker (built into build/ by worker-build) behind the fail-open guard.
+// Whatever goes wrong in Rust (an error it returns, or a panic, which traps the Wasm instance) the
+// visitor gets the origin's response to the untouched request kept here. A trap inside an async
+// task never settles that request's promise, so the guard also listens for the trap itself; the
+// generated glue re-initialises the Wasm instance before the next request.
 import RustWorker from "../build/index.js";
 
 // Rejecters of the requests in flight: a trap kills the instance they all run in.
@@ -23,7 +23,7 @@ export default class CohortEdge extends RustWorker {
     try {
       return await Promise.race([super.fetch(request), trapped]);
     } catch (error) {
-      console.log(JSON.stringify({ event: "fail_open", error: `uncaught: ${error}` }));
+      console.log(JSON.stringify({ event: "fail_open", error: String(error) }));
       return passThrough(untouched, this.env);
     } finally {
       inFlight.delete(reject);

@@ -25,14 +25,19 @@ const TRACK_ENDPOINT: &str = "/_cohort/track";
 const MAX_TRACK_BODY: usize = 16 * 1024;
 
 #[event(fetch)]
-pub async fn fetch(request: Request, env: Env, ctx: Context) -> Result<Response> {
-    // An untouched copy for failing open (cloning tees the body, so it is still readable).
-    let untouched = request.clone()?;
-    match serve(request, &env, &ctx).await {
-        Ok(response) => Ok(response),
+pub async fn fetch(mut request: Request, env: Env, ctx: Context) -> Result<Response> {
+    // A request with a body is copied first so failing open can still send the body; one without
+    // is simply reused. (A panic is caught by `src/entry.mjs`, which keeps its own copy.)
+    let spare = match request.method() {
+        Method::Get | Method::Head => None,
+        _ => Some(request.clone()?),
+    };
+    match serve(&mut request, &env, &ctx).await {
+        Ok(Some(response)) => Ok(response),
+        Ok(None) => pass_through(request, &env, None).await,
         Err(error) => {
             log::event("fail_open", &[("error", &error.to_string())]);
-            pass_through(untouched, &env, None).await
+            pass_through(spare.unwrap_or(request), &env, None).await
         }
     }
 }
@@ -69,7 +74,8 @@ fn random_bytes() -> Result<[u8; 16]> {
     Ok(bytes)
 }
 
-async fn serve(request: Request, env: &Env, ctx: &Context) -> Result<Response> {
+/// The response for a tenant's request, or `None` for hosts no tenant claims (passed through).
+async fn serve(request: &mut Request, env: &Env, ctx: &Context) -> Result<Option<Response>> {
     let settings = settings(env)?;
     let url = request.url()?;
     // Lets the end-to-end suite prove that even a panic fails open; unset in every real deployment.
@@ -79,7 +85,7 @@ async fn serve(request: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
     let now = now_ms();
     let Some(loaded) = config_cache::tenant_for_host(env, ctx, &settings, &host, now as f64).await? else {
-        return pass_through(request, env, None).await;
+        return Ok(None);
     };
     let headers = request.headers();
     let header = |name: &str| headers.get(name).ok().flatten().unwrap_or_default();
@@ -136,18 +142,19 @@ async fn serve(request: Request, env: &Env, ctx: &Context) -> Result<Response> {
     }
     send_exposures(env, ctx, &loaded, &plan)?;
 
-    match endpoint {
+    let response = match endpoint {
         Some(ASSIGNMENTS_ENDPOINT) => {
             let response = Response::from_json(&plan.assignments_json())?;
             finish(response, &plan, Some("no-store"))
         }
         Some(_) => track(request, env, ctx, &loaded, &plan, now).await,
         None => proxy(request, env, &loaded.tenant, &plan, &url).await,
-    }
+    };
+    response.map(Some)
 }
 
 /// Fetches the (possibly routed) origin for a tenant page and applies the plan to the response.
-async fn proxy(request: Request, env: &Env, tenant: &Tenant, plan: &Plan, url: &Url) -> Result<Response> {
+async fn proxy(request: &Request, env: &Env, tenant: &Tenant, plan: &Plan, url: &Url) -> Result<Response> {
     let mut origin = origin_url(url, env, Some(tenant))?;
     if let Some(path) = &plan.route_path {
         let (path, query) = path
@@ -177,7 +184,7 @@ async fn proxy(request: Request, env: &Env, tenant: &Tenant, plan: &Plan, url: &
     let cache_key = plan
         .is_personalised()
         .then(|| format!("{origin}#cohort:{}", plan.variant_signature()));
-    let origin_request = forward(&request, &origin, headers, cache_key)?;
+    let origin_request = forward(request, &origin, headers, cache_key)?;
     let response = Fetch::Request(origin_request).send().await?;
     let response = if html::is_html(&response) && (!plan.html_actions.is_empty() || plan.unit_id.is_some()) {
         let script = plan.unit_id.as_ref().map(|_| plan.assignments_json().to_string());
@@ -205,7 +212,7 @@ fn finish(response: Response, plan: &Plan, cache_control: Option<&str>) -> Resul
 
 /// `POST /_cohort/track`: conversions for the visitor's unit, forwarded signed to the collector.
 async fn track(
-    mut request: Request,
+    request: &mut Request,
     env: &Env,
     ctx: &Context,
     loaded: &LoadedTenant,
@@ -233,13 +240,12 @@ async fn track(
     };
     let accepted = conversions.len();
     if let Some(collector) = var(env, "COLLECTOR_URL") {
-        ctx.wait_until(beacon::send(beacon::Batch {
-            url: format!("{}{EVENTS_PATH}", collector.trim_end_matches('/')),
-            tenant: loaded.tenant.id.clone(),
-            key: loaded.keys.beacon,
-            body: serde_json::to_vec(&conversions)?,
-            records: accepted,
-        }));
+        let records = conversions
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<serde_json::Result<_>>()?;
+        let url = format!("{}{EVENTS_PATH}", collector.trim_end_matches('/'));
+        beacon::enqueue(ctx, url, &loaded.tenant.id, loaded.keys.beacon, records);
     }
     let response = Response::from_json(&serde_json::json!({ "accepted": accepted }))?.with_status(202);
     finish(response, plan, Some("no-store"))
@@ -259,13 +265,13 @@ fn send_exposures(env: &Env, ctx: &Context, loaded: &LoadedTenant, plan: &Plan) 
         );
         return Ok(());
     };
-    ctx.wait_until(beacon::send(beacon::Batch {
-        url: format!("{}{EXPOSURES_PATH}", collector.trim_end_matches('/')),
-        tenant: loaded.tenant.id.clone(),
-        key: loaded.keys.beacon,
-        body: serde_json::to_vec(&plan.exposures)?,
-        records: plan.exposures.len(),
-    }));
+    let records = plan
+        .exposures
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<serde_json::Result<_>>()?;
+    let url = format!("{}{EXPOSURES_PATH}", collector.trim_end_matches('/'));
+    beacon::enqueue(ctx, url, &loaded.tenant.id, loaded.keys.beacon, records);
     Ok(())
 }
 

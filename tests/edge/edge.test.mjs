@@ -10,7 +10,9 @@ import {
   SECRET,
   assignmentsSeenByOrigin,
   eventually,
+  exposuresOf,
   previewToken,
+  quiet,
   putKv,
   request,
   sleep,
@@ -19,6 +21,7 @@ import {
   startWorker,
   stickyCookie,
   tenantEntries,
+  unitOf,
 } from "./harness.mjs";
 
 const HASH_KEY = "6a1f0c3e9b2d4f5a8c7e1d0b3a2f4e6c";
@@ -208,6 +211,7 @@ describe("who is not experimented on", () => {
   };
   for (const [who, headers] of Object.entries(cases)) {
     test(`${who} gets the origin's page, no cookie and no exposure`, async () => {
+      await quiet(collector);
       const before = collector.batches.length;
       const response = await get("shop.test", "/", headers);
       assert.equal(response.headers["set-cookie"], undefined);
@@ -251,24 +255,34 @@ describe("fail open", () => {
 
 describe("exposure beacons", () => {
   test("arrive signed, once per unit", async () => {
-    const start = collector.batches.length;
     const first = await get("news.test", "/");
     const cookie = stickyCookie(first);
-    assert.ok(await eventually(() => collector.batches.length > start));
-    const batch = collector.batches.at(-1);
+    const unit = unitOf(first);
+    assert.ok(await eventually(() => exposuresOf(collector, unit).length > 0));
+    const batch = collector.batches.find((b) => b.records.some((r) => r.unit === unit));
     assert.equal(batch.path, "/v1/exposures");
     assert.equal(batch.tenant, "news");
     assert.ok(batch.signatureValid, "HMAC-SHA256 over timestamp.body under the tenant's key");
     assert.ok(batch.ageSeconds < 30);
-    assert.equal(batch.records.length, 1);
-    const exposure = batch.records[0];
+    const [exposure] = exposuresOf(collector, unit);
     assert.equal(exposure.experiment, "headline");
     assert.equal(exposure.config_version, 1);
     assert.equal(exposure.device, "desktop");
     await get("news.test", "/", { cookie });
     await get("news.test", "/", { cookie });
-    await sleep(700);
-    assert.equal(collector.batches.length, start + 1, "a returning unit sends no exposure again");
+    await quiet(collector);
+    assert.equal(exposuresOf(collector, unit).length, 1, "a returning unit sends no exposure again");
+  });
+
+  test("exposures of many visitors share a batch", async () => {
+    await quiet(collector);
+    const start = collector.batches.length;
+    const units = [];
+    for (let i = 0; i < 20; i++) units.push(unitOf(await get("news.test", "/")));
+    assert.ok(await eventually(() => units.every((unit) => exposuresOf(collector, unit).length === 1)));
+    const batches = collector.batches.slice(start);
+    assert.ok(batches.length < units.length, `${batches.length} batches for ${units.length} visitors`);
+    assert.ok(batches.every((b) => b.signatureValid));
   });
 
   test("a slow or failing collector never slows the response", async () => {
@@ -356,7 +370,7 @@ describe("QA preview links and first-party endpoints", () => {
   test("POST /_cohort/track forwards signed conversions with the visitor's unit", async () => {
     const page = await get("news.test", "/");
     const cookie = stickyCookie(page);
-    const unit = JSON.parse(page.body.match(/id="cohort-assignments">(.*?)<\/script>/)[1]).unit;
+    const unit = unitOf(page);
     const start = collector.batches.length;
     const response = await request({
       port: worker.port, host: "news.test", path: "/_cohort/track", method: "POST",

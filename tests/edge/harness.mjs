@@ -209,6 +209,27 @@ export async function eventually(predicate, ms = 5000) {
   return predicate();
 }
 
+/** Waits until the collector has received nothing new for `ms` (earlier tests' batches landed). */
+export async function quiet(collector, ms = 400) {
+  let seen = collector.batches.length;
+  for (;;) {
+    await sleep(ms);
+    if (collector.batches.length === seen) return;
+    seen = collector.batches.length;
+  }
+}
+
+/** Exposure records received for `unit`, across all batches. */
+export function exposuresOf(collector, unit) {
+  return collector.batches.filter((b) => b.path === "/v1/exposures").flatMap((b) => b.records).filter((r) => r.unit === unit);
+}
+
+/** The unit id the worker put in the page's assignments script. */
+export function unitOf(response) {
+  const script = response.body.match(/id="cohort-assignments">(.*?)<\/script>/);
+  return script ? JSON.parse(script[1]).unit : undefined;
+}
+
 /** A preview token signed like `cohort preview-link` signs them. */
 export function previewToken(tenant, forced, expiresInSeconds) {
   const payload = Buffer.from(JSON.stringify({ t: tenant, x: Math.floor(Date.now() / 1000) + expiresInSeconds, f: forced }));
