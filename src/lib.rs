@@ -10,6 +10,9 @@ mod config_cache;
 mod html;
 mod log;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH};
 use cohort_core::edge::{self, Geo, Plan, Visit};
 use cohort_core::{MasterSecret, Tenant};
@@ -34,10 +37,10 @@ pub async fn fetch(mut request: Request, env: Env, ctx: Context) -> Result<Respo
     };
     match serve(&mut request, &env, &ctx).await {
         Ok(Some(response)) => Ok(response),
-        Ok(None) => pass_through(request, &env, None).await,
+        Ok(None) => pass_through(request, &env).await,
         Err(error) => {
             log::event("fail_open", &[("error", &error.to_string())]);
-            pass_through(spare.unwrap_or(request), &env, None).await
+            pass_through(spare.unwrap_or(request), &env).await
         }
     }
 }
@@ -46,7 +49,15 @@ fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
 }
 
-fn settings(env: &Env) -> Result<Settings> {
+thread_local! {
+    /// Environment bindings never change within an isolate: read them once.
+    static SETTINGS: RefCell<Option<Rc<Settings>>> = const { RefCell::new(None) };
+}
+
+fn settings(env: &Env) -> Result<Rc<Settings>> {
+    if let Some(settings) = SETTINGS.with(|cell| cell.borrow().clone()) {
+        return Ok(settings);
+    }
     let secret = env
         .secret("COHORT_SECRET")
         .map(|s| s.to_string())
@@ -57,11 +68,16 @@ fn settings(env: &Env) -> Result<Settings> {
     let ttl_seconds = var(env, "CONFIG_TTL_SECONDS")
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(DEFAULT_TTL_SECONDS);
-    Ok(Settings {
+    let settings = Rc::new(Settings {
         binding: var(env, "CONFIG_KV_BINDING").unwrap_or_else(|| DEFAULT_KV_BINDING.into()),
         ttl_ms: ttl_seconds * 1000.0,
         secret,
-    })
+        collector_url: var(env, "COLLECTOR_URL").map(|url| url.trim_end_matches('/').to_owned()),
+        origin_override: var(env, "ORIGIN_OVERRIDE"),
+        test_panic_path: var(env, "COHORT_TEST_PANIC_PATH"),
+    });
+    SETTINGS.with(|cell| *cell.borrow_mut() = Some(settings.clone()));
+    Ok(settings)
 }
 
 fn now_ms() -> i64 {
@@ -79,7 +95,7 @@ async fn serve(request: &mut Request, env: &Env, ctx: &Context) -> Result<Option
     let settings = settings(env)?;
     let url = request.url()?;
     // Lets the end-to-end suite prove that even a panic fails open; unset in every real deployment.
-    if var(env, "COHORT_TEST_PANIC_PATH").is_some_and(|path| path == url.path()) {
+    if settings.test_panic_path.as_deref() == Some(url.path()) {
         panic!("deliberate panic for the fail-open test");
     }
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
@@ -140,22 +156,23 @@ async fn serve(request: &mut Request, env: &Env, ctx: &Context) -> Result<Option
     if let Some(problem) = &plan.preview_problem {
         log::event("preview_ignored", &[("tenant", &loaded.tenant.id), ("reason", problem)]);
     }
-    send_exposures(env, ctx, &loaded, &plan)?;
+    send_exposures(&settings, ctx, &loaded, &plan)?;
 
     let response = match endpoint {
         Some(ASSIGNMENTS_ENDPOINT) => {
             let response = Response::from_json(&plan.assignments_json())?;
             finish(response, &plan, Some("no-store"))
         }
-        Some(_) => track(request, env, ctx, &loaded, &plan, now).await,
-        None => proxy(request, env, &loaded.tenant, &plan, &url).await,
+        Some(_) => track(request, &settings, ctx, &loaded, &plan, now).await,
+        None => proxy(request, &settings, &loaded.tenant, &plan, &url).await,
     };
     response.map(Some)
 }
 
 /// Fetches the (possibly routed) origin for a tenant page and applies the plan to the response.
-async fn proxy(request: &Request, env: &Env, tenant: &Tenant, plan: &Plan, url: &Url) -> Result<Response> {
-    let mut origin = origin_url(url, env, Some(tenant))?;
+async fn proxy(request: &Request, settings: &Settings, tenant: &Tenant, plan: &Plan, url: &Url) -> Result<Response> {
+    let base = origin_override(settings.origin_override.as_deref(), Some(tenant));
+    let mut origin = origin_url(url, base)?;
     if let Some(path) = &plan.route_path {
         let (path, query) = path
             .split_once('?')
@@ -168,7 +185,7 @@ async fn proxy(request: &Request, env: &Env, tenant: &Tenant, plan: &Plan, url: 
     let headers = request.headers().clone();
     headers.set("x-forwarded-host", url.host_str().unwrap_or_default())?;
     if let Some(host) = &plan.route_host {
-        if origin_override(env, Some(tenant)).is_some() {
+        if base.is_some() {
             // A loopback origin serves every host; tell it which one the variant wants.
             headers.set("x-forwarded-host", host)?;
         } else {
@@ -213,7 +230,7 @@ fn finish(response: Response, plan: &Plan, cache_control: Option<&str>) -> Resul
 /// `POST /_cohort/track`: conversions for the visitor's unit, forwarded signed to the collector.
 async fn track(
     request: &mut Request,
-    env: &Env,
+    settings: &Settings,
     ctx: &Context,
     loaded: &LoadedTenant,
     plan: &Plan,
@@ -239,23 +256,23 @@ async fn track(
         }
     };
     let accepted = conversions.len();
-    if let Some(collector) = var(env, "COLLECTOR_URL") {
+    if let Some(collector) = &settings.collector_url {
         let records = conversions
             .iter()
             .map(serde_json::to_string)
             .collect::<serde_json::Result<_>>()?;
-        let url = format!("{}{EVENTS_PATH}", collector.trim_end_matches('/'));
+        let url = format!("{collector}{EVENTS_PATH}");
         beacon::enqueue(ctx, url, &loaded.tenant.id, loaded.keys.beacon, records);
     }
     let response = Response::from_json(&serde_json::json!({ "accepted": accepted }))?.with_status(202);
     finish(response, plan, Some("no-store"))
 }
 
-fn send_exposures(env: &Env, ctx: &Context, loaded: &LoadedTenant, plan: &Plan) -> Result<()> {
+fn send_exposures(settings: &Settings, ctx: &Context, loaded: &LoadedTenant, plan: &Plan) -> Result<()> {
     if plan.exposures.is_empty() {
         return Ok(());
     }
-    let Some(collector) = var(env, "COLLECTOR_URL") else {
+    let Some(collector) = &settings.collector_url else {
         log::event(
             "beacon.dropped",
             &[
@@ -270,25 +287,23 @@ fn send_exposures(env: &Env, ctx: &Context, loaded: &LoadedTenant, plan: &Plan) 
         .iter()
         .map(serde_json::to_string)
         .collect::<serde_json::Result<_>>()?;
-    let url = format!("{}{EXPOSURES_PATH}", collector.trim_end_matches('/'));
+    let url = format!("{collector}{EXPOSURES_PATH}");
     beacon::enqueue(ctx, url, &loaded.tenant.id, loaded.keys.beacon, records);
     Ok(())
 }
 
 /// A tenant's configured origin, else `ORIGIN_OVERRIDE`.
-fn origin_override(env: &Env, tenant: Option<&Tenant>) -> Option<String> {
-    tenant
-        .and_then(|t| t.edge.origin.clone())
-        .or_else(|| var(env, "ORIGIN_OVERRIDE"))
+fn origin_override<'a>(global: Option<&'a str>, tenant: Option<&'a Tenant>) -> Option<&'a str> {
+    tenant.and_then(|t| t.edge.origin.as_deref()).or(global)
 }
 
 /// The origin URL for a request: the override's scheme and authority with the request's path and
 /// query, or the request's own URL in production.
-fn origin_url(url: &Url, env: &Env, tenant: Option<&Tenant>) -> Result<Url> {
-    let Some(base) = origin_override(env, tenant) else {
+fn origin_url(url: &Url, base: Option<&str>) -> Result<Url> {
+    let Some(base) = base else {
         return Ok(url.clone());
     };
-    let mut origin = Url::parse(&base).map_err(|e| worker::Error::RustError(format!("origin `{base}`: {e}")))?;
+    let mut origin = Url::parse(base).map_err(|e| worker::Error::RustError(format!("origin `{base}`: {e}")))?;
     origin.set_path(url.path());
     origin.set_query(url.query());
     Ok(origin)
@@ -313,9 +328,10 @@ fn forward(request: &Request, target: &Url, headers: worker::Headers, cache_key:
 }
 
 /// Sends a request to its origin untouched: unknown hosts, and every failure (fail open).
-async fn pass_through(request: Request, env: &Env, tenant: Option<&Tenant>) -> Result<Response> {
+async fn pass_through(request: Request, env: &Env) -> Result<Response> {
     let url = request.url()?;
-    let target = origin_url(&url, env, tenant)?;
+    let global = var(env, "ORIGIN_OVERRIDE");
+    let target = origin_url(&url, global.as_deref())?;
     let outgoing = if target == url {
         request
     } else {
