@@ -50,6 +50,47 @@ async fn accepted_exposures_are_stored_once_and_the_first_wins() {
     assert_eq!(units, vec![("control".to_owned(), 1), ("green".to_owned(), 2)]);
 }
 
+/// Large batches span several INSERT statements; every placeholder must still get its own value.
+#[tokio::test]
+async fn large_batches_spanning_several_statements_store_every_record() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    let batch: Vec<_> = (0..MAX_BATCH_RECORDS)
+        .map(|i| {
+            exposure(
+                &tenant,
+                "cta",
+                &format!("u{i}"),
+                if i % 3 == 0 { "control" } else { "green" },
+            )
+        })
+        .collect();
+    let (status, _, body) = harness
+        .post_signed(EXPOSURES_PATH, &tenant, now_seconds(), &json(&batch))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["inserted"].as_u64(), Some(MAX_BATCH_RECORDS as u64));
+    let control = MAX_BATCH_RECORDS.div_ceil(3) as u64;
+    let units = harness.state.store.exposed_units(&tenant, "cta").await.unwrap();
+    assert_eq!(
+        units,
+        vec![
+            ("control".to_owned(), control),
+            ("green".to_owned(), MAX_BATCH_RECORDS as u64 - control)
+        ]
+    );
+
+    // A length that is not a multiple of the statement size: full statements plus a remainder.
+    let events: Vec<_> = (0..777)
+        .map(|i| conversion(&tenant, &format!("e{i}"), &format!("u{i}"), "m", Some(i as f64), at(1)))
+        .collect();
+    let (status, _, body) = harness
+        .post_signed(EVENTS_PATH, &tenant, now_seconds(), &json(&events))
+        .await;
+    assert_eq!((status, body["inserted"].as_u64()), (StatusCode::OK, Some(777)));
+    assert_eq!(harness.counts(&tenant).await, (MAX_BATCH_RECORDS as u64, 777));
+}
+
 #[tokio::test]
 async fn events_deduplicate_by_event_id() {
     let harness = Harness::new().await;

@@ -199,7 +199,7 @@ impl Store {
             .connect_with(options)
             .await
             .context("connecting the read pool")?;
-        let writer = writer::spawn(writer_connection, writer_options);
+        let writer = writer::spawn(writer_connection, backend, writer_options);
         Ok(Store {
             backend,
             readers,
