@@ -119,14 +119,7 @@ async fn serve(request: &mut Request, env: &Env, ctx: &Context) -> Result<Option
         header("x-moz"),
     ]
     .join(";");
-    let cf = request.cf();
-    let geo = Geo {
-        country: cf.and_then(|cf| cf.country()),
-        region: cf.and_then(|cf| cf.region()),
-        city: cf.and_then(|cf| cf.city()),
-        asn: cf.and_then(|cf| cf.asn()),
-        colo: cf.map(|cf| cf.colo()).filter(|colo| !colo.is_empty()),
-    };
+    let geo = geo(request);
     let endpoint = match (request.method(), url.path()) {
         (Method::Get, ASSIGNMENTS_ENDPOINT) => Some(ASSIGNMENTS_ENDPOINT),
         (Method::Post, TRACK_ENDPOINT) => Some(TRACK_ENDPOINT),
@@ -290,6 +283,34 @@ fn send_exposures(settings: &Settings, ctx: &Context, loaded: &LoadedTenant, pla
     let url = format!("{collector}{EXPOSURES_PATH}");
     beacon::enqueue(ctx, url, &loaded.tenant.id, loaded.keys.beacon, records);
     Ok(())
+}
+
+/// The edge's geography from `request.cf`. Read field by field from the JS object: any of them may
+/// be missing (and the `worker` crate's typed getters panic on a missing `colo`).
+fn geo(request: &Request) -> Geo {
+    use worker::js_sys::Reflect;
+    use worker::wasm_bindgen::JsValue;
+    let cf = Reflect::get(request.inner(), &JsValue::from_str("cf")).unwrap_or(JsValue::UNDEFINED);
+    let field = |name: &str| -> Option<JsValue> {
+        if cf.is_object() {
+            Reflect::get(&cf, &JsValue::from_str(name))
+                .ok()
+                .filter(|v| !v.is_undefined() && !v.is_null())
+        } else {
+            None
+        }
+    };
+    let text = |name: &str| field(name).and_then(|v| v.as_string()).filter(|v| !v.is_empty());
+    Geo {
+        country: text("country"),
+        region: text("region"),
+        city: text("city"),
+        asn: field("asn")
+            .and_then(|v| v.as_f64())
+            .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
+            .map(|n| n as u32),
+        colo: text("colo"),
+    }
 }
 
 /// A tenant's configured origin, else `ORIGIN_OVERRIDE`.
