@@ -10,6 +10,9 @@ test:          ## fmt, clippy, native tests, browser vector suite, worker size b
 bench:         ## engine benchmarks (criterion)
 	cargo bench -p cohort-core --bench engine
 
+bench-edge:    ## edge worker vs pass-through, HTMLRewriter vs lol_html, in workerd (bench/edge/results.md)
+	bash scripts/bench-edge.sh
+
 fuzz:          ## run each fuzz target briefly (needs nightly + cargo-fuzz)
 	bash scripts/fuzz.sh
 

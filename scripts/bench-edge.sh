@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Edge worker benchmark (issue 3, items 11 and 4c): the Cohort worker against a pass-through
+# worker, and workerd's native HTMLRewriter against lol_html compiled into the Wasm, all served by
+# one plain `workerd serve` on loopback and loaded with wrk (method: ../shared/TOOLCHAIN.md,
+# "Measuring the edge worker's throughput"). Writes bench/edge/results.md.
+#
+#   bash scripts/bench-edge.sh        (or `make bench-edge`)
+#
+# Environment: BENCH_DURATION (s per 16-connection run, default 10), BENCH_LATENCY_DURATION (s per
+# 1-connection latency run, default 3), BENCH_ROUNDS (default 3), BENCH_WARMUP (s, default 3),
+# BENCH_SKIP_BUILD=1 (reuse build/ and the rewrite workers' builds), BENCH_OUT (default
+# bench/edge/results.md), BENCH_KEEP=1 (keep the scratch dir: bundles, config.capnp, logs,
+# results.json). Defaults take about 6 minutes after the builds (8 targets × 3 rounds × 13 s,
+# plus warm-ups and bundling); the builds add about 1 minute when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+bash scripts/setup.sh --edge >/dev/null
+if ! command -v wrk >/dev/null; then
+  step "installing wrk from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
+
+if [[ -z "${BENCH_SKIP_BUILD:-}" ]]; then
+  step "building the Cohort worker (build/)"
+  bash scripts/build-worker.sh
+
+  # The rewriter comparison's workers: one crate, lol_html by default, native HTMLRewriter with
+  # --features native. Own target dir so it never touches the main workspace's.
+  export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
+  export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
+  export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
+  export CARGO_TARGET_DIR=/tmp/lolhtml-target
+  for variant in lol native; do
+    step "building the $variant rewrite worker (bench/edge/lol-html-worker/build-$variant)"
+    features=(--no-default-features --features "$variant")
+    (cd bench/edge/lol-html-worker && worker-build --release --out-dir "build-$variant" . "${features[@]}")
+    # Same as scripts/build-worker.sh does for the Cohort worker, so sizes compare fairly.
+    python3 scripts/strip-wasm-names.py "bench/edge/lol-html-worker/build-$variant/index_bg.wasm"
+  done
+  unset CARGO_TARGET_DIR
+fi
+
+work=$(mktemp -d /tmp/cohort-bench-edge.XXXXXX)
+runner=""
+cleanup() {
+  # Stop what we started, by process id: the runner, then anything it left (pids it recorded).
+  if [[ -n "$runner" ]]; then kill -TERM "$runner" 2>/dev/null || true; fi
+  if [[ -f "$work/pids" ]]; then
+    while read -r pid; do
+      [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null || true
+    done <"$work/pids"
+  fi
+  if [[ -n "${BENCH_KEEP:-}" ]]; then echo "scratch dir kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "benchmarking (scratch: $work)"
+# Bounded: wrk runs have their own time limits; `timeout` caps the whole run at 15 minutes.
+BENCH_WORK="$work" timeout --signal=TERM 900 node bench/edge/run.mjs &
+runner=$!
+wait "$runner"
+runner=""
