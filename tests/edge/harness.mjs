@@ -139,6 +139,7 @@ export async function startWorker({ stateDir, vars }) {
     try {
       process.kill(-child.pid, "SIGTERM");
     } catch {}
+    fs.rmSync(dir, { recursive: true, force: true });
   };
   const deadline = Date.now() + 90_000;
   while (Date.now() < deadline) {
