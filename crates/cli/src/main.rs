@@ -2,6 +2,7 @@
 
 mod access;
 mod collector;
+mod publish;
 mod simulate;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,8 @@ enum Command {
     Match,
     /// Run the origin collector: signed beacon ingest, storage, results API (COHORT_SECRET).
     Collector(collector::CollectorArgs),
+    /// Validate tenant configs and write them to the edge's KV (`tenant:` and `host:` keys).
+    Publish(publish::PublishArgs),
     /// Assign many random units and check each experiment's split with a chi-square test.
     Simulate(simulate::SimulateArgs),
     /// Print a tenant's read token for the results API (COHORT_SECRET).
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain(&args),
         Command::Match => match_lines(),
         Command::Collector(args) => collector::run(&args),
+        Command::Publish(args) => publish::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Token(args) => access::token(&args),
         Command::PreviewLink(args) => access::preview_link(&args),
