@@ -196,8 +196,9 @@ async fn proxy(request: &Request, settings: &Settings, tenant: &Tenant, plan: &P
         .then(|| format!("{origin}#cohort:{}", plan.variant_signature()));
     let origin_request = forward(request, &origin, headers, cache_key)?;
     let response = Fetch::Request(origin_request).send().await?;
-    let response = if html::is_html(&response) && (!plan.html_actions.is_empty() || plan.unit_id.is_some()) {
-        let script = plan.unit_id.as_ref().map(|_| plan.assignments_json().to_string());
+    let inject = tenant.edge.inject_assignments && plan.unit_id.is_some();
+    let response = if html::is_html(&response) && (!plan.html_actions.is_empty() || inject) {
+        let script = inject.then(|| plan.assignments_json().to_string());
         html::rewrite(response, &plan.html_actions, script)?
     } else {
         response

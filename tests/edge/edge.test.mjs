@@ -29,7 +29,7 @@ const HASH_KEY = "6a1f0c3e9b2d4f5a8c7e1d0b3a2f4e6c";
 function shopConfig({ version = 1, heroWeights = [5000, 5000], pricingCoverage = 2000 } = {}) {
   return {
     schema: 1, tenant: "shop", version, hostnames: ["shop.test"], hash_key: HASH_KEY,
-    edge: { opt_out_cookie: "no_experiments" },
+    edge: { opt_out_cookie: "no_experiments", inject_assignments: true },
     experiments: [
       { key: "hero", status: "running", paths: ["/"], variants: [
         { key: "control", weight: heroWeights[0] },
@@ -57,9 +57,20 @@ function shopConfig({ version = 1, heroWeights = [5000, 5000], pricingCoverage =
 
 const NEWS = {
   schema: 1, tenant: "news", version: 1, hostnames: ["news.test"], hash_key: "0b9e8d7c6a5f4e3d2c1b0a9f8e7d6c5b",
+  edge: { inject_assignments: true },
   experiments: [
     { key: "headline", status: "running", paths: ["/"], variants: [
       { key: "control", weight: 5000 }, { key: "question", weight: 5000 },
+    ] },
+  ],
+};
+
+/** A tenant whose pages render variants server-side: no HTML edits, no injected script. */
+const PLAIN = {
+  schema: 1, tenant: "plain", version: 1, hostnames: ["plain.test"], hash_key: "1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f",
+  experiments: [
+    { key: "server-side", status: "running", variants: [
+      { key: "control", weight: 5000 }, { key: "treatment", weight: 5000 },
     ] },
   ],
 };
@@ -77,6 +88,7 @@ before(async () => {
   putKv(stateDir, {
     ...tenantEntries(shopConfig()),
     ...tenantEntries(NEWS),
+    ...tenantEntries(PLAIN),
     "host:broken.test": "broken",
     "tenant:broken": "{ this is not json",
     "host:future.test": "future",
@@ -174,6 +186,14 @@ describe("acting on the variant", () => {
     assert.equal(assignmentsSeenByOrigin(origin)["data-api"], "edited", "assigned, with an HTML edit");
     const original = await direct("/data.json");
     assert.equal(json.body, original.body, "JSON is never rewritten");
+  });
+
+  test("pages without edits stream through unparsed; the origin still learns the variant", async () => {
+    const response = await get("plain.test", "/");
+    assert.ok(["control", "treatment"].includes(assignmentsSeenByOrigin(origin)["server-side"]));
+    assert.ok(stickyCookie(response));
+    assert.equal(response.headers["cache-control"], "private, max-age=60");
+    assert.equal(response.body, (await direct("/")).body, "no script without edge.inject_assignments");
   });
 
   test("split-URL routing fetches the variant's path, invisibly to the visitor", async () => {

@@ -53,6 +53,11 @@ pub struct EdgeConfig {
     /// hostname does not resolve to their origin and for local runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// Inject `<script type="application/json" id="cohort-assignments">` into HTML pages, for
+    /// sites whose pages use the browser build. Off by default: it costs an HTML rewrite on pages
+    /// that would otherwise stream through untouched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inject_assignments: bool,
 }
 
 /// A layer (a set of mutually exclusive experiments).
