@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cohort_core::beacon::MAX_BATCH_RECORDS;
 
-use cohort_core::beacon::{SIGNATURE_HEADER, TENANT_HEADER, TIMESTAMP_HEADER};
+use cohort_core::beacon::{SIGNATURE_HEADER, TENANT_HEADER, TIMESTAMP_HEADER, sign_batch};
 use cohort_core::keys::BeaconKey;
 use worker::{Delay, Fetch, Headers, Method, Request, RequestInit};
 
@@ -147,9 +147,10 @@ async fn post(batch: &Batch) -> worker::Result<u16> {
     let now = (worker::Date::now().as_millis() / 1000) as i64;
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
-    headers.set(TENANT_HEADER, &batch.tenant)?;
-    headers.set(TIMESTAMP_HEADER, &now.to_string())?;
-    headers.set(SIGNATURE_HEADER, &batch.key.sign(now, &batch.body))?;
+    let signed = sign_batch(&batch.key, &batch.tenant, now, &batch.body);
+    headers.set(TENANT_HEADER, &signed.tenant)?;
+    headers.set(TIMESTAMP_HEADER, &signed.timestamp)?;
+    headers.set(SIGNATURE_HEADER, &signed.signature)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)

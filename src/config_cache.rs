@@ -14,6 +14,7 @@ use cohort_core::{MasterSecret, Tenant};
 use worker::{Context, Env, KvStore};
 
 use crate::log;
+use crate::settings::Settings;
 
 /// A compiled tenant with its derived keys.
 pub struct LoadedTenant {
@@ -38,23 +39,6 @@ struct Cache {
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
-}
-
-/// The worker's environment bindings, read once per isolate.
-#[derive(Clone)]
-pub struct Settings {
-    /// KV binding name.
-    pub binding: String,
-    /// Freshness of cached entries.
-    pub ttl_ms: f64,
-    /// Platform secret.
-    pub secret: MasterSecret,
-    /// Collector base URL (no trailing slash); beacons are dropped (and logged) without it.
-    pub collector_url: Option<String>,
-    /// Origin for every tenant's traffic (local runs); a tenant's `edge.origin` wins.
-    pub origin_override: Option<String>,
-    /// A path that panics on purpose, for the fail-open test; unset in real deployments.
-    pub test_panic_path: Option<String>,
 }
 
 /// The cached value for `key`, and whether this caller should start its background refresh (the

@@ -9,20 +9,17 @@ mod beacon;
 mod config_cache;
 mod html;
 mod log;
+mod settings;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
+use cohort_core::Tenant;
 use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH};
 use cohort_core::edge::{self, Geo, Plan, Visit};
-use cohort_core::{MasterSecret, Tenant};
-use config_cache::{LoadedTenant, Settings};
+use config_cache::LoadedTenant;
+use settings::{Settings, settings, var};
 use worker::{
     CfProperties, Context, Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response, Result, Url, event,
 };
 
-const DEFAULT_TTL_SECONDS: f64 = 60.0;
-const DEFAULT_KV_BINDING: &str = "CONFIG";
 const ASSIGNMENTS_ENDPOINT: &str = "/_cohort/assignments";
 const TRACK_ENDPOINT: &str = "/_cohort/track";
 const MAX_TRACK_BODY: usize = 16 * 1024;
@@ -43,41 +40,6 @@ pub async fn fetch(mut request: Request, env: Env, ctx: Context) -> Result<Respo
             pass_through(spare.unwrap_or(request), &env).await
         }
     }
-}
-
-fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
-}
-
-thread_local! {
-    /// Environment bindings never change within an isolate: read them once.
-    static SETTINGS: RefCell<Option<Rc<Settings>>> = const { RefCell::new(None) };
-}
-
-fn settings(env: &Env) -> Result<Rc<Settings>> {
-    if let Some(settings) = SETTINGS.with(|cell| cell.borrow().clone()) {
-        return Ok(settings);
-    }
-    let secret = env
-        .secret("COHORT_SECRET")
-        .map(|s| s.to_string())
-        .ok()
-        .or_else(|| var(env, "COHORT_SECRET"))
-        .ok_or_else(|| worker::Error::RustError("COHORT_SECRET is not set".into()))?;
-    let secret = MasterSecret::new(secret).map_err(|e| worker::Error::RustError(e.to_string()))?;
-    let ttl_seconds = var(env, "CONFIG_TTL_SECONDS")
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(DEFAULT_TTL_SECONDS);
-    let settings = Rc::new(Settings {
-        binding: var(env, "CONFIG_KV_BINDING").unwrap_or_else(|| DEFAULT_KV_BINDING.into()),
-        ttl_ms: ttl_seconds * 1000.0,
-        secret,
-        collector_url: var(env, "COLLECTOR_URL").map(|url| url.trim_end_matches('/').to_owned()),
-        origin_override: var(env, "ORIGIN_OVERRIDE"),
-        test_panic_path: var(env, "COHORT_TEST_PANIC_PATH"),
-    });
-    SETTINGS.with(|cell| *cell.borrow_mut() = Some(settings.clone()));
-    Ok(settings)
 }
 
 fn now_ms() -> i64 {

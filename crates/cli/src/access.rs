@@ -48,17 +48,9 @@ fn secret(text: &str) -> Result<MasterSecret, String> {
 }
 
 fn check_tenant(tenant: &str) -> Result<(), String> {
-    let valid = !tenant.is_empty()
-        && tenant.len() <= cohort_core::MAX_KEY_LEN
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "--tenant `{tenant}` is not a tenant id (lowercase letters, digits, - and _)"
-        ))
+    match cohort_core::tenant_id_problem(tenant) {
+        Some(reason) => Err(format!("--tenant: {reason}")),
+        None => Ok(()),
     }
 }
 

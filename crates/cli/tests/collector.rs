@@ -64,18 +64,14 @@ fn now_seconds() -> i64 {
 fn batch(experiment: &str, variant: &str) -> String {
     let records: Vec<Exposure> = (0..100)
         .map(|i| {
-            let unit = format!("{variant}-{i}");
-            Exposure {
-                id: Exposure::idempotency_id(TENANT, experiment, &unit),
-                tenant: TENANT.into(),
-                experiment: experiment.into(),
-                variant: variant.into(),
-                unit,
-                config_version: 1,
-                timestamp: 1_800_000_000_000,
-                country: None,
-                device: None,
-            }
+            Exposure::new(
+                TENANT,
+                experiment,
+                variant,
+                &format!("{variant}-{i}"),
+                1,
+                1_800_000_000_000,
+            )
         })
         .collect();
     serde_json::to_string(&records).unwrap()
@@ -83,7 +79,7 @@ fn batch(experiment: &str, variant: &str) -> String {
 
 fn signed_request_head(body: &str) -> String {
     let secret = MasterSecret::new(SECRET).unwrap();
-    let headers = sign_batch(&secret, TENANT, now_seconds(), body.as_bytes());
+    let headers = sign_batch(&secret.beacon_key(TENANT), TENANT, now_seconds(), body.as_bytes());
     format!(
         "POST {EXPOSURES_PATH} HTTP/1.1\r\nhost: collector\r\ncontent-type: application/json\r\n\
          content-length: {}\r\ncohort-tenant: {}\r\ncohort-timestamp: {}\r\ncohort-signature: {}\r\n\

@@ -31,22 +31,15 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 fn exposure(experiment: &str, unit: String, variant: &str) -> Exposure {
     Exposure {
-        id: Exposure::idempotency_id(TENANT, experiment, &unit),
-        tenant: TENANT.into(),
-        experiment: experiment.into(),
-        variant: variant.into(),
-        unit,
-        config_version: 7,
-        timestamp: 1_800_000_000_000,
         country: Some("DE".into()),
-        device: None,
+        ..Exposure::new(TENANT, experiment, variant, &unit, 7, 1_800_000_000_000)
     }
 }
 
 /// One keep-alive HTTP/1.1 request; returns the status.
 async fn post(stream: &mut TcpStream, secret: &MasterSecret, body: &[u8], buffer: &mut Vec<u8>) -> u16 {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    let signed = sign_batch(secret, TENANT, now, body);
+    let signed = sign_batch(&secret.beacon_key(TENANT), TENANT, now, body);
     let head = format!(
         "POST {EXPOSURES_PATH} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
          cohort-tenant: {}\r\ncohort-timestamp: {}\r\ncohort-signature: {}\r\n\r\n",

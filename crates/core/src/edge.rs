@@ -244,16 +244,11 @@ pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, 
             let experiment = decision.experiment;
             add_variant(&mut plan, &experiment.key, &experiment.variants[variant]);
             if log_exposure {
+                let variant = &experiment.variants[variant].key;
                 plan.exposures.push(Exposure {
-                    id: Exposure::idempotency_id(&tenant.id, &experiment.key, &unit_id),
-                    tenant: tenant.id.clone(),
-                    experiment: experiment.key.clone(),
-                    variant: experiment.variants[variant].key.clone(),
-                    unit: unit_id.clone(),
-                    config_version: tenant.version,
-                    timestamp: now_ms,
                     country: visit.geo.country.clone().filter(|c| c.len() == 2),
                     device: Some(device),
+                    ..Exposure::new(&tenant.id, &experiment.key, variant, &unit_id, tenant.version, now_ms)
                 });
             }
         }

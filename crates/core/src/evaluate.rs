@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::bucket::{self, growthbook};
 use crate::config::{HashMode, Status};
 use crate::cookie::StickyEntry;
-use crate::tenant::{Experiment, Tenant, status_name};
+use crate::tenant::{Experiment, Tenant};
 
 /// Everything evaluation needs to know about one request. The engine has no clock and no I/O.
 #[derive(Debug, Clone, Copy)]
@@ -346,9 +346,4 @@ impl Tenant {
 struct UnitBuckets {
     holdout: Option<u32>,
     layers: Vec<Option<u32>>,
-}
-
-/// Human-readable status name, for explain output.
-pub fn describe_status(experiment: &Experiment) -> &'static str {
-    status_name(experiment.status)
 }

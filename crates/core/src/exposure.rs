@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::encoding::hex_encode;
+use crate::tenant::{KeyKind, key_problem};
 
 /// Coarse device class derived from the user agent at the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -80,6 +81,28 @@ const EARLIEST_MS: i64 = 1_577_836_800_000;
 const LATEST_MS: i64 = 4_102_444_800_000;
 
 impl Exposure {
+    /// An exposure with its idempotency id; `country` and `device` start unknown.
+    pub fn new(
+        tenant: &str,
+        experiment: &str,
+        variant: &str,
+        unit: &str,
+        config_version: u64,
+        timestamp: i64,
+    ) -> Exposure {
+        Exposure {
+            id: Exposure::idempotency_id(tenant, experiment, unit),
+            tenant: tenant.to_owned(),
+            experiment: experiment.to_owned(),
+            variant: variant.to_owned(),
+            unit: unit.to_owned(),
+            config_version,
+            timestamp,
+            country: None,
+            device: None,
+        }
+    }
+
     /// `hex(SHA-256("exposure" ‖ 0 ‖ tenant ‖ 0 ‖ experiment ‖ 0 ‖ unit))[..32]`.
     pub fn idempotency_id(tenant: &str, experiment: &str, unit: &str) -> String {
         let mut hash = Sha256::new();
@@ -94,9 +117,9 @@ impl Exposure {
 
     /// Checks every field; the collector refuses a batch holding a record that fails.
     pub fn validate(&self) -> Result<(), RecordError> {
-        check_key("tenant", &self.tenant)?;
-        check_key("experiment", &self.experiment)?;
-        check_key("variant", &self.variant)?;
+        check_key("tenant", &self.tenant, KeyKind::Tenant)?;
+        check_key("experiment", &self.experiment, KeyKind::Other)?;
+        check_key("variant", &self.variant, KeyKind::Other)?;
         check_unit(&self.unit)?;
         if self.config_version == 0 {
             return Err(RecordError {
@@ -153,9 +176,9 @@ impl Conversion {
                 reason: "1 to 128 characters, no control characters".into(),
             });
         }
-        check_key("tenant", &self.tenant)?;
+        check_key("tenant", &self.tenant, KeyKind::Tenant)?;
         check_unit(&self.unit)?;
-        check_key("metric", &self.metric)?;
+        check_key("metric", &self.metric, KeyKind::Other)?;
         if let Some(value) = self.value
             && !value.is_finite()
         {
@@ -188,17 +211,10 @@ fn check_timestamp(timestamp: i64) -> Result<(), RecordError> {
     Ok(())
 }
 
-fn check_key(field: &'static str, key: &str) -> Result<(), RecordError> {
-    let ok = !key.is_empty()
-        && key.len() <= crate::tenant::MAX_KEY_LEN
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(RecordError {
-            field,
-            reason: format!("`{key}` is not a key (1 to 64 of letters, digits, `-`, `_`, `.`)"),
-        })
+fn check_key(field: &'static str, key: &str, kind: KeyKind) -> Result<(), RecordError> {
+    match key_problem(key, kind) {
+        Some(reason) => Err(RecordError { field, reason }),
+        None => Ok(()),
     }
 }
 

@@ -55,4 +55,6 @@ pub use error::{ConfigError, ConfigErrorKind};
 pub use evaluate::{Context, Decision, Evaluation, Outcome, Reason, Source};
 pub use exposure::{Conversion, DeviceClass, Exposure, RecordError};
 pub use keys::{BeaconKey, CookieKey, MasterSecret};
-pub use tenant::{Experiment, LayerSlot, MAX_EXPERIMENTS, MAX_KEY_LEN, MAX_VARIANTS, Tenant, Variant};
+pub use tenant::{
+    Experiment, LayerSlot, MAX_EXPERIMENTS, MAX_KEY_LEN, MAX_VARIANTS, Tenant, Variant, tenant_id_problem,
+};

@@ -436,7 +436,7 @@ fn check_layer_overlap(path: &str, experiment: &Experiment, earlier: &[Experimen
     Ok(())
 }
 
-pub(crate) fn status_name(status: Status) -> &'static str {
+fn status_name(status: Status) -> &'static str {
     match status {
         Status::Draft => "draft",
         Status::Running => "running",
@@ -498,14 +498,22 @@ fn check_basis_points(path: &str, value: u32) -> Result<(), ConfigError> {
     Ok(())
 }
 
-#[derive(PartialEq)]
-enum KeyKind {
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum KeyKind {
     Tenant,
     Other,
 }
 
 /// Keys travel in headers (`exp=variant, ...`), cookies and URLs, so their alphabet is small.
 fn check_key(path: &str, key: &str, kind: KeyKind) -> Result<(), ConfigError> {
+    match key_problem(key, kind) {
+        Some(reason) => Err(ConfigError::invalid(path, reason)),
+        None => Ok(()),
+    }
+}
+
+/// Why `key` is not a valid key of `kind`, if it is not. Configs, records and the CLI share it.
+pub(crate) fn key_problem(key: &str, kind: KeyKind) -> Option<String> {
     let allowed = |c: char| match kind {
         KeyKind::Tenant => c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_',
         KeyKind::Other => c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.',
@@ -515,24 +523,20 @@ fn check_key(path: &str, key: &str, kind: KeyKind) -> Result<(), ConfigError> {
         KeyKind::Other => "letters, digits, `-`, `_` and `.`",
     };
     if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(ConfigError::invalid(
-            path,
-            format!("a key has 1 to {MAX_KEY_LEN} characters, got {}", key.len()),
-        ));
+        return Some(format!("a key has 1 to {MAX_KEY_LEN} characters, got {}", key.len()));
     }
     if let Some(bad) = key.chars().find(|&c| !allowed(c)) {
-        return Err(ConfigError::invalid(
-            path,
-            format!("`{key}` contains {bad:?}; keys use {alphabet}"),
-        ));
+        return Some(format!("`{key}` contains {bad:?}; keys use {alphabet}"));
     }
     if !key.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(ConfigError::invalid(
-            path,
-            format!("`{key}` must start with a letter or digit"),
-        ));
+        return Some(format!("`{key}` must start with a letter or digit"));
     }
-    Ok(())
+    None
+}
+
+/// Why `id` cannot be a tenant id, if it cannot.
+pub fn tenant_id_problem(id: &str) -> Option<String> {
+    key_problem(id, KeyKind::Tenant)
 }
 
 fn check_hostname(host: &str) -> Result<(), String> {

@@ -108,7 +108,7 @@ impl Harness {
 }
 
 pub fn signed_request(path: &str, tenant: &str, now: i64, body: &str) -> Request<Body> {
-    let headers = sign_batch(&secret(), tenant, now, body.as_bytes());
+    let headers = sign_batch(&secret().beacon_key(tenant), tenant, now, body.as_bytes());
     Request::post(path)
         .header("content-type", "application/json")
         .header("content-length", body.len())
@@ -126,15 +126,8 @@ pub fn at(offset_ms: i64) -> i64 {
 
 pub fn exposure(tenant: &str, experiment: &str, unit: &str, variant: &str) -> Exposure {
     Exposure {
-        id: Exposure::idempotency_id(tenant, experiment, unit),
-        tenant: tenant.into(),
-        experiment: experiment.into(),
-        variant: variant.into(),
-        unit: unit.into(),
-        config_version: 1,
-        timestamp: at(0),
         country: Some("DE".into()),
-        device: None,
+        ..Exposure::new(tenant, experiment, variant, unit, 1, at(0))
     }
 }
 
