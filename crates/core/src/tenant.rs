@@ -34,8 +34,6 @@ pub struct Tenant {
     pub experiments: Vec<Experiment>,
     pub(crate) holdout_seed: String,
     pub(crate) by_cookie_id: HashMap<u32, usize>,
-    /// The config exactly as parsed, for tools that show or re-publish it.
-    pub source: TenantConfig,
     /// Edge settings: cookie scope, opt-out cookie, origin.
     pub edge: EdgeConfig,
 }
@@ -244,16 +242,15 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
 
     Ok(Tenant {
         holdout_seed: format!("holdout:{}", config.tenant),
-        id: config.tenant.clone(),
+        id: config.tenant,
         version: config.version,
-        hostnames: config.hostnames.clone(),
+        hostnames: config.hostnames,
         hash_key,
         holdout: config.holdout,
         layers,
         experiments,
         by_cookie_id,
-        edge: config.edge.clone(),
-        source: config,
+        edge: config.edge,
     })
 }
 
