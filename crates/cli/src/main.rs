@@ -200,9 +200,8 @@ impl RequestContext {
             query,
             ..Default::default()
         };
-        let mut attributes = cohort_core::edge::attributes(&visit, "", cohort_core::DeviceClass::Other);
+        let mut attributes = cohort_core::edge::attributes(&visit, cohort_core::DeviceClass::Other);
         if let Some(object) = attributes.as_object_mut() {
-            object.remove("id");
             object.extend(build_attributes(pairs)?);
         }
         let now_ms = match now {

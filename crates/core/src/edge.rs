@@ -227,7 +227,10 @@ pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, 
     }
 
     let device = device_class(visit.user_agent);
-    let attributes = attributes(visit, &unit_id, device);
+    let mut attributes = attributes(visit, device);
+    if let Some(object) = attributes.as_object_mut() {
+        object.insert("id".into(), Value::String(unit_id.clone()));
+    }
     let evaluation = tenant.evaluate(&Context {
         unit_id: &unit_id,
         attributes: &attributes,
@@ -373,10 +376,10 @@ pub fn device_class(user_agent: &str) -> DeviceClass {
     }
 }
 
-/// Targeting attributes of a visit: `id`, `url`, `host`, `path`, `query` (object), `language`,
+/// Targeting attributes of a visit (the unit's `id` is added by [`plan`]): `url`, `host`, `path`, `query` (object), `language`,
 /// `languages`, `device`, `browser`, `referrer`, `cookies` (the site's own, not Cohort's), and the
 /// edge's geography (`country`, `region`, `city`, `asn`, `colo`).
-pub fn attributes(visit: &Visit<'_>, unit_id: &str, device: DeviceClass) -> Value {
+pub fn attributes(visit: &Visit<'_>, device: DeviceClass) -> Value {
     let languages: Vec<Value> = visit
         .accept_language
         .split(',')
@@ -398,7 +401,6 @@ pub fn attributes(visit: &Visit<'_>, unit_id: &str, device: DeviceClass) -> Valu
         .map(|(name, value)| (name.to_owned(), Value::String(value.to_owned())))
         .collect();
     let mut attributes = json!({
-        "id": unit_id,
         "url": visit.url,
         "host": visit.host,
         "path": visit.path,
@@ -771,7 +773,7 @@ mod tests {
             asn: Some(3320),
             colo: Some("MUC".into()),
         };
-        let attributes = attributes(&v, "u1", DeviceClass::Mobile);
+        let attributes = attributes(&v, DeviceClass::Mobile);
         assert_eq!(attributes["language"], "de-DE");
         assert_eq!(attributes["languages"], json!(["de-DE", "de", "en"]));
         assert_eq!(attributes["query"], json!({"utm_source": "ad"}));
