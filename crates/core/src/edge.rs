@@ -376,9 +376,9 @@ pub fn device_class(user_agent: &str) -> DeviceClass {
     }
 }
 
-/// Targeting attributes of a visit (the unit's `id` is added by [`plan`]): `url`, `host`, `path`, `query` (object), `language`,
+/// Targeting attributes of a visit: `url`, `host`, `path`, `query` (object), `language`,
 /// `languages`, `device`, `browser`, `referrer`, `cookies` (the site's own, not Cohort's), and the
-/// edge's geography (`country`, `region`, `city`, `asn`, `colo`).
+/// edge's geography (`country`, `region`, `city`, `asn`, `colo`). [`plan`] adds the unit's `id`.
 pub fn attributes(visit: &Visit<'_>, device: DeviceClass) -> Value {
     let languages: Vec<Value> = visit
         .accept_language
