@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use cohort_collector::stats::sample_ratio_test;
 use cohort_core::{Context, HashMode, Outcome};
 
+use crate::random::SplitMix64;
+
 /// Arguments of `cohort simulate`.
 #[derive(clap::Args)]
 pub struct SimulateArgs {
@@ -28,24 +30,6 @@ pub struct SimulateArgs {
     /// Seed of the unit-id generator: the same seed gives the same units.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-}
-
-/// SplitMix64: a tiny, well-mixed generator for reproducible random unit ids.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A 32-hex-character id, the shape the edge mints.
-    fn unit_id(&mut self) -> String {
-        format!("{:016x}{:016x}", self.next(), self.next())
-    }
 }
 
 /// Units and variant counts of one experiment.
@@ -172,20 +156,5 @@ fn percent(part: u64, whole: u64) -> f64 {
         0.0
     } else {
         100.0 * part as f64 / whole as f64
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unit_ids_are_reproducible_and_hex() {
-        let (mut a, mut b) = (SplitMix64(7), SplitMix64(7));
-        let id = a.unit_id();
-        assert_eq!(id, b.unit_id());
-        assert_eq!(id.len(), 32);
-        assert!(id.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a.unit_id(), id);
     }
 }
