@@ -2,10 +2,12 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use cohort_collector::{
-    AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, Rate, RateLimits, Store, WriterOptions, serve, shutdown_signal,
+    AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, Rate, RateLimits, Store, TenantConfigs, WriterOptions, serve,
+    shutdown_signal,
 };
 use cohort_core::keys::MasterSecret;
 
@@ -37,6 +39,46 @@ pub struct CollectorArgs {
     /// Largest request body in bytes.
     #[arg(long, env = "COHORT_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// A tenant config (JSON, as published to KV): experiment names, status, expected splits and
+    /// controls for results. Repeatable, one per tenant; comma-separated in the environment.
+    #[arg(
+        long = "tenant-config",
+        value_name = "FILE",
+        env = "COHORT_TENANT_CONFIGS",
+        value_delimiter = ','
+    )]
+    tenant_configs: Vec<PathBuf>,
+    /// Serve the results dashboard (www/dashboard, built by scripts/build-dashboard.sh) from
+    /// this directory at /dashboard/.
+    #[arg(long, value_name = "DIR", env = "COHORT_DASHBOARD_DIR")]
+    dashboard_dir: Option<PathBuf>,
+}
+
+/// Reads and validates every `--tenant-config`; the first invalid one stops startup with
+/// `file: json.path: reason`.
+fn tenant_configs(files: &[PathBuf]) -> Result<TenantConfigs, String> {
+    let mut configs = TenantConfigs::default();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        configs
+            .insert_json(&text)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    Ok(configs)
+}
+
+/// The dashboard directory, resolved once so every served path can be checked against it.
+fn dashboard_dir(dir: &Path) -> Result<PathBuf, String> {
+    let canonical = dir
+        .canonicalize()
+        .map_err(|e| format!("--dashboard-dir {}: {e}", dir.display()))?;
+    if !canonical.join("index.html").is_file() {
+        return Err(format!(
+            "--dashboard-dir {}: no index.html (build it with scripts/build-dashboard.sh)",
+            dir.display()
+        ));
+    }
+    Ok(canonical)
 }
 
 fn rate_limits(args: &CollectorArgs) -> Result<RateLimits, String> {
@@ -80,6 +122,8 @@ pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
         secret,
         max_body_bytes: args.max_body_bytes,
         rate_limits: rate_limits(args)?,
+        tenant_configs: tenant_configs(&args.tenant_configs)?,
+        dashboard_dir: args.dashboard_dir.as_deref().map(dashboard_dir).transpose()?,
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -98,7 +142,13 @@ pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
             .await
             .map_err(|e| format!("--listen {}: {e}", args.listen))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(%address, backend = ?store.backend(), "collector listening");
+        tracing::info!(
+            %address,
+            backend = ?store.backend(),
+            tenant_configs = config.tenant_configs.len(),
+            dashboard = config.dashboard_dir.is_some(),
+            "collector listening"
+        );
         serve(listener, AppState::new(config, store), shutdown_signal())
             .await
             .map_err(|e| format!("serving: {e}"))?;

@@ -234,6 +234,8 @@ fn main() {
             secret: MasterSecret::new(SECRET).unwrap(),
             max_body_bytes: cohort_collector::DEFAULT_MAX_BODY_BYTES,
             rate_limits: RateLimits::uniform(1e9),
+            tenant_configs: Default::default(),
+            dashboard_dir: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

@@ -1,6 +1,7 @@
 //! The HTTP service: configuration, shared state, routes, and serving with a graceful drain.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -15,7 +16,8 @@ use tokio::net::TcpListener;
 use crate::metrics::Metrics;
 use crate::rate_limit::{RateLimiter, RateLimits};
 use crate::store::Store;
-use crate::{ingest, results};
+use crate::tenant_configs::TenantConfigs;
+use crate::{dashboard, experiments, ingest, results};
 
 /// Largest request body accepted: 1,000 records of a few hundred bytes each fit with room.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -29,6 +31,10 @@ pub struct CollectorConfig {
     pub max_body_bytes: usize,
     /// Per-tenant ingest rates.
     pub rate_limits: RateLimits,
+    /// Tenant configs: experiment names, status, expected splits and controls. May be empty.
+    pub tenant_configs: TenantConfigs,
+    /// Directory the dashboard is served from (canonical path); `None` serves no dashboard.
+    pub dashboard_dir: Option<PathBuf>,
 }
 
 /// State shared by every request.
@@ -73,18 +79,30 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Every route of the collector.
+/// Every route of the collector; the dashboard's only when it has a directory.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route(EXPOSURES_PATH, post(ingest::exposures))
         .route(EVENTS_PATH, post(ingest::events))
+        .route("/v1/tenants/{tenant}/experiments", get(experiments::experiments))
         .route(
             "/v1/tenants/{tenant}/experiments/{experiment}/results",
             get(results::results),
         )
+        .route(
+            "/v1/tenants/{tenant}/experiments/{experiment}/timeline",
+            get(experiments::timeline),
+        )
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+        .route("/metrics", get(metrics));
+    if state.config.dashboard_dir.is_some() {
+        router = router
+            .route("/", get(dashboard::redirect))
+            .route("/dashboard", get(dashboard::redirect))
+            .route(dashboard::DASHBOARD_PATH, get(dashboard::index))
+            .route("/dashboard/{*path}", get(dashboard::file));
+    }
+    router.with_state(state)
 }
 
 /// Serves until `shutdown` completes, then stops accepting connections, lets in-flight requests

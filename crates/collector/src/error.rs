@@ -41,6 +41,26 @@ impl ApiError {
         }
     }
 
+    /// A 400 for a query parameter that cannot be used; the message starts with its name.
+    pub fn bad_query(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
+    }
+
+    /// A 503 for a failed read: the detail goes to the log, the client hears to retry.
+    pub(crate) fn read_unavailable(
+        what: &'static str,
+        tenant: &str,
+        experiment: Option<&str>,
+        error: &crate::store::StoreError,
+    ) -> ApiError {
+        tracing::error!(%error, tenant, experiment, "reading {what} failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            format!("could not read {what}; retry later"),
+        )
+    }
+
     /// A 400 naming the record and field at fault.
     pub fn invalid_record(
         code: &'static str,

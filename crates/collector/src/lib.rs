@@ -7,7 +7,9 @@
 //!
 //! # Example
 //! ```no_run
-//! use cohort_collector::{AppState, CollectorConfig, RateLimits, Store, WriterOptions, serve, shutdown_signal};
+//! use cohort_collector::{
+//!     AppState, CollectorConfig, RateLimits, Store, TenantConfigs, WriterOptions, serve, shutdown_signal,
+//! };
 //! use cohort_core::keys::MasterSecret;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,6 +18,8 @@
 //!     secret: MasterSecret::new("a-platform-secret-of-32-bytes-or-more")?,
 //!     max_body_bytes: cohort_collector::DEFAULT_MAX_BODY_BYTES,
 //!     rate_limits: RateLimits::uniform(20_000.0),
+//!     tenant_configs: TenantConfigs::default(),
+//!     dashboard_dir: None,
 //! };
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8787").await?;
 //! serve(listener, AppState::new(config, store), shutdown_signal()).await?;
@@ -26,15 +30,19 @@
 
 mod app;
 mod auth;
+mod dashboard;
 pub mod error;
+pub mod experiments;
 mod ingest;
 pub mod metrics;
 pub mod rate_limit;
 pub mod results;
 pub mod stats;
 pub mod store;
+pub mod tenant_configs;
 
 pub use app::{AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, router, serve, shutdown_signal};
 pub use ingest::Accepted;
 pub use rate_limit::{Rate, RateLimits};
 pub use store::{Backend, Store, StoreError, WriterOptions};
+pub use tenant_configs::{TenantConfigError, TenantConfigs};

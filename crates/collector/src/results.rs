@@ -1,17 +1,17 @@
 //! `GET /v1/tenants/{tenant}/experiments/{experiment}/results`: per-variant units, per-metric
 //! conversion and value comparisons against the control, and the sample-ratio-mismatch test.
 //!
-//! The collector does not read tenant configs, so the caller may name the expected split and
-//! the control: `?weights=control:5000,green:5000` (the first listed variant is the control,
-//! as in the config) and optionally `&control=KEY`. Without weights, an equal split over the
-//! variants seen is assumed and the control is the variant named `control`, else the first
-//! variant in key order.
+//! The expected split and the control come, in this order, from the query
+//! (`?weights=control:5000,green:5000`, the first listed variant is the control, as in configs;
+//! optionally `&control=KEY`), from the tenant's config if the collector was started with one
+//! that holds the experiment, or else an equal split over the variants seen, with the variant
+//! named `control` (else the first in key order) as the control.
 
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -19,6 +19,7 @@ use crate::auth::authorize_results;
 use crate::error::ApiError;
 use crate::stats::{Comparison, Sample, SampleRatioTest, sample_ratio_test, two_proportion_z_test, welch_t_test};
 use crate::store::ConversionAggregate;
+use crate::tenant_configs::ConfiguredExperiment;
 
 /// Query parameters of the results endpoint.
 #[derive(Debug, Default, Deserialize)]
@@ -35,6 +36,8 @@ pub struct ResultsQuery {
 pub enum SplitSource {
     /// The `weights` query parameter.
     Query,
+    /// The tenant config the collector was started with.
+    Config,
     /// No weights given: equal split over the variants seen.
     EqualOverObserved,
 }
@@ -107,29 +110,25 @@ pub struct ExperimentResults {
     pub metrics: Vec<MetricResults>,
 }
 
-fn bad_query(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
-}
-
 /// Parses `a:5000,b:5000` into ordered (variant, weight) pairs.
 fn parse_weights(text: &str) -> Result<Vec<(String, f64)>, ApiError> {
     let mut weights: Vec<(String, f64)> = Vec::new();
     for pair in text.split(',').filter(|pair| !pair.is_empty()) {
         let (variant, weight) = pair
             .split_once(':')
-            .ok_or_else(|| bad_query(format!("weights: `{pair}` is not `variant:weight`")))?;
+            .ok_or_else(|| ApiError::bad_query(format!("weights: `{pair}` is not `variant:weight`")))?;
         let weight: f64 = weight
             .parse()
             .ok()
             .filter(|w: &f64| w.is_finite() && *w >= 0.0)
-            .ok_or_else(|| bad_query(format!("weights: `{weight}` is not a non-negative number")))?;
+            .ok_or_else(|| ApiError::bad_query(format!("weights: `{weight}` is not a non-negative number")))?;
         if weights.iter().any(|(seen, _)| seen == variant) {
-            return Err(bad_query(format!("weights: `{variant}` is listed twice")));
+            return Err(ApiError::bad_query(format!("weights: `{variant}` is listed twice")));
         }
         weights.push((variant.to_owned(), weight));
     }
     if weights.iter().map(|(_, w)| w).sum::<f64>() <= 0.0 {
-        return Err(bad_query("weights: at least one weight must be positive".into()));
+        return Err(ApiError::bad_query("weights: at least one weight must be positive"));
     }
     Ok(weights)
 }
@@ -140,23 +139,37 @@ struct Observations {
     conversions: Vec<ConversionAggregate>,
 }
 
-/// Orders variants control first and attaches expected weights.
+/// Variants seen but not in the split are expected to get nothing (an SRM signal).
+fn add_unexpected_variants(mut weights: Vec<(String, f64)>, exposed: &[(String, u64)]) -> Vec<(String, f64)> {
+    for (variant, _) in exposed {
+        if !weights.iter().any(|(key, _)| key == variant) {
+            weights.push((variant.clone(), 0.0));
+        }
+    }
+    weights
+}
+
+/// Orders variants control first and attaches expected weights: from the query, else from the
+/// experiment's config, else equal over the variants seen.
 fn expected_split(
     query: &ResultsQuery,
+    configured: Option<&ConfiguredExperiment>,
     exposed: &[(String, u64)],
 ) -> Result<(Vec<(String, f64)>, SplitSource), ApiError> {
-    let mut split = match &query.weights {
-        Some(text) => {
-            let mut weights = parse_weights(text)?;
-            // Variants seen but not in the split are expected to get nothing (an SRM signal).
-            for (variant, _) in exposed {
-                if !weights.iter().any(|(key, _)| key == variant) {
-                    weights.push((variant.clone(), 0.0));
-                }
-            }
-            (weights, SplitSource::Query)
+    let mut split = match (&query.weights, configured) {
+        (Some(text), _) => (
+            add_unexpected_variants(parse_weights(text)?, exposed),
+            SplitSource::Query,
+        ),
+        (None, Some(configured)) => {
+            let weights = configured
+                .variants
+                .iter()
+                .map(|variant| (variant.key.clone(), f64::from(variant.weight)))
+                .collect();
+            (add_unexpected_variants(weights, exposed), SplitSource::Config)
         }
-        None => {
+        (None, None) => {
             let mut variants: Vec<(String, f64)> = exposed.iter().map(|(v, _)| (v.clone(), 1.0)).collect();
             if let Some(position) = variants.iter().position(|(v, _)| v == "control") {
                 let control = variants.remove(position);
@@ -166,11 +179,9 @@ fn expected_split(
         }
     };
     if let Some(control) = &query.control {
-        let position = split
-            .0
-            .iter()
-            .position(|(v, _)| v == control)
-            .ok_or_else(|| bad_query(format!("control: no variant `{control}` in the weights or the data")))?;
+        let position = split.0.iter().position(|(v, _)| v == control).ok_or_else(|| {
+            ApiError::bad_query(format!("control: no variant `{control}` in the weights or the data"))
+        })?;
         let entry = split.0.remove(position);
         split.0.insert(0, entry);
     }
@@ -181,9 +192,10 @@ fn compute(
     tenant: &str,
     experiment: &str,
     query: &ResultsQuery,
+    configured: Option<&ConfiguredExperiment>,
     data: Observations,
 ) -> Result<ExperimentResults, ApiError> {
-    let (split, split_source) = expected_split(query, &data.exposed)?;
+    let (split, split_source) = expected_split(query, configured, &data.exposed)?;
     let units: HashMap<&str, u64> = data.exposed.iter().map(|(v, n)| (v.as_str(), *n)).collect();
     let units_of = |variant: &str| units.get(variant).copied().unwrap_or(0);
     let weight_total: f64 = split.iter().map(|(_, w)| w).sum();
@@ -269,21 +281,20 @@ pub(crate) async fn results(
     headers: HeaderMap,
 ) -> Result<Json<ExperimentResults>, ApiError> {
     authorize_results(&state.config.secret, &headers, &tenant)?;
-    let storage_error = |error: crate::store::StoreError| {
-        tracing::error!(%error, tenant, experiment, "results query failed");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            "results are unavailable; retry later",
-        )
-    };
     // Two independent aggregates: run them side by side on two read connections.
     let (exposed, conversions) = tokio::try_join!(
         state.store.exposed_units(&tenant, &experiment),
         state.store.conversion_aggregates(&tenant, &experiment),
     )
-    .map_err(storage_error)?;
-    let results = compute(&tenant, &experiment, &query, Observations { exposed, conversions })?;
+    .map_err(|error| ApiError::read_unavailable("results", &tenant, Some(&experiment), &error))?;
+    let configured = state.config.tenant_configs.experiment(&tenant, &experiment);
+    let results = compute(
+        &tenant,
+        &experiment,
+        &query,
+        configured,
+        Observations { exposed, conversions },
+    )?;
     if results.sample_ratio.test.is_some_and(|test| test.mismatch) {
         state.metrics.record_srm_alarm(&tenant);
         tracing::warn!(tenant, experiment, "sample-ratio mismatch");
@@ -309,14 +320,14 @@ mod tests {
     #[test]
     fn without_weights_control_leads_and_the_split_is_equal() {
         let exposed = vec![("blue".to_owned(), 10), ("control".to_owned(), 12)];
-        let (split, source) = expected_split(&ResultsQuery::default(), &exposed).unwrap();
+        let (split, source) = expected_split(&ResultsQuery::default(), None, &exposed).unwrap();
         assert_eq!(source, SplitSource::EqualOverObserved);
         assert_eq!(split, vec![("control".to_owned(), 1.0), ("blue".to_owned(), 1.0)]);
         let query = ResultsQuery {
             weights: Some("a:9000,b:1000".into()),
             control: Some("b".into()),
         };
-        let (split, _) = expected_split(&query, &[("c".to_owned(), 1)]).unwrap();
+        let (split, _) = expected_split(&query, None, &[("c".to_owned(), 1)]).unwrap();
         assert_eq!(
             split,
             vec![
@@ -325,5 +336,43 @@ mod tests {
                 ("c".to_owned(), 0.0)
             ]
         );
+    }
+
+    #[test]
+    fn a_configured_split_applies_unless_the_query_names_one() {
+        use crate::tenant_configs::ConfiguredVariant;
+        let configured = ConfiguredExperiment {
+            key: "cta".into(),
+            name: None,
+            status: cohort_core::Status::Running,
+            variants: vec![
+                ConfiguredVariant {
+                    key: "base".into(),
+                    weight: 2000,
+                },
+                ConfiguredVariant {
+                    key: "alt".into(),
+                    weight: 8000,
+                },
+            ],
+        };
+        let exposed = vec![("alt".to_owned(), 8), ("base".to_owned(), 2), ("stray".to_owned(), 1)];
+        let (split, source) = expected_split(&ResultsQuery::default(), Some(&configured), &exposed).unwrap();
+        assert_eq!(source, SplitSource::Config);
+        assert_eq!(
+            split,
+            vec![
+                ("base".to_owned(), 2000.0),
+                ("alt".to_owned(), 8000.0),
+                ("stray".to_owned(), 0.0)
+            ]
+        );
+        let query = ResultsQuery {
+            weights: Some("alt:1,base:1".into()),
+            control: None,
+        };
+        let (split, source) = expected_split(&query, Some(&configured), &exposed).unwrap();
+        assert_eq!(source, SplitSource::Query);
+        assert_eq!(split[0], ("alt".to_owned(), 1.0));
     }
 }

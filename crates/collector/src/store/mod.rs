@@ -18,7 +18,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, SqlSafeStr};
 
-pub use read::{ConversionAggregate, RowCounts};
+pub use read::{ConversionAggregate, RowCounts, TimelineCount, VariantExposureSummary};
 pub use writer::WriterOptions;
 
 /// The schema, in order. Append only: see docs/migrations.md.

@@ -31,6 +31,32 @@ pub struct RowCounts {
     pub conversions: u64,
 }
 
+/// One variant of one experiment as a tenant's exposures show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantExposureSummary {
+    /// Experiment key.
+    pub experiment: String,
+    /// Variant key.
+    pub variant: String,
+    /// Units whose first exposure was to this variant.
+    pub units: u64,
+    /// Earliest first exposure, Unix milliseconds.
+    pub first_exposure_ms: i64,
+    /// Latest first exposure, Unix milliseconds.
+    pub last_exposure_ms: i64,
+}
+
+/// First exposures of one variant in one time bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineCount {
+    /// Bucket number: `exposed_at_ms / bucket_ms` (timestamps are positive, so this floors).
+    pub bucket: i64,
+    /// Variant key.
+    pub variant: String,
+    /// Units first exposed in the bucket.
+    pub units: u64,
+}
+
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
@@ -51,6 +77,83 @@ impl Store {
             .map(|row| Ok((row.try_get("variant")?, count(row.try_get("units")?))))
             .collect::<Result<_, sqlx::Error>>()
             .context("reading exposed units")
+    }
+
+    /// Every experiment and variant in a tenant's exposures with its units and first and last
+    /// exposure, sorted by experiment then variant: one grouped query over the tenant's rows.
+    pub async fn exposure_summaries(&self, tenant: &str) -> Result<Vec<VariantExposureSummary>, StoreError> {
+        let rows = sqlx::query::<Any>(
+            "SELECT experiment, variant, CAST(COUNT(*) AS BIGINT) AS units, \
+                    CAST(MIN(exposed_at_ms) AS BIGINT) AS first_ms, CAST(MAX(exposed_at_ms) AS BIGINT) AS last_ms \
+             FROM exposures WHERE tenant_id = $1 \
+             GROUP BY experiment, variant ORDER BY experiment, variant",
+        )
+        .bind(tenant.to_owned())
+        .fetch_all(&self.readers)
+        .await
+        .context("summarising a tenant's exposures")?;
+        rows.iter()
+            .map(|row| {
+                Ok(VariantExposureSummary {
+                    experiment: row.try_get("experiment")?,
+                    variant: row.try_get("variant")?,
+                    units: count(row.try_get("units")?),
+                    first_exposure_ms: row.try_get("first_ms")?,
+                    last_exposure_ms: row.try_get("last_ms")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .context("reading exposure summaries")
+    }
+
+    /// Earliest and latest first exposure of one experiment; `None` without exposures.
+    pub async fn exposure_span(&self, tenant: &str, experiment: &str) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = sqlx::query::<Any>(
+            "SELECT CAST(MIN(exposed_at_ms) AS BIGINT) AS first_ms, CAST(MAX(exposed_at_ms) AS BIGINT) AS last_ms \
+             FROM exposures WHERE tenant_id = $1 AND experiment = $2",
+        )
+        .bind(tenant.to_owned())
+        .bind(experiment.to_owned())
+        .fetch_one(&self.readers)
+        .await
+        .context("finding an experiment's exposure span")?;
+        let first: Option<i64> = row.try_get("first_ms").context("reading the first exposure")?;
+        let last: Option<i64> = row.try_get("last_ms").context("reading the last exposure")?;
+        Ok(first.zip(last))
+    }
+
+    /// First exposures per time bucket of `bucket_ms` and variant, sorted by bucket then variant;
+    /// buckets without exposures are absent.
+    pub async fn exposure_timeline(
+        &self,
+        tenant: &str,
+        experiment: &str,
+        bucket_ms: i64,
+    ) -> Result<Vec<TimelineCount>, StoreError> {
+        // Integer division of two BIGINTs truncates toward zero on both databases, and stored
+        // timestamps are positive (validated from 2020 on), so both floor identically.
+        let rows = sqlx::query::<Any>(
+            "SELECT bucket, variant, CAST(COUNT(*) AS BIGINT) AS units \
+             FROM (SELECT CAST(exposed_at_ms / CAST($3 AS BIGINT) AS BIGINT) AS bucket, variant \
+                   FROM exposures WHERE tenant_id = $1 AND experiment = $2) bucketed \
+             GROUP BY bucket, variant ORDER BY bucket, variant",
+        )
+        .bind(tenant.to_owned())
+        .bind(experiment.to_owned())
+        .bind(bucket_ms)
+        .fetch_all(&self.readers)
+        .await
+        .context("counting exposures over time")?;
+        rows.iter()
+            .map(|row| {
+                Ok(TimelineCount {
+                    bucket: row.try_get("bucket")?,
+                    variant: row.try_get("variant")?,
+                    units: count(row.try_get("units")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .context("reading the exposure timeline")
     }
 
     /// Conversions after first exposure, per variant and metric, of one experiment.

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use cohort_collector::{AppState, Backend, CollectorConfig, RateLimits, Store, WriterOptions, router};
+use cohort_collector::{AppState, Backend, CollectorConfig, RateLimits, Store, TenantConfigs, WriterOptions, router};
 use cohort_core::beacon::sign_batch;
 use cohort_core::keys::MasterSecret;
 use cohort_core::{Conversion, Exposure};
@@ -51,6 +51,15 @@ impl Harness {
     }
 
     pub async fn with_rate_limits(rate_limits: RateLimits) -> Harness {
+        Harness::with_config(rate_limits, TenantConfigs::default(), None).await
+    }
+
+    /// A collector that knows `tenant_configs` and serves the dashboard from `dashboard_dir`.
+    pub async fn with_config(
+        rate_limits: RateLimits,
+        tenant_configs: TenantConfigs,
+        dashboard_dir: Option<std::path::PathBuf>,
+    ) -> Harness {
         let (url, dir) = match std::env::var("COHORT_TEST_DATABASE_URL") {
             Ok(url) if !url.is_empty() => (url, None),
             _ => {
@@ -69,6 +78,8 @@ impl Harness {
             secret: secret(),
             max_body_bytes: MAX_BODY_BYTES,
             rate_limits,
+            tenant_configs,
+            dashboard_dir,
         };
         let state = AppState::new(config, store);
         Harness {

@@ -1,0 +1,170 @@
+//! Serves the results dashboard's static files (`--dashboard-dir`, www/dashboard) under
+//! `/dashboard/`. Only plain relative paths inside the directory are served: no `..`, no
+//! absolute or hidden paths, and nothing a symlink leads out of the directory to.
+
+use std::path::{Component, Path, PathBuf};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Where the dashboard is served.
+pub const DASHBOARD_PATH: &str = "/dashboard/";
+
+/// The dashboard talks only to this collector; nothing else may run in or frame it.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or_default() {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+fn not_found(request: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no dashboard file `{request}`"),
+    )
+}
+
+/// The file a request path names inside `root`, or why it may not be served. `root` is
+/// canonical (resolved at startup).
+async fn resolve(root: &Path, request: &str) -> Result<PathBuf, ApiError> {
+    let bad_path = |reason: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_path",
+            format!("dashboard path `{request}`: {reason}"),
+        )
+    };
+    let relative = if request.is_empty() { "index.html" } else { request };
+    if relative.contains('\\') || relative.contains('\0') {
+        return Err(bad_path("backslashes and NUL are not allowed"));
+    }
+    for component in Path::new(relative).components() {
+        match component {
+            Component::Normal(part) if !part.to_string_lossy().starts_with('.') => {}
+            Component::Normal(_) => return Err(bad_path("hidden files are not served")),
+            Component::ParentDir | Component::CurDir => return Err(bad_path("`.` and `..` are not allowed")),
+            Component::RootDir | Component::Prefix(_) => return Err(bad_path("absolute paths are not allowed")),
+        }
+    }
+    // `Path::components` drops a repeated or trailing `/`; a request like `vendor//x` is not
+    // a file name anyone links to.
+    if relative.split('/').any(str::is_empty) {
+        return Err(bad_path("empty path segments are not allowed"));
+    }
+    let canonical = tokio::fs::canonicalize(root.join(relative))
+        .await
+        .map_err(|_| not_found(request))?;
+    if !canonical.starts_with(root) {
+        tracing::warn!(request, "dashboard path leads outside the dashboard directory");
+        return Err(not_found(request));
+    }
+    Ok(canonical)
+}
+
+async fn serve_file(state: &AppState, request: &str) -> Result<Response, ApiError> {
+    let root = state
+        .config
+        .dashboard_dir
+        .as_deref()
+        .ok_or_else(|| not_found(request))?;
+    let path = resolve(root, request).await?;
+    let body = match tokio::fs::read(&path).await {
+        Ok(body) => body,
+        // A directory (or a file gone since resolving) is not something to serve.
+        Err(error) => {
+            tracing::debug!(%error, path = %path.display(), "dashboard file not readable");
+            return Err(not_found(request));
+        }
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&path)));
+    // The files change with every build; let the browser revalidate instead of guessing.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    Ok(response)
+}
+
+pub(crate) async fn index(State(state): State<AppState>) -> Result<Response, ApiError> {
+    serve_file(&state, "").await
+}
+
+pub(crate) async fn file(State(state): State<AppState>, UrlPath(path): UrlPath<String>) -> Result<Response, ApiError> {
+    serve_file(&state, &path).await
+}
+
+/// `/` and `/dashboard` lead to the dashboard, whose relative links need the trailing slash.
+pub(crate) async fn redirect() -> Redirect {
+    Redirect::temporary(DASHBOARD_PATH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_follow_the_extension() {
+        assert_eq!(content_type(Path::new("index.html")), "text/html; charset=utf-8");
+        assert_eq!(
+            content_type(Path::new("vendor/uPlot.iife.min.js")),
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            content_type(Path::new("vendor/uPlot.min.css")),
+            "text/css; charset=utf-8"
+        );
+        assert_eq!(content_type(Path::new("LICENSE")), "application/octet-stream");
+    }
+
+    #[tokio::test]
+    async fn only_plain_paths_inside_the_directory_resolve() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "no").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("vendor")).unwrap();
+        std::fs::write(dir.path().join("index.html"), "<!doctype html>").unwrap();
+        std::fs::write(dir.path().join("vendor/a.js"), "1").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("link.txt")).unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+
+        assert_eq!(resolve(&root, "").await.unwrap(), root.join("index.html"));
+        assert_eq!(resolve(&root, "vendor/a.js").await.unwrap(), root.join("vendor/a.js"));
+        for (request, code) in [
+            ("../secret.txt", "bad_path"),
+            ("vendor/../../secret.txt", "bad_path"),
+            ("./index.html", "bad_path"),
+            ("/etc/passwd", "bad_path"),
+            ("vendor//a.js", "bad_path"),
+            ("..\\secret.txt", "bad_path"),
+            (".git/config", "bad_path"),
+            ("missing.js", "not_found"),
+            #[cfg(unix)]
+            ("link.txt", "not_found"),
+        ] {
+            assert_eq!(resolve(&root, request).await.unwrap_err().code, code, "{request}");
+        }
+    }
+}
