@@ -37,6 +37,11 @@ CHROMEDRIVER=/usr/bin/chromedriver \
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   counted cargo test --target wasm32-unknown-unknown -p cohort-browser
 
+step "results dashboard in headless Chromium against the real collector binary"
+bash scripts/build-dashboard.sh
+cargo build -p cohort-cli
+counted node --test --test-reporter=spec tests/dashboard/
+
 step "edge worker in real workerd (wrangler dev): end-to-end suite"
 bash scripts/build-worker.sh
 size=$(stat -c %s build/index_bg.wasm)
