@@ -1,7 +1,7 @@
 # The README's two commands. Each installs what it needs (scripts/setup.sh) and skips what is there.
 .PHONY: demo test bench fuzz vectors
 
-demo:          ## build everything and explain the example tenants' assignments
+demo:          ## the whole pipeline: origin, collector, edge, simulated visitors, dashboard (Ctrl-C stops)
 	bash scripts/demo.sh
 
 test:          ## fmt, clippy, native tests, browser vector suite, worker size budget

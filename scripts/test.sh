@@ -53,6 +53,9 @@ if (( size > WORKER_WASM_BUDGET || gzipped > WORKER_GZIP_BUDGET )); then
 fi
 WRANGLER_SEND_METRICS=false counted node --test --test-reporter=spec tests/edge/
 
+step "the whole pipeline as make demo runs it: origin, collector, edge, cohort loadgen, dashboard"
+WRANGLER_SEND_METRICS=false counted node --test --test-reporter=spec tests/pipeline/
+
 step "browser package (wasm-bindgen --target web)"
 bash scripts/build-browser.sh
 

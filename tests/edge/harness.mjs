@@ -109,10 +109,10 @@ export function tenantEntries(config) {
 
 /**
  * Starts the built worker (build/ from scripts/build-worker.sh) in `wrangler dev`, with a config
- * of its own so no build runs here. Resolves once it answers.
+ * of its own so no build runs here, on `port` or a free one. Resolves once it answers.
  */
-export async function startWorker({ stateDir, vars }) {
-  const port = await freePort();
+export async function startWorker({ stateDir, vars, port: requestedPort }) {
+  const port = requestedPort ?? (await freePort());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-edge-worker-"));
   const config = [
     'name = "cohort-edge-test"',

@@ -416,10 +416,11 @@ impl Visit<'_> {
         }
     }
 
-    /// The visitor's variants from `/_cohort/assignments`.
-    async fn assignments(&mut self) -> Result<(String, BTreeMap<String, String>), ()> {
+    /// The visitor's variants on `page`, from `/_cohort/assignments?path=page`.
+    async fn assignments_on(&mut self, page: &str) -> Result<(String, BTreeMap<String, String>), ()> {
+        let endpoint = format!("/_cohort/assignments?path={}", query_encode(page));
         let answer = self
-            .request(Method::GET, "/_cohort/assignments", None, |s| s == StatusCode::OK)
+            .request(Method::GET, &endpoint, None, |s| s == StatusCode::OK)
             .await?;
         let parsed: Result<(String, BTreeMap<String, String>), String> = (|| {
             let document: Value = serde_json::from_slice(&answer.body).map_err(|e| e.to_string())?;
@@ -430,8 +431,28 @@ impl Visit<'_> {
         parsed.map_err(|reason| {
             self.outcome
                 .failures
-                .push(format!("GET /_cohort/assignments: unexpected body ({reason})"));
+                .push(format!("GET {endpoint}: unexpected body ({reason})"));
         })
+    }
+
+    /// The visitor's unit and its variants on every page of the scenario (experiments are scoped
+    /// by path, so one page does not show them all).
+    async fn assignments(&mut self) -> Result<(String, BTreeMap<String, String>), ()> {
+        let mut unit: Option<String> = None;
+        let mut all = BTreeMap::new();
+        for page in &self.scenario.pages {
+            let (page_unit, assignments) = self.assignments_on(page).await?;
+            if unit.as_ref().is_some_and(|u| *u != page_unit) {
+                self.outcome.failures.push(format!(
+                    "GET /_cohort/assignments: unit changed from {} to {page_unit} within one visit",
+                    unit.unwrap_or_default()
+                ));
+                return Err(());
+            }
+            unit = Some(page_unit);
+            all.extend(assignments);
+        }
+        Ok((unit.unwrap_or_default(), all))
     }
 
     async fn run(mut self, index: u64) -> VisitOutcome {
@@ -493,6 +514,19 @@ impl Visit<'_> {
         self.outcome.assignments = assignments;
         self.outcome
     }
+}
+
+/// Percent-encodes a path for a query value (everything but unreserved characters and `/`).
+fn query_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 fn is_page_status(status: StatusCode) -> bool {
@@ -688,6 +722,7 @@ fn summarize(scenario: &Scenario, tally: &Tally, elapsed: Duration) -> Value {
         .collect();
     json!({
         "host": scenario.host,
+        "metric": scenario.metric,
         "visitors": tally.visitors,
         "failed_visitors": tally.failed_visitors,
         "failures": tally.failures,
@@ -814,6 +849,15 @@ mod tests {
         assert_eq!(scenario.conversion_factor(&both), 3.0);
         let other = BTreeMap::from([("a".to_owned(), "control".to_owned())]);
         assert_eq!(scenario.conversion_factor(&other), 1.0);
+    }
+
+    #[test]
+    fn page_paths_are_encoded_for_the_query() {
+        assert_eq!(
+            query_encode("/politics/2026/11/budget-vote"),
+            "/politics/2026/11/budget-vote"
+        );
+        assert_eq!(query_encode("/search?q=a b&x"), "/search%3Fq%3Da%20b%26x");
     }
 
     #[test]

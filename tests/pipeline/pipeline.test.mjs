@@ -1,0 +1,113 @@
+// The whole pipeline, as `make demo` runs it, on free loopback ports: demo origin, real collector
+// on SQLite, the edge worker in real workerd (wrangler dev) with the example tenants published by
+// `cohort publish`, `cohort loadgen` visitors, and the dashboard in headless Chromium.
+// Needs the cohort binary, the built worker and the dashboard's vendored files (scripts/test.sh).
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+
+import { BROWSER_UA, request, stickyCookie } from "../edge/harness.mjs";
+import { ROOT, loadgen, readToken, startPipeline, waitForCollector } from "../../scripts/pipeline.mjs";
+
+const SECRET = "pipeline-suite-platform-secret-0123456789abcdef";
+let pipeline;
+let stateDir;
+
+before(async () => {
+  stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-pipeline-"));
+  pipeline = await startPipeline({ stateDir, secret: SECRET });
+});
+
+after(async () => {
+  await pipeline?.stop();
+  fs.rmSync(stateDir, { recursive: true, force: true });
+});
+
+/** A new visitor's page through the edge, with the variants the edge gave it on that page. */
+async function visit(host, page) {
+  const headers = { "accept-language": "en-US,en;q=0.9", "user-agent": BROWSER_UA };
+  const response = await request({ port: pipeline.edge.port, host, path: page, headers });
+  const cookie = stickyCookie(response);
+  const assignments = await request({
+    port: pipeline.edge.port,
+    host,
+    path: `/_cohort/assignments?path=${encodeURIComponent(page)}`,
+    headers: { ...headers, cookie },
+  });
+  return { response, assignments: JSON.parse(assignments.body).assignments };
+}
+
+test("visitors land in the collector exactly once and the planted effect is significant", async () => {
+  const { code, summary } = await loadgen(pipeline.edge.port, [
+    "--host", "shop.localhost", "--page", "/", "--metric", "purchase", "--conversion-rate", "0.10",
+    "--effect", "hero-banner=free-shipping:2", "--visitors", "1200", "--concurrency", "8", "--returning", "0.3",
+  ]);
+  assert.equal(code, 0, `loadgen failed: ${JSON.stringify(summary.failures)} ${JSON.stringify(summary.sticky_violations)}`);
+  assert.equal(summary.visitors, 1200);
+  assert.ok(summary.returning_visitors > 250, `only ${summary.returning_visitors} returning visitors`);
+  assert.deepEqual(summary.sticky_violations, []);
+  const seen = summary.experiments["hero-banner"];
+  assert.ok(seen.control.visitors > 400 && seen["free-shipping"].visitors > 400, JSON.stringify(seen));
+
+  // Every assigned visitor is one exposed unit, every conversion one converted unit: no loss, no
+  // double counting (returning visitors and their second exposures included).
+  const results = (await waitForCollector(pipeline.collector, "shop", summary, SECRET))["hero-banner"];
+  const purchase = results.metrics.find((m) => m.metric === "purchase");
+  for (const variant of results.variants) assert.equal(variant.exposed_units, seen[variant.variant].visitors);
+  for (const variant of purchase.variants) assert.equal(variant.converted_units, seen[variant.variant].conversions);
+
+  assert.equal(results.control, "control");
+  assert.equal(results.sample_ratio.expected_split, "config");
+  assert.equal(results.sample_ratio.mismatch, false, JSON.stringify(results.sample_ratio));
+  const treated = purchase.variants.find((v) => v.variant === "free-shipping").conversion_vs_control;
+  assert.ok(treated.p_value < 0.01, `p = ${treated.p_value}`);
+  assert.ok(treated.relative_ci.low > 0, `interval ${JSON.stringify(treated.relative_ci)}`);
+});
+
+test("the dashboard shows the collector's numbers, the effect significant and no SRM warning", async () => {
+  const { checkDashboard } = await import("../dashboard/check.mjs");
+  const screenshotPath = path.join(ROOT, "target/screenshots/pipeline-shop.png");
+  const shown = await checkDashboard({
+    baseUrl: pipeline.collector.url,
+    tenant: "shop",
+    token: readToken("shop", SECRET),
+    screenshotPath,
+  });
+  assert.ok(fs.statSync(screenshotPath).size > 10_000, "screenshot missing or empty");
+  const hero = shown.experiments.find((e) => e.key === "hero-banner");
+  assert.ok(hero, `hero-banner not on the dashboard: ${JSON.stringify(shown)}`);
+  assert.equal(hero.srm, false);
+  assert.equal(hero.variants.find((v) => v.variant === "free-shipping").significant, true);
+});
+
+test("the shop's hero is rewritten at the edge for free-shipping visitors only", async () => {
+  const seen = new Set();
+  for (let i = 0; i < 40 && seen.size < 2; i++) {
+    const { response, assignments } = await visit("shop.localhost", "/");
+    const variant = assignments["hero-banner"];
+    if (!variant) continue; // in the holdout
+    seen.add(variant);
+    const rewritten = response.body.includes("Free shipping on every order over €30");
+    assert.equal(rewritten, variant === "free-shipping", `variant ${variant}`);
+    assert.equal(response.body.includes('class="hero-badge"'), variant === "free-shipping");
+    assert.match(response.headers["cache-control"], /^private/);
+  }
+  assert.equal(seen.size, 2, `saw only ${[...seen]}`);
+});
+
+test("the news site's wide layout is served by split-URL routing to the routed host", async () => {
+  const seen = new Set();
+  const article = "/politics/2026/11/budget-vote";
+  for (let i = 0; i < 40 && seen.size < 2; i++) {
+    const { response, assignments } = await visit("news.localhost", article);
+    const variant = assignments["article-layout"];
+    assert.ok(variant, `article-layout not assigned: ${JSON.stringify(assignments)}`);
+    seen.add(variant);
+    assert.equal(response.status, 200);
+    // The visitor's URL never changes; only the origin host behind it does.
+    assert.equal(response.body.includes('<body class="wide">'), variant === "wide", `variant ${variant}`);
+  }
+  assert.equal(seen.size, 2, `saw only ${[...seen]}`);
+});
