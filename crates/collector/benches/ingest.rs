@@ -7,6 +7,12 @@
 //!
 //! Client and server share this process and the machine's two cores, so the throughput is a
 //! floor for the server alone, and the peak RSS (VmHWM) includes the load generator.
+//!
+//! It also prints the per-record sizes DESIGN.md's capacity estimate uses: wire bytes per
+//! exposure (request body, and request line + headers, of the signed batches it sent) and stored
+//! bytes per exposure and per conversion (the SQLite file after the results load, WAL
+//! checkpointed: `page_count × page_size`, split by table and index with `dbstat`). Records are
+//! shaped like the edge's: 32-hex-character unit ids in random order, country and device set.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,8 +22,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cohort_collector::store::Batch;
 use cohort_collector::{AppState, CollectorConfig, RateLimits, Store, WriterOptions, serve};
 use cohort_core::beacon::{EXPOSURES_PATH, sign_batch};
+use cohort_core::cookie::unit_id_from_random;
 use cohort_core::keys::MasterSecret;
-use cohort_core::{Conversion, Exposure};
+use cohort_core::{Conversion, DeviceClass, Exposure};
+use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,15 +37,34 @@ fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// Unit `n`'s id, shaped like the edge's (`unit_id_from_random`: 32 hex characters) and in random
+/// order like random ids: short or sequential ids would pack B-tree pages tighter than
+/// production keys do and understate the stored bytes.
+fn unit(n: u64) -> String {
+    let mix = |mut z: u64| {
+        // splitmix64
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&mix(n).to_le_bytes());
+    bytes[8..].copy_from_slice(&mix(!n).to_le_bytes());
+    unit_id_from_random(bytes)
+}
+
 fn exposure(experiment: &str, unit: String, variant: &str) -> Exposure {
     Exposure {
         country: Some("DE".into()),
+        device: Some(DeviceClass::Mobile),
         ..Exposure::new(TENANT, experiment, variant, &unit, 7, 1_800_000_000_000)
     }
 }
 
-/// One keep-alive HTTP/1.1 request; returns the status.
-async fn post(stream: &mut TcpStream, secret: &MasterSecret, body: &[u8], buffer: &mut Vec<u8>) -> u16 {
+/// One keep-alive HTTP/1.1 request; returns the status and the bytes of its request line and
+/// headers.
+async fn post(stream: &mut TcpStream, secret: &MasterSecret, body: &[u8], buffer: &mut Vec<u8>) -> (u16, usize) {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     let signed = sign_batch(&secret.beacon_key(TENANT), TENANT, now, body);
     let head = format!(
@@ -64,7 +91,7 @@ async fn post(stream: &mut TcpStream, secret: &MasterSecret, body: &[u8], buffer
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0);
             if buffer.len() >= end + 4 + length {
-                return text[9..12].parse().unwrap();
+                return (text[9..12].parse().unwrap(), head.len());
             }
         }
     }
@@ -87,10 +114,12 @@ async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64) {
     let secret = MasterSecret::new(SECRET).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let records = Arc::new(AtomicU64::new(0));
+    // Request body, request line + headers, and response bytes of every batch sent.
+    let wire = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
     let started = Instant::now();
     let clients: Vec<_> = (0..connections)
         .map(|client| {
-            let (secret, stop, records) = (secret.clone(), stop.clone(), records.clone());
+            let (secret, stop, records, wire) = (secret.clone(), stop.clone(), records.clone(), wire.clone());
             tokio::spawn(async move {
                 let mut stream = TcpStream::connect(address).await.unwrap();
                 stream.set_nodelay(true).unwrap();
@@ -103,15 +132,22 @@ async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64) {
                     let exposures: Vec<Exposure> = (0..BATCH)
                         .map(|i| {
                             let variant = if i % 2 == 0 { "control" } else { "green" };
-                            exposure("ingest", format!("c{client}-b{batch}-u{i}"), variant)
+                            exposure(
+                                "ingest",
+                                unit(client << 48 | (batch * BATCH as u64 + i as u64)),
+                                variant,
+                            )
                         })
                         .collect();
                     let body = serde_json::to_vec(&exposures).unwrap();
                     let sent = Instant::now();
-                    let status = post(&mut stream, &secret, &body, &mut buffer).await;
+                    let (status, head) = post(&mut stream, &secret, &body, &mut buffer).await;
                     latencies.push(sent.elapsed());
                     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&buffer));
                     records.fetch_add(BATCH as u64, Ordering::Relaxed);
+                    for (total, bytes) in wire.iter().zip([body.len(), head, buffer.len()]) {
+                        total.fetch_add(bytes as u64, Ordering::Relaxed);
+                    }
                 }
                 latencies
             })
@@ -139,6 +175,19 @@ async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64) {
         "ingest: peak RSS (VmHWM, server + load generator) {:.0} MiB",
         peak_rss_mib()
     );
+    let [body, head, response] = wire.each_ref().map(|total| total.load(Ordering::Relaxed) as f64);
+    let batches = latencies.len() as f64;
+    println!(
+        "wire: signed {BATCH}-exposure batch: body {:.0} bytes = {:.1} bytes per exposure; request line + \
+         headers (HTTP/1.1, no TLS) {:.0} bytes = {:.1} per exposure; together {:.1} bytes per exposure; \
+         response {:.0} bytes per batch (averages over {batches} batches)",
+        body / batches,
+        body / total as f64,
+        head / batches,
+        head / total as f64,
+        (body + head) / total as f64,
+        response / batches,
+    );
 }
 
 async fn results_benchmark(store: &Store, address: SocketAddr, units: u64) {
@@ -146,7 +195,7 @@ async fn results_benchmark(store: &Store, address: SocketAddr, units: u64) {
     let mut writes = Vec::new();
     for start in (0..units).step_by(1000) {
         let exposures: Vec<Exposure> = (start..(start + 1000).min(units))
-            .map(|u| exposure("big", format!("u{u}"), if u % 2 == 0 { "control" } else { "green" }))
+            .map(|u| exposure("big", unit(u), if u % 2 == 0 { "control" } else { "green" }))
             .collect();
         // One in ten units buys, after its exposure, for a value that depends on the variant.
         let conversions: Vec<Conversion> = (start..(start + 1000).min(units))
@@ -154,12 +203,21 @@ async fn results_benchmark(store: &Store, address: SocketAddr, units: u64) {
             .map(|u| Conversion {
                 id: format!("order-{u}"),
                 tenant: TENANT.into(),
-                unit: format!("u{u}"),
+                unit: unit(u),
                 metric: "purchase".into(),
                 value: Some(20.0 + (u % 7) as f64),
                 timestamp: 1_800_000_060_000,
             })
             .collect();
+        if start == 0 {
+            let body = serde_json::to_vec(&conversions).unwrap();
+            println!(
+                "wire: signed {}-conversion batch: body {} bytes = {:.1} bytes per conversion",
+                conversions.len(),
+                body.len(),
+                body.len() as f64 / conversions.len() as f64
+            );
+        }
         let (store_a, store_b) = (store.clone(), store.clone());
         writes.push(tokio::spawn(async move {
             store_a.insert(Batch::Exposures(exposures), 0).await
@@ -210,6 +268,70 @@ async fn results_benchmark(store: &Store, address: SocketAddr, units: u64) {
     );
 }
 
+/// Bytes on disk per stored record, after the WAL is checkpointed into the database file.
+async fn storage_report(url: &str, path: &std::path::Path) {
+    let mut db = sqlx::AnyConnection::connect(url).await.unwrap();
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(busy, 0, "WAL checkpoint blocked");
+    let scalar = |sql: &'static str| sqlx::query_scalar::<sqlx::Any, i64>(sql);
+    let page_count = scalar("PRAGMA page_count").fetch_one(&mut db).await.unwrap();
+    let page_size = scalar("PRAGMA page_size").fetch_one(&mut db).await.unwrap();
+    let freelist = scalar("PRAGMA freelist_count").fetch_one(&mut db).await.unwrap();
+    let exposures = scalar("SELECT COUNT(*) FROM exposures")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let conversions = scalar("SELECT COUNT(*) FROM conversions")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let bytes = page_count * page_size;
+    let file = std::fs::metadata(path).map_or(0, |m| m.len());
+    let wal = std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len());
+    println!(
+        "storage: database after WAL checkpoint: page_count {page_count} × page_size {page_size} = {bytes} bytes \
+         (file {file} bytes, WAL {wal} bytes, {freelist} free pages); {exposures} exposures + {conversions} \
+         conversions = {:.1} bytes per row",
+        bytes as f64 / (exposures + conversions) as f64
+    );
+    // Per table with its indexes (SQLite's dbstat virtual table, compiled into the bundled SQLite).
+    let objects: Result<Vec<(String, i64)>, _> =
+        sqlx::query_as("SELECT name, CAST(SUM(pgsize) AS INTEGER) FROM dbstat GROUP BY name ORDER BY name")
+            .fetch_all(&mut db)
+            .await;
+    match objects {
+        Ok(objects) => {
+            let sum = |prefixes: &[&str]| -> i64 {
+                objects
+                    .iter()
+                    .filter(|(name, _)| {
+                        prefixes
+                            .iter()
+                            .any(|p| name == p || name.starts_with(&format!("sqlite_autoindex_{p}_")))
+                    })
+                    .map(|(_, size)| size)
+                    .sum()
+            };
+            let exposure_bytes = sum(&["exposures", "exposures_by_variant"]);
+            let conversion_bytes = sum(&["conversions", "conversions_by_unit"]);
+            println!(
+                "storage: exposures (table + primary key + exposures_by_variant) {exposure_bytes} bytes = {:.1} bytes \
+                 per exposure; conversions (table + primary key + conversions_by_unit) {conversion_bytes} bytes = \
+                 {:.1} bytes per conversion",
+                exposure_bytes as f64 / exposures as f64,
+                conversion_bytes as f64 / conversions.max(1) as f64,
+            );
+            let detail: Vec<String> = objects.iter().map(|(name, size)| format!("{name} {size}")).collect();
+            println!("storage: bytes by table and index (dbstat): {}", detail.join(", "));
+        }
+        Err(error) => println!("storage: no per-table split (dbstat unavailable: {error})"),
+    }
+    db.close().await.unwrap();
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too, so keep that short.
     let quick = !std::env::args().any(|arg| arg == "--bench");
@@ -228,7 +350,8 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/bench.db", dir.path().display());
+        let path = dir.path().join("bench.db");
+        let url = format!("sqlite://{}", path.display());
         let store = Store::open(&url, WriterOptions::default()).await.unwrap();
         let config = CollectorConfig {
             secret: MasterSecret::new(SECRET).unwrap(),
@@ -247,5 +370,7 @@ fn main() {
         results_benchmark(&store, address, units).await;
         let _ = stop.send(());
         server.await.unwrap().unwrap();
+        store.close().await;
+        storage_report(&url, &path).await;
     });
 }
