@@ -37,6 +37,7 @@ pub mod bucket;
 pub mod condition;
 pub mod config;
 pub mod cookie;
+pub mod delivery;
 pub mod edge;
 pub mod encoding;
 mod error;
