@@ -29,6 +29,22 @@ export default class CohortEdge extends RustWorker {
       inFlight.delete(reject);
     }
   }
+
+  // The delivery queue's consumer (src/delivery.rs). Rust acknowledges or retries each message
+  // itself; if it fails or traps instead, every message it has not settled is retried later.
+  async queue(batch) {
+    let reject;
+    const trapped = new Promise((_, r) => (reject = r));
+    inFlight.add(reject);
+    try {
+      await Promise.race([super.queue(batch, this.env, this.ctx), trapped]);
+    } catch (error) {
+      console.log(JSON.stringify({ event: "delivery.consumer_failed", queue: batch.queue, error: String(error) }));
+      batch.retryAll({ delaySeconds: 30 });
+    } finally {
+      inFlight.delete(reject);
+    }
+  }
 }
 
 async function passThrough(request, env) {

@@ -7,12 +7,13 @@
 
 mod beacon;
 mod config_cache;
+mod delivery;
 mod html;
 mod log;
 mod settings;
 
 use cohort_core::Tenant;
-use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH};
+use cohort_core::delivery::Kind;
 use cohort_core::edge::{self, Geo, Plan, Visit};
 use config_cache::LoadedTenant;
 use settings::{Settings, settings, var};
@@ -111,14 +112,14 @@ async fn serve(request: &mut Request, env: &Env, ctx: &Context) -> Result<Option
     if let Some(problem) = &plan.preview_problem {
         log::event("preview_ignored", &[("tenant", &loaded.tenant.id), ("reason", problem)]);
     }
-    send_exposures(&settings, ctx, &loaded, &plan)?;
+    send_exposures(env, &settings, ctx, &loaded, &plan)?;
 
     let response = match endpoint {
         Some(ASSIGNMENTS_ENDPOINT) => {
             let response = Response::from_json(&plan.assignments_json())?;
             finish(response, &plan, Some("no-store"))
         }
-        Some(_) => track(request, &settings, ctx, &loaded, &plan, now).await,
+        Some(_) => track(request, env, &settings, ctx, &loaded, &plan, now).await,
         None => proxy(request, &settings, &loaded.tenant, &plan, &url).await,
     };
     response.map(Some)
@@ -186,6 +187,7 @@ fn finish(response: Response, plan: &Plan, cache_control: Option<&str>) -> Resul
 /// `POST /_cohort/track`: conversions for the visitor's unit, forwarded signed to the collector.
 async fn track(
     request: &mut Request,
+    env: &Env,
     settings: &Settings,
     ctx: &Context,
     loaded: &LoadedTenant,
@@ -212,40 +214,45 @@ async fn track(
         }
     };
     let accepted = conversions.len();
-    if let Some(collector) = &settings.collector_url {
-        let records = conversions
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<serde_json::Result<_>>()?;
-        let url = format!("{collector}{EVENTS_PATH}");
-        beacon::enqueue(ctx, url, &loaded.tenant.id, loaded.keys.beacon, records);
-    }
+    let records = conversions
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<serde_json::Result<_>>()?;
+    let route = route(env, settings);
+    beacon::enqueue(ctx, route, Kind::Events, &loaded.tenant.id, loaded.keys.beacon, records);
     let response = Response::from_json(&serde_json::json!({ "accepted": accepted }))?.with_status(202);
     finish(response, plan, Some("no-store"))
 }
 
-fn send_exposures(settings: &Settings, ctx: &Context, loaded: &LoadedTenant, plan: &Plan) -> Result<()> {
+fn send_exposures(env: &Env, settings: &Settings, ctx: &Context, loaded: &LoadedTenant, plan: &Plan) -> Result<()> {
     if plan.exposures.is_empty() {
         return Ok(());
     }
-    let Some(collector) = &settings.collector_url else {
-        log::event(
-            "beacon.dropped",
-            &[
-                ("reason", "COLLECTOR_URL is not set"),
-                ("records", &plan.exposures.len().to_string()),
-            ],
-        );
-        return Ok(());
-    };
     let records = plan
         .exposures
         .iter()
         .map(serde_json::to_string)
         .collect::<serde_json::Result<_>>()?;
-    let url = format!("{collector}{EXPOSURES_PATH}");
-    beacon::enqueue(ctx, url, &loaded.tenant.id, loaded.keys.beacon, records);
+    let route = route(env, settings);
+    beacon::enqueue(
+        ctx,
+        route,
+        Kind::Exposures,
+        &loaded.tenant.id,
+        loaded.keys.beacon,
+        records,
+    );
     Ok(())
+}
+
+/// Where this request's records go: the delivery queue if it is bound, the collector as fallback.
+fn route(env: &Env, settings: &Settings) -> beacon::Route {
+    beacon::Route {
+        queue: env
+            .queue(&settings.queue_binding)
+            .map_err(|e| format!("queue binding {}: {e}", settings.queue_binding)),
+        collector: settings.collector_url.clone(),
+    }
 }
 
 /// The edge's geography from `request.cf`. Read field by field from the JS object: any of them may

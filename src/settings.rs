@@ -5,10 +5,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use cohort_core::MasterSecret;
+use cohort_core::delivery::RetryPolicy;
 use worker::{Env, Result};
 
 const DEFAULT_TTL_SECONDS: f64 = 60.0;
 const DEFAULT_KV_BINDING: &str = "CONFIG";
+const DEFAULT_QUEUE_BINDING: &str = "BEACONS";
+const DEFAULT_DEAD_LETTER_BINDING: &str = "DEAD_LETTERS";
+const DEFAULT_DEAD_LETTER_QUEUE: &str = "cohort-beacons-dlq";
 
 /// The worker's environment bindings, read once per isolate.
 #[derive(Clone)]
@@ -23,6 +27,14 @@ pub struct Settings {
     pub collector_url: Option<String>,
     /// Origin for every tenant's traffic (local runs); a tenant's `edge.origin` wins.
     pub origin_override: Option<String>,
+    /// Producer binding of the delivery queue (beacons go straight to the collector without it).
+    pub queue_binding: String,
+    /// Producer binding of the dead-letter queue.
+    pub dead_letter_binding: String,
+    /// Name of the dead-letter queue: batches from it are logged, not delivered.
+    pub dead_letter_queue: String,
+    /// How the consumer retries while the collector cannot take a message.
+    pub retry: RetryPolicy,
     /// A path that panics on purpose, for the fail-open test; unset in real deployments.
     pub test_panic_path: Option<String>,
 }
@@ -58,8 +70,30 @@ pub fn settings(env: &Env) -> Result<Rc<Settings>> {
         secret,
         collector_url: var(env, "COLLECTOR_URL").map(|url| url.trim_end_matches('/').to_owned()),
         origin_override: var(env, "ORIGIN_OVERRIDE"),
+        queue_binding: var(env, "BEACON_QUEUE_BINDING").unwrap_or_else(|| DEFAULT_QUEUE_BINDING.into()),
+        dead_letter_binding: var(env, "DEAD_LETTER_QUEUE_BINDING")
+            .unwrap_or_else(|| DEFAULT_DEAD_LETTER_BINDING.into()),
+        dead_letter_queue: var(env, "DEAD_LETTER_QUEUE").unwrap_or_else(|| DEFAULT_DEAD_LETTER_QUEUE.into()),
+        retry: retry_policy(env),
         test_panic_path: var(env, "COHORT_TEST_PANIC_PATH"),
     });
     SETTINGS.with(|cell| *cell.borrow_mut() = Some(settings.clone()));
     Ok(settings)
+}
+
+/// `DELIVERY_RETRY_BASE_SECONDS`, `DELIVERY_RETRY_MAX_SECONDS` and `DELIVERY_MAX_ATTEMPTS`, each
+/// defaulting to [`RetryPolicy::DEFAULT`].
+fn retry_policy(env: &Env) -> RetryPolicy {
+    let number = |name: &str, default: u32| {
+        var(env, name)
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(default)
+    };
+    let default = RetryPolicy::DEFAULT;
+    RetryPolicy {
+        base_delay_seconds: number("DELIVERY_RETRY_BASE_SECONDS", default.base_delay_seconds),
+        max_delay_seconds: number("DELIVERY_RETRY_MAX_SECONDS", default.max_delay_seconds),
+        max_attempts: number("DELIVERY_MAX_ATTEMPTS", default.max_attempts),
+    }
 }
