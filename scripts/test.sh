@@ -51,6 +51,8 @@ if (( size > WORKER_WASM_BUDGET || gzipped > WORKER_GZIP_BUDGET )); then
   echo "FAIL: the deployed worker is over its size budget" >&2
   exit 1
 fi
+# tests/edge/delivery.test.mjs runs the real collector binary (target/debug/cohort).
+cargo build -p cohort-cli
 WRANGLER_SEND_METRICS=false counted node --test --test-reporter=spec tests/edge/
 
 step "the whole pipeline as make demo runs it: origin, collector, edge, cohort loadgen, dashboard"

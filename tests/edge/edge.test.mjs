@@ -11,6 +11,7 @@ import {
   assignmentsSeenByOrigin,
   eventually,
   exposuresOf,
+  logEvents,
   previewToken,
   quiet,
   putKv,
@@ -79,6 +80,7 @@ let origin;
 let collector;
 let worker;
 let outageWorker;
+let directWorker;
 let stateDir;
 
 before(async () => {
@@ -100,17 +102,22 @@ before(async () => {
     COLLECTOR_URL: `http://127.0.0.1:${collector.port}`,
     CONFIG_TTL_SECONDS: "1",
     COHORT_TEST_PANIC_PATH: "/__panic",
+    DELIVERY_RETRY_BASE_SECONDS: "1",
+    DELIVERY_RETRY_MAX_SECONDS: "1",
   };
-  // The second worker reads KV through a binding that does not exist: a KV outage.
-  [worker, outageWorker] = await Promise.all([
+  // The second worker reads KV through a binding that does not exist: a KV outage. The third
+  // sends to a queue binding that does not exist: beacons take the direct fallback.
+  [worker, outageWorker, directWorker] = await Promise.all([
     startWorker({ stateDir, vars }),
-    startWorker({ stateDir, vars: { ...vars, CONFIG_KV_BINDING: "KV_THAT_IS_DOWN" } }),
+    startWorker({ stateDir, vars: { ...vars, CONFIG_KV_BINDING: "KV_THAT_IS_DOWN" }, queues: false }),
+    startWorker({ stateDir, vars: { ...vars, BEACON_QUEUE_BINDING: "QUEUE_THAT_IS_DOWN" } }),
   ]);
 });
 
 after(async () => {
   worker?.stop();
   outageWorker?.stop();
+  directWorker?.stop();
   await origin?.close();
   await collector?.close();
   fs.rmSync(stateDir, { recursive: true, force: true });
@@ -305,18 +312,47 @@ describe("exposure beacons", () => {
     assert.ok(batches.every((b) => b.signatureValid));
   });
 
-  test("a slow or failing collector never slows the response", async () => {
+  test("a slow or failing collector never slows the response; the queue retries until it answers", async () => {
     collector.state.mode = "slow";
     const slow = await get("news.test", "/");
     assert.equal(slow.status, 200);
     assert.ok(slow.ms < 1500, `response took ${slow.ms} ms with a 3 s collector`);
+    await quiet(collector, 1000);
     collector.state.mode = "down";
     const start = collector.batches.length;
     const down = await get("news.test", "/");
+    const unit = unitOf(down);
     assert.equal(down.status, 200);
     assert.ok(down.ms < 1500);
-    assert.ok(await eventually(() => collector.batches.length >= start + 2, 5000), "one retry after a failure");
+    const tried = (n) => collector.batches.slice(start).filter((b) => b.records.some((r) => r.unit === unit)).length >= n;
+    assert.ok(await eventually(() => tried(2), 8000), "retried from the queue while the collector is down");
     collector.state.mode = "ok";
+    assert.ok(await eventually(() => exposuresOf(collector, unit).length === 1, 8000), "delivered once it answers");
+  });
+
+  test("without a usable queue, beacons fall back to the direct signed POST", async () => {
+    const response = await request({ port: directWorker.port, host: "news.test", path: "/" });
+    const unit = unitOf(response);
+    assert.ok(await eventually(() => exposuresOf(collector, unit).length === 1));
+    const batch = collector.batches.find((b) => b.records.some((r) => r.unit === unit));
+    assert.ok(batch.signatureValid);
+    const failed = logEvents(directWorker, "delivery.queue_failed");
+    assert.ok(failed.length > 0 && failed.every((e) => e.fallback === "direct"), "the queue failure is logged");
+  });
+
+  test("the direct fallback retries once, then counts what it drops", async () => {
+    await quiet(collector);
+    collector.state.mode = "down";
+    const start = collector.batches.length;
+    const response = await request({ port: directWorker.port, host: "news.test", path: "/" });
+    assert.equal(response.status, 200);
+    assert.ok(await eventually(() => collector.batches.length >= start + 2, 5000), "one retry after a failure");
+    assert.ok(await eventually(() => logEvents(directWorker, "beacon.dropped").length > 0, 5000));
+    const [drop] = logEvents(directWorker, "beacon.dropped").slice(-1);
+    assert.equal(drop.reason, "collector answered 500");
+    assert.ok(Number(drop.dropped_total) >= 1);
+    collector.state.mode = "ok";
+    await sleep(300);
   });
 });
 

@@ -50,14 +50,21 @@ export function tenantKey(purpose, tenant) {
   return createHmac("sha256", SECRET).update(`cohort/v1/${purpose}\0${tenant}`).digest();
 }
 
-/** A collector stand-in that records batches and checks their signatures independently. */
+/**
+ * A collector stand-in that records batches and checks their signatures independently. `state`
+ * steers its answers: `mode` "ok" (200), "down" (500 to everything), "slow" (200 after 3 s);
+ * `failNext` answers that many requests 500 first; `reject(record)` true makes it refuse a batch
+ * holding that record with 400 `invalid_record` and the record's index, as the real collector does;
+ * `forward` (a base URL) passes requests on to a real collector, and `loseAcks` answers that many
+ * forwarded requests 500 although the collector committed them (a lost acknowledgement).
+ */
 export async function startCollector() {
   const batches = [];
-  const state = { mode: "ok" };
+  const state = { mode: "ok", failNext: 0, reject: null, forward: null, loseAcks: 0 };
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
-    req.on("end", () => {
+    req.on("end", async () => {
       const body = Buffer.concat(chunks);
       const tenant = req.headers["cohort-tenant"];
       const timestamp = req.headers["cohort-timestamp"];
@@ -65,20 +72,44 @@ export async function startCollector() {
         .update(`${timestamp}.`)
         .update(body)
         .digest("hex");
-      batches.push({
+      const records = JSON.parse(body.toString() || "[]");
+      const batch = {
         path: req.url,
         tenant,
         signatureValid: expected === req.headers["cohort-signature"],
         ageSeconds: Math.abs(Date.now() / 1000 - Number(timestamp)),
-        records: JSON.parse(body.toString() || "[]"),
+        records,
         mode: state.mode,
-      });
-      const answer = () => {
-        if (state.mode === "down") {
-          res.writeHead(500).end("down");
-        } else {
-          res.writeHead(200, { "content-type": "application/json" }).end('{"accepted":true}');
+        status: 200,
+      };
+      batches.push(batch);
+      const send = (status, json) => {
+        batch.status = status;
+        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(json));
+      };
+      if (state.forward) {
+        try {
+          const answer = await fetch(new URL(req.url, state.forward), { method: "POST", headers: req.headers, body });
+          const json = await answer.json();
+          if (state.loseAcks > 0 && answer.ok) {
+            state.loseAcks--;
+            batch.lostAck = json;
+            send(500, { error: { code: "lost_ack", message: "committed, but the answer is lost" } });
+          } else send(answer.status, json);
+        } catch (error) {
+          send(502, { error: { code: "bad_gateway", message: String(error) } });
         }
+        return;
+      }
+      const poisoned = state.reject ? records.findIndex(state.reject) : -1;
+      const answer = () => {
+        if (state.mode === "down") send(500, { error: { code: "down", message: "down" } });
+        else if (state.failNext > 0) {
+          state.failNext--;
+          send(500, { error: { code: "storage_unavailable", message: "try later" } });
+        } else if (poisoned >= 0) {
+          send(400, { error: { code: "invalid_record", message: "refused by the test", index: poisoned, field: "metric" } });
+        } else send(200, { accepted: records.length, inserted: records.length, duplicates: 0 });
       };
       if (state.mode === "slow") setTimeout(answer, 3000);
       else answer();
@@ -108,10 +139,38 @@ export function tenantEntries(config) {
 }
 
 /**
- * Starts the built worker (build/ from scripts/build-worker.sh) in `wrangler dev`, with a config
- * of its own so no build runs here, on `port` or a free one. Resolves once it answers.
+ * The delivery queues as in the repository's wrangler.toml, with test-sized waits: the `BEACONS`
+ * producer and its consumer (this same worker), and the dead-letter queue with its producer
+ * binding (reasons) and its consumer (the log). wrangler dev runs them in its local queue broker.
  */
-export async function startWorker({ stateDir, vars, port: requestedPort }) {
+export function queueSections({ batchTimeout = 0.2, maxRetries = 100 } = {}) {
+  return [
+    "[[queues.producers]]",
+    'binding = "BEACONS"',
+    'queue = "cohort-beacons"',
+    "[[queues.producers]]",
+    'binding = "DEAD_LETTERS"',
+    'queue = "cohort-beacons-dlq"',
+    "[[queues.consumers]]",
+    'queue = "cohort-beacons"',
+    "max_batch_size = 100",
+    `max_batch_timeout = ${batchTimeout}`,
+    `max_retries = ${maxRetries}`,
+    'dead_letter_queue = "cohort-beacons-dlq"',
+    "retry_delay = 1",
+    "[[queues.consumers]]",
+    'queue = "cohort-beacons-dlq"',
+    "max_batch_size = 100",
+    `max_batch_timeout = ${batchTimeout}`,
+  ];
+}
+
+/**
+ * Starts the built worker (build/ from scripts/build-worker.sh) in `wrangler dev`, with a config
+ * of its own so no build runs here, on `port` or a free one. Resolves once it answers. `queues:
+ * false` leaves the delivery queues out (beacons then go straight to the collector).
+ */
+export async function startWorker({ stateDir, vars, port: requestedPort, queues = {} }) {
   const port = requestedPort ?? (await freePort());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-edge-worker-"));
   const config = [
@@ -121,6 +180,7 @@ export async function startWorker({ stateDir, vars, port: requestedPort }) {
     "[[kv_namespaces]]",
     'binding = "CONFIG"',
     'id = "cohort-config"',
+    ...(queues ? queueSections(queues) : []),
   ].join("\n");
   fs.writeFileSync(path.join(dir, "wrangler.toml"), config);
   const args = ["dev", "--config", path.join(dir, "wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port),
@@ -220,9 +280,29 @@ export async function quiet(collector, ms = 400) {
   }
 }
 
-/** Exposure records received for `unit`, across all batches. */
+/** Exposure records received for `unit`, across all batches the collector accepted (2xx). */
 export function exposuresOf(collector, unit) {
-  return collector.batches.filter((b) => b.path === "/v1/exposures").flatMap((b) => b.records).filter((r) => r.unit === unit);
+  return collector.batches
+    .filter((b) => b.path === "/v1/exposures" && b.status < 300)
+    .flatMap((b) => b.records)
+    .filter((r) => r.unit === unit);
+}
+
+/** The worker's structured log lines named `event` (`{"event": ..., ...}`), parsed. */
+export function logEvents(worker, event) {
+  return worker.log
+    .join("")
+    .split("\n")
+    .flatMap((line) => {
+      const start = line.indexOf("{");
+      if (start < 0) return [];
+      try {
+        const parsed = JSON.parse(line.slice(start));
+        return parsed.event === event ? [parsed] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 /** The unit id the worker put in the page's assignments script. */

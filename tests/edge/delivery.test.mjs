@@ -1,0 +1,336 @@
+// Durable delivery end to end: the edge worker in `wrangler dev` with its local queues (producer,
+// consumer, dead-letter queue), the REAL collector (`cohort collector`, built by
+// `cargo build -p cohort-cli`) on SQLite, and a stub collector for answers the real one would not
+// give on demand. Run by scripts/test.sh with the rest of tests/edge/.
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import {
+  ROOT,
+  SECRET,
+  exposuresOf,
+  freePort,
+  logEvents,
+  putKv,
+  request,
+  sleep,
+  startCollector,
+  startOrigin,
+  startWorker,
+  stickyCookie,
+  tenantEntries,
+  tenantKey,
+} from "./harness.mjs";
+
+const COHORT = path.join(process.env.CARGO_TARGET_DIR ?? path.join(ROOT, "target"), "debug/cohort");
+const VISITORS = 10_000;
+const CONCURRENCY = 16;
+
+const twoExperiments = (tenant, hashKey) => ({
+  schema: 1, tenant, version: 1, hostnames: [`${tenant}.test`], hash_key: hashKey,
+  experiments: [
+    { key: "banner", status: "running", variants: [{ key: "control", weight: 5000 }, { key: "blue", weight: 5000 }] },
+    { key: "pricing", status: "running", variants: [{ key: "control", weight: 3000 }, { key: "annual", weight: 7000 }] },
+  ],
+});
+const OUTAGE = twoExperiments("outage", "2a3b4c5d6e7f80910a1b2c3d4e5f6071");
+const RELAY = twoExperiments("relay", "3b4c5d6e7f80910a1b2c3d4e5f607182");
+const STUBBED = twoExperiments("stubbed", "4c5d6e7f80910a1b2c3d4e5f60718293");
+
+let stateDir;
+let dataDir;
+let origin;
+let stub;
+let collector;
+let collectorPort;
+let realWorker;
+let stubWorker;
+
+/** Starts the real collector on `collectorPort` with the suite's database; resolves when healthy. */
+async function startRealCollector() {
+  const child = spawn(
+    COHORT,
+    ["collector", "--listen", `127.0.0.1:${collectorPort}`, "--database", `sqlite://${path.join(dataDir, "cohort.db")}`],
+    { env: { ...process.env, COHORT_SECRET: SECRET, RUST_LOG: "warn" }, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const log = [];
+  child.stderr.on("data", (d) => log.push(d.toString()));
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`collector exited:\n${log.join("")}`);
+    try {
+      const health = await fetch(`http://127.0.0.1:${collectorPort}/healthz`);
+      if (health.ok) break;
+    } catch {}
+    await sleep(100);
+  }
+  return {
+    child,
+    log,
+    stop: async () => {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+const collectorUrl = (p) => `http://127.0.0.1:${collectorPort}${p}`;
+
+/** The collector's /metrics value of `name{kind="..."}` (0 when absent). */
+async function metric(name, kind) {
+  const text = await (await fetch(collectorUrl("/metrics"))).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{kind="${kind}"} `));
+  return line ? Number(line.split(" ")[1]) : 0;
+}
+
+/** exposed_units per variant from the collector's results API. */
+async function exposedUnits(tenant, experiment) {
+  const token = tenantKey("results-read-token", tenant).subarray(0, 24).toString("base64url");
+  const response = await fetch(collectorUrl(`/v1/tenants/${tenant}/experiments/${experiment}/results`), {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  if (!response.ok) return {};
+  const body = await response.json();
+  return Object.fromEntries((body.variants ?? []).map((v) => [v.variant ?? v.key, v.exposed_units]));
+}
+
+/** Rows of the collector's SQLite file, through the sqlite3 shell when it is installed. */
+function sqlite(query) {
+  try {
+    const out = execFileSync("sqlite3", [path.join(dataDir, "cohort.db"), query], { encoding: "utf8" });
+    return out.split("\n").filter(Boolean);
+  } catch (error) {
+    if (error.code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+/** Visitors asking the worker for their assignments (each a new unit, exposed to every experiment). */
+async function visit(port, host, count, concurrency = CONCURRENCY) {
+  const visitors = [];
+  let next = 0;
+  async function lane() {
+    while (next < count) {
+      next++;
+      const response = await request({ port, host, path: "/_cohort/assignments?path=/" });
+      assert.equal(response.status, 200);
+      const { unit, assignments } = JSON.parse(response.body);
+      visitors.push({ unit, assignments, cookie: stickyCookie(response) });
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return visitors;
+}
+
+/** Expected exposed units per experiment and variant. */
+function tally(visitors) {
+  const counts = {};
+  for (const { assignments } of visitors) {
+    for (const [experiment, variant] of Object.entries(assignments)) {
+      counts[experiment] ??= {};
+      counts[experiment][variant] = (counts[experiment][variant] ?? 0) + 1;
+    }
+  }
+  return counts;
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(COHORT), `${COHORT} is missing: run cargo build -p cohort-cli`);
+  stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-delivery-state-"));
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-delivery-data-"));
+  origin = await startOrigin();
+  stub = await startCollector();
+  collectorPort = await freePort();
+  collector = await startRealCollector();
+  putKv(stateDir, { ...tenantEntries(OUTAGE), ...tenantEntries(RELAY), ...tenantEntries(STUBBED) });
+  const vars = {
+    COHORT_SECRET: SECRET,
+    ORIGIN_OVERRIDE: `http://127.0.0.1:${origin.port}`,
+    DELIVERY_RETRY_BASE_SECONDS: "1",
+    DELIVERY_RETRY_MAX_SECONDS: "2",
+  };
+  [realWorker, stubWorker] = await Promise.all([
+    startWorker({ stateDir, vars: { ...vars, COLLECTOR_URL: `http://127.0.0.1:${collectorPort}` } }),
+    // Few attempts, so a collector that stays down dead-letters quickly.
+    startWorker({
+      stateDir,
+      vars: { ...vars, COLLECTOR_URL: `http://127.0.0.1:${stub.port}`, DELIVERY_RETRY_MAX_SECONDS: "1", DELIVERY_MAX_ATTEMPTS: "4" },
+    }),
+  ]);
+});
+
+after(async () => {
+  realWorker?.stop();
+  stubWorker?.stop();
+  await collector?.stop();
+  await origin?.close();
+  await stub?.close();
+  fs.rmSync(stateDir, { recursive: true, force: true });
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe("durable delivery through the queue", () => {
+  test(`exposures survive a collector outage: ${VISITORS} visitors, every exposure exactly once`, async () => {
+    const started = performance.now();
+    // The pipeline works before the outage.
+    const early = await visit(realWorker.port, "outage.test", 1, 1);
+    assert.ok(await waitFor(async () => sum(await exposedUnits("outage", "banner")) === 1, 10_000), "delivered before the outage");
+
+    await collector.stop();
+    const driveStart = performance.now();
+    const visitors = await visit(realWorker.port, "outage.test", VISITORS);
+    const driveSeconds = (performance.now() - driveStart) / 1000;
+    assert.equal(new Set(visitors.map((v) => v.unit)).size, VISITORS, "every visitor is a new unit");
+    assert.ok(
+      await waitFor(() => logEvents(realWorker, "delivery.batch").some((e) => Number(e.retried) > 0), 10_000),
+      "the consumer retries while the collector is down",
+    );
+    assert.equal(logEvents(realWorker, "beacon.dropped").length, 0, "nothing dropped at the edge");
+
+    collector = await startRealCollector();
+    const restarted = performance.now();
+    const all = [...early, ...visitors];
+    const expected = tally(all);
+    const arrived = async () => {
+      for (const [experiment, variants] of Object.entries(expected)) {
+        const units = await exposedUnits("outage", experiment);
+        if (sum(units) < sum(variants)) return false;
+      }
+      return true;
+    };
+    assert.ok(await waitFor(arrived, 120_000), "every exposure arrives after the restart");
+    const drainSeconds = (performance.now() - restarted) / 1000;
+    await sleep(1500); // anything still in flight would show up now as an extra row
+    for (const [experiment, variants] of Object.entries(expected)) {
+      assert.deepEqual(await exposedUnits("outage", experiment), variants, `${experiment}: exposed units per variant`);
+    }
+    // The restarted collector inserted every exposure of the outage once (20,000 rows).
+    const outageExposures = visitors.reduce((n, v) => n + Object.keys(v.assignments).length, 0);
+    assert.equal(await metric("cohort_ingested_records_total", "exposure"), outageExposures);
+    const rows = sqlite("SELECT experiment || ' ' || unit_id FROM exposures WHERE tenant_id = 'outage'");
+    if (rows) {
+      const want = all.flatMap((v) => Object.keys(v.assignments).map((e) => `${e} ${v.unit}`)).sort();
+      assert.deepEqual(rows.sort(), want, "exactly the expected (experiment, unit) rows, each once");
+    }
+    assert.equal(logEvents(realWorker, "delivery.dead_lettered").length, 0, "nothing dead-lettered");
+    const batches = logEvents(realWorker, "delivery.batch");
+    console.log(
+      `# outage: ${VISITORS} visitors driven in ${driveSeconds.toFixed(1)} s, ${outageExposures} exposures delivered ` +
+        `${drainSeconds.toFixed(1)} s after the restart; ${batches.length} consumer batches, ` +
+        `max attempts ${Math.max(...batches.map((b) => Number(b.max_attempts)))}; ` +
+        `total ${((performance.now() - started) / 1000).toFixed(1)} s${rows ? `; ${rows.length} SQLite rows checked` : ""}`,
+    );
+  });
+
+  test("redelivery is harmless: lost acknowledgements resend, the collector keeps each record once", async () => {
+    stub.state.forward = `http://127.0.0.1:${collectorPort}`;
+    stub.state.loseAcks = 2;
+    const exposuresBefore = await metric("cohort_duplicate_records_total", "exposure");
+    const conversionsBefore = await metric("cohort_ingested_records_total", "conversion");
+    const duplicateConversionsBefore = await metric("cohort_duplicate_records_total", "conversion");
+    const visitors = await visit(stubWorker.port, "relay.test", 50, 4);
+    for (const [i, visitor] of visitors.entries()) {
+      const response = await request({
+        port: stubWorker.port, host: "relay.test", path: "/_cohort/track", method: "POST",
+        headers: { cookie: visitor.cookie, "content-type": "application/json" },
+        body: JSON.stringify({ metric: "signup", id: `signup-${i}` }),
+      });
+      assert.equal(response.status, 202);
+    }
+    const expected = tally(visitors);
+    assert.ok(await waitFor(async () => sum(await exposedUnits("relay", "banner")) === 50, 20_000));
+    assert.ok(await waitFor(async () => (await metric("cohort_ingested_records_total", "conversion")) - conversionsBefore === 50, 20_000));
+    await waitFor(() => stub.state.loseAcks === 0, 5000);
+    await sleep(2500); // retries of the lost acknowledgements land as duplicates
+    const lost = stub.batches.filter((b) => b.lostAck);
+    assert.equal(lost.length, 2, "two acknowledgements were lost after the commit");
+    const duplicates =
+      (await metric("cohort_duplicate_records_total", "exposure")) - exposuresBefore +
+      (await metric("cohort_duplicate_records_total", "conversion")) - duplicateConversionsBefore;
+    const resent = lost.reduce((n, b) => n + b.records.length, 0);
+    assert.ok(duplicates >= resent, `${duplicates} duplicates ignored for ${resent} records sent again`);
+    for (const [experiment, variants] of Object.entries(expected)) {
+      assert.deepEqual(await exposedUnits("relay", experiment), variants);
+    }
+    assert.equal((await metric("cohort_ingested_records_total", "conversion")) - conversionsBefore, 50, "each event once");
+    stub.state.forward = null;
+  });
+
+  test("a collector answering 500 for a while causes retries, not loss", async () => {
+    const start = stub.batches.length;
+    stub.state.failNext = 3;
+    const visitors = await visit(stubWorker.port, "stubbed.test", 20, 2);
+    assert.ok(await waitFor(() => visitors.every((v) => exposuresOf(stub, v.unit).length === 2), 15_000));
+    await sleep(1500);
+    for (const visitor of visitors) assert.equal(exposuresOf(stub, visitor.unit).length, 2, "each exposure accepted once");
+    const failed = stub.batches.slice(start).filter((b) => b.status === 500);
+    assert.equal(failed.length, 3);
+    assert.ok(logEvents(stubWorker, "delivery.batch").some((e) => Number(e.retried) > 0 && e.retry_reasons.includes("500")));
+  });
+
+  test("a poisoned record goes to the dead-letter queue with the reason; the rest still flows", async () => {
+    stub.state.reject = (record) => record.metric === "poison";
+    const visitors = await visit(stubWorker.port, "stubbed.test", 6, 1);
+    const events = visitors.map((v, i) => ({ visitor: v, metric: i === 2 ? "poison" : "purchase", id: `order-${i}` }));
+    await Promise.all(
+      events.map(({ visitor, metric, id }) =>
+        request({
+          port: stubWorker.port, host: "stubbed.test", path: "/_cohort/track", method: "POST",
+          headers: { cookie: visitor.cookie, "content-type": "application/json" },
+          body: JSON.stringify({ metric, id, value: 10 }),
+        }),
+      ),
+    );
+    const accepted = () =>
+      stub.batches.filter((b) => b.path === "/v1/events" && b.status === 200).flatMap((b) => b.records).map((r) => r.id);
+    assert.ok(await waitFor(() => ["order-0", "order-1", "order-3", "order-4", "order-5"].every((id) => accepted().includes(id)), 15_000));
+    assert.ok(await waitFor(() => logEvents(stubWorker, "delivery.dead_letter").some((e) => e.ids === "order-2"), 15_000));
+    const [letter] = logEvents(stubWorker, "delivery.dead_letter").filter((e) => e.ids === "order-2");
+    assert.match(letter.reason, /collector answered 400 invalid_record at records\[\d+\]\.metric/);
+    assert.equal(letter.tenant, "stubbed");
+    assert.equal(letter.kind, "events");
+    assert.equal(letter.records, "1", "only the poisoned record is dead");
+    assert.equal(JSON.parse(letter.body).records[0].metric, "poison", "the dead letter keeps the record for replay");
+    assert.ok(!accepted().includes("order-2"));
+    assert.equal(new Set(accepted()).size, accepted().length, "no event accepted twice");
+    // Exposures of the same visitors were never held up.
+    for (const visitor of visitors) assert.equal(exposuresOf(stub, visitor.unit).length, 2);
+    stub.state.reject = null;
+  });
+
+  test("a collector down past every retry: dead-lettered with the reason, never silently lost", async () => {
+    stub.state.mode = "down";
+    const [visitor] = await visit(stubWorker.port, "stubbed.test", 1, 1);
+    const ids = new Set();
+    assert.ok(
+      await waitFor(() => {
+        for (const e of logEvents(stubWorker, "delivery.dead_letter")) {
+          if (e.body.includes(visitor.unit)) ids.add(e.reason);
+        }
+        return ids.size > 0;
+      }, 20_000),
+      "dead-lettered after DELIVERY_MAX_ATTEMPTS",
+    );
+    assert.match([...ids][0], /^gave up after 4 attempts: collector answered 500/);
+    stub.state.mode = "ok";
+  });
+});
+
+function sum(counts) {
+  return Object.values(counts ?? {}).reduce((a, b) => a + (b ?? 0), 0);
+}
+
+/** Like `eventually`, for async predicates; returns whether it held within `ms`. */
+async function waitFor(predicate, ms) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await predicate()) return true;
+    await sleep(200);
+  }
+  return await predicate();
+}
