@@ -203,7 +203,17 @@ describe("durable delivery through the queue", () => {
       }
       return true;
     };
-    assert.ok(await waitFor(arrived, 120_000), "every exposure arrives after the restart");
+    if (!(await waitFor(arrived, 120_000))) {
+      const seen = {};
+      for (const experiment of Object.keys(expected)) seen[experiment] = await exposedUnits("outage", experiment);
+      const tail = logEvents(realWorker, "delivery.batch").slice(-5);
+      assert.fail(
+        `not every exposure arrived after the restart: expected ${JSON.stringify(expected)}, got ${JSON.stringify(seen)}; ` +
+          `dead-lettered ${logEvents(realWorker, "delivery.dead_lettered").length}, consumer failures ` +
+          `${logEvents(realWorker, "delivery.consumer_failed").length}; last batches ${JSON.stringify(tail)}; ` +
+          `collector log: ${collector.log.join("").slice(-2000)}`,
+      );
+    }
     const drainSeconds = (performance.now() - restarted) / 1000;
     await sleep(1500); // anything still in flight would show up now as an extra row
     for (const [experiment, variants] of Object.entries(expected)) {
