@@ -8,6 +8,10 @@
 //! Client and server share this process and the machine's two cores, so the throughput is a
 //! floor for the server alone, and the peak RSS (VmHWM) includes the load generator.
 //!
+//! Between the two it measures the floor: the same rows written straight into SQLite in a loop of
+//! transactions (the storage limit), and prints the collector's ingest rate as a share of it.
+//! `COHORT_BENCH_JSON=FILE` also writes the figures as JSON.
+//!
 //! It also prints the per-record sizes DESIGN.md's capacity estimate uses: wire bytes per
 //! exposure (request body, and request line + headers, of the signed batches it sent) and stored
 //! bytes per exposure and per conversion (the SQLite file after the results load, WAL
@@ -110,7 +114,10 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64) {
+/// Figures for `COHORT_BENCH_JSON` (the `make bench` orchestrator reads them).
+type Report = serde_json::Map<String, serde_json::Value>;
+
+async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64, report: &mut Report) -> f64 {
     let secret = MasterSecret::new(SECRET).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let records = Arc::new(AtomicU64::new(0));
@@ -175,6 +182,18 @@ async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64) {
         "ingest: peak RSS (VmHWM, server + load generator) {:.0} MiB",
         peak_rss_mib()
     );
+    let rate = total as f64 / elapsed;
+    report.insert("ingest_exposures_per_second".into(), rate.round().into());
+    report.insert("ingest_connections".into(), connections.into());
+    report.insert(
+        "latency_p50_ms".into(),
+        (percentile(&latencies, 0.50).as_secs_f64() * 1e3).into(),
+    );
+    report.insert(
+        "latency_p99_ms".into(),
+        (percentile(&latencies, 0.99).as_secs_f64() * 1e3).into(),
+    );
+    report.insert("peak_rss_mib".into(), peak_rss_mib().into());
     let [body, head, response] = wire.each_ref().map(|total| total.load(Ordering::Relaxed) as f64);
     let batches = latencies.len() as f64;
     println!(
@@ -188,9 +207,67 @@ async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64) {
         (body + head) / total as f64,
         response / batches,
     );
+    report.insert("wire_bytes_per_exposure".into(), ((body + head) / total as f64).into());
+    rate
 }
 
-async fn results_benchmark(store: &Store, address: SocketAddr, units: u64) {
+/// Rows of one INSERT and of one transaction in the floor: the collector's statement size, and
+/// about what one of its group commits holds under load.
+const FLOOR_ROWS_PER_STATEMENT: usize = 100;
+const FLOOR_ROWS_PER_COMMIT: usize = 1_000;
+
+/// The storage limit the collector is measured against: the same exposure rows (edge-shaped unit
+/// ids in random order) written straight into a fresh SQLite file with the collector's schema and
+/// settings (WAL, synchronous=FULL) by one connection in a loop of transactions, for `seconds`.
+/// No HTTP, JSON, signatures, validation or writer queue: what is left is SQLite's own cost.
+async fn floor_benchmark(dir: &std::path::Path, seconds: u64, report: &mut Report) -> f64 {
+    use sqlx::Executor;
+    let url = format!("sqlite://{}", dir.join("floor.db").display());
+    // The collector's own migrations and journal mode, then a plain connection of our own.
+    Store::open(&url, WriterOptions::default()).await.unwrap().close().await;
+    let mut db = sqlx::AnyConnection::connect(&url).await.unwrap();
+    db.execute("PRAGMA synchronous = FULL").await.unwrap();
+    let sql = format!(
+        "INSERT INTO exposures (tenant_id, experiment, unit_id, variant, config_version, exposed_at_ms, country, \
+         device, received_at_ms) VALUES {} ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING",
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; FLOOR_ROWS_PER_STATEMENT].join(", ")
+    );
+    let started = Instant::now();
+    let mut rows = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let mut transaction = db.begin().await.unwrap();
+        for _ in 0..FLOOR_ROWS_PER_COMMIT / FLOOR_ROWS_PER_STATEMENT {
+            // The SQL text is built above from constants only.
+            let mut query = sqlx::query::<sqlx::Any>(sqlx::AssertSqlSafe(sql.as_str()));
+            for _ in 0..FLOOR_ROWS_PER_STATEMENT {
+                let variant = if rows % 2 == 0 { "control" } else { "green" };
+                query = query
+                    .bind(TENANT)
+                    .bind("ingest")
+                    .bind(unit(rows))
+                    .bind(variant)
+                    .bind(7_i64)
+                    .bind(1_800_000_000_000_i64)
+                    .bind("DE")
+                    .bind("mobile")
+                    .bind(1_800_000_000_100_i64);
+                rows += 1;
+            }
+            query.execute(&mut *transaction).await.unwrap();
+        }
+        transaction.commit().await.unwrap();
+    }
+    db.close().await.unwrap();
+    let rate = rows as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "floor: {rows} exposures straight into SQLite (one connection, {FLOOR_ROWS_PER_STATEMENT}-row INSERTs, one \
+         commit per {FLOOR_ROWS_PER_COMMIT} rows, WAL, synchronous=FULL) = {rate:.0} exposures/s"
+    );
+    report.insert("floor_exposures_per_second".into(), rate.round().into());
+    rate
+}
+
+async fn results_benchmark(store: &Store, address: SocketAddr, units: u64, report: &mut Report) {
     let loading = Instant::now();
     let mut writes = Vec::new();
     for start in (0..units).step_by(1000) {
@@ -260,6 +337,11 @@ async fn results_benchmark(store: &Store, address: SocketAddr, units: u64) {
         );
     }
     timings.sort();
+    report.insert("results_units".into(), units.into());
+    report.insert(
+        "results_median_ms".into(),
+        (percentile(&timings, 0.5).as_secs_f64() * 1e3).into(),
+    );
     println!(
         "results: {units} exposed units, query over HTTP: median {:.0} ms, best {:.0} ms, worst {:.0} ms (5 runs)",
         percentile(&timings, 0.5).as_secs_f64() * 1e3,
@@ -269,7 +351,7 @@ async fn results_benchmark(store: &Store, address: SocketAddr, units: u64) {
 }
 
 /// Bytes on disk per stored record, after the WAL is checkpointed into the database file.
-async fn storage_report(url: &str, path: &std::path::Path) {
+async fn storage_report(url: &str, path: &std::path::Path, report: &mut Report) {
     let mut db = sqlx::AnyConnection::connect(url).await.unwrap();
     let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
         .fetch_one(&mut db)
@@ -324,6 +406,10 @@ async fn storage_report(url: &str, path: &std::path::Path) {
                 exposure_bytes as f64 / exposures as f64,
                 conversion_bytes as f64 / conversions.max(1) as f64,
             );
+            report.insert(
+                "stored_bytes_per_exposure".into(),
+                (exposure_bytes as f64 / exposures as f64).into(),
+            );
             let detail: Vec<String> = objects.iter().map(|(name, size)| format!("{name} {size}")).collect();
             println!("storage: bytes by table and index (dbstat): {}", detail.join(", "));
         }
@@ -366,11 +452,22 @@ fn main() {
         let server = tokio::spawn(serve(listener, AppState::new(config, store.clone()), async {
             let _ = stopped.await;
         }));
-        ingest_benchmark(address, seconds, connections).await;
-        results_benchmark(&store, address, units).await;
+        let mut report = Report::new();
+        let ingest = ingest_benchmark(address, seconds, connections, &mut report).await;
+        let floor = floor_benchmark(dir.path(), seconds, &mut report).await;
+        println!(
+            "ingest vs floor: the collector ingests at {:.0}% of the rate SQLite alone writes the same rows",
+            100.0 * ingest / floor
+        );
+        report.insert("ingest_vs_floor".into(), (ingest / floor).into());
+        results_benchmark(&store, address, units, &mut report).await;
         let _ = stop.send(());
         server.await.unwrap().unwrap();
         store.close().await;
-        storage_report(&url, &path).await;
+        storage_report(&url, &path, &mut report).await;
+        if let Ok(out) = std::env::var("COHORT_BENCH_JSON") {
+            std::fs::write(&out, serde_json::Value::Object(report).to_string()).unwrap();
+            println!("figures written to {out}");
+        }
     });
 }
