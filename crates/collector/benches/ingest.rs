@@ -240,7 +240,7 @@ async fn floor_benchmark(dir: &std::path::Path, seconds: u64, report: &mut Repor
             // The SQL text is built above from constants only.
             let mut query = sqlx::query::<sqlx::Any>(sqlx::AssertSqlSafe(sql.as_str()));
             for _ in 0..FLOOR_ROWS_PER_STATEMENT {
-                let variant = if rows % 2 == 0 { "control" } else { "green" };
+                let variant = if rows.is_multiple_of(2) { "control" } else { "green" };
                 query = query
                     .bind(TENANT)
                     .bind("ingest")
