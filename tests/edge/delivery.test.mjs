@@ -152,7 +152,9 @@ before(async () => {
     COHORT_SECRET: SECRET,
     ORIGIN_OVERRIDE: `http://127.0.0.1:${origin.port}`,
     DELIVERY_RETRY_BASE_SECONDS: "1",
-    DELIVERY_RETRY_MAX_SECONDS: "2",
+    // 100 deliveries at up to 4 s apart: the outage may last over 6 minutes on a loaded machine
+    // before a message would be given up, while recovery still comes within 4 s of the restart.
+    DELIVERY_RETRY_MAX_SECONDS: "4",
   };
   [realWorker, stubWorker] = await Promise.all([
     startWorker({ stateDir, vars: { ...vars, COLLECTOR_URL: `http://127.0.0.1:${collectorPort}` } }),
