@@ -285,3 +285,66 @@ fn preview_links_verify_at_the_edge_and_are_checked_against_the_config() {
     );
     assert!(text(&long.stderr).contains("longer than 30 days"));
 }
+
+#[test]
+fn loadgen_refuses_bad_arguments_before_sending_anything() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["--edge", "https://127.0.0.1:8787"], "plain HTTP"),
+        (&["--edge", "http://127.0.0.1:8787/shop"], "no path"),
+        (&["--host", "shop..localhost"], "--host `shop..localhost`"),
+        (
+            &["--conversion-rate", "1.5"],
+            "--conversion-rate 1.5: expected a probability",
+        ),
+        (&["--effect", "hero-banner:1.5"], "--effect `hero-banner:1.5`: no `=`"),
+        (&["--page", "products"], "--page `products`: expected a path"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["loadgen"];
+        for (flag, default) in [("--edge", "http://127.0.0.1:9"), ("--host", "shop.localhost")] {
+            if !extra.contains(&flag) {
+                args.extend([flag, default]);
+            }
+        }
+        args.extend_from_slice(extra);
+        let out = cohort(&args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(text(&out.stderr).contains(expected), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?} printed a summary");
+    }
+}
+
+#[test]
+fn loadgen_reports_an_unreachable_edge_as_failed_visitors() {
+    // Nothing listens on a port just released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let edge = format!("http://127.0.0.1:{port}");
+    let out = cohort(
+        &[
+            "loadgen",
+            "--edge",
+            &edge,
+            "--host",
+            "shop.localhost",
+            "--visitors",
+            "3",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON summary");
+    assert_eq!(summary["visitors"], 3);
+    assert_eq!(summary["failed_visitors"], 3);
+    assert!(
+        summary["failures"][0]
+            .as_str()
+            .unwrap()
+            .contains("connecting to 127.0.0.1"),
+        "{summary}"
+    );
+}
