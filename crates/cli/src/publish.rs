@@ -93,7 +93,17 @@ pub fn run(args: &PublishArgs) -> Result<ExitCode, String> {
     }
 
     let stored = args.stored_keys()?;
-    for (file, tenant, _) in &tenants {
+    // Each check is a wrangler call (about a second): with many tenants, say how far it got.
+    let show_progress = tenants.len() > 3;
+    for (checked, (file, tenant, _)) in tenants.iter().enumerate() {
+        if show_progress {
+            eprintln!(
+                "publish: checking {} of {} against KV: tenant `{}`",
+                checked + 1,
+                tenants.len(),
+                tenant.id
+            );
+        }
         let key = format!("tenant:{}", tenant.id);
         if stored.contains(&key) {
             let current = args.get(&key)?;
