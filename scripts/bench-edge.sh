@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Edge worker benchmark (issue 3, items 11 and 4c): the Cohort worker against a pass-through
-# worker, and workerd's native HTMLRewriter against lol_html compiled into the Wasm, all served by
-# one plain `workerd serve` on loopback and loaded with wrk (method: ../shared/TOOLCHAIN.md,
-# "Measuring the edge worker's throughput"). Writes bench/edge/results.md.
+# Edge worker benchmark (issue 3, items 11 and 4c; issue 6, item 3): the Cohort worker against a
+# pass-through worker and GrowthBook's edge worker (@growthbook/edge-cloudflare) on the shared peer
+# workload (bench/workload.json), and workerd's native HTMLRewriter against lol_html compiled into
+# the Wasm, all served by one plain `workerd serve` on loopback and loaded with wrk (method:
+# ../shared/TOOLCHAIN.md, "Measuring the edge worker's throughput"). Writes bench/edge/results.md.
 #
-#   bash scripts/bench-edge.sh        (or `make bench-edge`)
+#   bash scripts/bench-edge.sh                                   (or `make bench-edge`)
+#   BENCH_QUICK=1 BENCH_JSON_OUT=/tmp/edge.json bash scripts/bench-edge.sh   (test command)
 #
 # Environment: BENCH_DURATION (s per 16-connection run, default 10), BENCH_LATENCY_DURATION (s per
 # 1-connection latency run, default 3), BENCH_ROUNDS (default 3), BENCH_WARMUP (s, default 3),
 # BENCH_SKIP_BUILD=1 (reuse build/ and the rewrite workers' builds), BENCH_OUT (default
 # bench/edge/results.md), BENCH_KEEP=1 (keep the scratch dir: bundles, config.capnp, logs,
-# results.json). Defaults take about 6 minutes after the builds (8 targets × 3 rounds × 13 s,
-# plus warm-ups and bundling); the builds add about 1 minute when nothing changed.
+# results.json), BENCH_JSON_OUT (also write the figures as JSON to this file), BENCH_PEERS_ONLY=1
+# (only pass-through, Cohort and GrowthBook on the workload, no rewrite workers built or run,
+# results.md into the scratch dir unless BENCH_OUT is set; about 3.5 minutes), BENCH_QUICK=1 (peers
+# only, 2 s runs, 1 round: about 30 s after the builds).
+# Defaults take about 9 minutes after the builds (12 targets × 3 rounds × 13 s, plus warm-ups and
+# bundling); the builds add about 1 minute when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -26,7 +32,11 @@ fi
 if [[ -z "${BENCH_SKIP_BUILD:-}" ]]; then
   step "building the Cohort worker (build/)"
   bash scripts/build-worker.sh
+fi
+# The peer workload's tenant must be a valid config (run.mjs checks it translates bench/workload.json).
+cargo run -q -p cohort-cli -- validate bench/edge/tenant-workload.json
 
+if [[ -z "${BENCH_SKIP_BUILD:-}" && "${BENCH_QUICK:-}" != 1 && "${BENCH_PEERS_ONLY:-}" != 1 ]]; then
   # The rewriter comparison's workers: one crate, lol_html by default, native HTMLRewriter with
   # --features native. Own target dir so it never touches the main workspace's.
   export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"

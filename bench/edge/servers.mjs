@@ -2,7 +2,11 @@
 //   node servers.mjs origin PORT     a fast origin: one ~4 KiB HTML page, Cache-Control public
 //   node servers.mjs collector PORT  a collector stub: accepts beacon batches with 200, counts them
 //                                    (GET /stats answers {batches, records, bytes}).
+//   node servers.mjs features PORT FILE  a stand-in for GrowthBook's API host (cdn.growthbook.io):
+//                                    GET /api/features/<client key> answers FILE (the SDK payload);
+//                                    GET /stats answers {requests}.
 // They only listen on 127.0.0.1 and exit on SIGTERM/SIGINT.
+import fs from "node:fs";
 import http from "node:http";
 
 const [role, port] = process.argv.slice(2);
@@ -65,12 +69,28 @@ function collector() {
   });
 }
 
-if (role === "origin" || role === "collector") {
-  const server = role === "origin" ? origin() : collector();
+function features(file) {
+  const payload = fs.readFileSync(file);
+  const stats = { requests: 0 };
+  return http.createServer((req, res) => {
+    req.resume();
+    if (req.url === "/stats") {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(stats));
+    } else if (req.method === "GET" && req.url.startsWith("/api/features/")) {
+      stats.requests += 1;
+      res.writeHead(200, { "content-type": "application/json", "content-length": payload.length }).end(payload);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+}
+
+if (role === "origin" || role === "collector" || role === "features") {
+  const server = role === "origin" ? origin() : role === "collector" ? collector() : features(process.argv[4]);
   server.keepAliveTimeout = 60_000;
   server.listen(Number(port), "127.0.0.1", () => console.log(`${role} listening on 127.0.0.1:${port}`));
   for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, () => process.exit(0));
 } else if (role !== undefined) {
-  console.error("usage: node servers.mjs origin|collector PORT");
+  console.error("usage: node servers.mjs origin|collector PORT | features PORT FILE");
   process.exit(2);
 }
