@@ -1,5 +1,5 @@
 # The README's two commands. Each installs what it needs (scripts/setup.sh) and skips what is there.
-.PHONY: demo test bench fuzz vectors
+.PHONY: demo test bench bench-engine bench-edge fuzz vectors
 
 demo:          ## the whole pipeline: origin, collector, edge, simulated visitors, dashboard (Ctrl-C stops)
 	bash scripts/demo.sh
@@ -7,7 +7,10 @@ demo:          ## the whole pipeline: origin, collector, edge, simulated visitor
 test:          ## fmt, clippy, native tests, browser vector suite, worker size budget
 	bash scripts/test.sh
 
-bench:         ## engine benchmarks (criterion)
+bench:         ## Cohort vs the peers (engine native and Wasm, edge, collector): writes bench/RESULTS.md
+	bash scripts/bench.sh
+
+bench-engine:  ## the engine's own criterion benchmarks (bucket, evaluate, compile, cookie)
 	cargo bench -p cohort-core --bench engine
 
 bench-edge:    ## edge worker vs pass-through, HTMLRewriter vs lol_html, in workerd (bench/edge/results.md)

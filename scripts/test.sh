@@ -61,6 +61,9 @@ WRANGLER_SEND_METRICS=false counted node --test --test-reporter=spec tests/pipel
 step "browser package (wasm-bindgen --target web)"
 bash scripts/build-browser.sh
 
+step "peer benchmarks, quick mode (make bench's harness, a few seconds per case)"
+counted bash scripts/bench.sh --quick
+
 step "all tests passed"
 # cargo prints `test result: ok. N passed; M failed`; node's spec reporter `ℹ pass N` / `ℹ fail M`.
 awk '/^test result:/ { passed += $4; failed += $6 }

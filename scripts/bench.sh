@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `make bench`: Cohort side by side with the peers people would pick instead, in one run on this
+# machine (issue 6), then bench/RESULTS.md from the figures:
+#   1. engine, native: Cohort vs unleash-yggdrasil, launchdarkly-server-sdk-evaluation, growthbook-rust
+#   2. engine, Wasm vs JS: Cohort's browser build vs @growthbook/growthbook in Node
+#   3. edge, one workerd: pass-through vs Cohort vs GrowthBook's edge worker, same origin, same wrk
+#   4. collector: signed HTTP ingest vs the same rows written straight into SQLite (the floor)
+#
+#   bash scripts/bench.sh           full run (writes bench/RESULTS.md)
+#   bash scripts/bench.sh --quick   the test command's smoke run: a few seconds per case, debug
+#                                   builds where criterion allows; writes target/bench-quick/RESULTS.md
+#
+# Figures from a machine that is doing other work are noisy; every ratio compares cases measured
+# in the same run, alternating where the harness can.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+quick=false
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=true ;;
+    *) echo "bench.sh: unknown argument '$arg' (expected --quick)" >&2; exit 2 ;;
+  esac
+done
+
+if $quick; then
+  figures="$(target_dir)/bench-quick"
+  report="$figures/RESULTS.md"
+else
+  figures="$(target_dir)/bench-figures"
+  report="bench/RESULTS.md"
+fi
+rm -rf "$figures"
+mkdir -p "$figures"
+bash scripts/setup.sh --edge
+started=$(date +%s)
+
+step "1/4 engine, native: Cohort vs unleash-yggdrasil, launchdarkly-server-sdk-evaluation, growthbook-rust"
+if $quick; then
+  # criterion's test mode: the assignment checks and one iteration of every case (no figures).
+  cargo test -p cohort-benches --benches
+else
+  COHORT_BENCH_OUT="$figures/native.json" cargo bench -p cohort-benches
+fi
+
+step "2/4 engine, Wasm vs JS: Cohort's browser build vs @growthbook/growthbook in Node"
+bash scripts/build-browser.sh "$figures/browser-pkg"
+node bench/js/engine.mjs --pkg "$figures/browser-pkg" --out "$figures/js.json" $($quick && echo --quick)
+
+step "3/4 edge: pass-through, Cohort and GrowthBook's edge worker in one workerd"
+BENCH_PEERS_ONLY=1 BENCH_QUICK=$($quick && echo 1 || echo 0) BENCH_JSON_OUT="$figures/edge.json" \
+  BENCH_OUT="$figures/edge-results.md" bash scripts/bench-edge.sh
+
+step "4/4 collector: signed ingest over HTTP vs the same rows straight into SQLite"
+if $quick; then
+  # Without `--bench` the benchmark runs its short mode (1 s phases, 20,000 units).
+  COHORT_BENCH_JSON="$figures/collector.json" cargo test -p cohort-collector --bench ingest
+else
+  COHORT_BENCH_JSON="$figures/collector.json" COHORT_BENCH_CONNECTIONS=8 COHORT_BENCH_SECONDS=10 \
+    cargo bench -p cohort-collector --bench ingest
+fi
+
+elapsed=$(( $(date +%s) - started ))
+node bench/report.mjs --figures "$figures" --out "$report" --seconds "$elapsed" $($quick && echo --quick)
+step "bench: $report written in ${elapsed} s"
