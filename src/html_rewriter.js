@@ -2,10 +2,16 @@
 // Rust passes the edits as JSON (cohort-core's Action type); this file only maps them onto the
 // runtime API, so all decisions stay in Rust.
 export function rewrite_html(response, actionsJson, assignmentsJson) {
-  const actions = JSON.parse(actionsJson);
   let rewriter = new HTMLRewriter();
-  for (const action of actions) {
-    rewriter = rewriter.on(action.selector, { element: (element) => apply(element, action) });
+  // Each `on()` costs a selector match and a JS callback per element, so consecutive actions on
+  // the same selector share one handler (several experiments editing <body>); merging only
+  // neighbours keeps the order in which edits apply exactly as listed.
+  for (const run of consecutiveRuns(JSON.parse(actionsJson))) {
+    rewriter = rewriter.on(run.selector, {
+      element: (element) => {
+        for (const action of run.actions) apply(element, action);
+      },
+    });
   }
   if (assignmentsJson !== undefined && assignmentsJson !== null) {
     // For pages that use the browser build: the visitor's assignments, readable without a request.
@@ -13,6 +19,17 @@ export function rewrite_html(response, actionsJson, assignmentsJson) {
     rewriter = rewriter.on("head", { element: (head) => head.append(script, { html: true }) });
   }
   return rewriter.transform(response);
+}
+
+/** Groups neighbouring actions with the same selector: [{selector, actions}], in order. */
+function consecutiveRuns(actions) {
+  const runs = [];
+  for (const action of actions) {
+    const last = runs[runs.length - 1];
+    if (last && last.selector === action.selector) last.actions.push(action);
+    else runs.push({ selector: action.selector, actions: [action] });
+  }
+  return runs;
 }
 
 function apply(element, action) {
