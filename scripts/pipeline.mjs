@@ -38,14 +38,16 @@ function startProcess(command, args, { env = {} } = {}) {
   const stdout = [];
   child.stdout.on("data", (chunk) => stdout.push(chunk.toString()));
   for (const stream of [child.stdout, child.stderr]) stream.on("data", (chunk) => log.push(chunk.toString()));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
+  // "close" comes after the exit and after its output is drained: the log is complete then.
+  const exited = new Promise((resolve) => child.once("close", (code, signal) => resolve({ code, signal })));
+  /** SIGTERM to the process group; resolves with how the process ended. */
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       try {
         process.kill(-child.pid, "SIGTERM");
       } catch {}
     }
-    await exited;
+    return exited;
   };
   return { child, log, stdout, exited, stop };
 }
@@ -65,22 +67,28 @@ export function get(port, requestPath, headers = {}) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Starts `cohort collector` on SQLite and resolves once /healthz answers. */
-export async function startCollector({ port, database, secret, dashboard = true }) {
-  const args = ["collector", "--listen", `127.0.0.1:${port}`, "--database", `sqlite://${database}`];
-  for (const config of TENANT_CONFIGS) args.push("--tenant-config", config);
-  if (dashboard) args.push("--dashboard-dir", path.join(ROOT, "www/dashboard"));
-  const collector = startProcess(cohortBinary(), args, { env: { COHORT_SECRET: secret, RUST_LOG: "warn" } });
+/**
+ * Starts the real `cohort collector` on 127.0.0.1:`port` with SQLite at `database` and the extra
+ * `args`; resolves once /healthz answers (rejects with its log if it exits first). Used by the
+ * demo and by every suite that needs a real collector.
+ */
+export async function startCohortCollector({ port, database, secret, args = [] }) {
+  const command = ["collector", "--listen", `127.0.0.1:${port}`, "--database", `sqlite://${database}`, ...args];
+  const collector = startProcess(cohortBinary(), command, { env: { COHORT_SECRET: secret, RUST_LOG: "warn" } });
+  const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (collector.child.exitCode !== null) throw new Error(`the collector exited:\n${collector.log.join("")}`);
+    if (collector.child.exitCode !== null) {
+      const { code } = await collector.exited;
+      throw new Error(`cohort collector exited with ${code}:\n${collector.log.join("")}`);
+    }
     try {
-      if ((await get(port, "/healthz")).status === 200) return { ...collector, port, url: `http://127.0.0.1:${port}` };
+      if ((await get(port, "/healthz")).status === 200) return { ...collector, port, url };
     } catch {}
     await sleep(100);
   }
   await collector.stop();
-  throw new Error(`the collector did not answer /healthz within 30 s:\n${collector.log.join("")}`);
+  throw new Error(`cohort collector did not answer /healthz within 30 s:\n${collector.log.join("")}`);
 }
 
 /** The tenant's results read token (`cohort token`). */
@@ -90,28 +98,29 @@ export function readToken(tenant, secret) {
     .trim();
 }
 
-/** Results of one experiment from the collector's API. */
-export async function results(collector, tenant, experiment, secret) {
+/** Results of one experiment from the collector's API, read with the tenant's `token`. */
+export async function results(collector, tenant, experiment, token) {
   const answer = await get(collector.port, `/v1/tenants/${tenant}/experiments/${experiment}/results`, {
-    authorization: `Bearer ${readToken(tenant, secret)}`,
+    authorization: `Bearer ${token}`,
   });
   if (answer.status !== 200) throw new Error(`results of ${tenant}/${experiment}: ${answer.status} ${answer.body}`);
   return JSON.parse(answer.body);
 }
+
+/** Where the demo's fixed ports can be changed. */
+const PORT_VARIABLES = { edge: "COHORT_DEMO_EDGE_PORT", collector: "COHORT_DEMO_COLLECTOR_PORT", origin: "COHORT_DEMO_ORIGIN_PORT" };
 
 /** Fails with a clear message when a fixed port is taken (the demo's well-known ports). */
 async function ensureFree(port, what) {
   await new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", () =>
-      reject(new Error(`port ${port} (${what}) is in use; set ${portVariable(what)} to use another`)),
+      reject(new Error(`port ${port} (${what}) is in use; set ${PORT_VARIABLES[what]} to use another`)),
     );
     server.listen(port, "127.0.0.1", () => server.close(resolve));
   });
 }
 
-const PORT_VARIABLES = { edge: "COHORT_DEMO_EDGE_PORT", collector: "COHORT_DEMO_COLLECTOR_PORT", origin: "COHORT_DEMO_ORIGIN_PORT" };
-const portVariable = (what) => PORT_VARIABLES[what];
 
 /**
  * Starts origin, collector and edge; publishes the example tenants to the edge's local KV with
@@ -127,10 +136,15 @@ export async function startPipeline({ stateDir, secret, ports = {} }) {
   try {
     const origin = await startDemoOrigin({ port: ports.origin ?? 0 });
     started.push({ stop: origin.close });
-    const collector = await startCollector({
+    const collector = await startCohortCollector({
       port: ports.collector ?? (await freePort()),
       database: path.join(stateDir, "cohort.db"),
       secret,
+      args: [
+        ...TENANT_CONFIGS.flatMap((config) => ["--tenant-config", config]),
+        "--dashboard-dir",
+        path.join(ROOT, "www/dashboard"),
+      ],
     });
     started.push(collector);
     execFileSync(cohortBinary(), ["publish", "--local", "--persist-to", stateDir, ...TENANT_CONFIGS], {
@@ -161,7 +175,7 @@ export async function startPipeline({ stateDir, secret, ports = {} }) {
 export async function loadgen(edgePort, args, { progress = false } = {}) {
   const run = startProcess(cohortBinary(), ["loadgen", "--edge", `http://127.0.0.1:${edgePort}`, "--json", ...args]);
   if (progress) run.child.stderr.on("data", (chunk) => process.stderr.write(chunk));
-  const code = await run.exited;
+  const { code } = await run.exited;
   let summary;
   try {
     summary = JSON.parse(run.stdout.join(""));
@@ -179,17 +193,16 @@ export async function loadgen(edgePort, args, { progress = false } = {}) {
 export async function waitForCollector(collector, tenant, summary, secret, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   const last = {};
+  const token = readToken(tenant, secret);
   // Only running experiments log exposures; a stopped one serves its winner without counting.
-  const listing = await get(collector.port, `/v1/tenants/${tenant}/experiments`, {
-    authorization: `Bearer ${readToken(tenant, secret)}`,
-  });
+  const listing = await get(collector.port, `/v1/tenants/${tenant}/experiments`, { authorization: `Bearer ${token}` });
   if (listing.status !== 200) throw new Error(`experiments of ${tenant}: ${listing.status} ${listing.body}`);
   const running = new Set(JSON.parse(listing.body).experiments.filter((e) => e.status === "running").map((e) => e.key));
   const expected = Object.entries(summary.experiments).filter(([experiment]) => running.has(experiment));
   for (;;) {
     let complete = true;
     for (const [experiment, variants] of expected) {
-      const doc = await results(collector, tenant, experiment, secret);
+      const doc = await results(collector, tenant, experiment, token);
       last[experiment] = doc;
       const units = Object.fromEntries(doc.variants.map((v) => [v.variant, v.exposed_units]));
       const metric = doc.metrics.find((m) => m.metric === summary.metric);

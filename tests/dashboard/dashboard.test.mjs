@@ -5,7 +5,6 @@
 //
 //   bash scripts/build-dashboard.sh && cargo build -p cohort-cli && node --test tests/dashboard/
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -13,12 +12,12 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
 
+import { cohortBinary, startCohortCollector } from "../../scripts/pipeline.mjs";
 import { freePort } from "../edge/harness.mjs";
 import { CHROMIUM, CHROMIUM_ARGS, checkDashboard } from "./check.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const TARGET = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target");
-const COHORT = path.join(TARGET, "debug/cohort");
 const DASHBOARD_DIR = path.join(ROOT, "www/dashboard");
 const SCREENSHOTS = path.join(TARGET, "screenshots");
 const SECRET = "dashboard-suite-platform-secret-0123456789";
@@ -116,40 +115,16 @@ async function postSigned(baseUrl, route, records) {
   assert.equal(answer.inserted, records.length, `${route}: every record is new`);
 }
 
-/** Runs `cohort collector` with `args`; resolves once /healthz answers, or rejects with its stderr. */
+/** The real collector on a free port with `dir/cohort.db` and `args`. */
 async function startCollector(dir, args) {
-  const port = await freePort();
-  const child = spawn(COHORT, ["collector", "--listen", `127.0.0.1:${port}`, "--database", `sqlite://${dir}/cohort.db`, ...args], {
-    env: { ...process.env, COHORT_SECRET: SECRET, RUST_LOG: "warn" },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let stderr = "";
-  child.stderr.on("data", (chunk) => (stderr += chunk));
-  // "close" comes after the process exited and its stderr is drained.
-  const exited = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) {
-      const { code } = await exited;
-      throw new Error(`cohort collector exited with ${code}: ${stderr}`);
-    }
-    try {
-      if ((await fetch(`${baseUrl}/healthz`)).ok) return { child, baseUrl, exited, stderr: () => stderr };
-    } catch {
-      // Not listening yet.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  child.kill("SIGKILL");
-  throw new Error(`cohort collector did not answer /healthz within 30 s: ${stderr}`);
+  return startCohortCollector({ port: await freePort(), database: path.join(dir, "cohort.db"), secret: SECRET, args });
 }
 
 let dir;
 let collector;
 
 before(async () => {
-  assert.ok(fs.existsSync(COHORT), `${COHORT} is missing: run \`cargo build -p cohort-cli\``);
+  cohortBinary(); // fails naming the missing binary and how to build it
   assert.ok(
     fs.existsSync(path.join(DASHBOARD_DIR, "vendor/uPlot.iife.min.js")),
     "www/dashboard/vendor is missing: run `bash scripts/build-dashboard.sh`",
@@ -160,15 +135,14 @@ before(async () => {
   fs.writeFileSync(configFile, JSON.stringify(CONFIG, null, 2));
   collector = await startCollector(dir, ["--tenant-config", configFile, "--dashboard-dir", DASHBOARD_DIR]);
   const { exposures, events } = seedRecords(Date.now());
-  for (let i = 0; i < exposures.length; i += 500) await postSigned(collector.baseUrl, "/v1/exposures", exposures.slice(i, i + 500));
-  for (let i = 0; i < events.length; i += 500) await postSigned(collector.baseUrl, "/v1/events", events.slice(i, i + 500));
+  for (let i = 0; i < exposures.length; i += 500) await postSigned(collector.url, "/v1/exposures", exposures.slice(i, i + 500));
+  for (let i = 0; i < events.length; i += 500) await postSigned(collector.url, "/v1/events", events.slice(i, i + 500));
 });
 
 after(async () => {
   if (collector) {
-    process.kill(collector.child.pid, "SIGTERM");
-    const { code } = await collector.exited;
-    assert.equal(code, 0, `cohort collector exits 0 on SIGTERM: ${collector.stderr()}`);
+    const { code } = await collector.stop();
+    assert.equal(code, 0, `cohort collector exits 0 on SIGTERM: ${collector.log.join("")}`);
   }
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -181,7 +155,7 @@ const byKey = (seen, key) => {
 
 test("the dashboard shows the API's numbers, the planted effect as significant, and SRM only where it is", async () => {
   const seen = await checkDashboard({
-    baseUrl: collector.baseUrl,
+    baseUrl: collector.url,
     tenant: TENANT,
     token: readToken(TENANT),
     screenshotPath: path.join(SCREENSHOTS, "dashboard-desktop.png"),
@@ -214,7 +188,7 @@ test("the dashboard shows the API's numbers, the planted effect as significant, 
 
 test("on a 360 px phone the same numbers show without horizontal scrolling", async () => {
   const seen = await checkDashboard({
-    baseUrl: collector.baseUrl,
+    baseUrl: collector.url,
     tenant: TENANT,
     token: readToken(TENANT),
     screenshotPath: path.join(SCREENSHOTS, "dashboard-phone-360.png"),
@@ -233,7 +207,7 @@ test("the sign-in form loads a tenant; a wrong token is refused with a message",
     page.on("pageerror", (error) => pageErrors.push(error.message));
     const tokensSent = [];
     page.on("request", (request) => tokensSent.push(request.url()));
-    await page.goto(`${collector.baseUrl}/`);
+    await page.goto(`${collector.url}/`);
     assert.equal(new URL(page.url()).pathname, "/dashboard/", "/ redirects to the dashboard");
 
     await page.getByTestId("tenant-input").fill(TENANT);

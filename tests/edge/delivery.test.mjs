@@ -3,14 +3,13 @@
 // `cargo build -p cohort-cli`) on SQLite, and a stub collector for answers the real one would not
 // give on demand. Run by scripts/test.sh with the rest of tests/edge/.
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import {
-  ROOT,
   SECRET,
   exposuresOf,
   freePort,
@@ -25,8 +24,8 @@ import {
   tenantEntries,
   tenantKey,
 } from "./harness.mjs";
+import { cohortBinary, startCohortCollector } from "../../scripts/pipeline.mjs";
 
-const COHORT = path.join(process.env.CARGO_TARGET_DIR ?? path.join(ROOT, "target"), "debug/cohort");
 const VISITORS = 10_000;
 const CONCURRENCY = 16;
 
@@ -51,32 +50,8 @@ let realWorker;
 let stubWorker;
 
 /** Starts the real collector on `collectorPort` with the suite's database; resolves when healthy. */
-async function startRealCollector() {
-  const child = spawn(
-    COHORT,
-    ["collector", "--listen", `127.0.0.1:${collectorPort}`, "--database", `sqlite://${path.join(dataDir, "cohort.db")}`],
-    { env: { ...process.env, COHORT_SECRET: SECRET, RUST_LOG: "warn" }, stdio: ["ignore", "ignore", "pipe"] },
-  );
-  const log = [];
-  child.stderr.on("data", (d) => log.push(d.toString()));
-  const exited = new Promise((resolve) => child.on("exit", resolve));
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`collector exited:\n${log.join("")}`);
-    try {
-      const health = await fetch(`http://127.0.0.1:${collectorPort}/healthz`);
-      if (health.ok) break;
-    } catch {}
-    await sleep(100);
-  }
-  return {
-    child,
-    log,
-    stop: async () => {
-      if (child.exitCode === null) child.kill("SIGTERM");
-      await exited;
-    },
-  };
+function startRealCollector() {
+  return startCohortCollector({ port: collectorPort, database: path.join(dataDir, "cohort.db"), secret: SECRET });
 }
 
 const collectorUrl = (p) => `http://127.0.0.1:${collectorPort}${p}`;
@@ -140,7 +115,7 @@ function tally(visitors) {
 }
 
 before(async () => {
-  assert.ok(fs.existsSync(COHORT), `${COHORT} is missing: run cargo build -p cohort-cli`);
+  cohortBinary(); // fails naming the missing binary and how to build it
   stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-delivery-state-"));
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-delivery-data-"));
   origin = await startOrigin();
