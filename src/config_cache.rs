@@ -50,7 +50,67 @@ fn lookup<T: Clone>(entries: &mut HashMap<String, Entry<T>>, key: &str, now_ms: 
     Some((entry.value.clone(), start_refresh))
 }
 
-/// The tenant serving `host`, or `None` for hosts no tenant claims.
+/// What the isolate's cache knows about a host, without reading KV.
+pub enum Cached {
+    /// No tenant claims the host (cached too, so unknown hosts cost no KV reads).
+    NoTenant,
+    /// The tenant serving the host.
+    Tenant(Rc<LoadedTenant>),
+    /// The host or its tenant has not been read in this isolate yet: [`load`] it.
+    NotLoaded,
+}
+
+/// The cached answer for `host`. An entry past its TTL is still served, and the first caller to
+/// see it stale starts the one background refresh (`ctx.wait_until`).
+pub fn cached(env: &Env, ctx: &Context, settings: &Settings, host: &str, now_ms: f64) -> Cached {
+    let cached_host = CACHE.with(|cache| lookup(&mut cache.borrow_mut().hosts, host, now_ms, settings.ttl_ms));
+    let tenant_id = match cached_host {
+        None => return Cached::NotLoaded,
+        Some((value, start_refresh)) => {
+            if start_refresh {
+                spawn_refresh(env, ctx, settings, Key::Host(host.to_owned()));
+            }
+            value
+        }
+    };
+    let Some(tenant_id) = tenant_id else {
+        return Cached::NoTenant;
+    };
+    let cached_tenant =
+        CACHE.with(|cache| lookup(&mut cache.borrow_mut().tenants, &tenant_id, now_ms, settings.ttl_ms));
+    match cached_tenant {
+        None => Cached::NotLoaded,
+        Some((loaded, start_refresh)) => {
+            if start_refresh {
+                spawn_refresh(env, ctx, settings, Key::Tenant(tenant_id));
+            }
+            Cached::Tenant(loaded)
+        }
+    }
+}
+
+/// Reads from KV what the cache lacks for `host` (at most one read per key) and returns the tenant
+/// serving it. An error (KV down, an invalid config) caches nothing, so the next request tries again.
+pub async fn load(env: &Env, settings: &Settings, host: &str, now_ms: f64) -> worker::Result<Option<Rc<LoadedTenant>>> {
+    let known_host = CACHE.with(|cache| cache.borrow().hosts.get(host).map(|entry| entry.value.clone()));
+    let tenant_id = match known_host {
+        Some(value) => value,
+        None => {
+            let value = read_host(&env.kv(&settings.binding)?, host).await?;
+            store_host(host, value.clone(), now_ms);
+            value
+        }
+    };
+    let Some(tenant_id) = tenant_id else { return Ok(None) };
+    if let Some(loaded) = CACHE.with(|cache| cache.borrow().tenants.get(&tenant_id).map(|entry| entry.value.clone())) {
+        return Ok(Some(loaded));
+    }
+    let loaded = Rc::new(read_tenant(&env.kv(&settings.binding)?, &tenant_id, &settings.secret).await?);
+    store_tenant(&tenant_id, loaded.clone(), now_ms);
+    Ok(Some(loaded))
+}
+
+/// The tenant serving `host`, or `None` for hosts no tenant claims; reads KV on a miss.
 pub async fn tenant_for_host(
     env: &Env,
     ctx: &Context,
@@ -58,35 +118,11 @@ pub async fn tenant_for_host(
     host: &str,
     now_ms: f64,
 ) -> worker::Result<Option<Rc<LoadedTenant>>> {
-    let cached_host = CACHE.with(|cache| lookup(&mut cache.borrow_mut().hosts, host, now_ms, settings.ttl_ms));
-    let tenant_id = match cached_host {
-        Some((value, start_refresh)) => {
-            if start_refresh {
-                spawn_refresh(env, ctx, settings, Key::Host(host.to_owned()));
-            }
-            value
-        }
-        None => {
-            let kv = env.kv(&settings.binding)?;
-            let value = read_host(&kv, host).await?;
-            store_host(host, value.clone(), now_ms);
-            value
-        }
-    };
-    let Some(tenant_id) = tenant_id else { return Ok(None) };
-
-    let cached_tenant =
-        CACHE.with(|cache| lookup(&mut cache.borrow_mut().tenants, &tenant_id, now_ms, settings.ttl_ms));
-    if let Some((loaded, start_refresh)) = cached_tenant {
-        if start_refresh {
-            spawn_refresh(env, ctx, settings, Key::Tenant(tenant_id));
-        }
-        return Ok(Some(loaded));
+    match cached(env, ctx, settings, host, now_ms) {
+        Cached::Tenant(loaded) => Ok(Some(loaded)),
+        Cached::NoTenant => Ok(None),
+        Cached::NotLoaded => load(env, settings, host, now_ms).await,
     }
-    let kv = env.kv(&settings.binding)?;
-    let loaded = Rc::new(read_tenant(&kv, &tenant_id, &settings.secret).await?);
-    store_tenant(&tenant_id, loaded.clone(), now_ms);
-    Ok(Some(loaded))
 }
 
 enum Key {

@@ -1,11 +1,22 @@
 // Worker entry: the Rust worker (built into build/ by worker-build) behind the fail-open guard.
-// Whatever goes wrong in Rust (an error it returns, or a panic, which traps the Wasm instance) the
-// visitor gets the origin's response to the untouched request kept here. A trap inside an async
-// task never settles that request's promise, so the guard also listens for the trap itself; the
-// generated glue re-initialises the Wasm instance before the next request.
+//
+// Tenant pages take the one-call path: this file reads what the engine needs from the request,
+// calls `planPage` (src/page.rs) once, and carries out the plan it returns (origin fetch, HTML
+// edits, Set-Cookie, Cache-Control). Every decision is made in the Wasm; this file only moves
+// bytes. The first-party endpoints (/_cohort/...) and the delivery queue's consumer run in Rust
+// through the `worker` crate (src/lib.rs, src/delivery.rs).
+//
+// Whatever goes wrong (an error, or a panic, which traps the Wasm instance) the visitor gets the
+// origin's response to the untouched request. A trap inside an async Rust task never settles that
+// task's promise, so the guard also listens for the trap itself; the generated glue
+// re-initialises the Wasm instance before the next call.
 import RustWorker from "../build/index.js";
+import { isHtml, rewriteHtml } from "./html_rewriter.js";
 
-// Rejecters of the requests in flight: a trap kills the instance they all run in.
+// Paths the worker answers itself (src/lib.rs); everything else on a tenant host is a page.
+const OWN_PATHS = "/_cohort/";
+
+// Rejecters of the async Rust calls in flight: a trap kills the instance they all run in.
 const inFlight = new Set();
 addEventListener("error", (event) => {
   if (event.error instanceof WebAssembly.RuntimeError) {
@@ -14,45 +25,138 @@ addEventListener("error", (event) => {
   }
 });
 
+/** `run()`'s promise, rejected instead of left pending if the Wasm instance traps meanwhile. */
+async function untilTrapped(run) {
+  let reject;
+  const trapped = new Promise((_, r) => (reject = r));
+  inFlight.add(reject);
+  try {
+    return await Promise.race([run(), trapped]);
+  } finally {
+    inFlight.delete(reject);
+  }
+}
+
 export default class CohortEdge extends RustWorker {
   async fetch(request) {
-    const untouched = request.clone();
-    let reject;
-    const trapped = new Promise((_, r) => (reject = r));
-    inFlight.add(reject);
+    const url = new URL(request.url);
+    return url.pathname.startsWith(OWN_PATHS) ? this.endpoint(request) : this.page(request, url);
+  }
+
+  /** A tenant's page: one engine call, then the plan carried out; fails open at every step. */
+  async page(request, url) {
+    let planJson;
     try {
-      return await Promise.race([super.fetch(request), trapped]);
+      planJson = this.plan(request);
+      if (planJson === undefined) {
+        // First request for this host in the isolate: read its tenant from KV, then plan.
+        await untilTrapped(() => this.loadTenant(this.env, url.hostname));
+        planJson = this.plan(request);
+      }
     } catch (error) {
-      console.log(JSON.stringify({ event: "fail_open", error: String(error) }));
+      logFailOpen(error);
+      return passThrough(request, this.env);
+    }
+    if (!planJson) return passThrough(request, this.env); // no tenant claims this host
+    const plan = JSON.parse(planJson);
+
+    const headers = new Headers(request.headers);
+    for (const [name, value] of plan.headers) headers.set(name, value);
+    const init = { method: request.method, headers, body: request.body, redirect: "manual" };
+    if (plan.cacheKey) init.cf = { cacheKey: plan.cacheKey };
+    let origin;
+    try {
+      origin = await fetch(plan.origin, init);
+    } catch (error) {
+      return originUnreachable(error);
+    }
+    try {
+      return this.respond(origin, plan);
+    } catch (error) {
+      logFailOpen(error);
+      return origin;
+    }
+  }
+
+  /** The request facts the engine reads, and its plan: undefined (tenant not loaded), "" or JSON. */
+  plan(request) {
+    const headers = request.headers;
+    const header = (name) => headers.get(name) ?? "";
+    const purpose = [header("sec-purpose"), header("purpose"), header("x-purpose"), header("x-moz")].join(";");
+    return this.planPage(
+      this.env,
+      this.ctx,
+      request.url,
+      header("user-agent"),
+      header("accept-language"),
+      header("referer"),
+      header("cookie"),
+      header("sec-gpc"),
+      purpose,
+      request.cf,
+    );
+  }
+
+  /** The origin's response with the plan's edits and headers. */
+  respond(origin, plan) {
+    let response = origin;
+    if ((plan.actions.length > 0 || plan.assignments != null) && isHtml(response)) {
+      response = rewriteHtml(response, plan.actions, plan.assignments);
+    }
+    if (!plan.setCookie && !plan.personalised) return response;
+    const headers = new Headers(response.headers);
+    if (plan.setCookie) headers.append("set-cookie", plan.setCookie);
+    // A personalised response never goes into a shared cache (nor does its Set-Cookie).
+    if (plan.personalised) headers.set("cache-control", this.privateCacheControl(headers.get("cache-control")));
+    const init = { status: response.status, statusText: response.statusText, headers };
+    if (response.webSocket) init.webSocket = response.webSocket;
+    return new Response(response.body, init);
+  }
+
+  /** `/_cohort/...`: answered by Rust, which keeps a copy of a request with a body to fail open. */
+  async endpoint(request) {
+    const untouched = request.clone();
+    try {
+      return await untilTrapped(() => super.fetch(request));
+    } catch (error) {
+      logFailOpen(error);
       return passThrough(untouched, this.env);
-    } finally {
-      inFlight.delete(reject);
     }
   }
 
   // The delivery queue's consumer (src/delivery.rs). Rust acknowledges or retries each message
   // itself; if it fails or traps instead, every message it has not settled is retried later.
   async queue(batch) {
-    let reject;
-    const trapped = new Promise((_, r) => (reject = r));
-    inFlight.add(reject);
     try {
-      await Promise.race([super.queue(batch, this.env, this.ctx), trapped]);
+      await untilTrapped(() => super.queue(batch, this.env, this.ctx));
     } catch (error) {
       console.log(JSON.stringify({ event: "delivery.consumer_failed", queue: batch.queue, error: String(error) }));
       batch.retryAll({ delaySeconds: 30 });
-    } finally {
-      inFlight.delete(reject);
     }
   }
 }
 
+function logFailOpen(error) {
+  console.log(JSON.stringify({ event: "fail_open", error: String(error) }));
+}
+
+function originUnreachable(error) {
+  // Nothing of ours to fall back on; the only answer that is not the origin's own.
+  console.log(JSON.stringify({ event: "origin_unreachable", error: String(error) }));
+  return new Response("Bad Gateway: origin unreachable", { status: 502 });
+}
+
+/** The request sent on untouched: unknown hosts, and every failure (fail open). */
 async function passThrough(request, env) {
   const override = env.ORIGIN_OVERRIDE;
-  if (!override) return fetch(request);
-  const url = new URL(request.url);
-  const origin = new URL(url.pathname + url.search, override);
-  const headers = new Headers(request.headers);
-  headers.set("x-forwarded-host", url.hostname);
-  return fetch(origin, { method: request.method, headers, body: request.body, redirect: "manual" });
+  try {
+    if (!override) return await fetch(request);
+    const url = new URL(request.url);
+    const origin = new URL(url.pathname + url.search, override);
+    const headers = new Headers(request.headers);
+    headers.set("x-forwarded-host", url.hostname);
+    return await fetch(origin, { method: request.method, headers, body: request.body, redirect: "manual" });
+  } catch (error) {
+    return originUnreachable(error);
+  }
 }

@@ -1,12 +1,14 @@
 // Applies a variant's HTML edits with workerd's native, streaming HTMLRewriter.
-// Rust passes the edits as JSON (cohort-core's Action type); this file only maps them onto the
-// runtime API, so all decisions stay in Rust.
-export function rewrite_html(response, actionsJson, assignmentsJson) {
+// The edits come from the engine (cohort-core's Action type, in src/page.rs's plan); this file only
+// maps them onto the runtime API, so all decisions stay in Rust.
+
+/** `response` streamed through `actions`, with the assignments script when `assignmentsJson` is set. */
+export function rewriteHtml(response, actions, assignmentsJson) {
   let rewriter = new HTMLRewriter();
   // Each `on()` costs a selector match and a JS callback per element, so consecutive actions on
   // the same selector share one handler (several experiments editing <body>); merging only
   // neighbours keeps the order in which edits apply exactly as listed.
-  for (const run of consecutiveRuns(JSON.parse(actionsJson))) {
+  for (const run of consecutiveRuns(actions)) {
     rewriter = rewriter.on(run.selector, {
       element: (element) => {
         for (const action of run.actions) apply(element, action);
@@ -19,6 +21,16 @@ export function rewrite_html(response, actionsJson, assignmentsJson) {
     rewriter = rewriter.on("head", { element: (head) => head.append(script, { html: true }) });
   }
   return rewriter.transform(response);
+}
+
+/** The same, called from Rust with the actions as JSON (the rewriter comparison in bench/edge). */
+export function rewrite_html(response, actionsJson, assignmentsJson) {
+  return rewriteHtml(response, JSON.parse(actionsJson), assignmentsJson);
+}
+
+/** Whether a response is HTML: only HTML is ever rewritten. */
+export function isHtml(response) {
+  return (response.headers.get("content-type") ?? "").trimStart().toLowerCase().startsWith("text/html");
 }
 
 /** Groups neighbouring actions with the same selector: [{selector, actions}], in order. */

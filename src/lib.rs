@@ -4,12 +4,16 @@
 //! everything ([`cohort_core::edge::plan`]), then carry the plan out: origin URL and headers, HTML
 //! edits, `Set-Cookie`, cache policy, and exposure beacons after the response. Anything that fails
 //! serves the origin's response untouched (fail open); the worker never answers 5xx itself.
+//!
+//! Tenant pages take the one-call path of [`page`] (driven by `src/entry.mjs`); the first-party
+//! endpoints under `/_cohort/` and the delivery queue's consumer are served here through the
+//! `worker` crate.
 
 mod beacon;
 mod config_cache;
 mod delivery;
-mod html;
 mod log;
+mod page;
 mod settings;
 
 use cohort_core::Tenant;
@@ -17,9 +21,8 @@ use cohort_core::delivery::Kind;
 use cohort_core::edge::{self, Geo, Plan, Visit};
 use config_cache::LoadedTenant;
 use settings::{Settings, settings, var};
-use worker::{
-    CfProperties, Context, Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response, Result, Url, event,
-};
+use worker::wasm_bindgen::JsValue;
+use worker::{Context, Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response, Result, Url, event};
 
 const ASSIGNMENTS_ENDPOINT: &str = "/_cohort/assignments";
 const TRACK_ENDPOINT: &str = "/_cohort/track";
@@ -43,24 +46,26 @@ pub async fn fetch(mut request: Request, env: Env, ctx: Context) -> Result<Respo
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     worker::Date::now().as_millis() as i64
 }
 
-fn random_bytes() -> Result<[u8; 16]> {
+pub(crate) fn random_bytes() -> Result<[u8; 16]> {
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes).map_err(|e| worker::Error::RustError(format!("getrandom: {e}")))?;
     Ok(bytes)
 }
 
-/// The response for a tenant's request, or `None` for hosts no tenant claims (passed through).
+/// The response of a first-party endpoint, or `None` for anything else and for hosts no tenant
+/// claims (passed through). Tenant pages come here only if `src/entry.mjs` is bypassed.
 async fn serve(request: &mut Request, env: &Env, ctx: &Context) -> Result<Option<Response>> {
     let settings = settings(env)?;
     let url = request.url()?;
-    // Lets the end-to-end suite prove that even a panic fails open; unset in every real deployment.
-    if settings.test_panic_path.as_deref() == Some(url.path()) {
-        panic!("deliberate panic for the fail-open test");
-    }
+    let endpoint = match (request.method(), url.path()) {
+        (Method::Get, ASSIGNMENTS_ENDPOINT) => ASSIGNMENTS_ENDPOINT,
+        (Method::Post, TRACK_ENDPOINT) => TRACK_ENDPOINT,
+        _ => return Ok(None),
+    };
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
     let now = now_ms();
     let Some(loaded) = config_cache::tenant_for_host(env, ctx, &settings, &host, now as f64).await? else {
@@ -82,17 +87,10 @@ async fn serve(request: &mut Request, env: &Env, ctx: &Context) -> Result<Option
         header("x-moz"),
     ]
     .join(";");
-    let geo = geo(request);
-    let endpoint = match (request.method(), url.path()) {
-        (Method::Get, ASSIGNMENTS_ENDPOINT) => Some(ASSIGNMENTS_ENDPOINT),
-        (Method::Post, TRACK_ENDPOINT) => Some(TRACK_ENDPOINT),
-        _ => None,
-    };
+    let cf = worker::js_sys::Reflect::get(request.inner(), &JsValue::from_str("cf")).unwrap_or(JsValue::UNDEFINED);
     // The assignments endpoint answers for the page a single-page app is showing.
     let page_path = match endpoint {
-        Some(ASSIGNMENTS_ENDPOINT) => {
-            edge::query_param(url.query().unwrap_or(""), "path").unwrap_or_else(|| "/".into())
-        }
+        ASSIGNMENTS_ENDPOINT => edge::query_param(url.query().unwrap_or(""), "path").unwrap_or_else(|| "/".into()),
         _ => url.path().to_owned(),
     };
     let visit = Visit {
@@ -106,7 +104,7 @@ async fn serve(request: &mut Request, env: &Env, ctx: &Context) -> Result<Option
         cookie_header: &cookie_header,
         sec_gpc: &sec_gpc,
         purpose: &purpose,
-        geo,
+        geo: geo(&cf),
     };
     let plan = edge::plan(&loaded.tenant, &loaded.keys, &visit, now, random_bytes()?);
     if let Some(problem) = &plan.preview_problem {
@@ -115,72 +113,22 @@ async fn serve(request: &mut Request, env: &Env, ctx: &Context) -> Result<Option
     send_exposures(env, &settings, ctx, &loaded, &plan)?;
 
     let response = match endpoint {
-        Some(ASSIGNMENTS_ENDPOINT) => {
+        ASSIGNMENTS_ENDPOINT => {
             let response = Response::from_json(&plan.assignments_json())?;
-            finish(response, &plan, Some("no-store"))
+            finish(response, &plan, "no-store")
         }
-        Some(_) => track(request, env, &settings, ctx, &loaded, &plan, now).await,
-        None => proxy(request, &settings, &loaded.tenant, &plan, &url).await,
+        _ => track(request, env, &settings, ctx, &loaded, &plan, now).await,
     };
     response.map(Some)
 }
 
-/// Fetches the (possibly routed) origin for a tenant page and applies the plan to the response.
-async fn proxy(request: &Request, settings: &Settings, tenant: &Tenant, plan: &Plan, url: &Url) -> Result<Response> {
-    let base = origin_override(settings.origin_override.as_deref(), Some(tenant));
-    let mut origin = origin_url(url, base)?;
-    if let Some(path) = &plan.route_path {
-        let (path, query) = path
-            .split_once('?')
-            .map_or((path.as_str(), None), |(p, q)| (p, Some(q)));
-        origin.set_path(path);
-        if query.is_some() {
-            origin.set_query(query);
-        }
-    }
-    let headers = request.headers().clone();
-    headers.set("x-forwarded-host", url.host_str().unwrap_or_default())?;
-    if let Some(host) = &plan.route_host {
-        if base.is_some() {
-            // A loopback origin serves every host; tell it which one the variant wants.
-            headers.set("x-forwarded-host", host)?;
-        } else {
-            origin
-                .set_host(Some(host))
-                .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        }
-    }
-    for (name, value) in &plan.origin_headers {
-        headers.set(name, value)?;
-    }
-    // Cached origin responses are kept apart per variant, never shared across variants.
-    let cache_key = plan
-        .is_personalised()
-        .then(|| format!("{origin}#cohort:{}", plan.variant_signature()));
-    let origin_request = forward(request, &origin, headers, cache_key)?;
-    let response = Fetch::Request(origin_request).send().await?;
-    let inject = tenant.edge.inject_assignments && plan.unit_id.is_some();
-    let response = if html::is_html(&response) && (!plan.html_actions.is_empty() || inject) {
-        let script = inject.then(|| plan.assignments_json().to_string());
-        html::rewrite(response, &plan.html_actions, script)?
-    } else {
-        response
-    };
-    finish(response, plan, None)
-}
-
-/// Adds `Set-Cookie` and, for personalised responses, a private `Cache-Control`.
-fn finish(response: Response, plan: &Plan, cache_control: Option<&str>) -> Result<Response> {
+/// Adds `Set-Cookie` and the endpoint's `Cache-Control`.
+fn finish(response: Response, plan: &Plan, cache_control: &str) -> Result<Response> {
     let headers = response.headers().clone();
     if let Some(cookie) = &plan.set_cookie {
         headers.append("set-cookie", cookie)?;
     }
-    if let Some(value) = cache_control {
-        headers.set("cache-control", value)?;
-    } else if plan.is_personalised() {
-        let origin = headers.get("cache-control")?;
-        headers.set("cache-control", &edge::private_cache_control(origin.as_deref()))?;
-    }
+    headers.set("cache-control", cache_control)?;
     Ok(response.with_headers(headers))
 }
 
@@ -196,21 +144,21 @@ async fn track(
 ) -> Result<Response> {
     let Some(unit) = &plan.unit_id else {
         // Bots, GPC and opted-out visitors are not tracked.
-        return finish(Response::empty()?.with_status(204), plan, Some("no-store"));
+        return finish(Response::empty()?.with_status(204), plan, "no-store");
     };
     let body = request.bytes().await?;
     if body.len() > MAX_TRACK_BODY {
         return finish(
             Response::error(format!("body over {MAX_TRACK_BODY} bytes"), 413)?,
             plan,
-            Some("no-store"),
+            "no-store",
         );
     }
     let conversions = match edge::track_events(&body, &loaded.tenant.id, unit, now, random_bytes()?) {
         Ok(conversions) => conversions,
         Err(reason) => {
             let error = serde_json::json!({ "error": { "code": "invalid_event", "message": reason } });
-            return finish(Response::from_json(&error)?.with_status(400), plan, Some("no-store"));
+            return finish(Response::from_json(&error)?.with_status(400), plan, "no-store");
         }
     };
     let accepted = conversions.len();
@@ -221,10 +169,16 @@ async fn track(
     let route = route(env, settings);
     beacon::enqueue(ctx, route, Kind::Events, &loaded.tenant.id, loaded.keys.beacon, records);
     let response = Response::from_json(&serde_json::json!({ "accepted": accepted }))?.with_status(202);
-    finish(response, plan, Some("no-store"))
+    finish(response, plan, "no-store")
 }
 
-fn send_exposures(env: &Env, settings: &Settings, ctx: &Context, loaded: &LoadedTenant, plan: &Plan) -> Result<()> {
+pub(crate) fn send_exposures(
+    env: &Env,
+    settings: &Settings,
+    ctx: &Context,
+    loaded: &LoadedTenant,
+    plan: &Plan,
+) -> Result<()> {
     if plan.exposures.is_empty() {
         return Ok(());
     }
@@ -257,13 +211,11 @@ fn route(env: &Env, settings: &Settings) -> beacon::Route {
 
 /// The edge's geography from `request.cf`. Read field by field from the JS object: any of them may
 /// be missing (and the `worker` crate's typed getters panic on a missing `colo`).
-fn geo(request: &Request) -> Geo {
+pub(crate) fn geo(cf: &JsValue) -> Geo {
     use worker::js_sys::Reflect;
-    use worker::wasm_bindgen::JsValue;
-    let cf = Reflect::get(request.inner(), &JsValue::from_str("cf")).unwrap_or(JsValue::UNDEFINED);
     let field = |name: &str| -> Option<JsValue> {
         if cf.is_object() {
-            Reflect::get(&cf, &JsValue::from_str(name))
+            Reflect::get(cf, &JsValue::from_str(name))
                 .ok()
                 .filter(|v| !v.is_undefined() && !v.is_null())
         } else {
@@ -284,13 +236,13 @@ fn geo(request: &Request) -> Geo {
 }
 
 /// A tenant's configured origin, else `ORIGIN_OVERRIDE`.
-fn origin_override<'a>(global: Option<&'a str>, tenant: Option<&'a Tenant>) -> Option<&'a str> {
+pub(crate) fn origin_override<'a>(global: Option<&'a str>, tenant: Option<&'a Tenant>) -> Option<&'a str> {
     tenant.and_then(|t| t.edge.origin.as_deref()).or(global)
 }
 
 /// The origin URL for a request: the override's scheme and authority with the request's path and
 /// query, or the request's own URL in production.
-fn origin_url(url: &Url, base: Option<&str>) -> Result<Url> {
+pub(crate) fn origin_url(url: &Url, base: Option<&str>) -> Result<Url> {
     let Some(base) = base else {
         return Ok(url.clone());
     };
@@ -301,19 +253,13 @@ fn origin_url(url: &Url, base: Option<&str>) -> Result<Url> {
 }
 
 /// A request to `target` carrying `request`'s method and body, redirects passed to the visitor.
-fn forward(request: &Request, target: &Url, headers: worker::Headers, cache_key: Option<String>) -> Result<Request> {
+fn forward(request: &Request, target: &Url, headers: worker::Headers) -> Result<Request> {
     let mut init = RequestInit::new();
     init.with_method(request.method())
         .with_headers(headers)
         .with_redirect(RequestRedirect::Manual);
     if let Some(body) = request.inner().body() {
         init.with_body(Some(body.into()));
-    }
-    if cache_key.is_some() {
-        init.with_cf_properties(CfProperties {
-            cache_key,
-            ..CfProperties::default()
-        });
     }
     Request::new_with_init(target.as_str(), &init)
 }
@@ -328,7 +274,7 @@ async fn pass_through(request: Request, env: &Env) -> Result<Response> {
     } else {
         let headers = request.headers().clone();
         headers.set("x-forwarded-host", url.host_str().unwrap_or_default())?;
-        forward(&request, &target, headers, None)?
+        forward(&request, &target, headers)?
     };
     match Fetch::Request(outgoing).send().await {
         Ok(response) => Ok(response),
