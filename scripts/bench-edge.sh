@@ -8,16 +8,17 @@
 #   bash scripts/bench-edge.sh                                   (or `make bench-edge`)
 #   BENCH_QUICK=1 BENCH_JSON_OUT=/tmp/edge.json bash scripts/bench-edge.sh   (test command)
 #
-# Environment: BENCH_DURATION (s per 16-connection run, default 10), BENCH_LATENCY_DURATION (s per
-# 1-connection latency run, default 3), BENCH_ROUNDS (default 3), BENCH_WARMUP (s, default 3),
+# Environment: BENCH_DURATION (s per 16-connection run, default 5), BENCH_LATENCY_DURATION (s per
+# 1-connection latency run, default 2), BENCH_ROUNDS (default 6), BENCH_WARMUP (s, default 3),
 # BENCH_SKIP_BUILD=1 (reuse build/ and the rewrite workers' builds), BENCH_OUT (default
 # bench/edge/results.md), BENCH_KEEP=1 (keep the scratch dir: bundles, config.capnp, logs,
 # results.json), BENCH_JSON_OUT (also write the figures as JSON to this file), BENCH_PEERS_ONLY=1
 # (only pass-through, Cohort and GrowthBook on the workload, no rewrite workers built or run,
 # results.md into the scratch dir unless BENCH_OUT is set; about 3.5 minutes), BENCH_QUICK=1 (peers
 # only, 2 s runs, 1 round: about 30 s after the builds).
-# Defaults take about 9 minutes after the builds (12 targets × 3 rounds × 13 s, plus warm-ups and
-# bundling); the builds add about 1 minute when nothing changed.
+# Defaults take about 11 minutes after the builds (15 targets × 6 rounds × 7 s, plus warm-ups and
+# bundling); the builds add about 1 minute when nothing changed. Many short rounds rather than a
+# few long ones: ratios are taken per round, and this shared machine's speed drifts between rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh

@@ -83,6 +83,7 @@ export default class CohortEdge extends RustWorker {
     const headers = request.headers;
     const header = (name) => headers.get(name) ?? "";
     const purpose = [header("sec-purpose"), header("purpose"), header("x-purpose"), header("x-moz")].join(";");
+    const cf = request.cf;
     return this.planPage(
       this.env,
       this.ctx,
@@ -93,24 +94,31 @@ export default class CohortEdge extends RustWorker {
       header("cookie"),
       header("sec-gpc"),
       purpose,
-      request.cf,
+      cf?.country,
+      cf?.region,
+      cf?.city,
+      cf?.asn,
+      cf?.colo,
     );
   }
 
   /** The origin's response with the plan's edits and headers. */
   respond(origin, plan) {
-    let response = origin;
-    if ((plan.actions.length > 0 || plan.assignments != null) && isHtml(response)) {
-      response = rewriteHtml(response, plan.actions, plan.assignments);
-    }
+    const rewrite = (plan.actions.length > 0 || plan.assignments != null) && isHtml(origin);
+    let response = rewrite ? rewriteHtml(origin, plan.actions, plan.assignments) : origin;
     if (!plan.setCookie && !plan.personalised) return response;
-    const headers = new Headers(response.headers);
+    // The rewriter's output is a response of our own whose headers can change in place; the
+    // origin's own headers are immutable, so that response is re-wrapped first.
+    if (!rewrite) {
+      const init = { status: response.status, statusText: response.statusText, headers: response.headers };
+      if (response.webSocket) init.webSocket = response.webSocket;
+      response = new Response(response.body, init);
+    }
+    const headers = response.headers;
     if (plan.setCookie) headers.append("set-cookie", plan.setCookie);
     // A personalised response never goes into a shared cache (nor does its Set-Cookie).
     if (plan.personalised) headers.set("cache-control", this.privateCacheControl(headers.get("cache-control")));
-    const init = { status: response.status, statusText: response.statusText, headers };
-    if (response.webSocket) init.webSocket = response.webSocket;
-    return new Response(response.body, init);
+    return response;
   }
 
   /** `/_cohort/...`: answered by Rust, which keeps a copy of a request with a body to fail open. */

@@ -211,27 +211,36 @@ fn route(env: &Env, settings: &Settings) -> beacon::Route {
 
 /// The edge's geography from `request.cf`. Read field by field from the JS object: any of them may
 /// be missing (and the `worker` crate's typed getters panic on a missing `colo`).
-pub(crate) fn geo(cf: &JsValue) -> Geo {
-    use worker::js_sys::Reflect;
-    let field = |name: &str| -> Option<JsValue> {
+fn geo(cf: &JsValue) -> Geo {
+    let field = |name: &str| {
         if cf.is_object() {
-            Reflect::get(cf, &JsValue::from_str(name))
-                .ok()
-                .filter(|v| !v.is_undefined() && !v.is_null())
+            worker::js_sys::Reflect::get(cf, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
         } else {
-            None
+            JsValue::UNDEFINED
         }
     };
-    let text = |name: &str| field(name).and_then(|v| v.as_string()).filter(|v| !v.is_empty());
+    geo_from_fields(
+        field("country"),
+        field("region"),
+        field("city"),
+        field("asn"),
+        field("colo"),
+    )
+}
+
+/// The geography from `request.cf`'s fields; one that is missing, empty or of the wrong type is
+/// unknown.
+pub(crate) fn geo_from_fields(country: JsValue, region: JsValue, city: JsValue, asn: JsValue, colo: JsValue) -> Geo {
+    let text = |value: JsValue| value.as_string().filter(|v| !v.is_empty());
     Geo {
-        country: text("country"),
-        region: text("region"),
-        city: text("city"),
-        asn: field("asn")
-            .and_then(|v| v.as_f64())
+        country: text(country),
+        region: text(region),
+        city: text(city),
+        asn: asn
+            .as_f64()
             .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
             .map(|n| n as u32),
-        colo: text("colo"),
+        colo: text(colo),
     }
 }
 

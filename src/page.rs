@@ -18,7 +18,7 @@ use worker::{Context, Env, Result, Url};
 
 use crate::config_cache::{self, Cached, LoadedTenant};
 use crate::settings::{Settings, settings};
-use crate::{geo, log, now_ms, origin_override, origin_url, random_bytes, send_exposures};
+use crate::{geo_from_fields, log, now_ms, origin_override, origin_url, random_bytes, send_exposures};
 
 /// What the entry does with a tenant's page (`planPage`'s JSON).
 #[derive(Serialize)]
@@ -56,7 +56,11 @@ pub fn plan_page(
     cookie_header: &str,
     sec_gpc: &str,
     purpose: &str,
-    cf: JsValue,
+    country: JsValue,
+    region: JsValue,
+    city: JsValue,
+    asn: JsValue,
+    colo: JsValue,
 ) -> std::result::Result<Option<String>, JsError> {
     let settings = settings(&env).map_err(js_error)?;
     let url = Url::parse(url).map_err(|e| JsError::new(&format!("request URL: {e}")))?;
@@ -83,7 +87,8 @@ pub fn plan_page(
         cookie_header,
         sec_gpc,
         purpose,
-        geo: geo(&cf),
+        // Read by the entry from `request.cf`.
+        geo: geo_from_fields(country, region, city, asn, colo),
     };
     let plan = edge::plan(
         &loaded.tenant,

@@ -18,8 +18,8 @@
 // Everything it starts (origin, collector, workerd) is stopped by process id on exit; the pids
 // are also written to $BENCH_WORK/pids so the calling script's trap can stop them.
 //
-// Environment: BENCH_WORK (scratch dir, required), BENCH_DURATION (seconds per run, default 10),
-// BENCH_ROUNDS (default 3), BENCH_WARMUP (seconds, default 3), BENCH_OUT (results file),
+// Environment: BENCH_WORK (scratch dir, required), BENCH_DURATION (seconds per run, default 5),
+// BENCH_ROUNDS (default 6), BENCH_WARMUP (seconds, default 3), BENCH_OUT (results file),
 // BENCH_JSON_OUT (also write the figures as JSON there), BENCH_PEERS_ONLY=1 (the peer comparison
 // only: pass-through, Cohort on the workload tenant, GrowthBook; results to $BENCH_WORK/results.md
 // unless BENCH_OUT is set, so the committed full results stay), BENCH_QUICK=1 (peers only, and 2 s
@@ -40,12 +40,12 @@ const ROOT = path.resolve(HERE, "../..");
 const WORK = process.env.BENCH_WORK ?? fail("BENCH_WORK is not set");
 const QUICK = process.env.BENCH_QUICK === "1";
 const PEERS_ONLY = QUICK || process.env.BENCH_PEERS_ONLY === "1";
-const DURATION = Number(process.env.BENCH_DURATION ?? (QUICK ? 2 : 10));
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
+const DURATION = Number(process.env.BENCH_DURATION ?? (QUICK ? 2 : 5));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 6));
 const WARMUP = Number(process.env.BENCH_WARMUP ?? (QUICK ? 1 : 3));
 // Latency probe per target and round: one connection, so no request queues behind another and
 // p99 is the time the worker adds, not the queueing of a saturated closed loop (-c16).
-const LATENCY_DURATION = Number(process.env.BENCH_LATENCY_DURATION ?? (QUICK ? 1 : 3));
+const LATENCY_DURATION = Number(process.env.BENCH_LATENCY_DURATION ?? (QUICK ? 1 : 2));
 // A quick run must not replace the committed full results.
 const OUT = process.env.BENCH_OUT ?? (PEERS_ONLY ? path.join(WORK, "results.md") : path.join(HERE, "results.md"));
 const JSON_OUT = process.env.BENCH_JSON_OUT;
@@ -55,6 +55,14 @@ const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
 
 const HOST = "shop.bench.test";
 const PAGE_PATH = "/products/oak-side-table";
+// A page the visitor below reaches with experiments that act only on the origin request (a route
+// and request headers: checkout-flow, eu-wallets, search-ranking), no HTML edit: a games console's
+// browser is device "other", which the tenant's HTML experiments on this path do not target.
+const NO_EDIT_PATH = "/checkout/cart";
+const NO_EDIT_HEADERS = {
+  "user-agent":
+    "Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.0 Safari/605.1.15",
+};
 // Production requests carry request.cf (geo, colo); plain workerd fills it from this header's JSON
 // (the socket's cfBlobHeader), as wrangler dev does. Without it request.cf has no colo, and the
 // worker crate's CfProperties::colo() panics (the Cohort worker then fails open on every request).
@@ -381,11 +389,11 @@ ${sockets.join("\n")}
 }
 
 // ---------------------------------------------------------------- wrk
-function wrk(port, seconds, extraHeaders = {}, connections = 16) {
+function wrk(port, seconds, extraHeaders = {}, connections = 16, requestPath = PAGE_PATH) {
   const headers = { Host: HOST, ...BROWSER_HEADERS, ...extraHeaders };
   const args = ["-t1", `-c${connections}`, "--latency", `-d${seconds}s`, "--timeout", "5s"];
   for (const [name, value] of Object.entries(headers)) args.push("-H", `${name}: ${value}`);
-  args.push(`http://127.0.0.1:${port}${PAGE_PATH}`);
+  args.push(`http://127.0.0.1:${port}${requestPath}`);
   const result = spawnSync("wrk", args, { encoding: "utf8", timeout: (seconds + 30) * 1000 });
   if (result.status !== 0) fail(`wrk failed: ${result.stderr}${result.stdout}`);
   return parseWrk(result.stdout);
@@ -409,6 +417,14 @@ const median = (values) => {
   const s = [...values].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+
+// Ratios between two targets are taken round by round (each round runs every target once, minutes
+// apart at most) and then the median of those: the machine's speed drifts by tens of percent
+// between rounds, and a ratio of two independent medians would carry that drift.
+/** Median over rounds of key's req/s ÷ base's req/s. */
+const pairedRps = (runs, key, base) => median(runs[key].map((run, i) => run.rps / runs[base][i].rps));
+/** Median over rounds of base's CPU per request ÷ key's: the throughput ratio one core would reach. */
+const pairedCpu = (runs, key, base) => median(runs[key].map((run, i) => runs[base][i].cpuMs / run.cpuMs));
 
 // ---------------------------------------------------------------- main
 async function main() {
@@ -476,6 +492,7 @@ async function main() {
   const cookie = (first.headers["set-cookie"] ?? []).map((c) => c.split(";")[0]).find((c) => /^(__Host-)?cohort=/.test(c));
   if (first.status !== 200 || !cookie) fail(`Cohort worker: status ${first.status}, no sticky cookie; see ${WORK}/workerd.log`);
   const returning = await get(ports.cohort, { ...BROWSER_HEADERS, cookie });
+  let noEditCookie;
   const sanity = {
     cohortRewrote: first.body !== pageFromOrigin,
     cohortAssignments: first.headers["cache-control"],
@@ -497,6 +514,15 @@ async function main() {
     sanity.jsCopyUntouched = (await get(ports["js-copy"], BROWSER_HEADERS)).body === pageFromOrigin;
     sanity.rewritersChanged = native.body !== pageFromOrigin;
     sanity.rustPassthroughUntouched = (await get(ports["rust-passthrough"], BROWSER_HEADERS)).body === pageFromOrigin;
+    // The page without edits: personalised (cookie, private), body exactly the origin's.
+    const noEditHeaders = { ...BROWSER_HEADERS, ...NO_EDIT_HEADERS };
+    const noEditFirst = await get(ports.cohort, noEditHeaders, NO_EDIT_PATH);
+    noEditCookie = (noEditFirst.headers["set-cookie"] ?? []).map((c) => c.split(";")[0]).find((c) => /^(__Host-)?cohort=/.test(c));
+    const noEdit = await get(ports.cohort, { ...noEditHeaders, cookie: noEditCookie }, NO_EDIT_PATH);
+    const originNoEdit = await get(originPort, noEditHeaders, NO_EDIT_PATH);
+    if (!noEditCookie || noEdit.body !== originNoEdit.body || !/private/.test(noEdit.headers["cache-control"] ?? "")) {
+      fail(`Cohort worker, ${NO_EDIT_PATH}: expected a sticky cookie, a private response and the origin's body unedited`);
+    }
     if (!sanity.rewritersAgree) {
       fs.writeFileSync(path.join(WORK, "native.html"), native.body);
       fs.writeFileSync(path.join(WORK, "lol.html"), lol.body);
@@ -524,6 +550,7 @@ async function main() {
     { key: "cohort-unknown-host", port: ports.cohort, headers: { Host: "unknown.bench.test" } },
     { key: "cohort-new", port: ports.cohort, headers: {} },
     { key: "cohort-returning", port: ports.cohort, headers: { cookie } },
+    { key: "cohort-no-edits", port: ports.cohort, headers: { ...NO_EDIT_HEADERS, cookie: noEditCookie }, path: NO_EDIT_PATH },
     { key: "js-copy", port: ports["js-copy"], headers: {} },
     { key: "js-rewrite", port: ports["js-rewrite"], headers: {} },
     { key: "rewrite-native", port: ports["rewrite-native"], headers: {} },
@@ -532,13 +559,13 @@ async function main() {
   ];
   const targets = PEERS_ONLY ? peerTargets : [...peerTargets, ...fullTargets];
   log(`warm-up: ${WARMUP} s per target`);
-  for (const t of targets) wrk(t.port, WARMUP, t.headers);
+  for (const t of targets) wrk(t.port, WARMUP, t.headers, 16, t.path);
 
   const runs = Object.fromEntries(targets.map((t) => [t.key, []]));
   for (let round = 1; round <= ROUNDS; round++) {
     for (const t of targets) {
       const before = { workerd: cpuTicks(workerd.pid), origin: cpuTicks(origin.pid), collector: cpuTicks(collector.pid) };
-      const result = wrk(t.port, DURATION, t.headers);
+      const result = wrk(t.port, DURATION, t.headers, 16, t.path);
       const after = { workerd: cpuTicks(workerd.pid), origin: cpuTicks(origin.pid), collector: cpuTicks(collector.pid) };
       const perRequest = (who) => ((after[who] - before[who]) * 1000) / CLK_TCK / result.requests;
       const run = {
@@ -560,7 +587,7 @@ async function main() {
     await sleep(2000);
     for (const t of targets) {
       const run = runs[t.key].at(-1);
-      const serial = wrk(t.port, LATENCY_DURATION, t.headers, 1);
+      const serial = wrk(t.port, LATENCY_DURATION, t.headers, 1, t.path);
       run.c1p50 = serial.p50;
       run.c1p99 = serial.p99;
       run.non2xx += serial.non2xx;
@@ -641,9 +668,8 @@ function versions() {
 
 /** Ratios of the peer comparison and the issue 6 targets (≥ 90% of pass-through, ahead of GrowthBook). */
 function comparison(r) {
-  const s = r.summary;
-  const ratio = (a, b) => Number((s[a].rps / s[b].rps).toFixed(3));
-  const cpu = (a, b) => Number((s[b].cpuMs / s[a].cpuMs).toFixed(3));
+  const ratio = (a, b) => Number(pairedRps(r.runs, a, b).toFixed(3));
+  const cpu = (a, b) => Number(pairedCpu(r.runs, a, b).toFixed(3));
   const out = {};
   for (const visitor of ["new", "returning"]) {
     const cohort = `cohort-workload-${visitor}`;
@@ -699,7 +725,7 @@ function report(r) {
   const row = (key, label, base) => {
     const x = s[key];
     const vs = base
-      ? `${pct(x.rps, s[base].rps)} | ${pct(s[base].cpuMs, x.cpuMs)} | ${signed(x.c1p50 - s[base].c1p50)} | ${signed(x.c1p99 - s[base].c1p99)}`
+      ? `${pct(pairedRps(r.runs, key, base), 1)} | ${pct(pairedCpu(r.runs, key, base), 1)} | ${signed(x.c1p50 - s[base].c1p50)} | ${signed(x.c1p99 - s[base].c1p99)}`
       : "— | — | — | —";
     return `| ${label} | ${x.rps.toFixed(0)} | ${f(x.p50)} | ${f(x.p99)} | ${f(x.cpuMs, 3)} | ${f(x.c1p50)} | ${f(x.c1p99)} | ${vs} | ${x.errors} |`;
   };
@@ -710,8 +736,10 @@ function report(r) {
   const size = (name) =>
     `| ${WORKERS[name].label} | ${b[name].uploadKiB} | ${b[name].gzipKiB} | ${b[name].wasmBytes ? kib(b[name].wasmBytes) : "—"} | ${b[name].wasmBytes ? kib(b[name].wasmGzip) : "—"} |`;
   const cohortWasmOk = b.cohort.wasmBytes <= 1024 * 1024 && b.cohort.wasmGzip <= 400 * 1024;
-  const newVsPass = PEERS_ONLY ? NaN : s["cohort-new"].rps / s.passthrough.rps;
-  const retVsPass = PEERS_ONLY ? NaN : s["cohort-returning"].rps / s.passthrough.rps;
+  const vsPass = (key) => pairedRps(r.runs, key, "passthrough");
+  const cpuVsPass = (key) => pairedCpu(r.runs, key, "passthrough");
+  const newVsPass = PEERS_ONLY ? NaN : vsPass("cohort-new");
+  const retVsPass = PEERS_ONLY ? NaN : vsPass("cohort-returning");
   const c = r.comparison;
   const verdict = (ok) => (ok ? "met" : "**not met**");
   const perRound = Object.entries(r.runs)
@@ -734,7 +762,9 @@ Method: every worker is bundled with \`wrangler deploy --dry-run\` and served fr
 (the peer comparison: \`Host: ${WORKLOAD_HOST}\` and the workload visitor's headers, below),
 ${r.config.ROUNDS} rounds, the targets alternating within each round after a ${r.config.WARMUP} s warm-up each; after
 the round's saturated runs, a ${r.config.LATENCY_DURATION} s run per target with one connection (\`-c1\`) measures latency without queueing.
-Figures are the median of the rounds. req/s, p50 and p99 are from the 16-connection run: that
+Figures are the median of the rounds; a ratio between two targets is the median of the rounds'
+ratios (each round runs every target once, so a drift in the machine's speed between rounds
+cancels out). req/s, p50 and p99 are from the 16-connection run: that
 loop saturates workerd, so its latencies are mostly queueing (16 ÷ throughput); "p99 added" uses
 the 1-connection run (its p99 is at the mercy of whatever else the 2 cores are running; its p50 is
 steady). "CPU capacity" is pass-through CPU ÷ worker CPU per request: the throughput
@@ -807,12 +837,16 @@ ${header("pass-through")}
 ${row("passthrough", "pass-through (JS)")}
 ${row("cohort-new", "**Cohort, new visitor**", "passthrough")}
 ${row("cohort-returning", "**Cohort, returning visitor**", "passthrough")}
+${row("cohort-no-edits", "Cohort, returning visitor, page without HTML edits", "passthrough")}
 ${row("cohort-unknown-host", "Cohort, host of no tenant", "passthrough")}
 ${row("js-copy", "JS pass-through, response copied with one header", "passthrough")}
 ${row("js-rewrite", "JS pass-through + 3 edits, native HTMLRewriter", "passthrough")}
 ${row("rust-passthrough", "Rust pass-through (worker crate)", "passthrough")}
 ${row("rewrite-native", "Rust + 3 edits, native HTMLRewriter", "passthrough")}
 
+*Page without HTML edits* is the same tenant on \`${NO_EDIT_PATH}\` for a returning visitor whose
+experiments there act on the origin request only (a route and request headers, as server-side
+experiments do): cookie, engine, personalised headers, but nothing streamed through a rewriter.
 The last five rows split the cost. *Host of no tenant* is the Cohort worker's fixed cost (its
 \`entry.mjs\`, one \`planPage\` call answering from the isolate's cache that no tenant claims the
 host, and the pass-through). *JS pass-through, response copied* is what any worker pays to change
@@ -833,7 +867,7 @@ ${size("passthrough")}
 ${size("cohort")}
 
 Targets (issue 3, item 11):
-- ≥ 80% of pass-through throughput: new visitor ${pct(newVsPass, 1)} (${verdict(newVsPass >= 0.8)}), returning visitor ${pct(retVsPass, 1)} (${verdict(retVsPass >= 0.8)}); by CPU capacity ${pct(s.passthrough.cpuMs, s["cohort-new"].cpuMs)} and ${pct(s.passthrough.cpuMs, s["cohort-returning"].cpuMs)}. The same page's edits alone, without Cohort (*JS pass-through + 3 edits*), reach ${pct(s["js-rewrite"].rps / s.passthrough.rps, 1)} (CPU capacity ${pct(s.passthrough.cpuMs, s["js-rewrite"].cpuMs)}); against that floor Cohort reaches ${pct(s["cohort-new"].rps / s["js-rewrite"].rps, 1)} (new) and ${pct(s["cohort-returning"].rps / s["js-rewrite"].rps, 1)} (returning); its fixed cost on a host it does not serve is ${pct(s["cohort-unknown-host"].rps / s.passthrough.rps, 1)} of pass-through.
+- ≥ 80% of pass-through throughput: new visitor ${pct(newVsPass, 1)} (${verdict(newVsPass >= 0.8)}), returning visitor ${pct(retVsPass, 1)} (${verdict(retVsPass >= 0.8)}); by CPU capacity ${pct(cpuVsPass("cohort-new"), 1)} and ${pct(cpuVsPass("cohort-returning"), 1)}. The same page's edits alone, without Cohort (*JS pass-through + 3 edits*), reach ${pct(vsPass("js-rewrite"), 1)} (CPU capacity ${pct(cpuVsPass("js-rewrite"), 1)}); against that floor Cohort reaches ${pct(pairedRps(r.runs, "cohort-new", "js-rewrite"), 1)} (new) and ${pct(pairedRps(r.runs, "cohort-returning", "js-rewrite"), 1)} (returning). On a page without HTML edits it reaches ${pct(vsPass("cohort-no-edits"), 1)} of pass-through (${verdict(vsPass("cohort-no-edits") >= 0.8)} there; CPU capacity ${pct(cpuVsPass("cohort-no-edits"), 1)}), and on a host it does not serve ${pct(vsPass("cohort-unknown-host"), 1)}.
 - p99 added ≤ 1 ms (1-connection runs): new visitor ${signed(s["cohort-new"].c1p99 - s.passthrough.c1p99)} ms, returning ${signed(s["cohort-returning"].c1p99 - s.passthrough.c1p99)} ms: ${
     // A p99 comparison means something only when the baseline's own tail is quiet.
     s.passthrough.c1p99 <= 5
