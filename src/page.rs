@@ -3,8 +3,8 @@
 //! `src/entry.mjs` does a page request's plumbing in JavaScript (reading headers, the origin
 //! fetch, streaming the HTML edits, response headers) and crosses into the Wasm once:
 //! [`plan_page`] runs the engine and returns everything it decided as one JSON document. Driving
-//! the same work from Rust through the `worker` crate cost about 0.4 ms of CPU per request more,
-//! spent in wrapping JS objects and in thousands of small crossings, not in the engine
+//! the same work from Rust through the `worker` crate cost tenths of a millisecond of CPU per
+//! request more, spent in wrapping JS objects and in dozens of crossings, not in the engine
 //! (`make bench-edge`, bench/edge/results.md). Decisions stay here; the entry only carries them out.
 //!
 //! These exports become methods of the worker's entrypoint class (worker-build's glue), so a
