@@ -54,7 +54,7 @@ export default class CohortEdge extends RustWorker {
         planJson = this.plan(request);
       }
     } catch (error) {
-      logFailOpen(error);
+      logFailOpen("plan", error);
       return passThrough(request, this.env);
     }
     if (!planJson) return passThrough(request, this.env); // no tenant claims this host
@@ -73,7 +73,7 @@ export default class CohortEdge extends RustWorker {
     try {
       return this.respond(origin, plan);
     } catch (error) {
-      logFailOpen(error);
+      logFailOpen("respond", error);
       return origin;
     }
   }
@@ -127,7 +127,7 @@ export default class CohortEdge extends RustWorker {
     try {
       return await untilTrapped(() => super.fetch(request));
     } catch (error) {
-      logFailOpen(error);
+      logFailOpen("endpoint", error);
       return passThrough(untouched, this.env);
     }
   }
@@ -144,8 +144,9 @@ export default class CohortEdge extends RustWorker {
   }
 }
 
-function logFailOpen(error) {
-  console.log(JSON.stringify({ event: "fail_open", error: String(error) }));
+/** One line per failure: the step that failed (plan, respond, endpoint) and the error. */
+function logFailOpen(step, error) {
+  console.log(JSON.stringify({ event: "fail_open", step, error: String(error) }));
 }
 
 function originUnreachable(error) {

@@ -40,7 +40,7 @@ pub async fn fetch(mut request: Request, env: Env, ctx: Context) -> Result<Respo
         Ok(Some(response)) => Ok(response),
         Ok(None) => pass_through(request, &env).await,
         Err(error) => {
-            log::event("fail_open", &[("error", &error.to_string())]);
+            log::event("fail_open", &[("step", "endpoint"), ("error", &error.to_string())]);
             pass_through(spare.unwrap_or(request), &env).await
         }
     }

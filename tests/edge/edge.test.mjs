@@ -52,6 +52,11 @@ function shopConfig({ version = 1, heroWeights = [5000, 5000], pricingCoverage =
         { key: "control", weight: 0 },
         { key: "edited", weight: 10000, actions: [{ type: "set_text", selector: "h1", text: "EDITED" }] },
       ] },
+      // A selector the config accepts but workerd's HTMLRewriter refuses (no :hover in a document).
+      { key: "bad-selector", status: "running", paths: ["/bad-selector"], variants: [
+        { key: "control", weight: 0 },
+        { key: "broken", weight: 10000, actions: [{ type: "set_text", selector: "h1:hover", text: "never shown" }] },
+      ] },
     ],
   };
 }
@@ -273,6 +278,12 @@ describe("fail open", () => {
     const next = await get("shop.test", "/");
     assert.equal(next.status, 200);
     assert.ok(stickyCookie(next), "the worker is back");
+  });
+
+  test("an edit workerd's rewriter refuses serves the origin's page unedited", async () => {
+    assertUntouched(await get("shop.test", "/bad-selector"), await direct("/bad-selector"), "refused selector");
+    const logged = await eventually(() => worker.log.join("").includes('"event":"fail_open","step":"respond"'));
+    assert.ok(logged, `the refusal is logged; log tail:\n${worker.log.join("").slice(-1500)}`);
   });
 
   test("unknown hosts pass through untouched", async () => {

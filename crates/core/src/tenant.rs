@@ -600,7 +600,7 @@ fn check_action(action: &Action) -> Result<(), String> {
                 "selector `{selector}` must be a non-empty CSS selector without control characters"
             ))
         } else {
-            Ok(())
+            selector_shape_problem(selector).map_or(Ok(()), |problem| Err(format!("selector `{selector}`: {problem}")))
         }
     };
     match action {
@@ -653,4 +653,42 @@ fn check_action(action: &Action) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// Structural mistakes in a CSS selector that the edge's HTML rewriter would refuse at request
+/// time (where the visitor then gets the origin's page unedited): an unclosed `[`, `(` or quote, a
+/// stray closing bracket, or a selector that ends in a combinator or comma. Not a full CSS parser:
+/// a selector that passes can still be refused, and is then logged at the edge as `fail_open`.
+fn selector_shape_problem(selector: &str) -> Option<String> {
+    let mut open: Vec<char> = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in selector.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            (_, '\\') => escaped = true,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '(') => open.push(c),
+            (None, ']' | ')') => {
+                let opener = if c == ']' { '[' } else { '(' };
+                if open.pop() != Some(opener) {
+                    return Some(format!("`{c}` closes nothing"));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(q) = quote {
+        return Some(format!("the quote {q} is never closed"));
+    }
+    if let Some(c) = open.last() {
+        return Some(format!("`{c}` is never closed"));
+    }
+    let last = selector.trim_end().chars().last()?;
+    matches!(last, '>' | '+' | '~' | ',').then(|| format!("ends with `{last}`, which needs a selector after it"))
 }

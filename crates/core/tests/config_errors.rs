@@ -250,6 +250,22 @@ fn actions_are_validated() {
         "experiments[0].variants[1].actions[0]: selector ` ` must be a non-empty CSS selector",
     );
     assert_rejected(
+        with_action(json!({"type": "set_text", "selector": "h1[", "text": "x"})),
+        "experiments[0].variants[1].actions[0]: selector `h1[`: `[` is never closed",
+    );
+    assert_rejected(
+        with_action(json!({"type": "remove", "selector": "a[href='x]"})),
+        "experiments[0].variants[1].actions[0]: selector `a[href='x]`: the quote ' is never closed",
+    );
+    assert_rejected(
+        with_action(json!({"type": "remove", "selector": "li:nth-child(2))"})),
+        "experiments[0].variants[1].actions[0]: selector `li:nth-child(2))`: `)` closes nothing",
+    );
+    assert_rejected(
+        with_action(json!({"type": "remove", "selector": "main >"})),
+        "experiments[0].variants[1].actions[0]: selector `main >`: ends with `>`",
+    );
+    assert_rejected(
         with_action(json!({"type": "teleport"})),
         "experiments[0].variants[1].actions[0].type: unknown variant `teleport`",
     );
@@ -306,4 +322,22 @@ fn reserved_headers_and_oversized_content_are_refused() {
         with_action(json!({"type": "set_text", "selector": "h1", "text": "x".repeat(20_000)})),
         "experiments[0].variants[1].actions[0]: content is 20000 bytes",
     );
+}
+
+#[test]
+fn selectors_with_brackets_quotes_and_combinators_are_accepted() {
+    for selector in [
+        "h1.title",
+        "main > article p + p ~ aside",
+        "a[href=\"/cart]\"]",
+        "[data-note='it\\'s']",
+        "li:nth-child(2n+1), li:first-child",
+        "input[type=checkbox]:not([disabled])",
+    ] {
+        let mut config = valid();
+        config["experiments"][0]["variants"][1]["actions"] = json!([{"type": "remove", "selector": selector}]);
+        if let Err(error) = Tenant::from_value(config) {
+            panic!("`{selector}` was refused: {error}");
+        }
+    }
 }
