@@ -45,25 +45,25 @@ export default class CohortEdge extends RustWorker {
 
   /** A tenant's page: one engine call, then the plan carried out; fails open at every step. */
   async page(request, url) {
-    let planJson;
+    let plan;
+    let init;
     try {
-      planJson = this.plan(request);
+      let planJson = this.plan(request);
       if (planJson === undefined) {
         // First request for this host in the isolate: read its tenant from KV, then plan.
         await untilTrapped(() => this.loadTenant(this.env, url.hostname));
         planJson = this.plan(request);
       }
+      if (!planJson) return passThrough(request, this.env); // no tenant claims this host
+      plan = JSON.parse(planJson);
+      const headers = new Headers(request.headers);
+      for (const [name, value] of plan.headers) headers.set(name, value);
+      init = { method: request.method, headers, body: request.body, redirect: "manual" };
+      if (plan.cacheKey) init.cf = { cacheKey: plan.cacheKey };
     } catch (error) {
       logFailOpen("plan", error);
       return passThrough(request, this.env);
     }
-    if (!planJson) return passThrough(request, this.env); // no tenant claims this host
-    const plan = JSON.parse(planJson);
-
-    const headers = new Headers(request.headers);
-    for (const [name, value] of plan.headers) headers.set(name, value);
-    const init = { method: request.method, headers, body: request.body, redirect: "manual" };
-    if (plan.cacheKey) init.cf = { cacheKey: plan.cacheKey };
     let origin;
     try {
       origin = await fetch(plan.origin, init);
