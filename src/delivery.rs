@@ -21,6 +21,7 @@ use worker::worker_sys::{Context as ContextSys, Message, MessageBatch};
 use worker::{Env, QueueContentType, RawMessageBuilder};
 
 use crate::beacon;
+use crate::js_field;
 use crate::log;
 use crate::settings::{Settings, settings};
 
@@ -57,18 +58,14 @@ struct Fate {
     retry: Option<(u32, String)>,
 }
 
-fn get(target: &JsValue, name: &str) -> JsValue {
-    Reflect::get(target, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
-}
-
 fn incoming(batch: &MessageBatch) -> Vec<Incoming> {
     let messages = batch.messages().unwrap_or_else(|_| Array::new());
     messages
         .iter()
         .map(|value| {
-            let id = get(&value, "id").as_string().unwrap_or_default();
-            let attempts = get(&value, "attempts").as_f64().unwrap_or(1.0).max(1.0) as u32;
-            let body = get(&value, "body").as_string();
+            let id = js_field(&value, "id").as_string().unwrap_or_default();
+            let attempts = js_field(&value, "attempts").as_f64().unwrap_or(1.0).max(1.0) as u32;
+            let body = js_field(&value, "body").as_string();
             Incoming {
                 message: value.unchecked_into::<Message>(),
                 id,
@@ -81,7 +78,7 @@ fn incoming(batch: &MessageBatch) -> Vec<Incoming> {
 
 /// `batch.metadata.metrics.backlogCount`, where the runtime reports it.
 fn backlog(batch: &MessageBatch) -> Option<f64> {
-    get(&get(&get(batch, "metadata"), "metrics"), "backlogCount").as_f64()
+    js_field(&js_field(&js_field(batch, "metadata"), "metrics"), "backlogCount").as_f64()
 }
 
 fn retry_options(delay_seconds: u32) -> JsValue {

@@ -15,6 +15,8 @@ import { isHtml, rewriteHtml } from "./html_rewriter.js";
 
 // Paths the worker answers itself (src/lib.rs); everything else on a tenant host is a page.
 const OWN_PATHS = "/_cohort/";
+// Headers that mark a prefetch or prerender, as src/lib.rs's PURPOSE_HEADERS (endpoints) reads them.
+const PURPOSE_HEADERS = ["sec-purpose", "purpose", "x-purpose", "x-moz"];
 
 // Rejecters of the async Rust calls in flight: a trap kills the instance they all run in.
 const inFlight = new Set();
@@ -82,7 +84,7 @@ export default class CohortEdge extends RustWorker {
   plan(request) {
     const headers = request.headers;
     const header = (name) => headers.get(name) ?? "";
-    const purpose = [header("sec-purpose"), header("purpose"), header("x-purpose"), header("x-moz")].join(";");
+    const purpose = PURPOSE_HEADERS.map(header).join(";");
     const cf = request.cf;
     return this.planPage(
       this.env,

@@ -27,6 +27,9 @@ use worker::{Context, Env, Fetch, Method, Request, RequestInit, RequestRedirect,
 const ASSIGNMENTS_ENDPOINT: &str = "/_cohort/assignments";
 const TRACK_ENDPOINT: &str = "/_cohort/track";
 const MAX_TRACK_BODY: usize = 16 * 1024;
+/// Headers that mark a prefetch or prerender, joined with `;` into `Visit::purpose`
+/// (`src/entry.mjs` keeps the same list for pages).
+const PURPOSE_HEADERS: [&str; 4] = ["sec-purpose", "purpose", "x-purpose", "x-moz"];
 
 #[event(fetch)]
 pub async fn fetch(mut request: Request, env: Env, ctx: Context) -> Result<Response> {
@@ -80,14 +83,8 @@ async fn serve(request: &mut Request, env: &Env, ctx: &Context) -> Result<Option
         header("cookie"),
         header("sec-gpc"),
     );
-    let purpose = [
-        header("sec-purpose"),
-        header("purpose"),
-        header("x-purpose"),
-        header("x-moz"),
-    ]
-    .join(";");
-    let cf = worker::js_sys::Reflect::get(request.inner(), &JsValue::from_str("cf")).unwrap_or(JsValue::UNDEFINED);
+    let purpose = PURPOSE_HEADERS.map(header).join(";");
+    let cf = js_field(request.inner(), "cf");
     // The assignments endpoint answers for the page a single-page app is showing.
     let page_path = match endpoint {
         ASSIGNMENTS_ENDPOINT => edge::query_param(url.query().unwrap_or(""), "path").unwrap_or_else(|| "/".into()),
@@ -106,11 +103,7 @@ async fn serve(request: &mut Request, env: &Env, ctx: &Context) -> Result<Option
         purpose: &purpose,
         geo: geo(&cf),
     };
-    let plan = edge::plan(&loaded.tenant, &loaded.keys, &visit, now, random_bytes()?);
-    if let Some(problem) = &plan.preview_problem {
-        log::event("preview_ignored", &[("tenant", &loaded.tenant.id), ("reason", problem)]);
-    }
-    send_exposures(env, &settings, ctx, &loaded, &plan)?;
+    let plan = decide(env, ctx, &settings, &loaded, &visit, now)?;
 
     let response = match endpoint {
         ASSIGNMENTS_ENDPOINT => {
@@ -172,31 +165,37 @@ async fn track(
     finish(response, plan, "no-store")
 }
 
-pub(crate) fn send_exposures(
+/// The engine's plan for one visit, with what must happen whatever the response: an ignored
+/// preview token is logged and the exposures are queued (pages and endpoints alike).
+pub(crate) fn decide(
     env: &Env,
-    settings: &Settings,
     ctx: &Context,
+    settings: &Settings,
     loaded: &LoadedTenant,
-    plan: &Plan,
-) -> Result<()> {
-    if plan.exposures.is_empty() {
-        return Ok(());
+    visit: &Visit<'_>,
+    now: i64,
+) -> Result<Plan> {
+    let plan = edge::plan(&loaded.tenant, &loaded.keys, visit, now, random_bytes()?);
+    if let Some(problem) = &plan.preview_problem {
+        log::event("preview_ignored", &[("tenant", &loaded.tenant.id), ("reason", problem)]);
     }
-    let records = plan
-        .exposures
-        .iter()
-        .map(serde_json::to_string)
-        .collect::<serde_json::Result<_>>()?;
-    let route = route(env, settings);
-    beacon::enqueue(
-        ctx,
-        route,
-        Kind::Exposures,
-        &loaded.tenant.id,
-        loaded.keys.beacon,
-        records,
-    );
-    Ok(())
+    if !plan.exposures.is_empty() {
+        let records = plan
+            .exposures
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<serde_json::Result<_>>()?;
+        let route = route(env, settings);
+        beacon::enqueue(
+            ctx,
+            route,
+            Kind::Exposures,
+            &loaded.tenant.id,
+            loaded.keys.beacon,
+            records,
+        );
+    }
+    Ok(plan)
 }
 
 /// Where this request's records go: the delivery queue if it is bound, the collector as fallback.
@@ -214,7 +213,7 @@ fn route(env: &Env, settings: &Settings) -> beacon::Route {
 fn geo(cf: &JsValue) -> Geo {
     let field = |name: &str| {
         if cf.is_object() {
-            worker::js_sys::Reflect::get(cf, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+            js_field(cf, name)
         } else {
             JsValue::UNDEFINED
         }
@@ -226,6 +225,11 @@ fn geo(cf: &JsValue) -> Geo {
         field("asn"),
         field("colo"),
     )
+}
+
+/// `target[name]`, or `undefined` when it cannot be read.
+pub(crate) fn js_field(target: &JsValue, name: &str) -> JsValue {
+    worker::js_sys::Reflect::get(target, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// The geography from `request.cf`'s fields; one that is missing, empty or of the wrong type is

@@ -18,7 +18,7 @@ use worker::{Context, Env, Result, Url};
 
 use crate::config_cache::{self, Cached, LoadedTenant};
 use crate::settings::{Settings, settings};
-use crate::{geo_from_fields, log, now_ms, origin_override, origin_url, random_bytes, send_exposures};
+use crate::{decide, geo_from_fields, now_ms, origin_override, origin_url};
 
 /// What the entry does with a tenant's page (`planPage`'s JSON).
 #[derive(Serialize)]
@@ -90,17 +90,7 @@ pub fn plan_page(
         // Read by the entry from `request.cf`.
         geo: geo_from_fields(country, region, city, asn, colo),
     };
-    let plan = edge::plan(
-        &loaded.tenant,
-        &loaded.keys,
-        &visit,
-        now,
-        random_bytes().map_err(js_error)?,
-    );
-    if let Some(problem) = &plan.preview_problem {
-        log::event("preview_ignored", &[("tenant", &loaded.tenant.id), ("reason", problem)]);
-    }
-    send_exposures(&env, &settings, &ctx, &loaded, &plan).map_err(js_error)?;
+    let plan = decide(&env, &ctx, &settings, &loaded, &visit, now).map_err(js_error)?;
     page_plan(&settings, &loaded, &plan, &url, &host)
         .map(Some)
         .map_err(js_error)
@@ -108,15 +98,18 @@ pub fn plan_page(
 
 /// Reads the tenant serving `host` into the isolate's cache (at most one KV read per key); a KV
 /// error or an invalid config rejects, and the entry fails open.
-#[wasm_bindgen(js_name = loadTenant)]
-pub fn load_tenant(env: Env, host: String) -> worker::js_sys::Promise {
-    worker::wasm_bindgen_futures::future_to_promise(async move {
-        let settings = settings(&env).map_err(js_value)?;
-        config_cache::load(&env, &settings, &host.to_ascii_lowercase(), now_ms() as f64)
-            .await
-            .map(|_| JsValue::UNDEFINED)
-            .map_err(js_value)
-    })
+#[wasm_bindgen(
+    js_name = loadTenant,
+    wasm_bindgen = ::worker::wasm_bindgen,
+    wasm_bindgen_futures = ::worker::wasm_bindgen_futures,
+    js_sys = ::worker::js_sys
+)]
+pub async fn load_tenant(env: Env, host: String) -> std::result::Result<(), JsError> {
+    let settings = settings(&env).map_err(js_error)?;
+    config_cache::load(&env, &settings, &host.to_ascii_lowercase(), now_ms() as f64)
+        .await
+        .map(|_| ())
+        .map_err(js_error)
 }
 
 /// `Cache-Control` for a personalised response, from the origin's (see
@@ -128,10 +121,6 @@ pub fn private_cache_control(origin: Option<String>) -> String {
 
 fn js_error(error: worker::Error) -> JsError {
     JsError::new(&error.to_string())
-}
-
-fn js_value(error: worker::Error) -> JsValue {
-    js_error(error).into()
 }
 
 /// The engine's plan as the entry carries it out.
