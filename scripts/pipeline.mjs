@@ -8,14 +8,12 @@
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 
-import { freePort, startWorker } from "../tests/edge/harness.mjs";
+import { ROOT, freePort, request, sleep, startWorker } from "../tests/edge/harness.mjs";
 import { startDemoOrigin } from "../www/origin.mjs";
 
-export const ROOT = path.resolve(import.meta.dirname, "..");
 export const TENANT_CONFIGS = ["examples/tenants/shop.json", "examples/tenants/news.json"].map((f) => path.join(ROOT, f));
 
 /** The cohort binary of the current build (debug, shared with the tests). */
@@ -52,20 +50,8 @@ function startProcess(command, args, { env = {} } = {}) {
   return { child, log, stdout, exited, stop };
 }
 
-/** GET on loopback; resolves with status and body. */
-export function get(port, requestPath, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: "127.0.0.1", port, path: requestPath, headers }, (res) => {
-      const chunks = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${requestPath} timed out`)));
-    req.on("error", reject);
-  });
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** GET on loopback (the edge suite's `request`); resolves with status, headers and body. */
+const get = (port, requestPath, headers = {}) => request({ port, host: "127.0.0.1", path: requestPath, headers });
 
 /**
  * Starts the real `cohort collector` on 127.0.0.1:`port` with SQLite at `database` and the extra

@@ -44,10 +44,18 @@ const SITES = {
 const read = (file) => fs.readFileSync(path.join(ROOT, file), "utf8");
 
 /** A page set in the layout with its site's header. */
-function render(site, page) {
+function render(layout, site, page) {
   const fields = { title: page.title, body_class: page.bodyClass ?? "", header: read(site.header), content: read(page.file) };
-  return read("layout.html").replace(/\{\{(\w+)\}\}/g, (_, name) => fields[name]);
+  return layout.replace(/\{\{(\w+)\}\}/g, (_, name) => fields[name]);
 }
+
+// Every page rendered once at start-up: loadgen asks for them thousands of times.
+const LAYOUT = read("layout.html");
+const RENDERED = new Map(
+  Object.entries(SITES).flatMap(([name, site]) =>
+    Object.entries(site.pages).map(([pagePath, page]) => [`${name} ${pagePath}`, render(LAYOUT, site, page)]),
+  ),
+);
 
 /** Which site a hostname is (the tenants' `hostnames`, and the routed host of `wide`). */
 const HOSTS = {
@@ -60,6 +68,7 @@ const HOSTS = {
 };
 
 const ASSETS = { "/assets/site.css": "text/css; charset=utf-8", "/assets/track.js": "text/javascript; charset=utf-8" };
+const ASSET_BODIES = new Map(Object.keys(ASSETS).map((asset) => [asset, fs.readFileSync(path.join(ROOT, asset))]));
 
 function siteOf(request) {
   const host = String(request.headers["x-forwarded-host"] ?? request.headers.host ?? "").replace(/:\d+$/, "");
@@ -76,18 +85,14 @@ function handle(request, response) {
   if (request.method !== "GET" && request.method !== "HEAD") {
     return send(response, 405, "text/plain; charset=utf-8", "method not allowed\n", "no-store");
   }
-  if (ASSETS[pathname]) {
-    const body = fs.readFileSync(path.join(ROOT, pathname));
-    return send(response, 200, ASSETS[pathname], body, "public, max-age=3600");
-  }
-  const site = SITES[siteOf(request)];
-  const page = site?.pages[pathname];
-  if (!page) {
+  if (ASSETS[pathname]) return send(response, 200, ASSETS[pathname], ASSET_BODIES.get(pathname), "public, max-age=3600");
+  const html = RENDERED.get(`${siteOf(request)} ${pathname}`);
+  if (html === undefined) {
     const body = `<!doctype html><title>Not found</title><h1>Not found</h1><p>${siteOf(request) ?? "unknown site"}: no page at this path.</p>`;
     return send(response, 404, "text/html; charset=utf-8", body, "no-store");
   }
   // Pages are shared-cacheable at the origin; the edge makes personalised answers private.
-  send(response, 200, "text/html; charset=utf-8", render(site, page), "public, max-age=60");
+  send(response, 200, "text/html; charset=utf-8", html, "public, max-age=60");
 }
 
 /** Starts the origin on 127.0.0.1:`port` (0 picks a free port); resolves with its port and close(). */

@@ -11,6 +11,7 @@ import { after, before, describe, test } from "node:test";
 
 import {
   SECRET,
+  eventually,
   exposuresOf,
   freePort,
   logEvents,
@@ -156,7 +157,7 @@ describe("durable delivery through the queue", () => {
     const started = performance.now();
     // The pipeline works before the outage.
     const early = await visit(realWorker.port, "outage.test", 1, 1);
-    assert.ok(await waitFor(async () => sum(await exposedUnits("outage", "banner")) === 1, 10_000), "delivered before the outage");
+    assert.ok(await eventually(async () => sum(await exposedUnits("outage", "banner")) === 1, 10_000, 200), "delivered before the outage");
 
     await collector.stop();
     const driveStart = performance.now();
@@ -164,7 +165,7 @@ describe("durable delivery through the queue", () => {
     const driveSeconds = (performance.now() - driveStart) / 1000;
     assert.equal(new Set(visitors.map((v) => v.unit)).size, VISITORS, "every visitor is a new unit");
     assert.ok(
-      await waitFor(() => logEvents(realWorker, "delivery.batch").some((e) => Number(e.retried) > 0), 10_000),
+      await eventually(() => logEvents(realWorker, "delivery.batch").some((e) => Number(e.retried) > 0), 10_000, 200),
       "the consumer retries while the collector is down",
     );
     assert.equal(logEvents(realWorker, "beacon.dropped").length, 0, "nothing dropped at the edge");
@@ -180,7 +181,7 @@ describe("durable delivery through the queue", () => {
       }
       return true;
     };
-    if (!(await waitFor(arrived, 120_000))) {
+    if (!(await eventually(arrived, 120_000, 200))) {
       const seen = {};
       for (const experiment of Object.keys(expected)) seen[experiment] = await exposedUnits("outage", experiment);
       const tail = logEvents(realWorker, "delivery.batch").slice(-5);
@@ -230,9 +231,9 @@ describe("durable delivery through the queue", () => {
       assert.equal(response.status, 202);
     }
     const expected = tally(visitors);
-    assert.ok(await waitFor(async () => sum(await exposedUnits("relay", "banner")) === 50, 20_000));
-    assert.ok(await waitFor(async () => (await metric("cohort_ingested_records_total", "conversion")) - conversionsBefore === 50, 20_000));
-    await waitFor(() => stub.state.loseAcks === 0, 5000);
+    assert.ok(await eventually(async () => sum(await exposedUnits("relay", "banner")) === 50, 20_000, 200));
+    assert.ok(await eventually(async () => (await metric("cohort_ingested_records_total", "conversion")) - conversionsBefore === 50, 20_000, 200));
+    await eventually(() => stub.state.loseAcks === 0, 5000, 200);
     await sleep(2500); // retries of the lost acknowledgements land as duplicates
     const lost = stub.batches.filter((b) => b.lostAck);
     assert.equal(lost.length, 2, "two acknowledgements were lost after the commit");
@@ -252,7 +253,7 @@ describe("durable delivery through the queue", () => {
     const start = stub.batches.length;
     stub.state.failNext = 3;
     const visitors = await visit(stubWorker.port, "stubbed.test", 20, 2);
-    assert.ok(await waitFor(() => visitors.every((v) => exposuresOf(stub, v.unit).length === 2), 15_000));
+    assert.ok(await eventually(() => visitors.every((v) => exposuresOf(stub, v.unit).length === 2), 15_000, 200));
     await sleep(1500);
     for (const visitor of visitors) assert.equal(exposuresOf(stub, visitor.unit).length, 2, "each exposure accepted once");
     const failed = stub.batches.slice(start).filter((b) => b.status === 500);
@@ -275,8 +276,8 @@ describe("durable delivery through the queue", () => {
     );
     const accepted = () =>
       stub.batches.filter((b) => b.path === "/v1/events" && b.status === 200).flatMap((b) => b.records).map((r) => r.id);
-    assert.ok(await waitFor(() => ["order-0", "order-1", "order-3", "order-4", "order-5"].every((id) => accepted().includes(id)), 15_000));
-    assert.ok(await waitFor(() => logEvents(stubWorker, "delivery.dead_letter").some((e) => e.ids === "order-2"), 15_000));
+    assert.ok(await eventually(() => ["order-0", "order-1", "order-3", "order-4", "order-5"].every((id) => accepted().includes(id)), 15_000, 200));
+    assert.ok(await eventually(() => logEvents(stubWorker, "delivery.dead_letter").some((e) => e.ids === "order-2"), 15_000, 200));
     const [letter] = logEvents(stubWorker, "delivery.dead_letter").filter((e) => e.ids === "order-2");
     assert.match(letter.reason, /collector answered 400 invalid_record at records\[\d+\]\.metric/);
     assert.equal(letter.tenant, "stubbed");
@@ -295,12 +296,12 @@ describe("durable delivery through the queue", () => {
     const [visitor] = await visit(stubWorker.port, "stubbed.test", 1, 1);
     const ids = new Set();
     assert.ok(
-      await waitFor(() => {
+      await eventually(() => {
         for (const e of logEvents(stubWorker, "delivery.dead_letter")) {
           if (e.body.includes(visitor.unit)) ids.add(e.reason);
         }
         return ids.size > 0;
-      }, 20_000),
+      }, 20_000, 200),
       "dead-lettered after DELIVERY_MAX_ATTEMPTS",
     );
     assert.match([...ids][0], /^gave up after 4 attempts: collector answered 500/);
@@ -312,12 +313,3 @@ function sum(counts) {
   return Object.values(counts ?? {}).reduce((a, b) => a + (b ?? 0), 0);
 }
 
-/** Like `eventually`, for async predicates; returns whether it held within `ms`. */
-async function waitFor(predicate, ms) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await predicate()) return true;
-    await sleep(200);
-  }
-  return await predicate();
-}

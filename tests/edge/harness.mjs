@@ -139,11 +139,12 @@ export function tenantEntries(config) {
 }
 
 /**
- * The delivery queues as in the repository's wrangler.toml, with test-sized waits: the `BEACONS`
- * producer and its consumer (this same worker), and the dead-letter queue with its producer
- * binding (reasons) and its consumer (the log). wrangler dev runs them in its local queue broker.
+ * The delivery queues of the repository's wrangler.toml with test-sized waits (a 0.2 s batch
+ * timeout, a 1 s retry delay): the `BEACONS` producer and its consumer (this same worker), and the
+ * dead-letter queue with its producer binding (reasons) and its consumer (the log). wrangler dev
+ * runs them in its local queue broker.
  */
-export function queueSections({ batchTimeout = 0.2, maxRetries = 100 } = {}) {
+function queueSections() {
   return [
     "[[queues.producers]]",
     'binding = "BEACONS"',
@@ -154,14 +155,14 @@ export function queueSections({ batchTimeout = 0.2, maxRetries = 100 } = {}) {
     "[[queues.consumers]]",
     'queue = "cohort-beacons"',
     "max_batch_size = 100",
-    `max_batch_timeout = ${batchTimeout}`,
-    `max_retries = ${maxRetries}`,
+    "max_batch_timeout = 0.2",
+    "max_retries = 100",
     'dead_letter_queue = "cohort-beacons-dlq"',
     "retry_delay = 1",
     "[[queues.consumers]]",
     'queue = "cohort-beacons-dlq"',
     "max_batch_size = 100",
-    `max_batch_timeout = ${batchTimeout}`,
+    "max_batch_timeout = 0.2",
   ];
 }
 
@@ -180,7 +181,7 @@ export async function startWorker({ stateDir, vars, port: requestedPort, queues 
     "[[kv_namespaces]]",
     'binding = "CONFIG"',
     'id = "cohort-config"',
-    ...(queues ? queueSections(queues) : []),
+    ...(queues ? queueSections() : []),
   ].join("\n");
   fs.writeFileSync(path.join(dir, "wrangler.toml"), config);
   const args = ["dev", "--config", path.join(dir, "wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port),
@@ -260,14 +261,14 @@ export function assignmentsSeenByOrigin(origin) {
   return Object.fromEntries(header.split(",").filter(Boolean).map((pair) => pair.trim().split("=")));
 }
 
-/** Waits until `predicate()` holds or `ms` pass; returns whether it held. */
-export async function eventually(predicate, ms = 5000) {
+/** Waits until `predicate()` (sync or async) holds or `ms` pass, asking every `everyMs`; returns whether it held. */
+export async function eventually(predicate, ms = 5000, everyMs = 50) {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (predicate()) return true;
-    await sleep(50);
+    if (await predicate()) return true;
+    await sleep(everyMs);
   }
-  return predicate();
+  return await predicate();
 }
 
 /** Waits until the collector has received nothing new for `ms` (earlier tests' batches landed). */

@@ -8,8 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 
-import { BROWSER_UA, request, stickyCookie } from "../edge/harness.mjs";
-import { ROOT, loadgen, readToken, startPipeline, waitForCollector } from "../../scripts/pipeline.mjs";
+import { BROWSER_UA, ROOT, request, stickyCookie } from "../edge/harness.mjs";
+import { loadgen, readToken, startPipeline, waitForCollector } from "../../scripts/pipeline.mjs";
 
 const SECRET = "pipeline-suite-platform-secret-0123456789abcdef";
 let pipeline;
@@ -51,12 +51,11 @@ test("visitors land in the collector exactly once and the planted effect is sign
   const seen = summary.experiments["hero-banner"];
   assert.ok(seen.control.visitors > 400 && seen["free-shipping"].visitors > 400, JSON.stringify(seen));
 
-  // Every assigned visitor is one exposed unit, every conversion one converted unit: no loss, no
-  // double counting (returning visitors and their second exposures included).
+  // Every assigned visitor is one exposed unit, every conversion one converted unit, per variant:
+  // waitForCollector resolves only when the collector's counts equal loadgen's exactly (a loss or a
+  // double count never settles, and it throws with the last figures).
   const results = (await waitForCollector(pipeline.collector, "shop", summary, SECRET))["hero-banner"];
   const purchase = results.metrics.find((m) => m.metric === "purchase");
-  for (const variant of results.variants) assert.equal(variant.exposed_units, seen[variant.variant].visitors);
-  for (const variant of purchase.variants) assert.equal(variant.converted_units, seen[variant.variant].conversions);
 
   assert.equal(results.control, "control");
   assert.equal(results.sample_ratio.expected_split, "config");
