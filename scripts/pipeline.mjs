@@ -15,6 +15,7 @@ import { ROOT, freePort, request, sleep, startWorker } from "../tests/edge/harne
 import { startDemoOrigin } from "../www/origin.mjs";
 
 export const TENANT_CONFIGS = ["examples/tenants/shop.json", "examples/tenants/news.json"].map((f) => path.join(ROOT, f));
+export const [SHOP_CONFIG, NEWS_CONFIG] = TENANT_CONFIGS;
 
 /** The cohort binary of the current build (debug, shared with the tests). */
 export function cohortBinary() {
@@ -174,13 +175,15 @@ export async function loadgen(edgePort, args, { progress = false } = {}) {
 /**
  * Waits until the collector holds what loadgen counted, for every experiment it saw: one exposed
  * unit per assigned visitor and one converted unit per converting visitor, per variant (beacons
- * arrive after the responses). Resolves with the last results per experiment.
+ * arrive after the responses); with loadgen's `--config`, the tenant holdout's records (`_holdout`)
+ * too, one per visitor. Resolves with the last results per experiment.
  */
 export async function waitForCollector(collector, tenant, summary, secret, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   const last = {};
   const token = readToken(tenant, secret);
-  // Only running experiments log exposures; a stopped one serves its winner without counting.
+  // Only running experiments log exposures; a stopped one serves its winner without counting. The
+  // holdout (`_holdout`) lists as running when the tenant's config has one.
   const listing = await get(collector.port, `/v1/tenants/${tenant}/experiments`, { authorization: `Bearer ${token}` });
   if (listing.status !== 200) throw new Error(`experiments of ${tenant}: ${listing.status} ${listing.body}`);
   const running = new Set(JSON.parse(listing.body).experiments.filter((e) => e.status === "running").map((e) => e.key));
@@ -212,7 +215,7 @@ export function demoTraffic(visitors) {
       tenant: "shop",
       host: "shop.localhost",
       experiment: "hero-banner",
-      args: ["--host", "shop.localhost", "--page", "/", "--page", "/products/trail-shoes", "--metric", "purchase",
+      args: ["--host", "shop.localhost", "--config", SHOP_CONFIG, "--page", "/", "--page", "/products/trail-shoes", "--metric", "purchase",
         "--conversion-rate", "0.10", "--effect", "hero-banner=free-shipping:1.5", "--value", "80",
         "--visitors", String(visitors)],
     },
@@ -220,7 +223,7 @@ export function demoTraffic(visitors) {
       tenant: "news",
       host: "news.localhost",
       experiment: "article-layout",
-      args: ["--host", "news.localhost", "--page", "/", "--page", "/politics/2026/11/budget-vote", "--metric",
+      args: ["--host", "news.localhost", "--config", NEWS_CONFIG, "--page", "/", "--page", "/politics/2026/11/budget-vote", "--metric",
         "subscribe", "--conversion-rate", "0.05", "--visitors", String(Math.ceil(visitors / 2)), "--seed", "2"],
     },
   ];

@@ -5,6 +5,8 @@
 #   scripts/setup.sh            toolchain, wasm target, wasm-bindgen CLI
 #   scripts/setup.sh --browser  also Chromium + ChromeDriver (browser tests)
 #   scripts/setup.sh --edge     also worker-build and the npm tooling (wrangler/workerd, esbuild, wasm-opt)
+#   scripts/setup.sh --monitoring  also promtool (Debian's prometheus package), which checks and
+#                                  unit-tests deploy/prometheus/alerts.yml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,10 +14,12 @@ WASM_BINDGEN_VERSION=0.2.130   # must equal the `wasm-bindgen` pin in Cargo.toml
 WORKER_BUILD_VERSION=0.8.7     # pairs with the `worker` crate version in Cargo.toml
 want_browser=false
 want_edge=false
+want_monitoring=false
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=true ;;
     --edge) want_edge=true ;;
+    --monitoring) want_monitoring=true ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -59,6 +63,26 @@ if $want_edge; then
   if [[ ! -x node_modules/.bin/wrangler || package-lock.json -nt node_modules/.package-lock.json ]]; then
     step "installing npm tooling (wrangler/workerd, esbuild, binaryen)"
     npm ci --no-audit --no-fund
+  fi
+fi
+if $want_monitoring && ! command -v promtool >/dev/null 2>&1; then
+  step "installing promtool (Debian's prometheus package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Without recommends: prometheus-node-exporter would be one more daemon.
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # Only promtool is wanted. The package starts a Prometheus server unless policy-rc.d forbids it
+  # (container images usually do): stop that one server, by the pid its init script wrote or
+  # through systemd, and keep it from starting at boot.
+  if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  elif [[ -s /run/prometheus/prometheus.pid ]]; then
+    server_pid=$(cat /run/prometheus/prometheus.pid)
+    if [[ "$(cat "/proc/$server_pid/comm" 2>/dev/null || true)" == prometheus ]]; then
+      kill "$server_pid"
+    fi
+    rm -f /run/prometheus/prometheus.pid
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
   fi
 fi
 step "setup complete"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: formatting, lints, native tests, the vector suite in headless Chromium, and the
-# edge worker's release Wasm build against its size budget. Installs what it needs first.
+# Every test: formatting, lints, native tests, the Prometheus alert rules' unit tests, the vector
+# suite in headless Chromium, and the edge worker's release Wasm build against its size budget.
+# Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -8,7 +9,7 @@ source scripts/env.sh
 WORKER_WASM_BUDGET=$((1024 * 1024))   # bytes; the edge worker ships to every POP
 WORKER_GZIP_BUDGET=$((400 * 1024))    # what Cloudflare's upload limit counts
 
-bash scripts/setup.sh --browser --edge
+bash scripts/setup.sh --browser --edge --monitoring
 
 # Every test runner's output also goes to this log, summed up in the closing line.
 results="$(mktemp)"
@@ -27,6 +28,11 @@ counted cargo test --workspace
 
 step "collector suite again on a throwaway PostgreSQL (installed if missing)"
 counted bash scripts/postgres.sh cargo test -p cohort-collector --tests
+
+step "Prometheus alert rules: syntax, then their unit tests (promtool)"
+# promtool prints no test count, so these are not in the closing tally; a failure stops the run.
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts.test.yml
 
 step "vector suite in headless Chromium (wasm-bindgen-test)"
 CHROMEDRIVER=/usr/bin/chromedriver \

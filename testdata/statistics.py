@@ -1,14 +1,34 @@
 #!/usr/bin/env python3
-"""Reference values for the collector's statistics (crates/collector/src/stats.rs), from scipy.
+"""Reference values for the collector's statistics (crates/collector/src/stats.rs).
 
-Writes testdata/statistics.json. Run `python3 testdata/statistics.py` (needs numpy and scipy:
-`pip install scipy`); the JSON is committed so the Rust tests need no Python.
+Writes testdata/statistics.json; the JSON is committed so the Rust tests need no Python.
+
+* scipy: normal_cdf, student_t_cdf, student_t_quantile_975, chi_square_sf, two_proportion,
+  welch, sample_ratio.
+* GrowthBook's gbstats 0.8.0: sequential (SequentialTwoSidedTTest on ProportionStatistic and
+  SampleMeanStatistic) and cuped (RegressionAdjustedStatistic with TwoSidedTTest and
+  SequentialTwoSidedTTest), absolute and relative lift.
+* statsmodels: holm and benjamini_hochberg (multipletests, methods "holm" and "fdr_bh").
+
+To rerun, in a virtual environment:
+
+    pip install scipy statsmodels pydantic 'numpy>=2'
+    pip install --no-deps gbstats==0.8.0
+    python3 testdata/statistics.py
+
+gbstats 0.8.0 declares numpy<2 and pandas<2, but the modules used here need only numpy, scipy and
+pydantic. numpy 2 matters: the welch sums were written with it (numpy 2.4, scipy 1.17, statsmodels 0.15),
+and numpy 1.x reproduces those draws and sums only to the last digit or so.
 """
 import json
+import math
 import os
 
 import numpy as np
+from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
+from gbstats.models.statistics import ProportionStatistic, RegressionAdjustedStatistic, SampleMeanStatistic
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 rng = np.random.default_rng(20261129)
 Z = stats.norm.ppf(0.975)
@@ -33,10 +53,10 @@ def proportion_case(c_conv, c_n, t_conv, t_n):
     }
 
 
-def revenue(n, rate, mean):
+def revenue(n, rate, mean, generator=rng):
     """Per-unit values: most units 0, converters a log-normal amount."""
-    converted = rng.random(n) < rate
-    return np.where(converted, rng.lognormal(np.log(mean), 0.8, n), 0.0)
+    converted = generator.random(n) < rate
+    return np.where(converted, generator.lognormal(np.log(mean), 0.8, n), 0.0)
 
 
 def welch_case(control, treatment):
@@ -103,6 +123,149 @@ cases = {
         srm_case([33500, 33000, 33900], [1, 1, 1]),
     ],
 }
+
+
+# Everything below draws from its own generator so the data above never changes.
+second_rng = np.random.default_rng(20261130)
+
+
+def exact_sum(values):
+    """Correctly rounded, so the fixtures do not depend on numpy's summation order."""
+    return math.fsum(float(v) for v in values)
+
+
+def gbstats_result(test):
+    result = test.compute_result()
+    # A refused comparison (zero baseline, zero variance) would be gbstats' placeholder, not a reference value.
+    assert result.error_message is None, result.error_message
+    return {"estimate": float(result.expected), "ci": [float(result.ci[0]), float(result.ci[1])], "p_value": float(result.p_value)}
+
+
+def both_lifts(make_test):
+    return {kind: gbstats_result(make_test(kind)) for kind in ("absolute", "relative")}
+
+
+def sequential_case(kind, control, treatment, tuning):
+    """control/treatment are [n, sum, sum_of_squares]; for proportions sum_of_squares == sum."""
+
+    def statistic(arm):
+        n, total, squares = arm
+        if kind == "proportion":
+            return ProportionStatistic(n=n, sum=total)
+        return SampleMeanStatistic(n=n, sum=total, sum_squares=squares)
+
+    def make_test(difference_type):
+        config = SequentialConfig(difference_type=difference_type, alpha=0.05, sequential_tuning_parameter=tuning)
+        return SequentialTwoSidedTTest(statistic(control), statistic(treatment), config)
+
+    return {"kind": kind, "control": control, "treatment": treatment, "tuning": tuning, "alpha": 0.05, **both_lifts(make_test)}
+
+
+def conversions(n, rate):
+    converted = int((second_rng.random(n) < rate).sum())
+    return [n, float(converted), float(converted)]
+
+
+def unit_sums(values):
+    return [len(values), exact_sum(values), exact_sum(values * values)]
+
+
+def sequential_mean_case(n_control, n_treatment, rate, mean, lift, tuning):
+    control = revenue(n_control, rate, mean, second_rng)
+    treatment = revenue(n_treatment, rate, mean * (1 + lift), second_rng)
+    return sequential_case("mean", unit_sums(control), unit_sums(treatment), tuning)
+
+
+def pre_post(n, lift):
+    """Per-unit pre-period (x) and post-period (y) values: 30% of units were active before the
+    experiment, and their post value follows their pre value."""
+    active = second_rng.random(n) < 0.3
+    pre = np.where(active, second_rng.lognormal(np.log(20.0), 0.7, n), 0.0)
+    baseline = np.where(active, 0.8 * pre * second_rng.lognormal(0.0, 0.3, n), 0.0)
+    newcomers = np.where(second_rng.random(n) < 0.05, second_rng.lognormal(np.log(15.0), 0.8, n), 0.0)
+    post = (baseline + newcomers) * (1 + lift)
+    return pre, post
+
+
+def cuped_sums(pre, post):
+    return [len(post), exact_sum(post), exact_sum(post * post), exact_sum(pre), exact_sum(pre * pre), exact_sum(pre * post)]
+
+
+def cuped_case(n_control, n_treatment, lift):
+    control = cuped_sums(*pre_post(n_control, 0.0))
+    treatment = cuped_sums(*pre_post(n_treatment, lift))
+
+    def statistic(arm):
+        n, sum_y, sum_y2, sum_x, sum_x2, sum_xy = arm
+        return RegressionAdjustedStatistic(
+            n=n,
+            post_statistic=SampleMeanStatistic(n=n, sum=sum_y, sum_squares=sum_y2),
+            pre_statistic=SampleMeanStatistic(n=n, sum=sum_x, sum_squares=sum_x2),
+            post_pre_sum_of_products=sum_xy,
+            theta=0,  # gbstats pools theta over both arms when the test is built
+        )
+
+    def fixed(difference_type):
+        return TwoSidedTTest(statistic(control), statistic(treatment), FrequentistConfig(difference_type=difference_type, alpha=0.05))
+
+    def sequential(difference_type):
+        config = SequentialConfig(difference_type=difference_type, alpha=0.05, sequential_tuning_parameter=5000)
+        return SequentialTwoSidedTTest(statistic(control), statistic(treatment), config)
+
+    probe = fixed("absolute")
+    # With theta 0 gbstats silently falls back to the unadjusted test, which would check nothing new.
+    assert isinstance(probe.stat_a, RegressionAdjustedStatistic), "theta is 0"
+    fixed_lifts = both_lifts(fixed)
+    # The t-test's tail is 2 * (1 - cdf), which loses everything below ~1e-15; keep p where it is exact.
+    assert all(lift["p_value"] > 1e-10 for lift in fixed_lifts.values())
+    return {
+        "control": control,
+        "treatment": treatment,
+        "theta": float(probe.stat_a.theta),
+        "fixed": {"df": float(probe.dof), **fixed_lifts},
+        "sequential": {"tuning": 5000, **both_lifts(sequential)},
+    }
+
+
+def adjustment_case(p_values, method):
+    adjusted = multipletests(p_values, method=method)[1]
+    return {"p_values": p_values, "adjusted": [float(p) for p in adjusted]}
+
+
+cases["sequential"] = [
+    sequential_case("proportion", [10000, 500.0, 500.0], [10000, 620.0, 620.0], 5000),
+    sequential_case("proportion", [50, 6.0, 6.0], [52, 20.0, 20.0], 5000),
+    sequential_case("proportion", conversions(200000, 0.031), conversions(200000, 0.031), 5000),
+    sequential_case("proportion", conversions(200000, 0.031), conversions(199500, 0.0335), 20000),
+    sequential_case("proportion", conversions(4000, 0.12), conversions(4100, 0.1), 20000),
+    sequential_case("proportion", conversions(800, 0.4), conversions(780, 0.4), 5000),
+    sequential_mean_case(3000, 3100, 0.3, 40.0, 0.25, 5000),
+    sequential_mean_case(60, 55, 0.5, 12.0, 0.0, 5000),
+    sequential_mean_case(50000, 50000, 0.08, 25.0, 0.0, 20000),
+    sequential_mean_case(50000, 49800, 0.08, 25.0, 0.15, 5000),
+    sequential_mean_case(200000, 200000, 0.03, 60.0, -0.1, 20000),
+    sequential_case("mean", unit_sums(second_rng.normal(5.0, 2.0, 400)), unit_sums(second_rng.normal(5.6, 3.0, 380)), 5000),
+]
+cases["cuped"] = [
+    cuped_case(1000, 1000, 0.0),
+    cuped_case(1000, 980, 0.12),
+    cuped_case(200, 210, 0.3),
+    cuped_case(5000, 5000, 0.08),
+    cuped_case(20000, 20100, 0.0),
+    cuped_case(20000, 19900, -0.05),
+    cuped_case(100000, 100000, 0.02),
+    cuped_case(400, 380, -0.2),
+]
+p_value_sets = [
+    [0.01, 0.04, 0.03, 0.005],
+    [0.2],
+    [0.001, 0.001, 0.02, 0.5, 0.049, 0.8],
+    [0.9, 0.6, 0.75],
+    [float(f"{p:.6g}") for p in second_rng.random(8) ** 3],
+    [float(f"{p:.6g}") for p in np.concatenate([second_rng.random(4) * 0.01, second_rng.random(8)])],
+]
+cases["holm"] = [adjustment_case(p_values, "holm") for p_values in p_value_sets]
+cases["benjamini_hochberg"] = [adjustment_case(p_values, "fdr_bh") for p_values in p_value_sets]
 
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "statistics.json")
 with open(path, "w") as out:

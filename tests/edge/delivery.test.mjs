@@ -10,12 +10,17 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import {
+  ROOT,
   SECRET,
+  bucketOf,
   eventually,
   exposuresOf,
   freePort,
+  holdoutVariant,
   logEvents,
   putKv,
+  quiet,
+  recordsOf,
   request,
   sleep,
   startCollector,
@@ -37,9 +42,13 @@ const twoExperiments = (tenant, hashKey) => ({
     { key: "pricing", status: "running", variants: [{ key: "control", weight: 3000 }, { key: "annual", weight: 7000 }] },
   ],
 });
-const OUTAGE = twoExperiments("outage", "2a3b4c5d6e7f80910a1b2c3d4e5f6071");
+// With a 10% holdout: every new unit also sends its holdout record (`_holdout`), and held-out
+// units are in neither experiment.
+const OUTAGE = { ...twoExperiments("outage", "2a3b4c5d6e7f80910a1b2c3d4e5f6071"), holdout: 1000 };
 const RELAY = twoExperiments("relay", "3b4c5d6e7f80910a1b2c3d4e5f607182");
 const STUBBED = twoExperiments("stubbed", "4c5d6e7f80910a1b2c3d4e5f60718293");
+/** The example shop as `cohort publish` would store it (a 5% holdout, served on shop.localhost). */
+const SHOP = JSON.parse(fs.readFileSync(path.join(ROOT, "examples/tenants/shop.json"), "utf8"));
 
 let stateDir;
 let dataDir;
@@ -103,11 +112,20 @@ async function visit(port, host, count, concurrency = CONCURRENCY) {
   return visitors;
 }
 
-/** Expected exposed units per experiment and variant. */
-function tally(visitors) {
+/**
+ * What the edge records for a new visitor of `config`: an exposure per assignment and, for a
+ * tenant with a holdout, the unit's holdout record, its variant computed here from the bucket.
+ */
+function recorded({ unit, assignments }, config) {
+  const holdout = holdoutVariant(config, unit);
+  return holdout ? { ...assignments, _holdout: holdout } : assignments;
+}
+
+/** Expected exposed units per experiment and variant (the holdout's records included). */
+function tally(visitors, config) {
   const counts = {};
-  for (const { assignments } of visitors) {
-    for (const [experiment, variant] of Object.entries(assignments)) {
+  for (const visitor of visitors) {
+    for (const [experiment, variant] of Object.entries(recorded(visitor, config))) {
       counts[experiment] ??= {};
       counts[experiment][variant] = (counts[experiment][variant] ?? 0) + 1;
     }
@@ -123,7 +141,7 @@ before(async () => {
   stub = await startCollector();
   collectorPort = await freePort();
   collector = await startRealCollector();
-  putKv(stateDir, { ...tenantEntries(OUTAGE), ...tenantEntries(RELAY), ...tenantEntries(STUBBED) });
+  putKv(stateDir, { ...tenantEntries(OUTAGE), ...tenantEntries(RELAY), ...tenantEntries(STUBBED), ...tenantEntries(SHOP) });
   const vars = {
     COHORT_SECRET: SECRET,
     ORIGIN_OVERRIDE: `http://127.0.0.1:${origin.port}`,
@@ -155,9 +173,16 @@ after(async () => {
 describe("durable delivery through the queue", () => {
   test(`exposures survive a collector outage: ${VISITORS} visitors, every exposure exactly once`, async () => {
     const started = performance.now();
+    /** Whether the collector holds at least `expected`'s exposed units, experiment by experiment. */
+    const holds = async (expected) => {
+      for (const [experiment, variants] of Object.entries(expected)) {
+        if (sum(await exposedUnits("outage", experiment)) < sum(variants)) return false;
+      }
+      return true;
+    };
     // The pipeline works before the outage.
     const early = await visit(realWorker.port, "outage.test", 1, 1);
-    assert.ok(await eventually(async () => sum(await exposedUnits("outage", "banner")) === 1, 10_000, 200), "delivered before the outage");
+    assert.ok(await eventually(() => holds(tally(early, OUTAGE)), 10_000, 200), "delivered before the outage");
 
     await collector.stop();
     const driveStart = performance.now();
@@ -173,15 +198,10 @@ describe("durable delivery through the queue", () => {
     collector = await startRealCollector();
     const restarted = performance.now();
     const all = [...early, ...visitors];
-    const expected = tally(all);
-    const arrived = async () => {
-      for (const [experiment, variants] of Object.entries(expected)) {
-        const units = await exposedUnits("outage", experiment);
-        if (sum(units) < sum(variants)) return false;
-      }
-      return true;
-    };
-    if (!(await eventually(arrived, 120_000, 200))) {
+    const expected = tally(all, OUTAGE);
+    assert.equal(sum(expected._holdout), all.length, "one holdout record per new unit");
+    assert.ok(expected._holdout.holdout > 0 && expected._holdout.rest > 0, JSON.stringify(expected._holdout));
+    if (!(await eventually(() => holds(expected), 120_000, 200))) {
       const seen = {};
       for (const experiment of Object.keys(expected)) seen[experiment] = await exposedUnits("outage", experiment);
       const tail = logEvents(realWorker, "delivery.batch").slice(-5);
@@ -197,13 +217,16 @@ describe("durable delivery through the queue", () => {
     for (const [experiment, variants] of Object.entries(expected)) {
       assert.deepEqual(await exposedUnits("outage", experiment), variants, `${experiment}: exposed units per variant`);
     }
-    // The restarted collector inserted every exposure of the outage once (20,000 rows).
-    const outageExposures = visitors.reduce((n, v) => n + Object.keys(v.assignments).length, 0);
+    // The restarted collector inserted every record of the outage once: two exposures per unit
+    // outside the holdout and one holdout record per unit (about 28,000 rows).
+    const outageExposures = visitors.reduce((n, v) => n + Object.keys(recorded(v, OUTAGE)).length, 0);
     assert.equal(await metric("cohort_ingested_records_total", "exposure"), outageExposures);
-    const rows = sqlite("SELECT experiment || ' ' || unit_id FROM exposures WHERE tenant_id = 'outage'");
+    const rows = sqlite("SELECT experiment || ' ' || variant || ' ' || unit_id FROM exposures WHERE tenant_id = 'outage'");
     if (rows) {
-      const want = all.flatMap((v) => Object.keys(v.assignments).map((e) => `${e} ${v.unit}`)).sort();
-      assert.deepEqual(rows.sort(), want, "exactly the expected (experiment, unit) rows, each once");
+      const want = all
+        .flatMap((v) => Object.entries(recorded(v, OUTAGE)).map(([experiment, variant]) => `${experiment} ${variant} ${v.unit}`))
+        .sort();
+      assert.deepEqual(rows.sort(), want, "exactly the expected (experiment, variant, unit) rows, each once");
     }
     assert.equal(logEvents(realWorker, "delivery.dead_lettered").length, 0, "nothing dead-lettered");
     const batches = logEvents(realWorker, "delivery.batch");
@@ -230,7 +253,7 @@ describe("durable delivery through the queue", () => {
       });
       assert.equal(response.status, 202);
     }
-    const expected = tally(visitors);
+    const expected = tally(visitors, RELAY);
     assert.ok(await eventually(async () => sum(await exposedUnits("relay", "banner")) === 50, 20_000, 200));
     assert.ok(await eventually(async () => (await metric("cohort_ingested_records_total", "conversion")) - conversionsBefore === 50, 20_000, 200));
     await eventually(() => stub.state.loseAcks === 0, 5000, 200);
@@ -306,6 +329,51 @@ describe("durable delivery through the queue", () => {
     );
     assert.match([...ids][0], /^gave up after 4 attempts: collector answered 500/);
     stub.state.mode = "ok";
+  });
+});
+
+describe("tenant holdout", () => {
+  test("this suite's bucketing agrees with the bucketing vectors", () => {
+    const vectors = JSON.parse(fs.readFileSync(path.join(ROOT, "testdata/bucketing.json"), "utf8"));
+    assert.ok(vectors.cases.some((c) => c.seed === "holdout:shop"));
+    for (const c of vectors.cases) {
+      const { hash, bucket } = bucketOf(c.hash_key, c.seed, c.unit);
+      assert.deepEqual({ hash: hash.toString(16).padStart(16, "0"), bucket }, { hash: c.hash, bucket: c.bucket }, JSON.stringify(c));
+    }
+  });
+
+  test("a new shop visitor yields exactly one `_holdout` record, with the variant its bucket implies", async () => {
+    Object.assign(stub.state, { mode: "ok", failNext: 0, reject: null, forward: null });
+    const get = (requestPath, cookie) =>
+      request({ port: stubWorker.port, host: "shop.localhost", path: requestPath, headers: cookie ? { cookie } : {} });
+    // New visitors until one of each side has come (5% are held out): a page, the assignments
+    // with the cookie it set, and a return visit.
+    const visitors = [];
+    for (let i = 0; i < 400 && new Set(visitors.map((v) => v.expected)).size < 2; i++) {
+      const page = await get("/");
+      assert.equal(page.status, 200);
+      const cookie = stickyCookie(page);
+      assert.ok(cookie, "a new visitor gets a cookie");
+      const { unit, assignments } = JSON.parse((await get("/_cohort/assignments?path=/", cookie)).body);
+      await get("/", cookie);
+      visitors.push({ unit, assignments, expected: holdoutVariant(SHOP, unit) });
+    }
+    const expected = new Set(visitors.map((v) => v.expected));
+    assert.deepEqual([...expected].sort(), ["holdout", "rest"], `${visitors.length} visitors`);
+    assert.ok(await eventually(() => visitors.every((v) => recordsOf(stub, v.unit, "_holdout").length > 0), 15_000, 200));
+    await quiet(stub, 1500); // a duplicate would arrive now
+    for (const { unit, assignments, expected } of visitors) {
+      const records = recordsOf(stub, unit, "_holdout");
+      assert.equal(records.length, 1, `unit ${unit}: ${JSON.stringify(records)}`);
+      const [record] = records;
+      assert.equal(record.variant, expected, `unit ${unit}: bucket ${bucketOf(SHOP.hash_key, "holdout:shop", unit).bucket}`);
+      assert.equal(record.tenant, "shop");
+      assert.equal(record.config_version, SHOP.version);
+      assert.equal(record.device, "desktop");
+      // Held out: in no experiment. Otherwise in the home page's running experiment, exposed once.
+      assert.equal(assignments["hero-banner"] === undefined, expected === "holdout", JSON.stringify(assignments));
+      assert.equal(recordsOf(stub, unit, "hero-banner").length, expected === "holdout" ? 0 : 1);
+    }
   });
 });
 

@@ -9,7 +9,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 
 import { BROWSER_UA, ROOT, request, stickyCookie } from "../edge/harness.mjs";
-import { loadgen, readToken, startPipeline, waitForCollector } from "../../scripts/pipeline.mjs";
+import { SHOP_CONFIG, loadgen, readToken, startPipeline, waitForCollector } from "../../scripts/pipeline.mjs";
 
 const SECRET = "pipeline-suite-platform-secret-0123456789abcdef";
 let pipeline;
@@ -41,7 +41,7 @@ async function visit(host, page) {
 
 test("visitors land in the collector exactly once and the planted effect is significant", async () => {
   const { code, summary } = await loadgen(pipeline.edge.port, [
-    "--host", "shop.localhost", "--page", "/", "--metric", "purchase", "--conversion-rate", "0.10",
+    "--host", "shop.localhost", "--config", SHOP_CONFIG, "--page", "/", "--metric", "purchase", "--conversion-rate", "0.10",
     "--effect", "hero-banner=free-shipping:2", "--visitors", "1200", "--concurrency", "8", "--returning", "0.3",
   ]);
   assert.equal(code, 0, `loadgen failed: ${JSON.stringify(summary.failures)} ${JSON.stringify(summary.sticky_violations)}`);
@@ -50,11 +50,21 @@ test("visitors land in the collector exactly once and the planted effect is sign
   assert.deepEqual(summary.sticky_violations, []);
   const seen = summary.experiments["hero-banner"];
   assert.ok(seen.control.visitors > 400 && seen["free-shipping"].visitors > 400, JSON.stringify(seen));
+  // Every visitor is one new unit, so one holdout record: 5% of them in the holdout (shop.json).
+  const holdout = summary.experiments._holdout;
+  assert.equal(holdout.holdout.visitors + holdout.rest.visitors, 1200, JSON.stringify(holdout));
+  assert.ok(holdout.holdout.visitors > 20 && holdout.holdout.visitors < 110, JSON.stringify(holdout));
 
-  // Every assigned visitor is one exposed unit, every conversion one converted unit, per variant:
-  // waitForCollector resolves only when the collector's counts equal loadgen's exactly (a loss or a
-  // double count never settles, and it throws with the last figures).
-  const results = (await waitForCollector(pipeline.collector, "shop", summary, SECRET))["hero-banner"];
+  // Every assigned visitor is one exposed unit, every conversion one converted unit, per variant,
+  // and every visitor one unit of the holdout's `holdout` or `rest`: waitForCollector resolves only
+  // when the collector's counts equal loadgen's exactly (a loss or a double count never settles,
+  // and it throws with the last figures).
+  const documents = await waitForCollector(pipeline.collector, "shop", summary, SECRET);
+  assert.ok(documents._holdout, `the holdout was not checked: ${Object.keys(documents)}`);
+  assert.equal(documents._holdout.control, "holdout");
+  assert.deepEqual(documents._holdout.variants.map((v) => v.variant), ["holdout", "rest"]);
+  assert.equal(documents._holdout.sample_ratio.mismatch, false, JSON.stringify(documents._holdout.sample_ratio));
+  const results = documents["hero-banner"];
   const purchase = results.metrics.find((m) => m.metric === "purchase");
 
   assert.equal(results.control, "control");

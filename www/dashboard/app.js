@@ -1,9 +1,13 @@
 // Cohort results dashboard: plain DOM, no framework. Reads the collector's results API with a
 // tenant's read token, which arrives in the URL fragment (#tenant=shop&token=...; fragments are
-// never sent to a server) or through the form, and is kept in sessionStorage only.
+// never sent to a server) or through the form, and is kept in sessionStorage only. The view (the
+// inference method and a slice) lives in the query string, so a link reopens the same view.
 "use strict";
 
 const STORAGE_KEY = "cohort.dashboard.credentials";
+/** The results endpoint's view parameters, in the order they appear in links. */
+const VIEW_PARAMETERS = ["inference", "config_version", "country", "device", "from", "to"];
+const HOLDOUT_KEY = "_holdout";
 const SVG_NS = "http://www.w3.org/2000/svg";
 // Variant colours: control first, then treatments; colour-blind-safe (Okabe–Ito).
 const PALETTE = ["#5b6676", "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#56b4e9", "#f0e442"];
@@ -46,6 +50,33 @@ function formatPValue(p) {
   if (p === null || p === undefined) return "—";
   if (p < 0.001) return "< 0.001";
   return p.toPrecision(3);
+}
+
+/** A raw p-value next to its Holm-adjusted one: "0.0120 (adj. 0.0360)". */
+function formatPValues(comparison) {
+  if (!comparison || comparison.p_value === null) return "—";
+  return `${formatPValue(comparison.p_value)} (adj. ${formatPValue(comparison.p_value_adjusted)})`;
+}
+
+/** Interval level: 0.95 → "95%". */
+function formatLevel(confidence) {
+  return `${Number((confidence * 100).toPrecision(4))}%`;
+}
+
+/** Unix ms → "2026-05-01 14:05" in the viewer's time zone (seconds only when not zero). */
+function formatLocalTime(ms) {
+  const text = toLocalInput(ms).replace("T", " ");
+  return text.endsWith(":00") && text.length > 16 ? text.slice(0, 16) : text;
+}
+
+/** Unix ms → the value of a datetime-local input ("2026-05-01T14:05:09"), in local time. */
+function toLocalInput(ms) {
+  const date = new Date(ms);
+  const pad = (n) => String(n).padStart(2, "0");
+  return (
+    `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
+    `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`
+  );
 }
 
 // ---- DOM helpers ----
@@ -129,23 +160,44 @@ async function api(credentials, path) {
 
 // ---- rendering ----
 
-function isSignificant(comparison, alpha) {
-  return comparison !== null && comparison !== undefined && comparison.p_value !== null && comparison.p_value < alpha;
+/** The method in force, as one line a person can act on; peeking is safe only under sequential. */
+function methodText(inference) {
+  if (inference.method === "sequential") {
+    const tuning = inference.sequential_tuning ? ` Intervals are tightest around ${formatCount(inference.sequential_tuning)} units.` : "";
+    return `Sequential (always-valid) intervals: safe to look at any time.${tuning}`;
+  }
+  if (inference.method === "fixed") {
+    return "Fixed-horizon: valid only if you look once, at the planned sample size. Stopping at the first good-looking result inflates false positives.";
+  }
+  return inference.note;
 }
 
-function significanceCell(comparison, alpha) {
-  if (!comparison) return el("td", { "data-testid": "significance", "data-label": "Significant", text: "—" });
-  const significant = isSignificant(comparison, alpha);
-  const direction = comparison.absolute_lift >= 0 ? "up" : "down";
+/** Short name of the interval, for captions. */
+function intervalName(results) {
+  const level = formatLevel(results.confidence);
+  return results.inference.method === "sequential" ? `${level} always-valid interval` : `${level} fixed-horizon interval`;
+}
+
+/** A better/worse verdict (Holm-adjusted, direction-aware) or "inconclusive"; the arrow is the
+ * direction of the change, the colour and word whether that is good for this metric. */
+function verdictCell(comparison, results) {
+  if (!comparison) return el("td", { "data-testid": "verdict", "data-label": "Verdict", text: "—" });
+  const arrow = comparison.absolute_lift > 0 ? "▲ " : comparison.absolute_lift < 0 ? "▼ " : "";
+  const decided = comparison.verdict === "better" || comparison.verdict === "worse";
   return el(
     "td",
     {
-      "data-testid": "significance",
-      "data-label": "Significant",
-      "data-significant": significant ? "true" : "false",
-      class: significant ? `sig-${direction}` : "sig-none",
+      "data-testid": "verdict",
+      "data-label": "Verdict",
+      "data-verdict": comparison.verdict,
+      "data-significant": comparison.significant ? "true" : "false",
+      class: `verdict-${comparison.verdict}`,
     },
-    significant ? (direction === "up" ? "▲ significant" : "▼ significant") : "not significant",
+    el("span", { "data-testid": "verdict-text", text: decided ? `${arrow}${comparison.verdict}` : "inconclusive" }),
+    // Under fixed-horizon a verdict holds only at the one planned look.
+    decided && results.inference.method === "fixed"
+      ? el("span", { class: "caveat", "data-testid": "verdict-caveat", text: "only if this is the planned look" })
+      : null,
   );
 }
 
@@ -170,12 +222,12 @@ function liftOf(comparison, measure) {
   };
 }
 
-function liftCell(comparison, measure) {
-  if (!comparison) return el("td", { class: "num", "data-testid": "lift", "data-label": "Lift (95% CI)", text: "—" });
+function liftCell(comparison, measure, label) {
+  if (!comparison) return el("td", { class: "num", "data-testid": "lift", "data-label": label, text: "—" });
   const lift = liftOf(comparison, measure);
   return el(
     "td",
-    { class: "num", "data-testid": "lift", "data-label": "Lift (95% CI)", "data-lift-kind": lift.kind },
+    { class: "num", "data-testid": "lift", "data-label": label, "data-lift-kind": lift.kind },
     el("span", { "data-testid": "lift-estimate", text: lift.format(lift.estimate) }),
     el("span", { class: "ci", "data-testid": "lift-ci", text: `${lift.format(lift.low)} to ${lift.format(lift.high)}` }),
   );
@@ -185,9 +237,21 @@ function numberCell(testid, label, text) {
   return el("td", { class: "num", "data-testid": testid, "data-label": label, text });
 }
 
-/** One metric's table: conversion (rate, z-test) or value (mean per unit, Welch). */
+/** The raw p-value with the Holm-adjusted one the verdict uses beside it. */
+function pValueCell(comparison) {
+  if (!comparison || comparison.p_value === null) return numberCell("p-value", "p-value", "—");
+  return el(
+    "td",
+    { class: "num", "data-testid": "p-value", "data-label": "p-value" },
+    el("span", { "data-testid": "p-raw", text: formatPValue(comparison.p_value) }),
+    " ",
+    el("span", { class: "adjusted", "data-testid": "p-adjusted", text: `(adj. ${formatPValue(comparison.p_value_adjusted)})` }),
+  );
+}
+
+/** One metric's table: conversion rate or value per unit, each treatment against the control. */
 function resultsTable(results, metric, measure) {
-  const alpha = 1 - results.confidence;
+  const liftLabel = `Lift (${formatLevel(results.confidence)} CI)`;
   const unitsByVariant = new Map(results.variants.map((v) => [v.variant, v]));
   const conversion = measure === "conversion";
   const head = el(
@@ -198,9 +262,9 @@ function resultsTable(results, metric, measure) {
     el("th", { class: "num", text: "Expected share" }),
     conversion ? el("th", { class: "num", text: "Conversions" }) : el("th", { class: "num", text: "Mean value" }),
     conversion ? el("th", { class: "num", text: "Conversion rate" }) : null,
-    el("th", { class: "num", text: "Lift (95% CI)" }),
-    el("th", { class: "num", text: "p-value" }),
-    el("th", { text: "Significant" }),
+    el("th", { class: "num", text: liftLabel }),
+    el("th", { class: "num", text: "p-value (Holm-adj.)" }),
+    el("th", { text: "Verdict" }),
   );
   const body = el("tbody");
   for (const row of metric.variants) {
@@ -223,9 +287,9 @@ function resultsTable(results, metric, measure) {
           ? numberCell("conversions", "Conversions", formatCount(row.converted_units))
           : numberCell("mean-value", "Mean value", valueFormat.format(row.mean_value)),
         conversion ? numberCell("conversion-rate", "Conversion rate", formatPercent(row.conversion_rate)) : null,
-        isControl ? numberCell("lift", "Lift (95% CI)", "baseline") : liftCell(comparison, measure),
-        numberCell("p-value", "p-value", isControl ? "—" : formatPValue(comparison ? comparison.p_value : null)),
-        isControl ? el("td", { "data-testid": "significance", "data-label": "Significant", text: "—" }) : significanceCell(comparison, alpha),
+        isControl ? numberCell("lift", liftLabel, "baseline") : liftCell(comparison, measure, liftLabel),
+        isControl ? numberCell("p-value", "p-value", "—") : pValueCell(comparison),
+        isControl ? el("td", { "data-testid": "verdict", "data-label": "Verdict", text: "—" }) : verdictCell(comparison, results),
       ),
     );
   }
@@ -254,9 +318,11 @@ function niceTicks(low, high, count) {
   return ticks;
 }
 
-/** A forest plot: one row per treatment, its lift estimate and 95% interval against zero. */
+/** The colour of a verdict: better green, worse red, else the variant's own colour. */
+const VERDICT_COLOURS = { better: "#17803d", worse: "#b42318" };
+
+/** A forest plot: one row per treatment, its lift estimate and interval against zero. */
 function forestPlot(results, metric, measure, width) {
-  const alpha = 1 - results.confidence;
   const rows = metric.variants
     .map((row, index) => ({ row, index, comparison: measure === "conversion" ? row.conversion_vs_control : row.value_vs_control }))
     .filter(({ row, comparison }) => row.variant !== results.control && comparison);
@@ -285,7 +351,7 @@ function forestPlot(results, metric, measure, width) {
     width,
     height,
     role: "img",
-    "aria-label": `Lift of each variant over ${results.control} for ${metric.metric}, 95% intervals`,
+    "aria-label": `Lift of each variant over ${results.control} for ${metric.metric}, ${intervalName(results)}s`,
   });
   const axis = svg("g", { class: "axis" });
   const ticks = niceTicks(domainLow, domainHigh, width < 420 ? 4 : 6);
@@ -300,13 +366,12 @@ function forestPlot(results, metric, measure, width) {
   rows.forEach(({ row, index, comparison }, i) => {
     const lift = lifts[i];
     const y = top + i * rowHeight + rowHeight / 2;
-    const significant = isSignificant(comparison, alpha);
-    const colour = significant ? (lift.estimate >= 0 ? "#17803d" : "#b42318") : PALETTE[index % PALETTE.length];
-    const group = svg("g", { "data-testid": "forest-row", "data-variant": row.variant });
+    const colour = VERDICT_COLOURS[comparison.verdict] ?? PALETTE[index % PALETTE.length];
+    const group = svg("g", { "data-testid": "forest-row", "data-variant": row.variant, "data-verdict": comparison.verdict });
     group.append(svg("text", { x: 0, y: y + 4, text: row.variant.length > 18 ? `${row.variant.slice(0, 17)}…` : row.variant }));
     group.append(svg("line", { x1: x(lift.low), x2: x(lift.high), y1: y, y2: y, stroke: colour, "stroke-width": 3, "stroke-linecap": "round" }));
     group.append(svg("circle", { cx: x(lift.estimate), cy: y, r: 5, fill: colour }));
-    group.append(svg("title", { text: `${row.variant}: ${lift.format(lift.estimate)} (${lift.format(lift.low)} to ${lift.format(lift.high)})` }));
+    group.append(svg("title", { text: `${row.variant}: ${lift.format(lift.estimate)} (${lift.format(lift.low)} to ${lift.format(lift.high)}), ${comparison.verdict}` }));
     plot.append(group);
   });
   return plot;
@@ -316,7 +381,7 @@ function renderForest(container, results, metric, measure) {
   const draw = () => {
     const width = Math.max(260, Math.floor(container.clientWidth));
     const plot = forestPlot(results, metric, measure, width);
-    const caption = el("p", { class: "forest-caption", text: `Lift over ${results.control} with its 95% confidence interval` });
+    const caption = el("p", { class: "forest-caption", text: `Lift over ${results.control} with its ${intervalName(results)}` });
     container.replaceChildren(...(plot ? [caption, plot] : []));
   };
   draw();
@@ -374,93 +439,389 @@ function renderTimeline(container, timeline) {
   return () => chart.setSize({ width: width(), height: 220 });
 }
 
+const isHoldout = (experiment) => experiment.key === HOLDOUT_KEY;
+
 function experimentTitle(experiment) {
+  if (isHoldout(experiment)) return "Tenant holdout";
   return experiment.name || experiment.key;
 }
 
+function statusBadge(experiment, testid) {
+  if (isHoldout(experiment)) return el("span", { class: "badge holdout", "data-testid": testid, text: "holdout" });
+  return el("span", { class: `badge ${experiment.status || "unknown"}`, "data-testid": testid, text: experiment.status || "not in config" });
+}
+
+/** "p = 0.0120 (adj. 0.0360)" or "p < 0.001 (adj. 0.00200)". */
+function pPhrase(comparison) {
+  const text = formatPValues(comparison);
+  return `p ${text.startsWith("<") ? "" : "= "}${text}`;
+}
+
+/** Treatments whose guardrail metric got worse, on either measure. */
+function guardrailBreaches(results) {
+  const breaches = [];
+  for (const metric of results.metrics.filter((m) => m.guardrail)) {
+    for (const row of metric.variants) {
+      const measures = [
+        ["conversion", row.conversion_vs_control],
+        ["value", row.value_vs_control],
+      ];
+      for (const [measure, comparison] of measures) {
+        if (comparison && comparison.verdict === "worse") breaches.push({ metric: metric.metric, variant: row.variant, measure, comparison });
+      }
+    }
+  }
+  return breaches;
+}
+
+function guardrailWarning(results, breaches) {
+  return el(
+    "div",
+    { class: "guardrail-warning", role: "alert", "data-testid": "guardrail-warning" },
+    el("strong", { text: breaches.length === 1 ? "⚠ A guardrail metric got worse" : "⚠ Guardrail metrics got worse" }),
+    el(
+      "ul",
+      {},
+      ...breaches.map(({ metric, variant, measure, comparison }) => {
+        const lift = liftOf(comparison, measure);
+        const what = measure === "conversion" ? "conversion rate" : "value per unit";
+        return el("li", {
+          "data-testid": "guardrail-breach",
+          "data-metric": metric,
+          "data-variant": variant,
+          "data-measure": measure,
+          text: `${metric} (${what}) in ${variant}: ${lift.format(lift.estimate)} against ${results.control}, ${pPhrase(comparison)}.`,
+        });
+      }),
+    ),
+    el("p", { text: "A guardrail must not get worse: do not ship that variant before this is understood." }),
+  );
+}
+
+/** "99th", "99.5th", "51st". */
+function ordinal(n) {
+  const rounded = Number(n.toPrecision(4));
+  if (!Number.isInteger(rounded)) return `${rounded}th`;
+  const suffix = rounded % 100 >= 11 && rounded % 100 <= 13 ? "th" : { 1: "st", 2: "nd", 3: "rd" }[rounded % 10] || "th";
+  return `${rounded}${suffix}`;
+}
+
+function cappingText(capping) {
+  if (!capping) return "Not capped";
+  const limits = [
+    capping.absolute !== null && capping.absolute !== undefined ? `limit ±${valueFormat.format(capping.absolute)}` : null,
+    capping.percentile !== null && capping.percentile !== undefined ? `${ordinal(capping.percentile * 100)} percentile` : null,
+  ].filter(Boolean);
+  if (capping.applied_cap === null || capping.applied_cap === undefined) return `Capping: ${limits.join(", ")} (no values to cap)`;
+  return `Capped per unit at ${valueFormat.format(capping.applied_cap)} (${limits.join(", ")})`;
+}
+
+function cupedText(cuped) {
+  if (!cuped || !cuped.applied) return "CUPED not applied (no pre-exposure data)";
+  return `CUPED applied (θ = ${Number(cuped.theta.toPrecision(3))})`;
+}
+
+/** How the metric is analysed: kind, guardrail, direction, window, capping, CUPED. */
+function metricHeader(metric) {
+  const facts = [
+    el("span", { "data-testid": "metric-direction", "data-direction": metric.direction, text: metric.direction === "lower" ? "Lower is better" : "Higher is better" }),
+    el("span", {
+      "data-testid": "metric-window",
+      text:
+        metric.window_hours === null || metric.window_hours === undefined
+          ? "Every conversion after the first exposure counts"
+          : `Conversions within ${formatCount(metric.window_hours)} h of the first exposure`,
+    }),
+    el("span", { "data-testid": "metric-capping", "data-applied-cap": metric.capping?.applied_cap ?? null, text: cappingText(metric.capping) }),
+    el("span", { "data-testid": "metric-cuped", "data-applied": metric.cuped?.applied ? "true" : "false", text: cupedText(metric.cuped) }),
+    metric.defined ? null : el("span", { "data-testid": "metric-undefined", text: "Not defined in the tenant config: defaults apply" }),
+  ].filter(Boolean);
+  return el(
+    "header",
+    { class: "metric-head" },
+    el(
+      "h3",
+      {},
+      el("span", { "data-testid": "metric-name", text: metric.metric }),
+      " ",
+      el("span", { class: "tag", "data-testid": "metric-kind", text: metric.kind }),
+      metric.guardrail ? el("span", { class: "tag guardrail", "data-testid": "metric-guardrail", text: "guardrail" }) : null,
+    ),
+    el("p", { class: "metric-facts", "data-testid": "metric-facts" }, ...facts.flatMap((fact, i) => (i === 0 ? [fact] : [" · ", fact]))),
+  );
+}
+
+/** The inference method in force and the multiple-comparison adjustment behind the verdicts. */
+function methodNotice(results) {
+  const adjustment = results.multiple_comparisons;
+  const threshold = Number((1 - results.confidence).toPrecision(3));
+  return el(
+    "div",
+    { class: `method method-${results.inference.method}` },
+    el("p", { "data-testid": "inference-method", "data-method": results.inference.method, text: methodText(results.inference) }),
+    adjustment && adjustment.comparisons > 0
+      ? el("p", {
+          class: "adjustment",
+          "data-testid": "multiple-comparisons",
+          text: `Verdicts use p-values ${adjustment.method === "holm" ? "Holm-" : `${adjustment.method}-`}adjusted across ${formatCount(adjustment.comparisons)} comparison${adjustment.comparisons === 1 ? "" : "s"}: better or worse when the adjusted p < ${threshold}, else inconclusive.`,
+        })
+      : null,
+  );
+}
+
+/** Units of the results document (the slice's units when a slice is applied). */
+function resultsUnits(results) {
+  return results.variants.reduce((sum, v) => sum + v.exposed_units, 0);
+}
+
+const isSliced = (slice) => Boolean(slice) && Object.keys(slice).some((key) => slice[key] !== null && slice[key] !== undefined);
+
 function renderExperiment(experiment, results, timeline, redraws) {
   const card = el("article", { class: "experiment", "data-testid": "experiment", "data-experiment": experiment.key, id: `experiment-${experiment.key}` });
+  const sliced = results !== null && isSliced(results.slice);
+  const units = sliced
+    ? `${formatCount(resultsUnits(results))} of ${formatCount(experiment.exposed_units)} units`
+    : `${formatCount(experiment.exposed_units)} units`;
   card.append(
     el(
       "header",
       {},
       el("h2", { "data-testid": "experiment-name", text: experimentTitle(experiment) }),
-      experiment.name ? el("code", { class: "key", text: experiment.key }) : null,
-      el("span", { class: `badge ${experiment.status || "unknown"}`, "data-testid": "experiment-status", text: experiment.status || "not in config" }),
-      el("span", { class: "units", "data-testid": "experiment-units", text: `${formatCount(experiment.exposed_units)} units` }),
+      experiment.name || isHoldout(experiment) ? el("code", { class: "key", text: experiment.key }) : null,
+      statusBadge(experiment, "experiment-status"),
+      el("span", { class: "units", "data-testid": "experiment-units", text: units }),
     ),
   );
+  if (isHoldout(experiment)) {
+    card.append(
+      el("p", {
+        class: "holdout-note",
+        "data-testid": "holdout-note",
+        text: "Units the tenant holds out of every experiment (holdout) against everyone else (rest): what the experiments together changed.",
+      }),
+    );
+  }
   if (experiment.exposed_units === 0) {
     card.append(el("p", { class: "empty", "data-testid": "no-exposures", text: "No exposures yet." }));
     return card;
   }
+  if (results === null) {
+    card.append(el("p", { class: "empty", "data-testid": "no-results", text: "Results not shown: the collector refused the view (see above)." }));
+    return card;
+  }
+  const breaches = guardrailBreaches(results);
+  if (breaches.length > 0) card.append(guardrailWarning(results, breaches));
   card.append(srmNotice(results));
+  card.append(methodNotice(results));
+  if (resultsUnits(results) === 0) {
+    card.append(el("p", { class: "empty", "data-testid": "no-exposures-in-slice", text: "No exposures in this slice." }));
+    return card;
+  }
   if (results.metrics.length === 0) {
     card.append(el("p", { class: "empty", text: "No conversions yet." }));
     card.append(resultsTable(results, { metric: "", variants: results.variants.map((v) => ({ variant: v.variant, converted_units: 0, conversion_rate: 0, conversion_vs_control: null })) }, "conversion"));
   }
   for (const metric of results.metrics) {
-    const section = el("section", { class: "metric", "data-testid": "metric", "data-metric": metric.metric });
-    section.append(el("h3", { text: `${metric.metric}: conversion` }));
-    section.append(resultsTable(results, metric, "conversion"));
-    const forest = el("div", { class: "forest", "data-testid": "forest-plot", "data-metric": metric.metric, "data-measure": "conversion" });
-    section.append(forest);
-    card.append(section);
-    redraws.push(() => renderForest(forest, results, metric, "conversion"));
-    if (metric.variants.some((v) => v.mean_value !== null)) {
-      const values = el("section", { class: "metric", "data-testid": "metric-value", "data-metric": metric.metric });
-      values.append(el("h3", { text: `${metric.metric}: value per unit` }));
-      values.append(resultsTable(results, metric, "value"));
-      const valueForest = el("div", { class: "forest", "data-testid": "forest-plot", "data-metric": metric.metric, "data-measure": "value" });
-      values.append(valueForest);
-      card.append(values);
-      redraws.push(() => renderForest(valueForest, results, metric, "value"));
+    const section = el("section", { class: "metric", "data-testid": "metric", "data-metric": metric.metric, "data-guardrail": metric.guardrail ? "true" : "false" });
+    section.append(metricHeader(metric));
+    const measures = ["conversion", ...(metric.variants.some((v) => v.mean_value !== null) ? ["value"] : [])];
+    for (const measure of measures) {
+      section.append(el("h4", { text: measure === "conversion" ? "Conversion rate" : "Value per unit" }));
+      section.append(resultsTable(results, metric, measure));
+      const forest = el("div", { class: "forest", "data-testid": "forest-plot", "data-metric": metric.metric, "data-measure": measure });
+      section.append(forest);
+      redraws.push(() => renderForest(forest, results, metric, measure));
     }
+    card.append(section);
   }
   const chart = el("div", { class: "timeline", "data-testid": "timeline-chart" });
-  card.append(el("section", {}, el("h3", { text: "Exposures over time" }), chart));
+  // The timeline counts every unit: say so when the tables above show a slice.
+  const title = sliced ? "Exposures over time (all units, not the slice)" : "Exposures over time";
+  card.append(el("section", {}, el("h3", { text: title }), chart));
   redraws.push(() => renderTimeline(chart, timeline));
   return card;
 }
 
 function overviewRow(experiment, results) {
   const mismatch = results && results.sample_ratio.mismatch === true;
+  const worse = results ? guardrailBreaches(results).length > 0 : false;
   const jump = el("button", { type: "button", text: experimentTitle(experiment) });
   jump.addEventListener("click", () => document.getElementById(`experiment-${experiment.key}`).scrollIntoView({ behavior: "smooth" }));
+  const checks = [
+    mismatch ? el("span", { class: "badge srm", "data-testid": "summary-srm", text: "SRM" }) : null,
+    worse ? el("span", { class: "badge guardrail", "data-testid": "summary-guardrail", text: "guardrail worse" }) : null,
+  ].filter(Boolean);
   return el(
     "tr",
     { "data-testid": "experiment-summary", "data-experiment": experiment.key },
     el("td", {}, jump),
-    el("td", {}, el("span", { class: `badge ${experiment.status || "unknown"}`, text: experiment.status || "not in config" })),
-    el("td", { class: "num", text: formatCount(experiment.exposed_units) }),
-    el("td", {}, mismatch ? el("span", { class: "badge srm", text: "SRM" }) : experiment.exposed_units ? "ok" : "—"),
+    el("td", {}, statusBadge(experiment)),
+    el("td", { class: "num", text: results && isSliced(results.slice) ? `${formatCount(resultsUnits(results))} of ${formatCount(experiment.exposed_units)}` : formatCount(experiment.exposed_units) }),
+    el("td", {}, ...(checks.length > 0 ? checks : [results ? "ok" : "—"])),
   );
 }
 
-async function load(credentials) {
+// ---- the view: inference method and slice ----
+
+/** The view from the query string; a link reopens the view it was copied in. */
+function readViewFromLocation() {
+  const search = new URLSearchParams(location.search);
+  const view = { inference: search.get("inference") || "sequential" };
+  for (const name of VIEW_PARAMETERS.slice(1)) if (search.get(name)) view[name] = search.get(name);
+  return view;
+}
+
+/** The results endpoint's query for `view`: the method always, filters when given. */
+function viewQuery(view) {
+  const query = new URLSearchParams();
+  for (const name of VIEW_PARAMETERS) if (view[name] !== undefined && view[name] !== "") query.set(name, view[name]);
+  return query.toString();
+}
+
+function viewForm() {
+  return document.getElementById("view");
+}
+
+function readViewForm() {
+  const form = viewForm();
+  const field = (name) => form.elements.namedItem(name);
+  const view = { inference: field("inference").value || "sequential" };
+  const text = {
+    config_version: field("config_version").value.trim(),
+    country: field("country").value.trim().toUpperCase(),
+    device: field("device").value,
+  };
+  for (const [name, value] of Object.entries(text)) if (value) view[name] = value;
+  // datetime-local values are the viewer's local time; the API takes Unix milliseconds.
+  for (const name of ["from", "to"]) {
+    const value = field(name).value;
+    if (value) view[name] = String(new Date(value).getTime());
+  }
+  return view;
+}
+
+function fillViewForm(view) {
+  const form = viewForm();
+  const field = (name) => form.elements.namedItem(name);
+  field("inference").value = view.inference;
+  field("config_version").value = view.config_version ?? "";
+  field("country").value = view.country ?? "";
+  field("device").value = view.device ?? "";
+  for (const name of ["from", "to"]) {
+    const ms = Number(view[name]);
+    field(name).value = view[name] !== undefined && Number.isFinite(ms) ? toLocalInput(ms) : "";
+  }
+}
+
+/** The view's filters in the shape of the results document's `slice`. */
+function sliceOfView(view) {
+  const slice = {};
+  if (view.config_version) slice.config_version = view.config_version;
+  if (view.country) slice.country = view.country;
+  if (view.device) slice.device = view.device;
+  if (view.from) slice.from_ms = Number(view.from);
+  if (view.to) slice.to_ms = Number(view.to);
+  return slice;
+}
+
+function describeSlice(slice) {
+  const given = (key) => slice[key] !== null && slice[key] !== undefined;
+  const parts = [];
+  if (given("config_version")) parts.push(`config version ${slice.config_version}`);
+  if (given("country")) parts.push(`country ${slice.country}`);
+  if (given("device")) parts.push(`device ${slice.device}`);
+  if (given("from_ms") || given("to_ms")) {
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const range = [given("from_ms") ? `from ${formatLocalTime(slice.from_ms)}` : null, given("to_ms") ? `before ${formatLocalTime(slice.to_ms)}` : null];
+    parts.push(`first exposed ${range.filter(Boolean).join(" ")} (${zone})`);
+  }
+  return parts.length > 0 ? `units with ${parts.join(", ")}` : "all units";
+}
+
+/** What the page shows: the slice the collector applied and the method it used. */
+function showViewSummary(slice, method) {
+  const summary = document.getElementById("view-summary");
+  summary.textContent = `Showing ${describeSlice(slice)}; ${method === "fixed" ? "fixed-horizon" : "sequential"} inference.`;
+  summary.dataset.sliced = isSliced(slice) ? "true" : "false";
+}
+
+/** The collector's message for a refused view, with the parameter it names marked invalid. */
+function showViewError(error) {
+  const form = viewForm();
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  const box = document.getElementById("view-error");
+  if (!error) {
+    box.hidden = true;
+    box.textContent = "";
+    return;
+  }
+  box.textContent = "";
+  const parameter = /^([a-z_]+):/.exec(error.message)?.[1];
+  const input = parameter && form.elements.namedItem(parameter);
+  if (input instanceof HTMLInputElement || input instanceof HTMLSelectElement) input.setAttribute("aria-invalid", "true");
+}
+
+/** A 400 `bad_query` from the results endpoint: the view (not the session) is at fault. */
+const isRefusedView = (error) => error instanceof ApiError && error.status === 400 && error.code === "bad_query";
+
+// ---- loading ----
+
+let credentialsInUse = null;
+let appliedView = readViewFromLocation();
+/** The tenant whose results the page shows, and its status line; a refused view leaves both. */
+let tenantShown = null;
+let statusShown = "";
+/** Only the newest load may render: switching views quickly must not show an older answer. */
+let loadGeneration = 0;
+
+async function load(credentials, view) {
+  const generation = ++loadGeneration;
+  credentialsInUse = credentials;
   document.body.dataset.state = "loading";
   const form = document.getElementById("sign-in");
   form.tenant.value = credentials.tenant;
   form.token.value = credentials.token;
+  viewForm().hidden = false;
   setStatus(`Loading ${credentials.tenant}…`);
-  const container = document.getElementById("experiments");
-  const overview = document.getElementById("overview");
-  container.replaceChildren();
-  overview.hidden = true;
+  const query = viewQuery(view);
   try {
     const list = await api(credentials, "/experiments");
+    let refusal = null;
     const loaded = await Promise.all(
       list.experiments.map(async (experiment) => {
         const path = `/experiments/${encodeURIComponent(experiment.key)}`;
         if (experiment.exposed_units === 0) return { experiment, results: null, timeline: null };
-        const [results, timeline] = await Promise.all([api(credentials, `${path}/results`), api(credentials, `${path}/timeline`)]);
+        const [results, timeline] = await Promise.all([
+          api(credentials, `${path}/results?${query}`).catch((error) => {
+            if (!isRefusedView(error)) throw error;
+            refusal = error;
+            return null;
+          }),
+          api(credentials, `${path}/timeline`),
+        ]);
         return { experiment, results, timeline };
       }),
     );
+    if (generation !== loadGeneration) return;
+    showViewError(refusal);
+    if (refusal && tenantShown === credentials.tenant) {
+      // Keep the results of the last view that worked; the message says what to fix.
+      setStatus(statusShown);
+      document.body.dataset.state = "ready";
+      return;
+    }
+    if (!refusal) {
+      appliedView = view;
+      const search = viewQuery({ ...view, inference: view.inference === "sequential" ? undefined : view.inference });
+      history.replaceState(null, "", location.pathname + (search ? `?${search}` : ""));
+    }
+    const first = loaded.find(({ results }) => results !== null)?.results;
+    showViewSummary(first ? first.slice : sliceOfView(view), first ? first.inference.method : view.inference);
     document.getElementById("overview-title").textContent = `Experiments of ${list.tenant}`;
     document.getElementById("overview-rows").replaceChildren(...loaded.map(({ experiment, results }) => overviewRow(experiment, results)));
-    overview.hidden = loaded.length === 0;
+    document.getElementById("overview").hidden = loaded.length === 0;
     const redraws = [];
+    const container = document.getElementById("experiments");
     container.replaceChildren(...loaded.map(({ experiment, results, timeline }) => renderExperiment(experiment, results, timeline, redraws)));
     // Charts measure their container, so they are drawn once the cards are in the page.
     const resizers = redraws.map((draw) => draw());
@@ -470,17 +831,25 @@ async function load(credentials) {
       pending = requestAnimationFrame(() => resizers.forEach((resize) => resize()));
     };
     const alarms = loaded.filter(({ results }) => results && results.sample_ratio.mismatch === true).length;
-    setStatus(
+    const worse = loaded.filter(({ results }) => results && guardrailBreaches(results).length > 0).length;
+    const notes = [alarms ? `${alarms} with a sample-ratio mismatch` : null, worse ? `${worse} with a guardrail that got worse` : null].filter(Boolean);
+    statusShown =
       loaded.length === 0
         ? `No experiments for ${list.tenant} yet.`
-        : `${loaded.length} experiment${loaded.length === 1 ? "" : "s"}${alarms ? `, ${alarms} with a sample-ratio mismatch` : ""}. Updated ${new Date().toLocaleTimeString("en-GB")}.`,
-    );
+        : `${loaded.length} experiment${loaded.length === 1 ? "" : "s"}${notes.map((note) => `, ${note}`).join("")}. Updated ${new Date().toLocaleTimeString("en-GB")}.`;
+    setStatus(statusShown);
+    tenantShown = refusal ? null : credentials.tenant;
+    document.body.dataset.query = refusal ? "" : query;
     document.body.dataset.state = "ready";
   } catch (error) {
+    if (generation !== loadGeneration) return;
     const message =
       error instanceof ApiError && error.status === 401
         ? `The read token is not valid for tenant “${credentials.tenant}”.`
         : `Could not load results: ${error.message}`;
+    document.getElementById("experiments").replaceChildren();
+    document.getElementById("overview").hidden = true;
+    tenantShown = null;
     setStatus(message, true);
     document.body.dataset.state = "error";
   }
@@ -492,14 +861,26 @@ function start() {
     event.preventDefault();
     const credentials = { tenant: form.tenant.value.trim(), token: form.token.value.trim() };
     sessionStorage.setItem(STORAGE_KEY, JSON.stringify(credentials));
-    load(credentials);
+    load(credentials, appliedView);
+  });
+  const view = viewForm();
+  fillViewForm(appliedView);
+  view.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (credentialsInUse) load(credentialsInUse, readViewForm());
+  });
+  // A method switch applies at once (with the slice as typed).
+  for (const radio of view.querySelectorAll('input[name="inference"]')) radio.addEventListener("change", () => view.requestSubmit());
+  document.getElementById("clear-slice").addEventListener("click", () => {
+    fillViewForm({ inference: readViewForm().inference });
+    view.requestSubmit();
   });
   // A link with new credentials pasted into an open tab.
   window.addEventListener("hashchange", () => {
-    if (/(^|[#&])token=/.test(location.hash)) load(readCredentials());
+    if (/(^|[#&])token=/.test(location.hash)) load(readCredentials(), appliedView);
   });
   const credentials = readCredentials();
-  if (credentials) load(credentials);
+  if (credentials) load(credentials, appliedView);
 }
 
 start();

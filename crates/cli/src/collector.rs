@@ -4,10 +4,12 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING;
 use cohort_collector::{
-    AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, Rate, RateLimits, Store, TenantConfigs, WriterOptions, serve,
-    shutdown_signal,
+    AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, Rate, RateLimits, SrmMonitorOptions, Store, TenantConfigs,
+    WriterOptions, serve, shutdown_signal, srm_monitor,
 };
 use cohort_core::keys::MasterSecret;
 
@@ -52,6 +54,30 @@ pub struct CollectorArgs {
     /// this directory at /dashboard/.
     #[arg(long, value_name = "DIR", env = "COHORT_DASHBOARD_DIR")]
     dashboard_dir: Option<PathBuf>,
+    /// Seconds between scheduled sample-ratio checks of every experiment (exported as
+    /// `cohort_srm_*` on /metrics, whether or not anyone reads results).
+    #[arg(long, env = "COHORT_SRM_INTERVAL_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    srm_interval_seconds: u64,
+    /// Newly stored exposures since the last sample-ratio check that start the next check early.
+    #[arg(long, env = "COHORT_SRM_BURST_RECORDS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    srm_burst_records: u64,
+    /// Tuning of the sequential (always-valid) intervals: the total number of units, over both
+    /// arms, at which they are narrowest. Choose it before experiments run, near their expected
+    /// size; changing it afterwards to get a different answer defeats the guarantee.
+    #[arg(long, value_name = "UNITS", env = "COHORT_SEQUENTIAL_TUNING", default_value_t = DEFAULT_SEQUENTIAL_TUNING)]
+    sequential_tuning: f64,
+}
+
+fn sequential_tuning(units: f64) -> Result<f64, String> {
+    if units.is_finite() && (10.0..=1e12).contains(&units) {
+        Ok(units)
+    } else {
+        Err(format!(
+            "--sequential-tuning: {units} is not a number of units between 10 and 1e12"
+        ))
+    }
 }
 
 /// Reads and validates every `--tenant-config`; the first invalid one stops startup with
@@ -124,6 +150,7 @@ pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
         rate_limits: rate_limits(args)?,
         tenant_configs: tenant_configs(&args.tenant_configs)?,
         dashboard_dir: args.dashboard_dir.as_deref().map(dashboard_dir).transpose()?,
+        sequential_tuning: sequential_tuning(args.sequential_tuning)?,
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -149,9 +176,17 @@ pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
             dashboard = config.dashboard_dir.is_some(),
             "collector listening"
         );
-        serve(listener, AppState::new(config, store), shutdown_signal())
-            .await
-            .map_err(|e| format!("serving: {e}"))?;
+        let state = AppState::new(config, store);
+        let monitor = srm_monitor::spawn(
+            state.clone(),
+            SrmMonitorOptions {
+                interval: Duration::from_secs(args.srm_interval_seconds),
+                burst_records: args.srm_burst_records,
+            },
+        );
+        let served = serve(listener, state, shutdown_signal()).await;
+        monitor.abort();
+        served.map_err(|e| format!("serving: {e}"))?;
         tracing::info!("collector stopped");
         Ok(ExitCode::SUCCESS)
     })

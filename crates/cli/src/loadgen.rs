@@ -5,16 +5,21 @@
 //! and checks that those variants held, and converts with a probability that a planted effect
 //! can raise for one variant, posting the conversion to `/_cohort/track`. The visitor's choices
 //! come from a per-visitor seeded generator, so a run is reproducible apart from the unit ids the
-//! edge mints. The summary is the ground truth the collector's results should recover.
+//! edge mints. The summary is the ground truth the collector's results should recover; given the
+//! tenant's config, it also counts each visitor's tenant-holdout membership (`_holdout`), which the
+//! edge records once per new unit.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cohort_core::Tenant;
+use cohort_core::exposure::HOLDOUT_EXPERIMENT;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
@@ -65,6 +70,12 @@ pub struct LoadgenArgs {
     /// `Accept-Language` the visitors send (targeting may use it).
     #[arg(long, default_value = "en-US,en;q=0.9")]
     language: String,
+    /// The tenant config the edge serves for `--host`. With it, each visitor's tenant-holdout
+    /// membership counts as experiment `_holdout` (variants `holdout` and `rest`), as the edge
+    /// records it once per new unit, and `--effect _holdout=rest:FACTOR` plants an effect of the
+    /// experiments as a whole.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Seed of the visitors' choices (returning, converting, order values).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -105,6 +116,8 @@ struct Scenario {
     returning: f64,
     language: String,
     seed: u64,
+    /// The tenant's config, when given: the holdout membership of each visitor's unit.
+    tenant: Option<Tenant>,
 }
 
 fn parse_probability(flag: &str, value: f64) -> Result<f64, String> {
@@ -205,6 +218,17 @@ impl Scenario {
         if args.language.bytes().any(|b| b.is_ascii_control()) {
             return Err("--language: control characters are not allowed".into());
         }
+        let tenant = args.config.as_deref().map(super::load_tenant).transpose()?;
+        if let Some(tenant) = &tenant
+            && !tenant.hostnames.contains(&args.host)
+        {
+            return Err(format!(
+                "--host `{}` is not a hostname of tenant `{}` in --config (it serves {})",
+                args.host,
+                tenant.id,
+                tenant.hostnames.join(", ")
+            ));
+        }
         Ok(Scenario {
             address: resolve_edge(&args.edge).await?,
             host: args.host.clone(),
@@ -216,6 +240,7 @@ impl Scenario {
             returning: parse_probability("--returning", args.returning)?,
             language: args.language.clone(),
             seed: args.seed,
+            tenant,
         })
     }
 
@@ -464,7 +489,7 @@ impl Visit<'_> {
                 return self.outcome;
             }
         }
-        let Ok((unit, assignments)) = self.assignments().await else {
+        let Ok((unit, mut assignments)) = self.assignments().await else {
             return self.outcome;
         };
         if rng.next_f64() < scenario.returning {
@@ -493,6 +518,10 @@ impl Visit<'_> {
                 self.outcome.sticky_violation =
                     Some(format!("unit {unit} came back as {unit_again}; {}", moved.join(", ")));
             }
+        }
+        // Counted after the stickiness check: membership is no variant the edge reports.
+        if let Some(variant) = scenario.tenant.as_ref().and_then(|t| t.holdout_variant(&unit)) {
+            assignments.insert(HOLDOUT_EXPERIMENT.to_owned(), variant.to_owned());
         }
         let probability = (scenario.conversion_rate * scenario.conversion_factor(&assignments)).min(1.0);
         if rng.next_f64() < probability {
@@ -571,7 +600,11 @@ impl Tally {
         if let Some(violation) = outcome.sticky_violation {
             self.sticky_violations.push(violation);
         }
-        if outcome.assignments.is_empty() {
+        if outcome
+            .assignments
+            .keys()
+            .all(|experiment| experiment == HOLDOUT_EXPERIMENT)
+        {
             self.unassigned += 1;
         }
         for (experiment, variant) in outcome.assignments {
@@ -844,11 +877,27 @@ mod tests {
             returning: 0.0,
             language: "en".into(),
             seed: 1,
+            tenant: None,
         };
         let both = BTreeMap::from([("a".to_owned(), "x".to_owned()), ("b".to_owned(), "y".to_owned())]);
         assert_eq!(scenario.conversion_factor(&both), 3.0);
         let other = BTreeMap::from([("a".to_owned(), "control".to_owned())]);
         assert_eq!(scenario.conversion_factor(&other), 1.0);
+    }
+
+    #[test]
+    fn holdout_membership_alone_leaves_a_visitor_unassigned() {
+        let mut tally = Tally::default();
+        let visitor = |pairs: &[(&str, &str)]| VisitOutcome {
+            assignments: pairs.iter().map(|&(e, v)| (e.to_owned(), v.to_owned())).collect(),
+            ..VisitOutcome::default()
+        };
+        tally.record(visitor(&[("_holdout", "holdout")]));
+        tally.record(visitor(&[("_holdout", "rest"), ("hero-banner", "control")]));
+        tally.record(visitor(&[]));
+        assert_eq!(tally.unassigned, 2);
+        assert_eq!(tally.experiments["_holdout"]["holdout"].visitors, 1);
+        assert_eq!(tally.experiments["_holdout"]["rest"].visitors, 1);
     }
 
     #[test]

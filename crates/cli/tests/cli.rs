@@ -89,6 +89,17 @@ fn explain_shows_variants_and_reasons() {
         stdout.contains("checkout-flow        – layer `checkout` bucket"),
         "{stdout}"
     );
+    // Past the holdout (a layer decided), so its holdout record says `rest`.
+    assert!(
+        stdout.contains("_holdout             → rest (bucket ")
+            && stdout.contains(" ≥ 500, recorded when the unit is new)"),
+        "{stdout}"
+    );
+    let news = cohort(
+        &["explain", "--config", "examples/tenants/news.json", "--unit", "u1"],
+        None,
+    );
+    assert!(!text(&news.stdout).contains("_holdout"), "news has no holdout");
 
     let mut json_args = args.to_vec();
     json_args.push("--json");
@@ -288,7 +299,7 @@ fn preview_links_verify_at_the_edge_and_are_checked_against_the_config() {
 
 #[test]
 fn loadgen_refuses_bad_arguments_before_sending_anything() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--edge", "https://127.0.0.1:8787"], "plain HTTP"),
         (&["--edge", "http://127.0.0.1:8787/shop"], "no path"),
         (&["--host", "shop..localhost"], "--host `shop..localhost`"),
@@ -298,6 +309,14 @@ fn loadgen_refuses_bad_arguments_before_sending_anything() {
         ),
         (&["--effect", "hero-banner:1.5"], "--effect `hero-banner:1.5`: no `=`"),
         (&["--page", "products"], "--page `products`: expected a path"),
+        (
+            &["--config", "examples/tenants/shop.json", "--host", "news.localhost"],
+            "--host `news.localhost` is not a hostname of tenant `shop` in --config",
+        ),
+        (
+            &["--config", "examples/tenants/none.json"],
+            "examples/tenants/none.json: ",
+        ),
     ];
     for (extra, expected) in cases {
         let mut args = vec!["loadgen"];

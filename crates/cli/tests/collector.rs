@@ -1,6 +1,6 @@
 //! The real `cohort collector` process: starts with no arguments on an embedded SQLite file,
-//! loses nothing it acknowledged when killed with SIGKILL, and drains in-flight requests on
-//! SIGTERM.
+//! loses nothing it acknowledged when killed with SIGKILL, drains in-flight requests on SIGTERM,
+//! and runs the sample-ratio monitor without anyone reading results.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -26,6 +26,11 @@ struct Collector {
 /// Starts `cohort collector` with no arguments in `dir` (configured by environment only) and
 /// waits for its "listening" log line.
 fn start_collector(dir: &Path) -> Collector {
+    start_collector_with(dir, &[])
+}
+
+/// [`start_collector`] with more environment variables.
+fn start_collector_with(dir: &Path, environment: &[(&str, &str)]) -> Collector {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
         .arg("collector")
         .current_dir(dir)
@@ -33,6 +38,7 @@ fn start_collector(dir: &Path) -> Collector {
         .env("COHORT_LISTEN", "127.0.0.1:0")
         .env("COHORT_RATE_LIMIT", "10000000")
         .env("RUST_LOG", "info")
+        .envs(environment.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -263,4 +269,58 @@ fn sigterm_drains_a_request_in_flight() {
     let collector = start_collector(dir.path());
     assert_eq!(exposed_units(collector.address, "drain").get("late"), Some(&100));
     stop_with_sigterm(collector);
+}
+
+/// `GET /metrics` of the running collector.
+fn metrics(address: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nhost: collector\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let (status, body) = read_response(&mut stream).unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[test]
+fn the_binary_checks_sample_ratios_on_its_own_after_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    // The schedule stays at its default (a minute, and once at start); the burst is set small by
+    // environment so 200 new exposures start a check within the test.
+    let collector = start_collector_with(dir.path(), &[("COHORT_SRM_BURST_RECORDS", "150")]);
+    let records: Vec<Exposure> = (0..200)
+        .map(|i| {
+            let variant = if i < 150 { "control" } else { "green" };
+            Exposure::new(TENANT, "srm", variant, &format!("srm-{i}"), 1, 1_800_000_000_000)
+        })
+        .collect();
+    let (status, body) = post(collector.address, &serde_json::to_string(&records).unwrap()).unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    let series = format!("cohort_srm_mismatch{{tenant=\"{TENANT}\",experiment=\"srm\"}} 1\n");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = metrics(collector.address);
+        if text.contains(&series) {
+            assert!(text.contains("\ncohort_srm_last_check_timestamp_seconds "), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no mismatch exported:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop_with_sigterm(collector);
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .args(["collector", "--srm-interval-seconds", "0"])
+        .env("COHORT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--srm-interval-seconds"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

@@ -445,6 +445,7 @@ fn main() {
             rate_limits: RateLimits::uniform(1e9),
             tenant_configs: Default::default(),
             dashboard_dir: None,
+            sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

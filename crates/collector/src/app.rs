@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
 use crate::rate_limit::{RateLimiter, RateLimits};
+use crate::srm_monitor::SrmTrigger;
 use crate::store::Store;
 use crate::tenant_configs::TenantConfigs;
 use crate::{dashboard, experiments, ingest, results};
@@ -35,6 +36,9 @@ pub struct CollectorConfig {
     pub tenant_configs: TenantConfigs,
     /// Directory the dashboard is served from (canonical path); `None` serves no dashboard.
     pub dashboard_dir: Option<PathBuf>,
+    /// Tuning parameter of the sequential intervals (the total sample size they are narrowest
+    /// at); [`crate::stats::DEFAULT_SEQUENTIAL_TUNING`] unless an operator sets it.
+    pub sequential_tuning: f64,
 }
 
 /// State shared by every request.
@@ -48,6 +52,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Per-tenant token buckets.
     pub rate_limiter: Arc<RateLimiter>,
+    /// Counts newly stored exposures for the sample-ratio monitor ([`crate::srm_monitor`]).
+    pub srm_trigger: Arc<SrmTrigger>,
 }
 
 impl AppState {
@@ -58,6 +64,7 @@ impl AppState {
             config: Arc::new(config),
             store,
             metrics: Arc::new(Metrics::default()),
+            srm_trigger: Arc::new(SrmTrigger::default()),
         }
     }
 }

@@ -1,5 +1,8 @@
 //! `GET /v1/tenants/{tenant}/experiments` (what a tenant runs, from its config and its data) and
 //! `GET /v1/tenants/{tenant}/experiments/{experiment}/timeline` (first exposures over time).
+//!
+//! The tenant holdout's membership records (experiment `_holdout`) list like an experiment named
+//! [`HOLDOUT_NAME`], with `holdout` (the control) and `rest` as variants.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,6 +10,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use cohort_core::Status;
+use cohort_core::bucket::BUCKETS;
+use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -25,6 +30,9 @@ pub const MAX_POINTS: u64 = 10_000;
 const NICE_BUCKET_SECONDS: &[u64] = &[
     1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400,
 ];
+
+/// How the listing names the tenant holdout's records.
+pub const HOLDOUT_NAME: &str = "Tenant holdout";
 
 /// One variant in the listing.
 #[derive(Debug, Serialize)]
@@ -68,16 +76,75 @@ pub struct ListedExperiment {
 pub struct ExperimentList {
     /// Tenant id.
     pub tenant: String,
-    /// Configured experiments in config order, then experiments only the data shows, by key.
+    /// Configured experiments in config order, then experiments only the data shows, by key,
+    /// then the tenant holdout when it has records.
     pub experiments: Vec<ListedExperiment>,
 }
 
+/// What the tenant's config declares about one listed key.
+#[derive(Debug, Default)]
+struct Declared {
+    name: Option<String>,
+    status: Option<Status>,
+    /// Variants in config order (control first), with their weights.
+    variants: Vec<(String, u32)>,
+    in_config: bool,
+}
+
+impl Declared {
+    fn experiment(configured: &ConfiguredExperiment) -> Declared {
+        Declared {
+            name: configured.name.clone(),
+            status: Some(configured.status),
+            variants: configured
+                .variants
+                .iter()
+                .map(|variant| (variant.key.clone(), variant.weight))
+                .collect(),
+            in_config: true,
+        }
+    }
+
+    /// The tenant holdout: `holdout` is the config's basis points when the collector has the
+    /// tenant's config. A config with a holdout declares it running, split by its share.
+    fn holdout(holdout: Option<u32>) -> Declared {
+        let mut declared = Declared {
+            name: Some(HOLDOUT_NAME.to_owned()),
+            ..Declared::default()
+        };
+        if let Some(basis_points) = holdout.filter(|&bp| bp > 0) {
+            declared.status = Some(Status::Running);
+            declared.variants = vec![
+                (HOLDOUT_VARIANT.to_owned(), basis_points),
+                (HOLDOUT_REST_VARIANT.to_owned(), BUCKETS.saturating_sub(basis_points)),
+            ];
+            declared.in_config = true;
+        }
+        declared
+    }
+
+    /// What the config says about `experiment`: nothing for a key it does not declare.
+    fn of(experiment: &str, configured: Option<&ConfiguredExperiment>, holdout: Option<u32>) -> Declared {
+        match configured {
+            Some(configured) => Declared::experiment(configured),
+            None if experiment == HOLDOUT_EXPERIMENT => Declared::holdout(holdout),
+            None => Declared::default(),
+        }
+    }
+
+    fn weight(&self, variant: &str) -> Option<u32> {
+        self.variants
+            .iter()
+            .find(|(key, _)| key == variant)
+            .map(|&(_, weight)| weight)
+    }
+}
+
 /// Variants in display order: the config's (control first), then those only the data shows,
-/// with one named `control` leading when there is no config (as results order them).
-fn variant_order(configured: Option<&ConfiguredExperiment>, observed: &[&str]) -> Vec<String> {
-    let mut order: Vec<String> = configured
-        .map(|experiment| experiment.variants.iter().map(|v| v.key.clone()).collect())
-        .unwrap_or_default();
+/// with the control leading when there is no config (as results order them): `control`, or
+/// `holdout` for the tenant holdout.
+fn variant_order(experiment: &str, declared: &Declared, observed: &[&str]) -> Vec<String> {
+    let mut order: Vec<String> = declared.variants.iter().map(|(key, _)| key.clone()).collect();
     let mut extra: Vec<&str> = observed
         .iter()
         .copied()
@@ -85,8 +152,13 @@ fn variant_order(configured: Option<&ConfiguredExperiment>, observed: &[&str]) -
         .collect();
     extra.sort_unstable();
     extra.dedup();
-    if configured.is_none()
-        && let Some(position) = extra.iter().position(|v| *v == "control")
+    let control = if experiment == HOLDOUT_EXPERIMENT {
+        HOLDOUT_VARIANT
+    } else {
+        "control"
+    };
+    if order.is_empty()
+        && let Some(position) = extra.iter().position(|v| *v == control)
     {
         let control = extra.remove(position);
         extra.insert(0, control);
@@ -98,21 +170,20 @@ fn variant_order(configured: Option<&ConfiguredExperiment>, observed: &[&str]) -
 fn list_experiments(
     tenant: &str,
     configured: &[ConfiguredExperiment],
+    holdout: Option<u32>,
     summaries: &[VariantExposureSummary],
 ) -> ExperimentList {
     let mut observed: BTreeMap<&str, Vec<&VariantExposureSummary>> = BTreeMap::new();
     for summary in summaries {
         observed.entry(&summary.experiment).or_default().push(summary);
     }
-    let listed = |key: &str, config: Option<&ConfiguredExperiment>| {
+    let listed = |key: &str, declared: Declared| {
         let rows = observed.get(key).map_or(&[][..], Vec::as_slice);
         let observed_variants: Vec<&str> = rows.iter().map(|row| row.variant.as_str()).collect();
-        let variants = variant_order(config, &observed_variants)
+        let variants = variant_order(key, &declared, &observed_variants)
             .into_iter()
             .map(|variant| ListedVariant {
-                weight: config
-                    .and_then(|c| c.variants.iter().find(|v| v.key == variant))
-                    .map(|v| v.weight),
+                weight: declared.weight(&variant),
                 exposed_units: rows
                     .iter()
                     .find(|row| row.variant == variant)
@@ -122,23 +193,27 @@ fn list_experiments(
             .collect();
         ListedExperiment {
             key: key.to_owned(),
-            name: config.and_then(|c| c.name.clone()),
-            status: config.map(|c| c.status),
+            name: declared.name,
+            status: declared.status,
             variants,
             exposed_units: rows.iter().map(|row| row.units).sum(),
             first_exposure_ms: rows.iter().map(|row| row.first_exposure_ms).min(),
             last_exposure_ms: rows.iter().map(|row| row.last_exposure_ms).max(),
-            in_config: config.is_some(),
+            in_config: declared.in_config,
         }
     };
     let mut experiments: Vec<ListedExperiment> = configured
         .iter()
-        .map(|experiment| listed(&experiment.key, Some(experiment)))
+        .map(|experiment| listed(&experiment.key, Declared::experiment(experiment)))
         .collect();
     for key in observed.keys() {
-        if !configured.iter().any(|experiment| experiment.key == *key) {
-            experiments.push(listed(key, None));
+        if *key != HOLDOUT_EXPERIMENT && !configured.iter().any(|experiment| experiment.key == *key) {
+            experiments.push(listed(key, Declared::default()));
         }
+    }
+    // The holdout compares the tenant's experiments as a whole with none, so it comes after them.
+    if observed.contains_key(HOLDOUT_EXPERIMENT) {
+        experiments.push(listed(HOLDOUT_EXPERIMENT, Declared::holdout(holdout)));
     }
     ExperimentList {
         tenant: tenant.to_owned(),
@@ -157,9 +232,11 @@ pub(crate) async fn experiments(
         .exposure_summaries(&tenant)
         .await
         .map_err(|error| ApiError::read_unavailable("the experiment list", &tenant, None, &error))?;
+    let configs = &state.config.tenant_configs;
     Ok(Json(list_experiments(
         &tenant,
-        state.config.tenant_configs.experiments(&tenant),
+        configs.experiments(&tenant),
+        configs.holdout(&tenant),
         &summaries,
     )))
 }
@@ -254,7 +331,12 @@ pub(crate) async fn timeline(
     let requested = query.bucket_seconds.as_deref().map(parse_bucket_seconds).transpose()?;
     let unavailable =
         |error: StoreError| ApiError::read_unavailable("the timeline", &tenant, Some(&experiment), &error);
-    let configured = state.config.tenant_configs.experiment(&tenant, &experiment);
+    let configs = &state.config.tenant_configs;
+    let declared = Declared::of(
+        &experiment,
+        configs.experiment(&tenant, &experiment),
+        configs.holdout(&tenant),
+    );
     let Some((first_ms, last_ms)) = state
         .store
         .exposure_span(&tenant, &experiment)
@@ -263,7 +345,7 @@ pub(crate) async fn timeline(
     else {
         return Ok(Json(Timeline {
             bucket_seconds: requested.unwrap_or(MAX_BUCKET_SECONDS),
-            variants: variant_order(configured, &[]),
+            variants: variant_order(&experiment, &declared, &[]),
             points: Vec::new(),
             tenant,
             experiment,
@@ -285,7 +367,7 @@ pub(crate) async fn timeline(
         .await
         .map_err(&unavailable)?;
     let observed: Vec<&str> = counts.iter().map(|count| count.variant.as_str()).collect();
-    let variants = variant_order(configured, &observed);
+    let variants = variant_order(&experiment, &declared, &observed);
     Ok(Json(Timeline {
         bucket_seconds,
         points: fill_points(first_bucket, last_bucket, bucket_ms, &variants, &counts),
@@ -348,7 +430,10 @@ mod tests {
 
     #[test]
     fn variants_follow_the_config_then_the_data() {
-        assert_eq!(variant_order(None, &["b", "control", "a"]), ["control", "a", "b"]);
+        assert_eq!(
+            variant_order("x", &Declared::default(), &["b", "control", "a"]),
+            ["control", "a", "b"]
+        );
         let configured = ConfiguredExperiment {
             key: "x".into(),
             name: None,
@@ -365,8 +450,31 @@ mod tests {
             ],
         };
         assert_eq!(
-            variant_order(Some(&configured), &["stray", "control"]),
+            variant_order("x", &Declared::experiment(&configured), &["stray", "control"]),
             ["z", "control", "stray"]
+        );
+    }
+
+    #[test]
+    fn the_holdout_lists_its_control_first_with_the_configs_shares() {
+        let unconfigured = Declared::holdout(None);
+        assert_eq!(unconfigured.name.as_deref(), Some(HOLDOUT_NAME));
+        assert_eq!((unconfigured.status, unconfigured.in_config), (None, false));
+        assert_eq!(
+            variant_order(HOLDOUT_EXPERIMENT, &unconfigured, &["rest", "holdout"]),
+            ["holdout", "rest"]
+        );
+        // A config without a holdout (removed since) declares nothing about the records.
+        assert_eq!(Declared::holdout(Some(0)).status, None);
+        let configured = Declared::of(HOLDOUT_EXPERIMENT, None, Some(500));
+        assert_eq!((configured.status, configured.in_config), (Some(Status::Running), true));
+        assert_eq!(
+            (configured.weight("holdout"), configured.weight("rest")),
+            (Some(500), Some(9500))
+        );
+        assert_eq!(
+            variant_order(HOLDOUT_EXPERIMENT, &configured, &["rest"]),
+            ["holdout", "rest"]
         );
     }
 }

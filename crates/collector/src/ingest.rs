@@ -248,6 +248,13 @@ async fn ingest<R: IngestRecord>(
     state
         .metrics
         .record_commit(R::KIND, outcome.inserted, duplicates, started.elapsed());
+    if R::KIND == RecordKind::Exposures {
+        let (_, committed_ms) = unix_now();
+        state
+            .metrics
+            .record_delivery_lag(&outcome.new_exposure_timestamps_ms, committed_ms);
+        state.srm_trigger.record_stored_exposures(outcome.inserted);
+    }
     Ok(Json(Accepted {
         accepted,
         inserted: outcome.inserted,

@@ -20,6 +20,7 @@
 //!     rate_limits: RateLimits::uniform(20_000.0),
 //!     tenant_configs: TenantConfigs::default(),
 //!     dashboard_dir: None,
+//!     sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
 //! };
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8787").await?;
 //! serve(listener, AppState::new(config, store), shutdown_signal()).await?;
@@ -37,6 +38,7 @@ mod ingest;
 pub mod metrics;
 pub mod rate_limit;
 pub mod results;
+pub mod srm_monitor;
 pub mod stats;
 pub mod store;
 pub mod tenant_configs;
@@ -44,5 +46,6 @@ pub mod tenant_configs;
 pub use app::{AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, router, serve, shutdown_signal};
 pub use ingest::Accepted;
 pub use rate_limit::{Rate, RateLimits};
+pub use srm_monitor::SrmMonitorOptions;
 pub use store::{Backend, Store, StoreError, WriterOptions};
 pub use tenant_configs::{TenantConfigError, TenantConfigs};

@@ -1,33 +1,62 @@
 //! `GET /v1/tenants/{tenant}/experiments/{experiment}/results`: per-variant units, per-metric
-//! conversion and value comparisons against the control, and the sample-ratio-mismatch test.
+//! comparisons against the control, the sample-ratio-mismatch test, and the settings they were
+//! computed under. docs/collector.md ("Results" and "Statistics") documents the document.
 //!
 //! The expected split and the control come, in this order, from the query
 //! (`?weights=control:5000,green:5000`, the first listed variant is the control, as in configs;
 //! optionally `&control=KEY`), from the tenant's config if the collector was started with one
-//! that holds the experiment, or else an equal split over the variants seen, with the variant
-//! named `control` (else the first in key order) as the control.
+//! that holds the experiment (for the tenant holdout, `_holdout`, from the config's `holdout`), or
+//! else an equal split over the variants seen, with the variant named `control` (else the first in
+//! key order) as the control.
+//!
+//! Each metric becomes one figure per exposed unit (did it convert; the sum of its values, capped
+//! as its definition says), computed here from the units' events rather than in SQL, because
+//! conversion windows, caps and the CUPED covariate differ per metric.
 
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
+use cohort_core::{DeviceClass, MetricDefinition, MetricDirection, MetricKind};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::authorize_results;
 use crate::error::ApiError;
-use crate::stats::{Comparison, Sample, SampleRatioTest, sample_ratio_test, two_proportion_z_test, welch_t_test};
-use crate::store::ConversionAggregate;
+use crate::stats::{
+    Adjustment, ArmSums, Comparison, Inference, SampleRatioTest, compare, cuped_theta, sample_ratio_test,
+};
+use crate::store::{ExposureFilter, UnitEvent};
 use crate::tenant_configs::ConfiguredExperiment;
 
-/// Query parameters of the results endpoint.
+/// How far before a unit's first exposure its events count as pre-exposure activity (the CUPED
+/// covariate): two weeks, long enough for weekly habits, short enough to stay relevant.
+pub const PRE_EXPOSURE_LOOKBACK_MS: i64 = 14 * 24 * 3_600_000;
+
+/// Query parameters of the results endpoint. Every value is parsed here so a bad one is refused
+/// with the parameter named.
 #[derive(Debug, Default, Deserialize)]
 pub struct ResultsQuery {
     /// Expected split, `variant:weight,…` (any positive scale; basis points as in configs).
     pub weights: Option<String>,
     /// The control variant; default the first weighted variant.
     pub control: Option<String>,
+    /// `sequential` (default) or `fixed`.
+    pub inference: Option<String>,
+    /// `holm` (default) or `benjamini_hochberg`.
+    pub adjustment: Option<String>,
+    /// Only units first exposed under this config version.
+    pub config_version: Option<String>,
+    /// Only units from this country (two uppercase letters).
+    pub country: Option<String>,
+    /// Only units on this device class.
+    pub device: Option<String>,
+    /// Only units first exposed at or after this time, Unix milliseconds.
+    pub from: Option<String>,
+    /// Only units first exposed before this time, Unix milliseconds.
+    pub to: Option<String>,
 }
 
 /// Where the expected split came from.
@@ -58,18 +87,37 @@ pub struct VariantUnits {
 pub struct VariantMetric {
     /// Variant key.
     pub variant: String,
-    /// Units that converted at or after their first exposure.
+    /// Units that converted within the metric's window after their first exposure.
     pub converted_units: u64,
     /// converted_units / exposed_units.
     pub conversion_rate: f64,
-    /// Mean summed value per exposed unit (units without a conversion count 0); absent for
-    /// metrics that never carried a value.
+    /// Mean (capped) value per exposed unit, units without a conversion counting 0; absent for
+    /// conversion metrics.
     pub mean_value: Option<f64>,
-    /// Conversion rate versus the control (two-proportion z-test); absent for the control.
+    /// Conversion rate versus the control; absent for the control.
     pub conversion_vs_control: Option<Comparison>,
-    /// Mean value versus the control (Welch's t-test); absent for the control and for metrics
-    /// without values.
+    /// Mean value versus the control; absent for the control and for conversion metrics.
     pub value_vs_control: Option<Comparison>,
+}
+
+/// The caps applied to a value metric's per-unit values.
+#[derive(Debug, Serialize)]
+pub struct Capping {
+    /// The configured absolute cap.
+    pub absolute: Option<f64>,
+    /// The configured winsorisation quantile.
+    pub percentile: Option<f64>,
+    /// The cap actually applied to each unit's value (the smaller of the two).
+    pub applied_cap: Option<f64>,
+}
+
+/// Whether CUPED adjusted a metric's comparisons.
+#[derive(Debug, Serialize)]
+pub struct Cuped {
+    /// False when no unit had activity before its exposure (nothing to adjust with).
+    pub applied: bool,
+    /// The regression coefficient, when applied.
+    pub theta: Option<f64>,
 }
 
 /// One metric across variants.
@@ -77,6 +125,20 @@ pub struct VariantMetric {
 pub struct MetricResults {
     /// Metric key.
     pub metric: String,
+    /// `conversion` or `value`.
+    pub kind: &'static str,
+    /// Whether the tenant config defines the metric (false: defaults).
+    pub defined: bool,
+    /// `higher` or `lower`: which way is better.
+    pub direction: &'static str,
+    /// A metric that must not get worse.
+    pub guardrail: bool,
+    /// Conversion window after the first exposure, if any.
+    pub window_hours: Option<u32>,
+    /// Capping of value metrics; absent when none is configured.
+    pub capping: Option<Capping>,
+    /// Variance reduction with pre-exposure activity.
+    pub cuped: Cuped,
     /// Per variant, in the order of `variants`.
     pub variants: Vec<VariantMetric>,
 }
@@ -91,6 +153,59 @@ pub struct SampleRatio {
     pub test: Option<SampleRatioTest>,
 }
 
+/// How the intervals and p-values were computed.
+#[derive(Debug, Serialize)]
+pub struct InferenceSettings {
+    /// `sequential` or `fixed`.
+    pub method: &'static str,
+    /// The confidence sequences' tuning (total units they are narrowest at), with `sequential`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequential_tuning: Option<f64>,
+    /// What the method allows a reader to conclude.
+    pub note: &'static str,
+}
+
+/// The multiple-comparison adjustment applied to every p-value of the document.
+#[derive(Debug, Serialize)]
+pub struct MultipleComparisons {
+    /// `holm` or `benjamini_hochberg`.
+    pub method: &'static str,
+    /// How many p-values the adjustment covers.
+    pub comparisons: usize,
+}
+
+/// The filters an analysis applied to exposed units.
+#[derive(Debug, Default, Serialize)]
+pub struct Slice {
+    /// Config version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<u64>,
+    /// Country code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Device class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<&'static str>,
+    /// First exposure at or after, Unix milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<i64>,
+    /// First exposure before, Unix milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_ms: Option<i64>,
+}
+
+impl Slice {
+    fn filter(&self) -> ExposureFilter {
+        ExposureFilter {
+            config_version: self.config_version,
+            country: self.country.clone(),
+            device: self.device.map(str::to_owned),
+            from_ms: self.from_ms,
+            to_ms: self.to_ms,
+        }
+    }
+}
+
 /// The results document.
 #[derive(Debug, Serialize)]
 pub struct ExperimentResults {
@@ -102,12 +217,121 @@ pub struct ExperimentResults {
     pub control: Option<String>,
     /// Level of every interval.
     pub confidence: f64,
+    /// How intervals and p-values were computed.
+    pub inference: InferenceSettings,
+    /// The filters applied to exposed units; empty for all of them.
+    pub slice: Slice,
     /// Per variant, control first.
     pub variants: Vec<VariantUnits>,
     /// Sample-ratio-mismatch check.
     pub sample_ratio: SampleRatio,
+    /// The adjustment behind every `p_value_adjusted`.
+    pub multiple_comparisons: MultipleComparisons,
     /// Per metric, in key order.
     pub metrics: Vec<MetricResults>,
+}
+
+/// The analysis settings a query asks for, validated.
+#[derive(Debug, Clone, PartialEq)]
+struct Analysis {
+    inference: Inference,
+    adjustment: Adjustment,
+}
+
+const SEQUENTIAL_NOTE: &str = "Always-valid intervals and p-values: they stay valid however often the results are looked at, and an experiment may stop as soon as they exclude no change.";
+const FIXED_NOTE: &str = "Fixed-horizon intervals and p-values: valid only when read once, at a sample size chosen before the experiment started; looking repeatedly and stopping at the first significant result inflates false positives.";
+
+fn parse_analysis(query: &ResultsQuery, sequential_tuning: f64) -> Result<Analysis, ApiError> {
+    let inference = match query.inference.as_deref() {
+        None | Some("sequential") => Inference::Sequential {
+            tuning: sequential_tuning,
+        },
+        Some("fixed") => Inference::Fixed,
+        Some(other) => {
+            return Err(ApiError::bad_query(format!(
+                "inference: `{other}` is not `sequential` or `fixed`"
+            )));
+        }
+    };
+    let adjustment = match query.adjustment.as_deref() {
+        None | Some("holm") => Adjustment::Holm,
+        Some("benjamini_hochberg") => Adjustment::BenjaminiHochberg,
+        Some(other) => {
+            return Err(ApiError::bad_query(format!(
+                "adjustment: `{other}` is not `holm` or `benjamini_hochberg`"
+            )));
+        }
+    };
+    Ok(Analysis { inference, adjustment })
+}
+
+fn parse_slice(query: &ResultsQuery) -> Result<Slice, ApiError> {
+    let config_version = query
+        .config_version
+        .as_deref()
+        .map(|text| {
+            text.parse::<u64>()
+                .ok()
+                .filter(|version| *version >= 1 && i64::try_from(*version).is_ok())
+                .ok_or_else(|| ApiError::bad_query(format!("config_version: `{text}` is not a version (1 or more)")))
+        })
+        .transpose()?;
+    let country = query
+        .country
+        .as_deref()
+        .map(|text| {
+            if text.len() == 2 && text.bytes().all(|b| b.is_ascii_uppercase()) {
+                Ok(text.to_owned())
+            } else {
+                Err(ApiError::bad_query(format!(
+                    "country: `{text}` is not a two-letter country code like DE"
+                )))
+            }
+        })
+        .transpose()?;
+    let device = query
+        .device
+        .as_deref()
+        .map(|text| {
+            [
+                DeviceClass::Desktop,
+                DeviceClass::Mobile,
+                DeviceClass::Tablet,
+                DeviceClass::Other,
+            ]
+            .into_iter()
+            .find(|device| device.as_str() == text)
+            .map(DeviceClass::as_str)
+            .ok_or_else(|| {
+                ApiError::bad_query(format!("device: `{text}` is not one of desktop, mobile, tablet, other"))
+            })
+        })
+        .transpose()?;
+    let time = |name: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|text| {
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|ms| *ms >= 0)
+                    .ok_or_else(|| ApiError::bad_query(format!("{name}: `{text}` is not a Unix time in milliseconds")))
+            })
+            .transpose()
+    };
+    let from_ms = time("from", &query.from)?;
+    let to_ms = time("to", &query.to)?;
+    if let (Some(from), Some(to)) = (from_ms, to_ms)
+        && to <= from
+    {
+        return Err(ApiError::bad_query(format!("to: {to} is not after from ({from})")));
+    }
+    Ok(Slice {
+        config_version,
+        country,
+        device,
+        from_ms,
+        to_ms,
+    })
 }
 
 /// Parses `a:5000,b:5000` into ordered (variant, weight) pairs.
@@ -133,10 +357,23 @@ fn parse_weights(text: &str) -> Result<Vec<(String, f64)>, ApiError> {
     Ok(weights)
 }
 
+/// What the tenant's config says about the experiment being analysed.
+#[derive(Debug, Clone, Copy)]
+enum Configured<'a> {
+    /// A configured experiment: its variants and weights.
+    Experiment(&'a ConfiguredExperiment),
+    /// The tenant holdout's membership records: the holdout's share.
+    Holdout {
+        /// The config's `holdout`.
+        basis_points: u32,
+    },
+}
+
 /// Everything the figures are computed from, already fetched.
+#[derive(Debug)]
 struct Observations {
     exposed: Vec<(String, u64)>,
-    conversions: Vec<ConversionAggregate>,
+    events: Vec<UnitEvent>,
 }
 
 /// Variants seen but not in the split are expected to get nothing (an SRM signal).
@@ -153,7 +390,7 @@ fn add_unexpected_variants(mut weights: Vec<(String, f64)>, exposed: &[(String, 
 /// experiment's config, else equal over the variants seen.
 fn expected_split(
     query: &ResultsQuery,
-    configured: Option<&ConfiguredExperiment>,
+    configured: Option<Configured<'_>>,
     exposed: &[(String, u64)],
 ) -> Result<(Vec<(String, f64)>, SplitSource), ApiError> {
     let mut split = match (&query.weights, configured) {
@@ -161,12 +398,22 @@ fn expected_split(
             add_unexpected_variants(parse_weights(text)?, exposed),
             SplitSource::Query,
         ),
-        (None, Some(configured)) => {
+        (None, Some(Configured::Experiment(configured))) => {
             let weights = configured
                 .variants
                 .iter()
                 .map(|variant| (variant.key.clone(), f64::from(variant.weight)))
                 .collect();
+            (add_unexpected_variants(weights, exposed), SplitSource::Config)
+        }
+        (None, Some(Configured::Holdout { basis_points })) => {
+            let weights = vec![
+                (HOLDOUT_VARIANT.to_owned(), f64::from(basis_points)),
+                (
+                    HOLDOUT_REST_VARIANT.to_owned(),
+                    f64::from(cohort_core::bucket::BUCKETS.saturating_sub(basis_points)),
+                ),
+            ];
             (add_unexpected_variants(weights, exposed), SplitSource::Config)
         }
         (None, None) => {
@@ -188,14 +435,219 @@ fn expected_split(
     Ok(split)
 }
 
-fn compute(
-    tenant: &str,
-    experiment: &str,
-    query: &ResultsQuery,
-    configured: Option<&ConfiguredExperiment>,
-    data: Observations,
-) -> Result<ExperimentResults, ApiError> {
-    let (split, split_source) = expected_split(query, configured, &data.exposed)?;
+/// One unit's events for one metric, split at its first exposure.
+#[derive(Debug, Default)]
+struct UnitFigures<'a> {
+    variant: &'a str,
+    /// Events within the metric's window after the first exposure, and their values' sum.
+    post_events: u32,
+    post_sum: f64,
+    /// Events in the lookback before the first exposure, and their values' sum.
+    pre_events: u32,
+    pre_sum: f64,
+}
+
+/// Per metric, per unit: the figures of every unit with an event. Units without events count 0.
+type FiguresByMetric<'a> = BTreeMap<&'a str, HashMap<&'a str, UnitFigures<'a>>>;
+
+fn unit_figures<'a>(
+    events: &'a [UnitEvent],
+    definition: &dyn Fn(&str) -> Option<MetricDefinition>,
+) -> FiguresByMetric<'a> {
+    let mut windows: HashMap<&str, Option<i64>> = HashMap::new();
+    let mut figures: FiguresByMetric<'a> = BTreeMap::new();
+    for event in events {
+        let window = *windows
+            .entry(event.metric.as_str())
+            .or_insert_with(|| definition(&event.metric).and_then(|d| d.window_ms));
+        let unit = figures
+            .entry(event.metric.as_str())
+            .or_default()
+            .entry(event.unit.as_str())
+            .or_insert_with(|| UnitFigures {
+                variant: &event.variant,
+                ..UnitFigures::default()
+            });
+        let value = event.value.unwrap_or(0.0);
+        if event.offset_ms < 0 {
+            unit.pre_events += 1;
+            unit.pre_sum += value;
+        } else if window.is_none_or(|window| event.offset_ms < window) {
+            unit.post_events += 1;
+            unit.post_sum += value;
+        }
+    }
+    figures
+}
+
+/// The upper cap applied to each unit's value: the smaller of the absolute cap and the
+/// configured quantile of the converted units' values (nearest rank), when that is positive. Quantiles over converted units only:
+/// over every exposed unit, a 99th percentile is 0 whenever fewer than 1 % convert.
+fn applied_cap(definition: &MetricDefinition, converted_values: &mut [f64]) -> Option<f64> {
+    let quantile = definition.winsorize_percentile.and_then(|q| {
+        if converted_values.is_empty() {
+            return None;
+        }
+        converted_values.sort_by(f64::total_cmp);
+        let rank = (q * converted_values.len() as f64).ceil() as usize;
+        // Winsorisation trims large values; a quantile at or below 0 would turn gains into losses.
+        Some(converted_values[rank.clamp(1, converted_values.len()) - 1]).filter(|cap| *cap > 0.0)
+    });
+    match (definition.cap, quantile) {
+        (Some(cap), Some(quantile)) => Some(cap.min(quantile)),
+        (cap, quantile) => cap.or(quantile),
+    }
+}
+
+fn add_unit(arm: &mut ArmSums, y: f64, x: f64) {
+    arm.sum += y;
+    arm.sum_of_squares += y * y;
+    arm.pre_sum += x;
+    arm.pre_sum_of_squares += x * x;
+    arm.sum_of_products += x * y;
+}
+
+/// One metric's comparisons of every variant against the first (the control).
+fn metric_results(
+    metric: &str,
+    definition: MetricDefinition,
+    units: &HashMap<&str, UnitFigures<'_>>,
+    split: &[(String, f64)],
+    units_of: &dyn Fn(&str) -> u64,
+    inference: Inference,
+) -> MetricResults {
+    let is_value = definition.kind == MetricKind::Value;
+    let mut converted_values: Vec<f64> = units
+        .values()
+        .filter(|u| u.post_events > 0)
+        .map(|u| u.post_sum)
+        .collect();
+    let cap = if is_value {
+        applied_cap(&definition, &mut converted_values)
+    } else {
+        None
+    };
+    let lower = definition.cap.map(|cap| -cap);
+    let capped = |value: f64| {
+        let value = cap.map_or(value, |cap| value.min(cap));
+        lower.map_or(value, |lower| value.max(lower))
+    };
+
+    let position: HashMap<&str, usize> = split.iter().enumerate().map(|(i, (v, _))| (v.as_str(), i)).collect();
+    let empty = |(variant, _): &(String, f64)| ArmSums {
+        units: units_of(variant),
+        ..ArmSums::default()
+    };
+    let mut conversion_arms: Vec<ArmSums> = split.iter().map(empty).collect();
+    let mut value_arms = conversion_arms.clone();
+    let mut converted = vec![0u64; split.len()];
+    for unit in units.values() {
+        let Some(&index) = position.get(unit.variant) else {
+            continue;
+        };
+        let did_convert = unit.post_events > 0;
+        converted[index] += u64::from(did_convert);
+        let was_active = if unit.pre_events > 0 { 1.0 } else { 0.0 };
+        add_unit(
+            &mut conversion_arms[index],
+            if did_convert { 1.0 } else { 0.0 },
+            was_active,
+        );
+        add_unit(&mut value_arms[index], capped(unit.post_sum), capped(unit.pre_sum));
+    }
+
+    let conversion_theta = cuped_theta(&conversion_arms, true);
+    let value_theta = if is_value {
+        cuped_theta(&value_arms, false)
+    } else {
+        None
+    };
+    let variants = split
+        .iter()
+        .enumerate()
+        .map(|(index, (variant, _))| {
+            let n = conversion_arms[index].units;
+            let is_control = index == 0;
+            let mean = |arm: &ArmSums| if n > 0 { arm.sum / n as f64 } else { 0.0 };
+            VariantMetric {
+                variant: variant.clone(),
+                converted_units: converted[index],
+                conversion_rate: mean(&conversion_arms[index]),
+                mean_value: is_value.then(|| mean(&value_arms[index])),
+                conversion_vs_control: (!is_control)
+                    .then(|| {
+                        compare(
+                            &conversion_arms[0],
+                            &conversion_arms[index],
+                            true,
+                            conversion_theta,
+                            inference,
+                        )
+                    })
+                    .flatten(),
+                value_vs_control: (!is_control && is_value)
+                    .then(|| compare(&value_arms[0], &value_arms[index], false, value_theta, inference))
+                    .flatten(),
+            }
+        })
+        .collect();
+    let theta = if is_value { value_theta } else { conversion_theta };
+    MetricResults {
+        metric: metric.to_owned(),
+        kind: definition.kind.as_str(),
+        defined: definition.defined,
+        direction: definition.direction.as_str(),
+        guardrail: definition.guardrail,
+        window_hours: definition.window_hours(),
+        capping: (definition.cap.is_some() || definition.winsorize_percentile.is_some()).then_some(Capping {
+            absolute: definition.cap,
+            percentile: definition.winsorize_percentile,
+            applied_cap: cap,
+        }),
+        cuped: Cuped {
+            applied: theta.is_some(),
+            theta,
+        },
+        variants,
+    }
+}
+
+/// Adjusts every p-value of the document together and records each comparison's verdict.
+fn adjust_p_values(metrics: &mut [MetricResults], directions: &[MetricDirection], adjustment: Adjustment) -> usize {
+    let mut comparisons: Vec<(&mut Comparison, bool)> = Vec::new();
+    for (metric, direction) in metrics.iter_mut().zip(directions) {
+        let higher_is_better = *direction == MetricDirection::Higher;
+        for variant in &mut metric.variants {
+            for comparison in [&mut variant.conversion_vs_control, &mut variant.value_vs_control]
+                .into_iter()
+                .flatten()
+            {
+                if comparison.p_value.is_some() {
+                    comparisons.push((comparison, higher_is_better));
+                }
+            }
+        }
+    }
+    let p_values: Vec<f64> = comparisons.iter().map(|(c, _)| c.p_value.unwrap_or(1.0)).collect();
+    for ((comparison, higher_is_better), adjusted) in comparisons.into_iter().zip(adjustment.adjust(&p_values)) {
+        comparison.decide(adjusted, higher_is_better);
+    }
+    p_values.len()
+}
+
+/// Everything a results document is computed from besides the data.
+struct Request<'a> {
+    tenant: &'a str,
+    experiment: &'a str,
+    query: &'a ResultsQuery,
+    analysis: Analysis,
+    slice: Slice,
+    configured: Option<Configured<'a>>,
+    definition: &'a dyn Fn(&str) -> Option<MetricDefinition>,
+}
+
+fn compute(request: Request<'_>, data: Observations) -> Result<ExperimentResults, ApiError> {
+    let (split, split_source) = expected_split(request.query, request.configured, &data.exposed)?;
     let units: HashMap<&str, u64> = data.exposed.iter().map(|(v, n)| (v.as_str(), *n)).collect();
     let units_of = |variant: &str| units.get(variant).copied().unwrap_or(0);
     let weight_total: f64 = split.iter().map(|(_, w)| w).sum();
@@ -215,61 +667,42 @@ fn compute(
         test: sample_ratio_test(&observed, &weights),
     };
 
-    let mut by_metric: BTreeMap<&str, HashMap<&str, &ConversionAggregate>> = BTreeMap::new();
-    for aggregate in &data.conversions {
-        by_metric
-            .entry(&aggregate.metric)
-            .or_default()
-            .insert(&aggregate.variant, aggregate);
-    }
-    let control = split.first().map(|(v, _)| v.as_str());
-    let metrics = by_metric
-        .into_iter()
-        .map(|(metric, per_variant)| {
-            let has_values = per_variant.values().any(|a| a.valued_units > 0);
-            let arm = |variant: &str| {
-                let aggregate = per_variant.get(variant);
-                let n = units_of(variant);
-                let converted = aggregate.map_or(0, |a| a.converted_units);
-                let sample = aggregate.map_or(Sample::from_sums(n, 0.0, 0.0), |a| {
-                    Sample::from_sums(n, a.value_sum, a.value_sum_of_squares)
-                });
-                (n, converted, sample)
-            };
-            let (control_n, control_converted, control_sample) = arm(control.unwrap_or_default());
-            let variants = split
-                .iter()
-                .map(|(variant, _)| {
-                    let (n, converted, sample) = arm(variant);
-                    let is_control = Some(variant.as_str()) == control;
-                    VariantMetric {
-                        variant: variant.clone(),
-                        converted_units: converted,
-                        conversion_rate: if n > 0 { converted as f64 / n as f64 } else { 0.0 },
-                        mean_value: has_values.then_some(sample.mean),
-                        conversion_vs_control: (!is_control)
-                            .then(|| two_proportion_z_test(control_converted, control_n, converted, n))
-                            .flatten(),
-                        value_vs_control: (!is_control && has_values)
-                            .then(|| welch_t_test(control_sample, sample))
-                            .flatten(),
-                    }
-                })
-                .collect();
-            MetricResults {
-                metric: metric.to_owned(),
-                variants,
-            }
+    let figures = unit_figures(&data.events, request.definition);
+    let mut directions = Vec::with_capacity(figures.len());
+    let mut metrics: Vec<MetricResults> = figures
+        .iter()
+        .map(|(metric, units)| {
+            let definition = (request.definition)(metric).unwrap_or_else(|| {
+                let has_values = data.events.iter().any(|e| e.metric == *metric && e.value.is_some());
+                MetricDefinition::default_for(metric, has_values)
+            });
+            directions.push(definition.direction);
+            metric_results(metric, definition, units, &split, &units_of, request.analysis.inference)
         })
         .collect();
+    let comparisons = adjust_p_values(&mut metrics, &directions, request.analysis.adjustment);
 
+    let (method, sequential_tuning, note) = match request.analysis.inference {
+        Inference::Sequential { tuning } => ("sequential", Some(tuning), SEQUENTIAL_NOTE),
+        Inference::Fixed => ("fixed", None, FIXED_NOTE),
+    };
     Ok(ExperimentResults {
-        tenant: tenant.to_owned(),
-        experiment: experiment.to_owned(),
-        control: control.map(str::to_owned),
+        tenant: request.tenant.to_owned(),
+        experiment: request.experiment.to_owned(),
+        control: split.first().map(|(v, _)| v.clone()),
         confidence: crate::stats::CONFIDENCE,
+        inference: InferenceSettings {
+            method,
+            sequential_tuning,
+            note,
+        },
+        slice: request.slice,
         variants,
         sample_ratio,
+        multiple_comparisons: MultipleComparisons {
+            method: request.analysis.adjustment.as_str(),
+            comparisons,
+        },
         metrics,
     })
 }
@@ -281,30 +714,158 @@ pub(crate) async fn results(
     headers: HeaderMap,
 ) -> Result<Json<ExperimentResults>, ApiError> {
     authorize_results(&state.config.secret, &headers, &tenant)?;
-    // Two independent aggregates: run them side by side on two read connections.
-    let (exposed, conversions) = tokio::try_join!(
-        state.store.exposed_units(&tenant, &experiment),
-        state.store.conversion_aggregates(&tenant, &experiment),
+    let analysis = parse_analysis(&query, state.config.sequential_tuning)?;
+    let slice = parse_slice(&query)?;
+    let filter = slice.filter();
+    // Two independent reads: run them side by side on two read connections.
+    let (exposed, events) = tokio::try_join!(
+        state.store.exposed_units_where(&tenant, &experiment, &filter),
+        state
+            .store
+            .unit_events(&tenant, &experiment, &filter, PRE_EXPOSURE_LOOKBACK_MS),
     )
     .map_err(|error| ApiError::read_unavailable("results", &tenant, Some(&experiment), &error))?;
-    let configured = state.config.tenant_configs.experiment(&tenant, &experiment);
-    let results = compute(
-        &tenant,
-        &experiment,
-        &query,
+    let configs = &state.config.tenant_configs;
+    let configured = if experiment == HOLDOUT_EXPERIMENT {
+        configs
+            .holdout(&tenant)
+            .map(|basis_points| Configured::Holdout { basis_points })
+    } else {
+        configs.experiment(&tenant, &experiment).map(Configured::Experiment)
+    };
+    let definition = |metric: &str| configs.metric(&tenant, metric).cloned();
+    let request = Request {
+        tenant: &tenant,
+        experiment: &experiment,
+        query: &query,
+        analysis,
+        slice,
         configured,
-        Observations { exposed, conversions },
-    )?;
-    if results.sample_ratio.test.is_some_and(|test| test.mismatch) {
-        state.metrics.record_srm_alarm(&tenant);
-        tracing::warn!(tenant, experiment, "sample-ratio mismatch");
-    }
-    Ok(Json(results))
+        definition: &definition,
+    };
+    Ok(Json(compute(request, Observations { exposed, events })?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A value from the whole accepted range, with the extremes over-represented.
+    fn accepted_value() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(cohort_core::MAX_CONVERSION_VALUE)),
+            Just(Some(-cohort_core::MAX_CONVERSION_VALUE)),
+            Just(Some(0.0)),
+            (-1e9f64..=1e9).prop_map(Some),
+            (-10.0f64..100.0).prop_map(Some),
+        ]
+    }
+
+    fn observations() -> impl Strategy<Value = Observations> {
+        // Up to three variants with 0 to 5 units (empty and one-unit variants included), and up
+        // to 60 events spread over few units, so many land on the same unit.
+        let exposed = prop::collection::vec(0u64..6, 1..4);
+        let events = prop::collection::vec(
+            (0usize..3, 0usize..6, 0usize..3, accepted_value(), -20_000i64..20_000),
+            0..60,
+        );
+        (exposed, events).prop_map(|(exposed, events)| {
+            let exposed: Vec<(String, u64)> = exposed.iter().enumerate().map(|(i, n)| (format!("v{i}"), *n)).collect();
+            let events = events
+                .into_iter()
+                .filter_map(|(variant, unit, metric, value, offset_ms)| {
+                    let (key, units) = exposed.get(variant)?;
+                    (unit < *units as usize).then(|| UnitEvent {
+                        variant: key.clone(),
+                        unit: format!("{key}-{unit}"),
+                        metric: ["buy", "revenue", "refund"][metric].to_owned(),
+                        value,
+                        offset_ms,
+                    })
+                })
+                .collect();
+            Observations { exposed, events }
+        })
+    }
+
+    fn check_comparison(comparison: &Comparison) {
+        let figures = [
+            Some(comparison.absolute_lift),
+            Some(comparison.absolute_ci.low),
+            Some(comparison.absolute_ci.high),
+            comparison.relative_lift,
+            comparison.relative_ci.map(|ci| ci.low),
+            comparison.relative_ci.map(|ci| ci.high),
+            comparison.p_value,
+            comparison.p_value_adjusted,
+        ];
+        assert!(figures.iter().flatten().all(|x| x.is_finite()), "{comparison:?}");
+        assert!(comparison.absolute_ci.low <= comparison.absolute_lift);
+        assert!(comparison.absolute_lift <= comparison.absolute_ci.high);
+        if let Some(p) = comparison.p_value {
+            let adjusted = comparison.p_value_adjusted.unwrap_or(f64::NAN);
+            assert!(
+                (0.0..=1.0).contains(&p) && p <= adjusted && adjusted <= 1.0,
+                "{comparison:?}"
+            );
+        }
+        assert_eq!(
+            comparison.significant,
+            comparison.verdict != crate::stats::Verdict::Inconclusive
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_accepted_records_give_finite_consistent_results(
+            data in observations(),
+            fixed in any::<bool>(),
+            capped in any::<bool>(),
+        ) {
+            let revenue = MetricDefinition {
+                cap: capped.then_some(50.0),
+                winsorize_percentile: capped.then_some(0.9),
+                window_ms: Some(10_000),
+                ..MetricDefinition::default_for("revenue", true)
+            };
+            let definition = move |metric: &str| (metric == "revenue").then(|| revenue.clone());
+            let inference = if fixed { Inference::Fixed } else { Inference::Sequential { tuning: 5000.0 } };
+            let exposed_total: u64 = data.exposed.iter().map(|(_, n)| n).sum();
+            let query = ResultsQuery::default();
+            let request = Request {
+                tenant: "shop",
+                experiment: "cta",
+                query: &query,
+                analysis: Analysis { inference, adjustment: Adjustment::Holm },
+                slice: Slice::default(),
+                configured: None,
+                definition: &definition,
+            };
+            let results = compute(request, data).unwrap();
+            let units: u64 = results.variants.iter().map(|v| v.exposed_units).sum();
+            prop_assert_eq!(units, exposed_total);
+            for metric in &results.metrics {
+                for (variant, units) in metric.variants.iter().zip(&results.variants) {
+                    prop_assert!(variant.converted_units <= units.exposed_units);
+                    prop_assert!((0.0..=1.0).contains(&variant.conversion_rate));
+                    if let Some(mean) = variant.mean_value {
+                        prop_assert!(mean.is_finite());
+                        if capped && metric.metric == "revenue" {
+                            prop_assert!(mean.abs() <= 50.0 + 1e-9);
+                        }
+                    }
+                    for comparison in [&variant.conversion_vs_control, &variant.value_vs_control].into_iter().flatten() {
+                        check_comparison(comparison);
+                    }
+                }
+                if let Some(theta) = metric.cuped.theta {
+                    prop_assert!(theta.is_finite());
+                }
+            }
+        }
+    }
 
     #[test]
     fn weights_parse_in_order_and_reject_nonsense() {
@@ -326,6 +887,7 @@ mod tests {
         let query = ResultsQuery {
             weights: Some("a:9000,b:1000".into()),
             control: Some("b".into()),
+            ..ResultsQuery::default()
         };
         let (split, _) = expected_split(&query, None, &[("c".to_owned(), 1)]).unwrap();
         assert_eq!(
@@ -357,7 +919,12 @@ mod tests {
             ],
         };
         let exposed = vec![("alt".to_owned(), 8), ("base".to_owned(), 2), ("stray".to_owned(), 1)];
-        let (split, source) = expected_split(&ResultsQuery::default(), Some(&configured), &exposed).unwrap();
+        let (split, source) = expected_split(
+            &ResultsQuery::default(),
+            Some(Configured::Experiment(&configured)),
+            &exposed,
+        )
+        .unwrap();
         assert_eq!(source, SplitSource::Config);
         assert_eq!(
             split,
@@ -369,9 +936,9 @@ mod tests {
         );
         let query = ResultsQuery {
             weights: Some("alt:1,base:1".into()),
-            control: None,
+            ..ResultsQuery::default()
         };
-        let (split, source) = expected_split(&query, Some(&configured), &exposed).unwrap();
+        let (split, source) = expected_split(&query, Some(Configured::Experiment(&configured)), &exposed).unwrap();
         assert_eq!(source, SplitSource::Query);
         assert_eq!(split[0], ("alt".to_owned(), 1.0));
     }

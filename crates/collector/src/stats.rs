@@ -1,13 +1,21 @@
-//! The statistics behind experiment results: the distributions (normal, Student t, chi-square)
-//! and the tests built on them (two-proportion z-test, Welch's t-test, sample-ratio chi-square).
+//! The statistics behind experiment results: the distributions (normal, Student t, chi-square),
+//! the fixed-horizon tests (two-proportion z-test, Welch's t-test), always-valid confidence
+//! sequences for continuous monitoring, CUPED variance reduction, multiple-comparison adjustments
+//! and the sample-ratio chi-square test. docs/collector.md ("Statistics") cites the papers.
 //!
 //! Implemented here rather than pulled from a statistics crate: a few hundred lines cover what the
-//! results need, and `testdata/statistics.json` (generated with scipy) checks them.
+//! results need, and `testdata/statistics.json` (generated with scipy, statsmodels and GrowthBook's
+//! gbstats by `testdata/statistics.py`) checks them against independent implementations.
 
 use serde::Serialize;
 
 /// Two-sided confidence level of every interval.
 pub const CONFIDENCE: f64 = 0.95;
+/// 1 − [`CONFIDENCE`]: the error rate a p-value is compared with.
+pub const ALPHA: f64 = 1.0 - CONFIDENCE;
+/// Default tuning of the confidence sequences: the total sample size (both arms) at which the
+/// sequential interval is narrowest relative to the fixed-horizon one.
+pub const DEFAULT_SEQUENTIAL_TUNING: f64 = 5000.0;
 /// Φ⁻¹(0.975): the normal quantile of a two-sided 95 % interval.
 const Z_975: f64 = 1.959_963_984_540_054;
 /// Relative accuracy the series and continued fractions iterate to.
@@ -168,7 +176,7 @@ pub fn chi_square_sf(x: f64, df: f64) -> f64 {
 }
 
 /// A two-sided 95 % confidence interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Interval {
     /// Lower bound.
     pub low: f64,
@@ -186,7 +194,7 @@ impl Interval {
 }
 
 /// A treatment-versus-control comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Comparison {
     /// Treatment minus control.
     pub absolute_lift: f64,
@@ -198,6 +206,54 @@ pub struct Comparison {
     pub relative_ci: Option<Interval>,
     /// Two-sided p-value; absent when the test is undefined (no variance at all).
     pub p_value: Option<f64>,
+    /// The p-value adjusted for every comparison in the same results document.
+    pub p_value_adjusted: Option<f64>,
+    /// `p_value_adjusted` is below [`ALPHA`].
+    pub significant: bool,
+    /// What a significant change means for the metric.
+    pub verdict: Verdict,
+}
+
+/// A comparison's reading, given which way the metric should move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Significant, in the metric's good direction.
+    Better,
+    /// Significant, in the metric's bad direction.
+    Worse,
+    /// Not significant: the data cannot tell the variants apart yet.
+    #[default]
+    Inconclusive,
+}
+
+impl Comparison {
+    /// The comparison with every non-finite figure removed: no interval or p-value without a
+    /// finite estimate, no relative figures without a finite relative estimate.
+    fn finite(mut self) -> Option<Comparison> {
+        let interval_finite = |i: &Interval| i.low.is_finite() && i.high.is_finite();
+        if !self.absolute_lift.is_finite() || !interval_finite(&self.absolute_ci) {
+            return None;
+        }
+        if !self.relative_lift.is_some_and(f64::is_finite) || !self.relative_ci.as_ref().is_some_and(interval_finite) {
+            self.relative_lift = None;
+            self.relative_ci = None;
+        }
+        self.p_value = self.p_value.filter(|p| p.is_finite());
+        Some(self)
+    }
+
+    /// Records the adjusted p-value and the verdict it implies; `higher_is_better` is the
+    /// metric's direction.
+    pub fn decide(&mut self, adjusted_p: f64, higher_is_better: bool) {
+        self.p_value_adjusted = Some(adjusted_p);
+        self.significant = adjusted_p < ALPHA;
+        self.verdict = match (self.significant, (self.absolute_lift > 0.0) == higher_is_better) {
+            (false, _) => Verdict::Inconclusive,
+            (true, true) => Verdict::Better,
+            (true, false) => Verdict::Worse,
+        };
+    }
 }
 
 /// Relative lift `treatment / control − 1` and its delta-method standard error, from the two
@@ -228,6 +284,7 @@ fn comparison(
         relative_lift: relative.map(|(lift, _)| lift),
         relative_ci: relative.map(|(lift, se)| Interval::around(lift, critical_value * se)),
         p_value,
+        ..Comparison::default()
     }
 }
 
@@ -304,6 +361,278 @@ pub fn welch_t_test(control: Sample, treatment: Sample) -> Option<Comparison> {
         critical,
         Some(student_t_two_sided_p(t, df)),
     ))
+}
+
+/// How intervals and p-values are computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Inference {
+    /// Fixed-horizon: valid when the data are looked at once, at a sample size chosen in advance.
+    Fixed,
+    /// Always-valid asymptotic confidence sequences (Waudby-Smith et al. 2023): valid however
+    /// often the data are looked at; `tuning` is the total sample size the interval is tuned for.
+    Sequential {
+        /// The tuning parameter M (> 0).
+        tuning: f64,
+    },
+}
+
+/// One arm's per-unit figures, summed: `y` is each unit's figure after its first exposure, `x`
+/// the same figure before it (the CUPED covariate; all zero without pre-exposure data).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ArmSums {
+    /// Units in the arm.
+    pub units: u64,
+    /// Σ y.
+    pub sum: f64,
+    /// Σ y².
+    pub sum_of_squares: f64,
+    /// Σ x.
+    pub pre_sum: f64,
+    /// Σ x².
+    pub pre_sum_of_squares: f64,
+    /// Σ x·y.
+    pub sum_of_products: f64,
+}
+
+impl ArmSums {
+    fn mean(&self) -> f64 {
+        if self.units == 0 {
+            0.0
+        } else {
+            self.sum / self.units as f64
+        }
+    }
+
+    /// Per-unit variance of y: p(1 − p) for 0/1 figures, else the sample variance.
+    fn variance(&self, binary: bool) -> f64 {
+        per_unit_variance(self.units, self.sum, self.sum_of_squares, binary)
+    }
+}
+
+fn per_unit_variance(units: u64, sum: f64, sum_of_squares: f64, binary: bool) -> f64 {
+    let n = units as f64;
+    if binary {
+        if units == 0 {
+            return 0.0;
+        }
+        let p = sum / n;
+        return (p * (1.0 - p)).max(0.0);
+    }
+    if units < 2 {
+        return 0.0;
+    }
+    ((sum_of_squares - sum * sum / n) / (n - 1.0)).max(0.0)
+}
+
+fn covariance(units: u64, sum_x: f64, sum_y: f64, sum_of_products: f64) -> f64 {
+    if units < 2 {
+        return 0.0;
+    }
+    let n = units as f64;
+    (sum_of_products - sum_x * sum_y / n) / (n - 1.0)
+}
+
+/// CUPED's θ = cov(x, y) / var(x), pooled over `arms` (Deng, Xu, Kohavi and Walker 2013); `None`
+/// when either figure has no variance (no pre-exposure data), which turns the adjustment off.
+pub fn cuped_theta(arms: &[ArmSums], binary: bool) -> Option<f64> {
+    let total = arms.iter().fold(ArmSums::default(), |total, arm| ArmSums {
+        units: total.units + arm.units,
+        sum: total.sum + arm.sum,
+        sum_of_squares: total.sum_of_squares + arm.sum_of_squares,
+        pre_sum: total.pre_sum + arm.pre_sum,
+        pre_sum_of_squares: total.pre_sum_of_squares + arm.pre_sum_of_squares,
+        sum_of_products: total.sum_of_products + arm.sum_of_products,
+    });
+    let pre_variance = per_unit_variance(total.units, total.pre_sum, total.pre_sum_of_squares, binary);
+    if pre_variance <= 0.0 || total.variance(binary) <= 0.0 {
+        return None;
+    }
+    let theta = covariance(total.units, total.pre_sum, total.sum, total.sum_of_products) / pre_variance;
+    (theta.is_finite() && theta != 0.0).then_some(theta)
+}
+
+/// An arm's mean and per-unit variance, CUPED-adjusted when `theta` is given.
+struct ArmEstimate {
+    units: f64,
+    mean: f64,
+    unadjusted_mean: f64,
+    variance: f64,
+}
+
+fn arm_estimate(arm: &ArmSums, binary: bool, theta: Option<f64>) -> ArmEstimate {
+    let unadjusted_mean = arm.mean();
+    let variance = arm.variance(binary);
+    let (mean, variance) = match theta {
+        None => (unadjusted_mean, variance),
+        Some(theta) => {
+            let n = arm.units as f64;
+            let pre_mean = if arm.units == 0 { 0.0 } else { arm.pre_sum / n };
+            let pre_variance = per_unit_variance(arm.units, arm.pre_sum, arm.pre_sum_of_squares, binary);
+            let covariance = covariance(arm.units, arm.pre_sum, arm.sum, arm.sum_of_products);
+            let adjusted = if arm.units < 2 {
+                0.0
+            } else {
+                (variance + theta * theta * pre_variance - 2.0 * theta * covariance).max(0.0)
+            };
+            (unadjusted_mean - theta * pre_mean, adjusted)
+        }
+    };
+    ArmEstimate {
+        units: arm.units as f64,
+        mean,
+        unadjusted_mean,
+        variance,
+    }
+}
+
+/// Half-width of the asymptotic confidence sequence for an estimate with variance `variance`
+/// after `total_units` units (Waudby-Smith et al. 2023, eq. 9, with ρ from their eq. 161), and
+/// the matching always-valid p-value (eq. 155): `p ≤ alpha` exactly when the interval excludes 0.
+pub fn sequential_interval(estimate: f64, variance: f64, total_units: f64, alpha: f64, tuning: f64) -> (f64, f64) {
+    let log_alpha = alpha.ln();
+    let rho_squared = (-2.0 * log_alpha + (1.0 - 2.0 * log_alpha).ln()) / tuning;
+    let n_rho_squared = total_units * rho_squared;
+    let tau = n_rho_squared + 1.0;
+    let half_width = (variance * 2.0 * tau / n_rho_squared * (tau.sqrt() / alpha).ln()).sqrt();
+    let p_value = if variance > 0.0 {
+        (tau.sqrt() * (-n_rho_squared * estimate * estimate / (2.0 * variance * tau)).exp()).min(1.0)
+    } else {
+        f64::NAN
+    };
+    (half_width, p_value)
+}
+
+/// Treatment versus control on per-unit figures (`binary`: 0/1 conversions), CUPED-adjusted with
+/// `theta` when given, by `inference`. `None` when either arm is too small to estimate anything.
+///
+/// Without CUPED, fixed-horizon uses the two-proportion z-test or Welch's t-test; everything else
+/// uses the adjusted means with a Welch-type variance (fixed) or the confidence sequence.
+pub fn compare(
+    control: &ArmSums,
+    treatment: &ArmSums,
+    binary: bool,
+    theta: Option<f64>,
+    inference: Inference,
+) -> Option<Comparison> {
+    let minimum = if binary { 1 } else { 2 };
+    if control.units < minimum || treatment.units < minimum {
+        return None;
+    }
+    let comparison = match (inference, theta) {
+        (Inference::Fixed, None) if binary => two_proportion_z_test(
+            control.sum.round() as u64,
+            control.units,
+            treatment.sum.round() as u64,
+            treatment.units,
+        )?,
+        (Inference::Fixed, None) => welch_t_test(
+            Sample::from_sums(control.units, control.sum, control.sum_of_squares),
+            Sample::from_sums(treatment.units, treatment.sum, treatment.sum_of_squares),
+        )?,
+        (inference, theta) => adjusted_comparison(
+            &arm_estimate(control, binary, theta),
+            &arm_estimate(treatment, binary, theta),
+            inference,
+        ),
+    };
+    comparison.finite()
+}
+
+fn adjusted_comparison(control: &ArmEstimate, treatment: &ArmEstimate, inference: Inference) -> Comparison {
+    let absolute_lift = treatment.mean - control.mean;
+    let v0 = control.variance / control.units;
+    let v1 = treatment.variance / treatment.units;
+    let absolute_variance = v0 + v1;
+    // Relative lift over the unadjusted control mean, by the delta method.
+    let relative = (control.unadjusted_mean != 0.0).then(|| {
+        let c = control.unadjusted_mean;
+        let variance = v1 / (c * c) + v0 * treatment.unadjusted_mean.powi(2) / c.powi(4);
+        (absolute_lift / c, variance)
+    });
+    match inference {
+        Inference::Sequential { tuning } => {
+            let total = control.units + treatment.units;
+            let (half_width, p_value) = sequential_interval(absolute_lift, absolute_variance, total, ALPHA, tuning);
+            Comparison {
+                absolute_lift,
+                absolute_ci: Interval::around(absolute_lift, half_width),
+                relative_lift: relative.map(|(lift, _)| lift),
+                relative_ci: relative.map(|(lift, variance)| {
+                    Interval::around(lift, sequential_interval(lift, variance, total, ALPHA, tuning).0)
+                }),
+                p_value: (absolute_variance > 0.0).then_some(p_value),
+                ..Comparison::default()
+            }
+        }
+        Inference::Fixed => {
+            let (critical, p_value) = if absolute_variance > 0.0 {
+                let df = absolute_variance.powi(2)
+                    / (v0.powi(2) / (control.units - 1.0).max(1.0) + v1.powi(2) / (treatment.units - 1.0).max(1.0));
+                let t = absolute_lift / absolute_variance.sqrt();
+                (
+                    student_t_quantile(1.0 - ALPHA / 2.0, df),
+                    Some(student_t_two_sided_p(t, df)),
+                )
+            } else {
+                (Z_975, None)
+            };
+            Comparison {
+                absolute_lift,
+                absolute_ci: Interval::around(absolute_lift, critical * absolute_variance.sqrt()),
+                relative_lift: relative.map(|(lift, _)| lift),
+                relative_ci: relative.map(|(lift, variance)| Interval::around(lift, critical * variance.sqrt())),
+                p_value,
+                ..Comparison::default()
+            }
+        }
+    }
+}
+
+/// How p-values are adjusted for the number of comparisons in one results document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Adjustment {
+    /// Holm's step-down procedure (Holm 1979): controls the family-wise error rate.
+    Holm,
+    /// Benjamini–Hochberg (1995): controls the false discovery rate.
+    BenjaminiHochberg,
+}
+
+impl Adjustment {
+    /// The name used in queries and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Adjustment::Holm => "holm",
+            Adjustment::BenjaminiHochberg => "benjamini_hochberg",
+        }
+    }
+
+    /// Adjusted p-values, in the order of `p_values`.
+    pub fn adjust(self, p_values: &[f64]) -> Vec<f64> {
+        let m = p_values.len();
+        let mut order: Vec<usize> = (0..m).collect();
+        order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));
+        let mut adjusted = vec![0.0; m];
+        match self {
+            Adjustment::Holm => {
+                // Step down: the k-th smallest is multiplied by m − k, never below an earlier one.
+                let mut running: f64 = 0.0;
+                for (rank, &index) in order.iter().enumerate() {
+                    running = running.max(((m - rank) as f64 * p_values[index]).min(1.0));
+                    adjusted[index] = running;
+                }
+            }
+            Adjustment::BenjaminiHochberg => {
+                // Step up: the k-th smallest is multiplied by m / k, never above a later one.
+                let mut running: f64 = 1.0;
+                for (rank, &index) in order.iter().enumerate().rev() {
+                    running = running.min((m as f64 / (rank + 1) as f64 * p_values[index]).min(1.0));
+                    adjusted[index] = running;
+                }
+            }
+        }
+        adjusted
+    }
 }
 
 /// Result of the sample-ratio-mismatch test.

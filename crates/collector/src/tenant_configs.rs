@@ -1,10 +1,11 @@
 //! Tenant configs the collector was started with (`--tenant-config`): what each tenant's
-//! experiments are called, their status, variants, weights and control. Optional: without a
-//! config, the listing and results fall back to what the stored exposures show.
+//! experiments are called, their status, variants, weights and control, its metric definitions
+//! and its holdout. Optional: without a config, the listing and results fall back to what the
+//! stored exposures show and to the metric defaults.
 
 use std::collections::HashMap;
 
-use cohort_core::{ConfigError, Status, Tenant, TenantConfig};
+use cohort_core::{ConfigError, MetricDefinition, Status, Tenant, TenantConfig};
 use serde::Deserialize;
 
 /// One experiment as its tenant's config declares it.
@@ -58,10 +59,18 @@ impl std::fmt::Display for TenantConfigError {
 
 impl std::error::Error for TenantConfigError {}
 
+/// What the collector keeps of one tenant's config.
+#[derive(Debug, Clone, Default)]
+struct ConfiguredTenant {
+    experiments: Vec<ConfiguredExperiment>,
+    metrics: Vec<MetricDefinition>,
+    holdout: u32,
+}
+
 /// The configs of every tenant the collector knows, by tenant id.
 #[derive(Debug, Clone, Default)]
 pub struct TenantConfigs {
-    experiments_by_tenant: HashMap<String, Vec<ConfiguredExperiment>>,
+    by_tenant: HashMap<String, ConfiguredTenant>,
 }
 
 impl TenantConfigs {
@@ -79,7 +88,7 @@ impl TenantConfigs {
             .into_iter()
             .map(|experiment| (experiment.key, experiment.name))
             .collect();
-        if self.experiments_by_tenant.contains_key(&tenant.id) {
+        if self.by_tenant.contains_key(&tenant.id) {
             return Err(TenantConfigError::DuplicateTenant(tenant.id));
         }
         let experiments = tenant
@@ -99,13 +108,30 @@ impl TenantConfigs {
                 key: experiment.key,
             })
             .collect();
-        self.experiments_by_tenant.insert(tenant.id.clone(), experiments);
+        self.by_tenant.insert(
+            tenant.id.clone(),
+            ConfiguredTenant {
+                experiments,
+                metrics: tenant.metrics,
+                holdout: tenant.holdout,
+            },
+        );
         Ok(tenant.id)
     }
 
     /// A tenant's configured experiments in config order; empty for a tenant without a config.
     pub fn experiments(&self, tenant: &str) -> &[ConfiguredExperiment] {
-        self.experiments_by_tenant.get(tenant).map_or(&[], Vec::as_slice)
+        self.by_tenant.get(tenant).map_or(&[], |t| t.experiments.as_slice())
+    }
+
+    /// The definition of a tenant's metric, if its config has one.
+    pub fn metric(&self, tenant: &str, key: &str) -> Option<&MetricDefinition> {
+        self.by_tenant.get(tenant)?.metrics.iter().find(|m| m.key == key)
+    }
+
+    /// A tenant's holdout in basis points, if the collector has its config.
+    pub fn holdout(&self, tenant: &str) -> Option<u32> {
+        self.by_tenant.get(tenant).map(|t| t.holdout)
     }
 
     /// One configured experiment.
@@ -115,12 +141,12 @@ impl TenantConfigs {
 
     /// Number of tenants with a config.
     pub fn len(&self) -> usize {
-        self.experiments_by_tenant.len()
+        self.by_tenant.len()
     }
 
     /// Whether no config is loaded.
     pub fn is_empty(&self) -> bool {
-        self.experiments_by_tenant.is_empty()
+        self.by_tenant.is_empty()
     }
 }
 

@@ -157,6 +157,95 @@ async fn without_configs_the_listing_comes_from_the_data() {
 }
 
 #[tokio::test]
+async fn the_tenant_holdout_lists_after_the_experiments_named_with_the_configs_shares() {
+    let tenant = unique_tenant("shop");
+    let mut configs = TenantConfigs::default();
+    let config = config_for(&tenant).replacen(r#""version": 2,"#, r#""version": 2, "holdout": 500,"#, 1);
+    configs.insert_json(&config).unwrap();
+    let harness = Harness::with_config(RateLimits::uniform(1_000_000.0), configs, None).await;
+    let token = secret().results_read_token(&tenant);
+    let listing = || async {
+        let (status, _, list) = harness
+            .get(&format!("/v1/tenants/{tenant}/experiments"), Some(&token))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        list
+    };
+    let keys = |list: &Value| -> Vec<String> {
+        list["experiments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        keys(&listing().await),
+        ["cta", "draft-only"],
+        "no records, no holdout row"
+    );
+
+    expose(
+        &harness,
+        &tenant,
+        "_holdout",
+        &[("rest", 19, 0, 10), ("holdout", 1, 5, 0)],
+    )
+    .await;
+    expose(&harness, &tenant, "cta", &[("control", 3, 0, 1)]).await;
+    expose(&harness, &tenant, "1-legacy", &[("control", 2, 0, 1)]).await;
+    let list = listing().await;
+    assert_eq!(keys(&list), ["cta", "draft-only", "1-legacy", "_holdout"]);
+    let holdout = find(&list["experiments"], "_holdout");
+    assert_eq!(
+        (
+            &holdout["name"],
+            &holdout["status"],
+            &holdout["in_config"],
+            &holdout["exposed_units"]
+        ),
+        (
+            &Value::from("Tenant holdout"),
+            &Value::from("running"),
+            &Value::from(true),
+            &Value::from(20)
+        )
+    );
+    assert_eq!(
+        holdout["variants"],
+        serde_json::json!([
+            {"key": "holdout", "weight": 500, "exposed_units": 1},
+            {"key": "rest", "weight": 9500, "exposed_units": 19}
+        ])
+    );
+    let (status, _, timeline) = harness
+        .get(
+            &format!("/v1/tenants/{tenant}/experiments/_holdout/timeline"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{timeline}");
+    assert_eq!(timeline["variants"], serde_json::json!(["holdout", "rest"]));
+
+    // Without the tenant's config the records still list, named, with the holdout leading.
+    let bare = Harness::new().await;
+    expose(&bare, &tenant, "_holdout", &[("rest", 2, 0, 1), ("holdout", 1, 0, 1)]).await;
+    let (_, _, list) = bare
+        .get(&format!("/v1/tenants/{tenant}/experiments"), Some(&token))
+        .await;
+    let holdout = find(&list["experiments"], "_holdout");
+    assert_eq!(
+        (&holdout["name"], &holdout["in_config"], &holdout["variants"][0]["key"]),
+        (
+            &Value::from("Tenant holdout"),
+            &Value::from(false),
+            &Value::from("holdout")
+        )
+    );
+    assert!(holdout.get("status").is_none() && holdout["variants"][0].get("weight").is_none());
+}
+
+#[tokio::test]
 async fn the_timeline_counts_first_exposures_per_bucket() {
     let tenant = unique_tenant("shop");
     let harness = harness_with_config(&tenant).await;

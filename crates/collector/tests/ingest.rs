@@ -11,6 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use cohort_collector::{Rate, RateLimits};
 use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH, MAX_BATCH_RECORDS, REPLAY_WINDOW_SECONDS};
+use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
 use common::*;
 use http_body::Frame;
 
@@ -48,6 +49,53 @@ async fn accepted_exposures_are_stored_once_and_the_first_wins() {
     assert_eq!(harness.counts(&tenant).await, (3, 0));
     let units = harness.state.store.exposed_units(&tenant, "cta").await.unwrap();
     assert_eq!(units, vec![("control".to_owned(), 1), ("green".to_owned(), 2)]);
+}
+
+#[tokio::test]
+async fn holdout_records_are_stored_like_exposures_and_only_that_reserved_key_passes() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    let batch = vec![
+        exposure(&tenant, HOLDOUT_EXPERIMENT, "u1", HOLDOUT_VARIANT),
+        exposure(&tenant, HOLDOUT_EXPERIMENT, "u2", HOLDOUT_REST_VARIANT),
+        exposure(&tenant, HOLDOUT_EXPERIMENT, "u3", HOLDOUT_REST_VARIANT),
+        exposure(&tenant, "cta", "u2", "green"),
+    ];
+    let (status, _, body) = harness
+        .post_signed(EXPOSURES_PATH, &tenant, now_seconds(), &json(&batch))
+        .await;
+    assert_eq!((status, body["inserted"].as_u64()), (StatusCode::OK, Some(4)), "{body}");
+    // A unit's membership is recorded once: a re-send (or a second record) is a duplicate.
+    let again = vec![exposure(&tenant, HOLDOUT_EXPERIMENT, "u1", HOLDOUT_REST_VARIANT)];
+    let (_, _, body) = harness
+        .post_signed(EXPOSURES_PATH, &tenant, now_seconds(), &json(&again))
+        .await;
+    assert_eq!(body["duplicates"].as_u64(), Some(1), "{body}");
+    let units = harness
+        .state
+        .store
+        .exposed_units(&tenant, HOLDOUT_EXPERIMENT)
+        .await
+        .unwrap();
+    assert_eq!(units, vec![("holdout".to_owned(), 1), ("rest".to_owned(), 2)]);
+
+    let other = unique_tenant("shop");
+    for (experiment, variant, field) in [
+        ("_other", "control", "experiment"),
+        (HOLDOUT_EXPERIMENT, "control", "variant"),
+    ] {
+        let batch = vec![
+            exposure(&other, HOLDOUT_EXPERIMENT, "u1", HOLDOUT_VARIANT),
+            exposure(&other, experiment, "u2", variant),
+        ];
+        let request = signed_request(EXPOSURES_PATH, &other, now_seconds(), &json(&batch));
+        let body = assert_refused(&harness, &other, request, StatusCode::BAD_REQUEST, "invalid_record").await;
+        assert_eq!(
+            (body["error"]["index"].as_u64(), body["error"]["field"].as_str()),
+            (Some(1), Some(field)),
+            "{experiment}/{variant}"
+        );
+    }
 }
 
 /// Large batches span several INSERT statements; every placeholder must still get its own value.

@@ -1,8 +1,10 @@
-//! The statistics against reference values from scipy (`testdata/statistics.py`).
+//! The statistics against reference values from independent implementations
+//! (`testdata/statistics.py`): scipy for the distributions and fixed-horizon tests, GrowthBook's
+//! gbstats for the confidence sequences and CUPED, statsmodels for the p-value adjustments.
 
 use cohort_collector::stats::{
-    Comparison, Sample, chi_square_sf, normal_cdf, sample_ratio_test, student_t_cdf, student_t_quantile,
-    two_proportion_z_test, welch_t_test,
+    Adjustment, ArmSums, Comparison, Inference, Sample, chi_square_sf, compare, cuped_theta, normal_cdf,
+    sample_ratio_test, student_t_cdf, student_t_quantile, two_proportion_z_test, welch_t_test,
 };
 use serde_json::Value;
 
@@ -132,5 +134,109 @@ fn sample_ratio_tests_match_scipy() {
         );
         assert_close(test.p_value, expected_p, 1e-10, &format!("{observed:?} p"));
         assert_eq!(test.mismatch, expected_p < 0.001, "{observed:?}");
+    }
+}
+
+/// Checks estimate, interval and (when `check_p`) p-value of one scale of a gbstats case.
+fn check_scale(expected: &Value, estimate: f64, low: f64, high: f64, p_value: Option<f64>, what: &str) {
+    assert_close(
+        estimate,
+        number(&expected["estimate"]),
+        1e-9,
+        &format!("{what}: estimate"),
+    );
+    assert_close(low, number(&expected["ci"][0]), 1e-9, &format!("{what}: low"));
+    assert_close(high, number(&expected["ci"][1]), 1e-9, &format!("{what}: high"));
+    if let Some(p) = p_value {
+        let expected_p = number(&expected["p_value"]);
+        // gbstats' fixed-horizon p is 2·(1 − T(|t|)), exact to about 1e-16 absolute.
+        assert!(
+            (p - expected_p).abs() <= 1e-9 * expected_p + 1e-14,
+            "{what}: p {p:e}, gbstats says {expected_p:e}"
+        );
+    }
+}
+
+fn check_gbstats(expected: &Value, comparison: &Comparison, what: &str) {
+    let absolute = &comparison.absolute_ci;
+    check_scale(
+        &expected["absolute"],
+        comparison.absolute_lift,
+        absolute.low,
+        absolute.high,
+        comparison.p_value,
+        &format!("{what} absolute"),
+    );
+    let relative = comparison.relative_ci.unwrap();
+    check_scale(
+        &expected["relative"],
+        comparison.relative_lift.unwrap(),
+        relative.low,
+        relative.high,
+        None,
+        &format!("{what} relative"),
+    );
+}
+
+fn arm(sums: &Value) -> ArmSums {
+    let n = |i: usize| number(&sums[i]);
+    ArmSums {
+        units: sums[0].as_u64().unwrap(),
+        sum: n(1),
+        sum_of_squares: n(2),
+        pre_sum: if sums.as_array().unwrap().len() > 3 { n(3) } else { 0.0 },
+        pre_sum_of_squares: if sums.as_array().unwrap().len() > 3 { n(4) } else { 0.0 },
+        sum_of_products: if sums.as_array().unwrap().len() > 3 { n(5) } else { 0.0 },
+    }
+}
+
+#[test]
+fn confidence_sequences_match_gbstats() {
+    for (i, case) in fixtures()["sequential"].as_array().unwrap().iter().enumerate() {
+        let binary = case["kind"] == "proportion";
+        let inference = Inference::Sequential {
+            tuning: number(&case["tuning"]),
+        };
+        let comparison = compare(
+            &arm(&case["control"]),
+            &arm(&case["treatment"]),
+            binary,
+            None,
+            inference,
+        )
+        .unwrap();
+        check_gbstats(case, &comparison, &format!("sequential[{i}]"));
+    }
+}
+
+#[test]
+fn cuped_matches_gbstats_fixed_and_sequential() {
+    for (i, case) in fixtures()["cuped"].as_array().unwrap().iter().enumerate() {
+        let (control, treatment) = (arm(&case["control"]), arm(&case["treatment"]));
+        let theta = cuped_theta(&[control, treatment], false).unwrap();
+        assert_close(theta, number(&case["theta"]), 1e-9, &format!("cuped[{i}] theta"));
+        let fixed = compare(&control, &treatment, false, Some(theta), Inference::Fixed).unwrap();
+        check_gbstats(&case["fixed"], &fixed, &format!("cuped[{i}] fixed"));
+        let inference = Inference::Sequential {
+            tuning: number(&case["sequential"]["tuning"]),
+        };
+        let sequential = compare(&control, &treatment, false, Some(theta), inference).unwrap();
+        check_gbstats(&case["sequential"], &sequential, &format!("cuped[{i}] sequential"));
+    }
+}
+
+#[test]
+fn p_value_adjustments_match_statsmodels() {
+    for (name, adjustment) in [
+        ("holm", Adjustment::Holm),
+        ("benjamini_hochberg", Adjustment::BenjaminiHochberg),
+    ] {
+        for case in fixtures()[name].as_array().unwrap() {
+            let p: Vec<f64> = case["p_values"].as_array().unwrap().iter().map(number).collect();
+            let adjusted = adjustment.adjust(&p);
+            for (got, expected) in adjusted.iter().zip(case["adjusted"].as_array().unwrap()) {
+                assert_close(*got, number(expected), 1e-12, &format!("{name} {p:?}"));
+            }
+        }
     }
 }

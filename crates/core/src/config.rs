@@ -35,6 +35,81 @@ pub struct TenantConfig {
     /// How the edge treats this tenant's visitors and origin.
     #[serde(default)]
     pub edge: EdgeConfig,
+    /// How results analyse each metric; metrics without a definition get the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricConfig>,
+}
+
+/// How results analyse one metric (the `metric` of conversion events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricConfig {
+    /// Metric key as conversion events carry it (same characters as experiment keys).
+    pub key: String,
+    /// Human-readable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What a unit's figure is: whether it converted, or the sum of its events' values.
+    pub kind: MetricKind,
+    /// Which way is better.
+    #[serde(default)]
+    pub direction: MetricDirection,
+    /// Only events within this many hours after the unit's first exposure count; absent: every
+    /// event from the first exposure on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_hours: Option<u32>,
+    /// Value metrics: each unit's value is capped at this (and at minus this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<f64>,
+    /// Value metrics: each unit's value is capped at this quantile of all exposed units' values
+    /// (winsorisation), e.g. 0.99.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winsorize_percentile: Option<f64>,
+    /// A metric that must not get worse, whatever the experiment's goal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guardrail: bool,
+}
+
+/// What a unit's figure for a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    /// 1 if the unit converted, else 0: results compare conversion rates.
+    Conversion,
+    /// The sum of the unit's event values (0 without events): results compare means per unit,
+    /// and conversion rates alongside.
+    Value,
+}
+
+impl MetricKind {
+    /// The lowercase name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Conversion => "conversion",
+            MetricKind::Value => "value",
+        }
+    }
+}
+
+/// Which way a metric should move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricDirection {
+    /// More is better (purchases, revenue).
+    #[default]
+    Higher,
+    /// Less is better (errors, refunds, latency).
+    Lower,
+}
+
+impl MetricDirection {
+    /// The lowercase name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricDirection::Higher => "higher",
+            MetricDirection::Lower => "lower",
+        }
+    }
 }
 
 /// Edge settings of a tenant; every field is optional.

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{Action, Status};
 use crate::cookie::{StickyCookie, StickyEntry, unit_id_from_random};
 use crate::evaluate::{Context, Outcome};
-use crate::exposure::{Conversion, DeviceClass, Exposure};
+use crate::exposure::{Conversion, DeviceClass, Exposure, HOLDOUT_EXPERIMENT};
 use crate::keys::{BeaconKey, CookieKey, MasterSecret};
 use crate::preview::Preview;
 use crate::tenant::Tenant;
@@ -150,7 +150,8 @@ pub struct Plan {
     pub html_actions: Vec<Action>,
     /// A `Set-Cookie` value when the sticky cookie must change.
     pub set_cookie: Option<String>,
-    /// Exposures to beacon after the response.
+    /// Exposures to beacon after the response; for a newly issued unit of a tenant with a holdout,
+    /// led by its holdout membership record ([`crate::exposure::HOLDOUT_EXPERIMENT`]).
     pub exposures: Vec<Exposure>,
     /// Why the incoming cookie was refused, for the log (a missing cookie is not an error).
     pub cookie_problem: Option<String>,
@@ -231,6 +232,25 @@ pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, 
     if let Some(object) = attributes.as_object_mut() {
         object.insert("id".into(), Value::String(unit_id.clone()));
     }
+    let country = visit.geo.country.clone().filter(|c| c.len() == 2);
+    // Holdout membership is recorded once per unit: when its id is issued (no cookie, or one that
+    // failed verification). Returning units were recorded when they were new.
+    if previous.is_none()
+        && let Some(variant) = tenant.holdout_variant(&unit_id)
+    {
+        plan.exposures.push(Exposure {
+            country: country.clone(),
+            device: Some(device),
+            ..Exposure::new(
+                &tenant.id,
+                HOLDOUT_EXPERIMENT,
+                variant,
+                &unit_id,
+                tenant.version,
+                now_ms,
+            )
+        });
+    }
     let evaluation = tenant.evaluate(&Context {
         unit_id: &unit_id,
         attributes: &attributes,
@@ -249,7 +269,7 @@ pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, 
             if log_exposure {
                 let variant = &experiment.variants[variant].key;
                 plan.exposures.push(Exposure {
-                    country: visit.geo.country.clone().filter(|c| c.len() == 2),
+                    country: country.clone(),
                     device: Some(device),
                     ..Exposure::new(&tenant.id, &experiment.key, variant, &unit_id, tenant.version, now_ms)
                 });
@@ -703,9 +723,80 @@ mod tests {
         assert!(plan.set_cookie.is_some());
     }
 
+    /// The holdout records in a plan.
+    fn holdout_records(plan: &Plan) -> Vec<&Exposure> {
+        plan.exposures
+            .iter()
+            .filter(|e| e.experiment == crate::exposure::HOLDOUT_EXPERIMENT)
+            .collect()
+    }
+
+    #[test]
+    fn a_new_visitor_of_a_holdout_tenant_gets_one_holdout_record_for_its_bucket() {
+        let tenant = tenant(json!({"holdout": 5000}));
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..32u8 {
+            let plan = plan(&tenant, &keys(), &visit(""), 1_800_000_000_000, [seed; 16]);
+            let unit = plan.unit_id.clone().unwrap();
+            // The contract: bucket of `holdout:<tenant>` below the holdout's basis points.
+            let held_out = crate::bucket::bucket(&tenant.hash_key, "holdout:shop", &unit) < 5000;
+            let records = holdout_records(&plan);
+            assert_eq!(records.len(), 1, "unit {unit}");
+            let record = records[0];
+            assert_eq!(record.variant, if held_out { "holdout" } else { "rest" }, "unit {unit}");
+            assert_eq!(record.unit, unit);
+            assert_eq!(record.id, Exposure::idempotency_id("shop", "_holdout", &unit));
+            assert_eq!(record.config_version, 4);
+            assert_eq!(record.timestamp, 1_800_000_000_000);
+            assert_eq!(record.country.as_deref(), Some("DE"));
+            assert_eq!(record.device, Some(DeviceClass::Mobile));
+            assert_eq!(record.validate(), Ok(()));
+            // A held-out unit is in no running experiment; everyone else is in `hero`.
+            let hero = plan.exposures.iter().filter(|e| e.experiment == "hero").count();
+            assert_eq!(hero, usize::from(!held_out), "unit {unit}");
+            seen.insert(held_out);
+        }
+        assert_eq!(seen.len(), 2, "32 units at a 50% holdout land on both sides");
+    }
+
+    #[test]
+    fn holdout_membership_is_recorded_only_when_the_unit_is_issued() {
+        let held = tenant(json!({"holdout": 500}));
+        let first = plan(&held, &keys(), &visit(""), 1_800_000_000_000, [7; 16]);
+        assert_eq!(holdout_records(&first).len(), 1);
+        let value = first.set_cookie.unwrap();
+        let cookie = value.split(';').next().unwrap();
+        // Returning, and returning after the cookie's refresh: the same unit, no second record.
+        for later in [60_000, (COOKIE_REFRESH_SECONDS + 60) * 1000] {
+            let again = plan(&held, &keys(), &visit(cookie), 1_800_000_000_000 + later, [9; 16]);
+            assert_eq!(again.unit_id, first.unit_id);
+            assert!(holdout_records(&again).is_empty(), "after {later} ms");
+        }
+        // A cookie that fails verification is replaced: a new unit, recorded once.
+        let replaced = plan(
+            &held,
+            &keys(),
+            &visit("__Host-cohort=AQAAAAAAAAAAAAAAAAA"),
+            1_800_000_000_000,
+            [3; 16],
+        );
+        assert_ne!(replaced.unit_id, first.unit_id);
+        assert_eq!(holdout_records(&replaced).len(), 1);
+        // A tenant without a holdout records no membership.
+        let without = plan(
+            &tenant(json!({"holdout": 0})),
+            &keys(),
+            &visit(""),
+            1_800_000_000_000,
+            [7; 16],
+        );
+        assert!(holdout_records(&without).is_empty());
+        assert_eq!(without.exposures.len(), 1, "the `hero` exposure only");
+    }
+
     #[test]
     fn excluded_visitors_get_only_shipped_winners() {
-        let tenant = tenant(json!({"edge": {"opt_out_cookie": "no_tests"}}));
+        let tenant = tenant(json!({"edge": {"opt_out_cookie": "no_tests"}, "holdout": 5000}));
         type Edit = fn(&mut Visit<'static>);
         let cases: [(&str, Edit, Exclusion); 4] = [
             (

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::bucket::{self, growthbook};
 use crate::config::{HashMode, Status};
 use crate::cookie::StickyEntry;
+use crate::exposure::{HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
 use crate::tenant::{Experiment, Tenant};
 
 /// Everything evaluation needs to know about one request. The engine has no clock and no I/O.
@@ -233,6 +234,24 @@ fn still_sticky(experiment: &Experiment, entry: &StickyEntry) -> bool {
 }
 
 impl Tenant {
+    /// The unit's bucket in the tenant holdout (seed `holdout:<tenant>`); the unit is held out when
+    /// it is below [`Tenant::holdout`].
+    pub fn holdout_bucket(&self, unit_id: &str) -> u32 {
+        bucket::bucket(&self.hash_key, &self.holdout_seed, unit_id)
+    }
+
+    /// The unit's tenant-holdout membership as the variant its holdout record carries
+    /// ([`HOLDOUT_VARIANT`] or [`HOLDOUT_REST_VARIANT`]); `None` when the tenant has no holdout.
+    pub fn holdout_variant(&self, unit_id: &str) -> Option<&'static str> {
+        (self.holdout > 0).then(|| {
+            if self.holdout_bucket(unit_id) < self.holdout {
+                HOLDOUT_VARIANT
+            } else {
+                HOLDOUT_REST_VARIANT
+            }
+        })
+    }
+
     /// Evaluates every experiment for one request.
     pub fn evaluate<'t>(&'t self, context: &Context<'_>) -> Evaluation<'t> {
         let mut buckets = UnitBuckets {
@@ -307,7 +326,7 @@ impl Tenant {
         if self.holdout > 0 {
             let bucket = *buckets
                 .holdout
-                .get_or_insert_with(|| bucket::bucket(&self.hash_key, &self.holdout_seed, context.unit_id));
+                .get_or_insert_with(|| self.holdout_bucket(context.unit_id));
             if bucket < self.holdout {
                 return Outcome::Excluded(Reason::HeldOut { bucket });
             }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::encoding::hex_encode;
+use crate::metric::MAX_CONVERSION_VALUE;
 use crate::tenant::{KeyKind, key_problem};
 
 /// Coarse device class derived from the user agent at the edge.
@@ -32,7 +33,17 @@ impl DeviceClass {
     }
 }
 
-/// One unit's first exposure to an experiment's variant.
+/// Experiment key of the tenant-holdout membership records: the edge records once per unit whether
+/// the unit is in the tenant's holdout, as an exposure to this key, so results can compare the
+/// holdout with everyone else. Reserved: configured experiment keys start with a letter or digit.
+pub const HOLDOUT_EXPERIMENT: &str = "_holdout";
+/// Variant of [`HOLDOUT_EXPERIMENT`] for units in the tenant holdout (the comparison's control).
+pub const HOLDOUT_VARIANT: &str = "holdout";
+/// Variant of [`HOLDOUT_EXPERIMENT`] for every other unit.
+pub const HOLDOUT_REST_VARIANT: &str = "rest";
+
+/// One unit's first exposure to an experiment's variant, or its tenant-holdout membership
+/// ([`HOLDOUT_EXPERIMENT`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Exposure {
@@ -118,8 +129,20 @@ impl Exposure {
     /// Checks every field; the collector refuses a batch holding a record that fails.
     pub fn validate(&self) -> Result<(), RecordError> {
         check_key("tenant", &self.tenant, KeyKind::Tenant)?;
-        check_key("experiment", &self.experiment, KeyKind::Other)?;
-        check_key("variant", &self.variant, KeyKind::Other)?;
+        if self.experiment == HOLDOUT_EXPERIMENT {
+            if self.variant != HOLDOUT_VARIANT && self.variant != HOLDOUT_REST_VARIANT {
+                return Err(RecordError {
+                    field: "variant",
+                    reason: format!(
+                        "`{}` is not a holdout variant; `{HOLDOUT_EXPERIMENT}` records carry `{HOLDOUT_VARIANT}` or `{HOLDOUT_REST_VARIANT}`",
+                        self.variant
+                    ),
+                });
+            }
+        } else {
+            check_key("experiment", &self.experiment, KeyKind::Other)?;
+            check_key("variant", &self.variant, KeyKind::Other)?;
+        }
         check_unit(&self.unit)?;
         if self.config_version == 0 {
             return Err(RecordError {
@@ -180,11 +203,13 @@ impl Conversion {
         check_unit(&self.unit)?;
         check_key("metric", &self.metric, KeyKind::Other)?;
         if let Some(value) = self.value
-            && !value.is_finite()
+            && !(value.is_finite() && value.abs() <= MAX_CONVERSION_VALUE)
         {
             return Err(RecordError {
                 field: "value",
-                reason: "must be a finite number".into(),
+                reason: format!(
+                    "{value:e} is outside the accepted range: a finite number between -{MAX_CONVERSION_VALUE:e} and {MAX_CONVERSION_VALUE:e}"
+                ),
             });
         }
         check_timestamp(self.timestamp)
@@ -270,13 +295,33 @@ mod tests {
         assert_eq!(
             Conversion {
                 id: String::new(),
-                ..conversion
+                ..conversion.clone()
             }
             .validate()
             .unwrap_err()
             .field,
             "id"
         );
+    }
+
+    #[test]
+    fn absurd_and_non_finite_values_are_refused_at_the_bound() {
+        let with_value = |value: f64| Conversion {
+            id: "order-1".into(),
+            tenant: "shop".into(),
+            unit: "u1".into(),
+            metric: "revenue".into(),
+            value: Some(value),
+            timestamp: 1_800_000_000_000,
+        };
+        for accepted in [MAX_CONVERSION_VALUE, -MAX_CONVERSION_VALUE, 0.0, -19.99] {
+            assert_eq!(with_value(accepted).validate(), Ok(()), "{accepted}");
+        }
+        for refused in [1e308, -1e308, 1.000_001e9, f64::NAN, f64::INFINITY] {
+            let error = with_value(refused).validate().unwrap_err();
+            assert_eq!(error.field, "value", "{refused}");
+            assert!(error.reason.contains("between -1e9 and 1e9"), "{}", error.reason);
+        }
     }
 
     #[test]
@@ -304,5 +349,31 @@ mod tests {
         let json = serde_json::to_string(&exposure()).unwrap();
         assert_eq!(serde_json::from_str::<Exposure>(&json).unwrap(), exposure());
         assert!(serde_json::from_str::<Exposure>(&json.replace("\"unit\"", "\"unit_id\"")).is_err());
+    }
+
+    #[test]
+    fn only_the_holdout_key_is_reserved_and_only_with_its_two_variants() {
+        for variant in [HOLDOUT_VARIANT, HOLDOUT_REST_VARIANT] {
+            let record = Exposure::new("shop", HOLDOUT_EXPERIMENT, variant, "u1", 3, 1_800_000_000_000);
+            assert_eq!(record.validate(), Ok(()), "{record:?}");
+            assert_eq!(record.id, Exposure::idempotency_id("shop", "_holdout", "u1"));
+        }
+        let other = Exposure::new("shop", "_other", "control", "u1", 3, 1_800_000_000_000);
+        let error = other.validate().unwrap_err();
+        assert_eq!(error.field, "experiment");
+        assert!(
+            error.reason.contains("must start with a letter or digit"),
+            "{}",
+            error.reason
+        );
+        for variant in ["control", "Holdout", "rest ", "_rest"] {
+            let bad = Exposure::new("shop", HOLDOUT_EXPERIMENT, variant, "u1", 3, 1_800_000_000_000);
+            let error = bad.validate().unwrap_err();
+            assert_eq!(error.field, "variant", "{variant}");
+            assert!(error.reason.contains("not a holdout variant"), "{}", error.reason);
+        }
+        let mut wrong_id = Exposure::new("shop", HOLDOUT_EXPERIMENT, HOLDOUT_VARIANT, "u1", 3, 1_800_000_000_000);
+        wrong_id.id = Exposure::idempotency_id("shop", "holdout", "u1");
+        assert_eq!(wrong_id.validate().unwrap_err().field, "id");
     }
 }

@@ -44,18 +44,22 @@ mod error;
 pub mod evaluate;
 pub mod exposure;
 pub mod keys;
+pub mod metric;
 pub mod paths;
 pub mod preview;
 mod tenant;
 pub mod time;
 
 pub use condition::{Condition, ConditionError};
-pub use config::{Action, EdgeConfig, HashMode, InsertPosition, Status, TenantConfig};
+pub use config::{
+    Action, EdgeConfig, HashMode, InsertPosition, MetricConfig, MetricDirection, MetricKind, Status, TenantConfig,
+};
 pub use cookie::{CookieError, StickyCookie, StickyEntry};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use evaluate::{Context, Decision, Evaluation, Outcome, Reason, Source};
 pub use exposure::{Conversion, DeviceClass, Exposure, RecordError};
 pub use keys::{BeaconKey, CookieKey, MasterSecret};
+pub use metric::{MAX_CONVERSION_VALUE, MetricDefinition};
 pub use tenant::{
     Experiment, LayerSlot, MAX_EXPERIMENTS, MAX_KEY_LEN, MAX_VARIANTS, Tenant, Variant, tenant_id_problem,
 };

@@ -6,6 +6,7 @@ use crate::bucket::{self, BUCKETS, BucketRange, HashKey};
 use crate::condition::Condition;
 use crate::config::{Action, EdgeConfig, ExperimentConfig, HashMode, SUPPORTED_SCHEMA, Status, TenantConfig};
 use crate::error::{ConfigError, ConfigErrorKind};
+use crate::metric::{MetricDefinition, compile_metrics};
 use crate::paths::PathMatcher;
 
 /// Most experiments one tenant may run (the sticky cookie counts them in one byte).
@@ -36,6 +37,8 @@ pub struct Tenant {
     pub(crate) by_cookie_id: HashMap<u32, usize>,
     /// Edge settings: cookie scope, opt-out cookie, origin.
     pub edge: EdgeConfig,
+    /// Metric definitions, in config order (results use them; the edge does not).
+    pub metrics: Vec<MetricDefinition>,
 }
 
 /// A compiled experiment.
@@ -154,6 +157,11 @@ impl Tenant {
         self.experiments.iter().find(|e| e.key == key)
     }
 
+    /// The definition of metric `key`, if the config has one.
+    pub fn metric(&self, key: &str) -> Option<&MetricDefinition> {
+        self.metrics.iter().find(|m| m.key == key)
+    }
+
     /// Index of the experiment with sticky-cookie id `cookie_id`.
     pub fn experiment_index_by_cookie_id(&self, cookie_id: u32) -> Option<usize> {
         self.by_cookie_id.get(&cookie_id).copied()
@@ -239,6 +247,7 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
         by_cookie_id.insert(experiment.cookie_id, experiments.len());
         experiments.push(experiment);
     }
+    let metrics = compile_metrics(&config.metrics)?;
 
     Ok(Tenant {
         holdout_seed: format!("holdout:{}", config.tenant),
@@ -251,6 +260,7 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
         experiments,
         by_cookie_id,
         edge: config.edge,
+        metrics,
     })
 }
 

@@ -1,12 +1,14 @@
 //! Properties users rely on: uniform buckets, ramp-up never moves an included unit, layers never
-//! overlap, sticky cookies round-trip, decoding never panics.
+//! overlap, the holdout record matches the engine's holdout, sticky cookies round-trip, decoding
+//! never panics.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::BTreeMap;
 
 use cohort_core::bucket::{self, HashKey};
+use cohort_core::exposure::{HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
 use cohort_core::keys::CookieKey;
-use cohort_core::{Context, Outcome, StickyCookie, StickyEntry, Tenant};
+use cohort_core::{Context, Outcome, Reason, StickyCookie, StickyEntry, Tenant};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -153,6 +155,27 @@ proptest! {
                 .filter(|o| matches!(o, Outcome::Assigned { .. })).count();
             // The ranges tile the layer, so every unit is in exactly one experiment.
             prop_assert_eq!(assigned, 1);
+        }
+    }
+
+    #[test]
+    fn the_holdout_record_agrees_with_the_engines_exclusion(holdout in 0u32..=10_000) {
+        let tenant = Tenant::from_value(json!({
+            "schema": 1, "tenant": "props", "version": 1, "hostnames": ["props.example"],
+            "hash_key": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "holdout": holdout,
+            "experiments": [{"key": "everyone", "status": "running",
+                "variants": [{"key": "control", "weight": 5000}, {"key": "treatment", "weight": 5000}]}]
+        }))
+        .unwrap();
+        for i in 0..300 {
+            let unit = format!("visitor-{i}");
+            let held_out = matches!(evaluate(&tenant, &unit)[0], Outcome::Excluded(Reason::HeldOut { .. }));
+            let expected = match (holdout, held_out) {
+                (0, _) => None,
+                (_, true) => Some(HOLDOUT_VARIANT),
+                (_, false) => Some(HOLDOUT_REST_VARIANT),
+            };
+            prop_assert_eq!(tenant.holdout_variant(&unit), expected, "{}", unit);
         }
     }
 

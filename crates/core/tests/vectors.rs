@@ -183,5 +183,11 @@ fn evaluation_vectors() {
         });
         let actual: Vec<Value> = evaluation.decisions.iter().map(|d| d.to_json()).collect();
         assert_eq!(Value::Array(actual), case["expected"], "context {context}");
+        let unit = str_of(context, "unit");
+        assert_eq!(
+            tenant.holdout_variant(unit),
+            case["holdout"].as_str(),
+            "holdout record of {unit}"
+        );
     }
 }

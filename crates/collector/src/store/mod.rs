@@ -5,6 +5,7 @@
 //! commit): each batch stays all-or-nothing inside its own savepoint, and every batch's caller
 //! hears back only after the transaction holding it has committed. Reads use a connection pool.
 
+mod monitor;
 mod read;
 mod writer;
 
@@ -18,7 +19,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, SqlSafeStr};
 
-pub use read::{ConversionAggregate, RowCounts, TimelineCount, VariantExposureSummary};
+pub use read::{ExposureFilter, RowCounts, TimelineCount, UnitEvent, VariantExposureSummary};
 pub use writer::WriterOptions;
 
 /// The schema, in order. Append only: see docs/migrations.md.
@@ -73,10 +74,13 @@ impl<T> Context<T> for Result<T, sqlx::Error> {
 }
 
 /// How many records of a batch were new (the rest were already stored).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InsertOutcome {
     /// Records written by this batch.
     pub inserted: u64,
+    /// For exposures, the own timestamp (`exposed_at_ms`) of each record written by this batch,
+    /// in no particular order; empty for conversions.
+    pub new_exposure_timestamps_ms: Vec<i64>,
 }
 
 /// One validated batch of records of one tenant.

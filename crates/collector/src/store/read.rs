@@ -4,22 +4,85 @@ use sqlx::{Any, Row};
 
 use super::{Context, Store, StoreError};
 
-/// Per (variant, metric): the units that converted after their first exposure, and the sums of
-/// their per-unit values (a unit's value is the sum of its conversions' values).
+/// One conversion event of an exposed unit, placed relative to the unit's first exposure.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConversionAggregate {
-    /// Variant key.
+pub struct UnitEvent {
+    /// The unit's variant.
     pub variant: String,
+    /// Unit id.
+    pub unit: String,
     /// Metric key.
     pub metric: String,
-    /// Units with at least one conversion at or after their first exposure.
-    pub converted_units: u64,
-    /// Units among them whose conversions carried a value.
-    pub valued_units: u64,
-    /// Σ per-unit value.
-    pub value_sum: f64,
-    /// Σ per-unit value².
-    pub value_sum_of_squares: f64,
+    /// The event's value, if it carried one.
+    pub value: Option<f64>,
+    /// Event time minus the unit's first exposure, milliseconds (negative: before it).
+    pub offset_ms: i64,
+}
+
+/// Which exposed units an analysis covers: every filter given must hold for a unit's first
+/// exposure. The default covers every unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExposureFilter {
+    /// Config version that made the assignment.
+    pub config_version: Option<u64>,
+    /// Country code.
+    pub country: Option<String>,
+    /// Device class (`desktop`, `mobile`, ...).
+    pub device: Option<String>,
+    /// First exposure at or after this time, Unix milliseconds.
+    pub from_ms: Option<i64>,
+    /// First exposure before this time, Unix milliseconds.
+    pub to_ms: Option<i64>,
+}
+
+/// A bind value of a dynamically built query.
+enum Bind {
+    Text(String),
+    Integer(i64),
+}
+
+impl ExposureFilter {
+    /// `AND ...` conditions on the exposures alias `e`, numbered from `$first`, and their values.
+    fn conditions(&self, first: usize) -> (String, Vec<Bind>) {
+        let mut sql = String::new();
+        let mut binds = Vec::new();
+        let mut add = |condition: &str, bind: Bind| {
+            sql.push_str(&format!(" AND e.{condition} ${}", first + binds.len()));
+            binds.push(bind);
+        };
+        if let Some(version) = self.config_version {
+            add(
+                "config_version =",
+                Bind::Integer(i64::try_from(version).unwrap_or(i64::MAX)),
+            );
+        }
+        if let Some(country) = &self.country {
+            add("country =", Bind::Text(country.clone()));
+        }
+        if let Some(device) = &self.device {
+            add("device =", Bind::Text(device.clone()));
+        }
+        if let Some(from) = self.from_ms {
+            add("exposed_at_ms >=", Bind::Integer(from));
+        }
+        if let Some(to) = self.to_ms {
+            add("exposed_at_ms <", Bind::Integer(to));
+        }
+        (sql, binds)
+    }
+}
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    binds: Vec<Bind>,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    for bind in binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text),
+            Bind::Integer(number) => query.bind(number),
+        };
+    }
+    query
 }
 
 /// How many rows a tenant has (operations and tests).
@@ -64,15 +127,30 @@ fn count(value: i64) -> u64 {
 impl Store {
     /// Exposed units per variant of one experiment, sorted by variant key.
     pub async fn exposed_units(&self, tenant: &str, experiment: &str) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows = sqlx::query::<Any>(
-            "SELECT variant, COUNT(*) AS units FROM exposures WHERE tenant_id = $1 AND experiment = $2 \
-             GROUP BY variant ORDER BY variant",
-        )
-        .bind(tenant.to_owned())
-        .bind(experiment.to_owned())
-        .fetch_all(&self.readers)
-        .await
-        .context("counting exposed units")?;
+        self.exposed_units_where(tenant, experiment, &ExposureFilter::default())
+            .await
+    }
+
+    /// Exposed units per variant of one experiment among those `filter` covers, sorted by
+    /// variant key.
+    pub async fn exposed_units_where(
+        &self,
+        tenant: &str,
+        experiment: &str,
+        filter: &ExposureFilter,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let (conditions, binds) = filter.conditions(3);
+        let sql = format!(
+            "SELECT e.variant AS variant, CAST(COUNT(*) AS BIGINT) AS units FROM exposures e \
+             WHERE e.tenant_id = $1 AND e.experiment = $2{conditions} GROUP BY e.variant ORDER BY e.variant"
+        );
+        let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(experiment.to_owned());
+        let rows = bind_all(query, binds)
+            .fetch_all(&self.readers)
+            .await
+            .context("counting exposed units")?;
         rows.iter()
             .map(|row| Ok((row.try_get("variant")?, count(row.try_get("units")?))))
             .collect::<Result<_, sqlx::Error>>()
@@ -156,51 +234,47 @@ impl Store {
             .context("reading the exposure timeline")
     }
 
-    /// Conversions after first exposure, per variant and metric, of one experiment.
-    pub async fn conversion_aggregates(
+    /// Every conversion event of the units `filter` covers from `lookback_ms` before their
+    /// first exposure on, with the unit's variant; results turn them into per-unit figures.
+    pub async fn unit_events(
         &self,
         tenant: &str,
         experiment: &str,
-    ) -> Result<Vec<ConversionAggregate>, StoreError> {
-        // The inner query sums each unit's conversions at or after its first exposure; the outer
-        // one aggregates units. CASTs pin the result types, which the two databases otherwise
-        // choose differently (PostgreSQL sums BIGINT into NUMERIC, SQLite sums nothing into 0).
+        filter: &ExposureFilter,
+        lookback_ms: i64,
+    ) -> Result<Vec<UnitEvent>, StoreError> {
         // CROSS JOIN makes SQLite walk the tenant's conversions and look each unit's exposure up
-        // by primary key: conversions are usually far fewer than exposed units (1M exposed units
-        // with 100k conversions: 0.45 s instead of 1.4 s). PostgreSQL's planner reorders freely.
-        let rows = sqlx::query::<Any>(
-            "SELECT variant, metric, \
-                    CAST(COUNT(*) AS BIGINT) AS converted_units, \
-                    CAST(SUM(valued) AS BIGINT) AS valued_units, \
-                    CAST(SUM(unit_value) AS DOUBLE PRECISION) AS value_sum, \
-                    CAST(SUM(unit_value * unit_value) AS DOUBLE PRECISION) AS value_sum_of_squares \
-             FROM (SELECT e.variant AS variant, c.metric AS metric, \
-                          CAST(COALESCE(SUM(c.value), 0.0) AS DOUBLE PRECISION) AS unit_value, \
-                          CASE WHEN COUNT(c.value) > 0 THEN 1 ELSE 0 END AS valued \
-                   FROM conversions c CROSS JOIN exposures e \
-                   WHERE c.tenant_id = $1 AND e.tenant_id = c.tenant_id AND e.experiment = $2 \
-                     AND e.unit_id = c.unit_id AND c.occurred_at_ms >= e.exposed_at_ms \
-                   GROUP BY c.unit_id, c.metric, e.variant) per_unit \
-             GROUP BY variant, metric ORDER BY metric, variant",
-        )
-        .bind(tenant.to_owned())
-        .bind(experiment.to_owned())
-        .fetch_all(&self.readers)
-        .await
-        .context("aggregating conversions")?;
+        // by primary key: conversions are usually far fewer than exposed units. PostgreSQL's
+        // planner reorders freely. Per-unit sums happen in the caller, because conversion windows
+        // and caps differ per metric.
+        let (conditions, binds) = filter.conditions(4);
+        let sql = format!(
+            "SELECT e.variant AS variant, c.unit_id AS unit, c.metric AS metric, c.value AS value, \
+                    CAST(c.occurred_at_ms - e.exposed_at_ms AS BIGINT) AS offset_ms \
+             FROM conversions c CROSS JOIN exposures e \
+             WHERE c.tenant_id = $1 AND e.tenant_id = c.tenant_id AND e.experiment = $2 \
+               AND e.unit_id = c.unit_id AND c.occurred_at_ms >= e.exposed_at_ms - $3{conditions}"
+        );
+        let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(experiment.to_owned())
+            .bind(lookback_ms);
+        let rows = bind_all(query, binds)
+            .fetch_all(&self.readers)
+            .await
+            .context("reading the units' conversions")?;
         rows.iter()
             .map(|row| {
-                Ok(ConversionAggregate {
+                Ok(UnitEvent {
                     variant: row.try_get("variant")?,
+                    unit: row.try_get("unit")?,
                     metric: row.try_get("metric")?,
-                    converted_units: count(row.try_get("converted_units")?),
-                    valued_units: count(row.try_get("valued_units")?),
-                    value_sum: row.try_get::<Option<f64>, _>("value_sum")?.unwrap_or(0.0),
-                    value_sum_of_squares: row.try_get::<Option<f64>, _>("value_sum_of_squares")?.unwrap_or(0.0),
+                    value: row.try_get("value")?,
+                    offset_ms: row.try_get("offset_ms")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
-            .context("reading conversion aggregates")
+            .context("reading conversion events")
     }
 
     /// Rows stored for a tenant.

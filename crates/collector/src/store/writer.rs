@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use cohort_core::{Conversion, Exposure};
-use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection};
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Backend, Batch, Context, InsertOutcome, StoreError};
@@ -170,11 +170,11 @@ async fn write_group(
     for request in group {
         let mut savepoint = transaction.begin().await.context("opening a savepoint")?;
         let outcome = match insert_batch(&mut savepoint, backend, &request.batch, request.received_at_ms).await {
-            Ok(inserted) => savepoint
+            Ok(written) => savepoint
                 .commit()
                 .await
                 .context("releasing a savepoint")
-                .map(|()| inserted),
+                .map(|()| written),
             // Dropping the savepoint rolls back this batch alone.
             Err(error) => Err(error),
         };
@@ -224,6 +224,9 @@ trait StoredRecord {
     const ON_CONFLICT: &'static str;
     /// Parameters per row.
     const COLUMNS: usize;
+    /// ` RETURNING` the record's own timestamp for every row this statement wrote (rows skipped
+    /// by the conflict target return nothing), or empty when only the count is needed.
+    const RETURNING: &'static str;
     /// Binds this record's values, in column order, ending with `received_at_ms`.
     fn bind<'q>(&self, query: AnyQuery<'q>, received_at_ms: i64) -> AnyQuery<'q>;
 }
@@ -235,6 +238,8 @@ impl StoredRecord for Exposure {
                                   exposed_at_ms, country, device, received_at_ms) VALUES ";
     const ON_CONFLICT: &'static str = " ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING";
     const COLUMNS: usize = 9;
+    // The delivery-lag histogram needs each newly stored exposure's own time.
+    const RETURNING: &'static str = " RETURNING exposed_at_ms";
     fn bind<'q>(&self, query: AnyQuery<'q>, received_at_ms: i64) -> AnyQuery<'q> {
         query
             .bind(self.tenant.clone())
@@ -255,6 +260,7 @@ impl StoredRecord for Conversion {
                                   occurred_at_ms, received_at_ms) VALUES ";
     const ON_CONFLICT: &'static str = " ON CONFLICT (tenant_id, event_id) DO NOTHING";
     const COLUMNS: usize = 7;
+    const RETURNING: &'static str = "";
     fn bind<'q>(&self, query: AnyQuery<'q>, received_at_ms: i64) -> AnyQuery<'q> {
         query
             .bind(self.tenant.clone())
@@ -273,40 +279,50 @@ async fn insert_batch(
     batch: &Batch,
     received_at_ms: i64,
 ) -> Result<InsertOutcome, StoreError> {
-    let inserted = match batch {
-        Batch::Exposures(records) => insert_records(connection, backend, records, received_at_ms).await?,
-        Batch::Conversions(records) => insert_records(connection, backend, records, received_at_ms).await?,
-    };
-    Ok(InsertOutcome { inserted })
+    match batch {
+        Batch::Exposures(records) => insert_records(connection, backend, records, received_at_ms).await,
+        Batch::Conversions(records) => insert_records(connection, backend, records, received_at_ms).await,
+    }
 }
 
-/// Inserts records in statements of [`statement_sizes`]; returns how many were new.
+/// Inserts records in statements of [`statement_sizes`]; returns how many were new (and, for
+/// record types with [`StoredRecord::RETURNING`], their timestamps).
 async fn insert_records<R: StoredRecord>(
     connection: &mut AnyConnection,
     backend: Backend,
     records: &[R],
     received_at_ms: i64,
-) -> Result<u64, StoreError> {
-    let mut inserted = 0;
+) -> Result<InsertOutcome, StoreError> {
+    let mut outcome = InsertOutcome::default();
     let mut rest = records;
     for size in statement_sizes(records.len()) {
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
         let sql = format!(
-            "{}{}{}",
+            "{}{}{}{}",
             R::INSERT,
             placeholders(backend, chunk.len(), R::COLUMNS),
-            R::ON_CONFLICT
+            R::ON_CONFLICT,
+            R::RETURNING
         );
         let query = chunk
             .iter()
             .fold(sqlx::query::<Any>(AssertSqlSafe(sql)), |query, record| {
                 record.bind(query, received_at_ms)
             });
-        let result = query.execute(&mut *connection).await.context(R::INSERT)?;
-        inserted += result.rows_affected();
+        if R::RETURNING.is_empty() {
+            let result = query.execute(&mut *connection).await.context(R::INSERT)?;
+            outcome.inserted += result.rows_affected();
+        } else {
+            let rows = query.fetch_all(&mut *connection).await.context(R::INSERT)?;
+            outcome.inserted += rows.len() as u64;
+            for row in &rows {
+                let timestamp: i64 = row.try_get(0).context("reading a new record's timestamp")?;
+                outcome.new_exposure_timestamps_ms.push(timestamp);
+            }
+        }
     }
-    Ok(inserted)
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ impl Harness {
             rate_limits,
             tenant_configs,
             dashboard_dir,
+            sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
         };
         let state = AppState::new(config, store);
         Harness {
