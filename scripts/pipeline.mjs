@@ -231,13 +231,13 @@ export function demoTraffic(visitors) {
 
 function describe(doc) {
   const metric = doc.metrics[0];
-  const lines = [`  ${doc.tenant}/${doc.experiment}: ${doc.sample_ratio.mismatch ? "SAMPLE-RATIO MISMATCH" : "no sample-ratio mismatch"}`];
+  const lines = [`  ${doc.tenant}/${doc.experiment}: ${doc.sample_ratio.mismatch ? "SAMPLE-RATIO MISMATCH" : "no sample-ratio mismatch"}, ${doc.inference.method} intervals`];
   for (const variant of doc.variants) {
     const figures = metric?.variants.find((m) => m.variant === variant.variant);
     const rate = figures ? `${(100 * figures.conversion_rate).toFixed(2)}% ${metric.metric}` : "no conversions";
     const comparison = figures?.conversion_vs_control;
-    const lift = comparison
-      ? `, lift ${(100 * comparison.relative_lift).toFixed(1)}% [${(100 * comparison.relative_ci.low).toFixed(1)}%, ${(100 * comparison.relative_ci.high).toFixed(1)}%], p = ${comparison.p_value.toPrecision(3)}`
+    const lift = comparison?.relative_ci && comparison.p_value !== null
+      ? `, lift ${(100 * comparison.relative_lift).toFixed(1)}% [${(100 * comparison.relative_ci.low).toFixed(1)}%, ${(100 * comparison.relative_ci.high).toFixed(1)}%], p = ${comparison.p_value.toPrecision(3)}: ${comparison.verdict}`
       : "";
     lines.push(`    ${variant.variant.padEnd(20)} ${String(variant.exposed_units).padStart(6)} units, ${rate}${lift}`);
   }

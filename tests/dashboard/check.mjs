@@ -1,6 +1,6 @@
 // Opens the results dashboard in Debian's Chromium and checks that everything it shows is the
 // results API's, for the view (inference method and slice) the page applied: units, expected
-// shares, conversions, conversion rates, lifts and their intervals, raw and Holm-adjusted
+// shares, conversions, conversion rates, lifts and their intervals, raw and adjusted
 // p-values, verdicts, the method line, metric definitions, guardrail and sample-ratio-mismatch
 // warnings. Any console error or uncaught page error fails the check. Used by tests/dashboard/
 // and by the end-to-end pipeline test after a demo run.
@@ -243,7 +243,7 @@ function checkTable(table, results, where) {
     if (comparison.p_value === null) {
       expectEqual(row.pValue, "—", `${at} p-value`);
     } else {
-      // "0.0120 (adj. 0.0360)": the raw p-value, then the Holm-adjusted one the verdict uses.
+      // "0.0120 (adj. 0.0360)": the raw p-value, then the adjusted one the verdict uses.
       expectPValue(row.pRaw, comparison.p_value, `${at} p-value`);
       const adjusted = /^\(adj\. (.+)\)$/.exec(row.pAdjusted ?? "");
       if (!adjusted) throw new Error(`${at}: adjusted p-value \`${row.pAdjusted}\` is not \`(adj. p)\``);
@@ -509,7 +509,7 @@ export async function checkShown(page, { baseUrl, tenant, token, expectQuery }) 
  * variant, units, conversionRate, lift, pValue, pValueAdjusted, significant, verdict, metrics: {
  * [metric]: {...} }, values: { [metric]: {...} } }] }] }, where a variant's top-level figures are
  * those of the first metric's conversion table in key order (null without conversions),
- * `significant` is the API's (Holm-adjusted) and `lift` is relative when the API has it.
+ * `significant` is the API's (from the adjusted p-value) and `lift` is relative when the API has it.
  */
 export async function checkDashboard({ baseUrl, tenant, token, screenshotPath, viewport, search = "" }) {
   const { page, problems, close } = await openDashboard({ baseUrl, tenant, token, viewport, search });

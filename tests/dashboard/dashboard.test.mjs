@@ -321,6 +321,7 @@ test("switching to fixed-horizon re-queries, says the intervals hold for one pla
     assert.ok(cart(fixed).pValue < cart(sequential).pValue, "fixed-horizon p-values are the smaller ones");
     const caveat = page.locator('[data-testid="experiment"][data-experiment="checkout-button"] [data-testid="results-table"][data-metric="add-to-cart"] [data-variant="green"] [data-testid="verdict-caveat"]');
     assert.equal(await caveat.textContent(), "only if this is the planned look");
+    await page.screenshot({ path: path.join(SCREENSHOTS, "dashboard-fixed-horizon.png"), fullPage: true });
 
     // The method is in the address, so a reload (or a shared link) keeps it.
     assert.equal(new URL(page.url()).search, "?inference=fixed");
@@ -382,6 +383,7 @@ test("a slice narrows the units to the filters given; a refused value shows the 
     seen = await apply(`inference=sequential&from=${middle}`);
     assert.deepEqual(units(seen, "checkout-button"), [500, 500], "units 500-999 of each variant");
     assert.deepEqual(units(seen, "pricing-page"), [600, 400]);
+    assert.ok(seen.viewSummary.includes(`first exposed from ${local.replace("T", " ")} (`), seen.viewSummary);
 
     // Not a country code: the collector's 400 message shows; the results of the last good view stay.
     const before = await page.getByTestId("experiment").count();
@@ -400,6 +402,7 @@ test("a slice narrows the units to the filters given; a refused value shows the 
     assert.equal(await page.getByTestId("experiment").count(), before);
     seen = await checkShown(page, { ...credentials(), expectQuery: `inference=sequential&from=${middle}` });
     assert.deepEqual(units(seen, "checkout-button"), [500, 500], "the last good view is still shown");
+    await page.screenshot({ path: path.join(SCREENSHOTS, "dashboard-refused-slice.png") });
 
     // Fixing the value clears the message.
     await page.getByTestId("slice-country").fill("DE");

@@ -52,7 +52,7 @@ function formatPValue(p) {
   return p.toPrecision(3);
 }
 
-/** A raw p-value next to its Holm-adjusted one: "0.0120 (adj. 0.0360)". */
+/** A raw p-value next to its adjusted one: "0.0120 (adj. 0.0360)". */
 function formatPValues(comparison) {
   if (!comparison || comparison.p_value === null) return "—";
   return `${formatPValue(comparison.p_value)} (adj. ${formatPValue(comparison.p_value_adjusted)})`;
@@ -178,7 +178,7 @@ function intervalName(results) {
   return results.inference.method === "sequential" ? `${level} always-valid interval` : `${level} fixed-horizon interval`;
 }
 
-/** A better/worse verdict (Holm-adjusted, direction-aware) or "inconclusive"; the arrow is the
+/** A better/worse verdict (adjusted p-value, direction-aware) or "inconclusive"; the arrow is the
  * direction of the change, the colour and word whether that is good for this metric. */
 function verdictCell(comparison, results) {
   if (!comparison) return el("td", { "data-testid": "verdict", "data-label": "Verdict", text: "—" });
@@ -237,7 +237,7 @@ function numberCell(testid, label, text) {
   return el("td", { class: "num", "data-testid": testid, "data-label": label, text });
 }
 
-/** The raw p-value with the Holm-adjusted one the verdict uses beside it. */
+/** The raw p-value with the adjusted one the verdict uses beside it. */
 function pValueCell(comparison) {
   if (!comparison || comparison.p_value === null) return numberCell("p-value", "p-value", "—");
   return el(
@@ -263,7 +263,7 @@ function resultsTable(results, metric, measure) {
     conversion ? el("th", { class: "num", text: "Conversions" }) : el("th", { class: "num", text: "Mean value" }),
     conversion ? el("th", { class: "num", text: "Conversion rate" }) : null,
     el("th", { class: "num", text: liftLabel }),
-    el("th", { class: "num", text: "p-value (Holm-adj.)" }),
+    el("th", { class: "num", text: "p-value (adjusted)" }),
     el("th", { text: "Verdict" }),
   );
   const body = el("tbody");
@@ -551,6 +551,9 @@ function metricHeader(metric) {
   );
 }
 
+/** Names of the collector's multiple-comparison adjustments. */
+const ADJUSTMENT_NAMES = { holm: "Holm", benjamini_hochberg: "Benjamini–Hochberg" };
+
 /** The inference method in force and the multiple-comparison adjustment behind the verdicts. */
 function methodNotice(results) {
   const adjustment = results.multiple_comparisons;
@@ -563,7 +566,7 @@ function methodNotice(results) {
       ? el("p", {
           class: "adjustment",
           "data-testid": "multiple-comparisons",
-          text: `Verdicts use p-values ${adjustment.method === "holm" ? "Holm-" : `${adjustment.method}-`}adjusted across ${formatCount(adjustment.comparisons)} comparison${adjustment.comparisons === 1 ? "" : "s"}: better or worse when the adjusted p < ${threshold}, else inconclusive.`,
+          text: `Verdicts use p-values ${ADJUSTMENT_NAMES[adjustment.method] ?? adjustment.method}-adjusted across ${formatCount(adjustment.comparisons)} comparison${adjustment.comparisons === 1 ? "" : "s"}: better or worse when the adjusted p < ${threshold}, else inconclusive.`,
         })
       : null,
   );
@@ -755,7 +758,8 @@ function showViewError(error) {
     box.textContent = "";
     return;
   }
-  box.textContent = "";
+  box.textContent = `The collector refused this view: ${error.message}`;
+  box.hidden = false;
   const parameter = /^([a-z_]+):/.exec(error.message)?.[1];
   const input = parameter && form.elements.namedItem(parameter);
   if (input instanceof HTMLInputElement || input instanceof HTMLSelectElement) input.setAttribute("aria-invalid", "true");

@@ -529,11 +529,19 @@ pub fn compare(
             Sample::from_sums(control.units, control.sum, control.sum_of_squares),
             Sample::from_sums(treatment.units, treatment.sum, treatment.sum_of_squares),
         )?,
-        (inference, theta) => adjusted_comparison(
-            &arm_estimate(control, binary, theta),
-            &arm_estimate(treatment, binary, theta),
-            inference,
-        ),
+        (inference, theta) => {
+            let adjusted = adjusted_comparison(
+                &arm_estimate(control, binary, theta),
+                &arm_estimate(treatment, binary, theta),
+                inference,
+            );
+            if theta.is_some() && adjusted.p_value.is_none() {
+                // The covariate explains the outcome exactly (x = y for every unit): the
+                // adjustment is degenerate, so compare the unadjusted figures instead.
+                return compare(control, treatment, binary, None, inference);
+            }
+            adjusted
+        }
     };
     comparison.finite()
 }
@@ -704,6 +712,27 @@ mod tests {
         assert_eq!(all_converted.absolute_lift, 0.0);
         assert_eq!(two_proportion_z_test(0, 0, 1, 2), None);
         assert_eq!(sample_ratio_test(&[5], &[1.0]), None);
+    }
+
+    #[test]
+    fn a_covariate_equal_to_the_outcome_falls_back_to_the_unadjusted_comparison() {
+        // Every unit did after its exposure exactly what it did before: θ = 1 explains everything.
+        let arm = |units: u64, converted: f64| ArmSums {
+            units,
+            sum: converted,
+            sum_of_squares: converted,
+            pre_sum: converted,
+            pre_sum_of_squares: converted,
+            sum_of_products: converted,
+        };
+        let (control, treatment) = (arm(1000, 100.0), arm(1000, 130.0));
+        let theta = cuped_theta(&[control, treatment], true);
+        assert!(theta.is_some());
+        let inference = Inference::Sequential { tuning: 5000.0 };
+        let adjusted = compare(&control, &treatment, true, theta, inference).unwrap();
+        let plain = compare(&control, &treatment, true, None, inference).unwrap();
+        assert_eq!(adjusted, plain);
+        assert!(plain.p_value.is_some());
     }
 
     #[test]
