@@ -86,8 +86,8 @@ export function readToken(tenant, secret) {
 }
 
 /** Results of one experiment from the collector's API, read with the tenant's `token`. */
-export async function results(collector, tenant, experiment, token) {
-  const answer = await get(collector.port, `/v1/tenants/${tenant}/experiments/${experiment}/results`, {
+export async function results(collector, tenant, experiment, token, query = "") {
+  const answer = await get(collector.port, `/v1/tenants/${tenant}/experiments/${experiment}/results${query}`, {
     authorization: `Bearer ${token}`,
   });
   if (answer.status !== 200) throw new Error(`results of ${tenant}/${experiment}: ${answer.status} ${answer.body}`);

@@ -87,7 +87,7 @@ async function exposedUnits(tenant, experiment) {
 /** Rows of the collector's SQLite file, through the sqlite3 shell when it is installed. */
 function sqlite(query) {
   try {
-    const out = execFileSync("sqlite3", [path.join(dataDir, "cohort.db"), query], { encoding: "utf8" });
+    const out = execFileSync("sqlite3", [path.join(dataDir, "cohort.db"), query], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
     return out.split("\n").filter(Boolean);
   } catch (error) {
     if (error.code === "ENOENT") return null;
@@ -231,7 +231,8 @@ describe("durable delivery through the queue", () => {
     assert.equal(logEvents(realWorker, "delivery.dead_lettered").length, 0, "nothing dead-lettered");
     const batches = logEvents(realWorker, "delivery.batch");
     console.log(
-      `# outage: ${VISITORS} visitors driven in ${driveSeconds.toFixed(1)} s, ${outageExposures} exposures delivered ` +
+      `# outage: ${VISITORS} visitors driven in ${driveSeconds.toFixed(1)} s, ${outageExposures} records (${VISITORS} of them ` +
+        `holdout records) delivered ` +
         `${drainSeconds.toFixed(1)} s after the restart; ${batches.length} consumer batches, ` +
         `max attempts ${Math.max(...batches.map((b) => Number(b.max_attempts)))}; ` +
         `total ${((performance.now() - started) / 1000).toFixed(1)} s${rows ? `; ${rows.length} SQLite rows checked` : ""}`,

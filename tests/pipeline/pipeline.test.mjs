@@ -9,7 +9,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 
 import { BROWSER_UA, ROOT, request, stickyCookie } from "../edge/harness.mjs";
-import { SHOP_CONFIG, loadgen, readToken, startPipeline, waitForCollector } from "../../scripts/pipeline.mjs";
+import { SHOP_CONFIG, loadgen, readToken, results as readResults, startPipeline, waitForCollector } from "../../scripts/pipeline.mjs";
 
 const SECRET = "pipeline-suite-platform-secret-0123456789abcdef";
 let pipeline;
@@ -65,14 +65,19 @@ test("visitors land in the collector exactly once and the planted effect is sign
   assert.deepEqual(documents._holdout.variants.map((v) => v.variant), ["holdout", "rest"]);
   assert.equal(documents._holdout.sample_ratio.mismatch, false, JSON.stringify(documents._holdout.sample_ratio));
   const results = documents["hero-banner"];
-  const purchase = results.metrics.find((m) => m.metric === "purchase");
 
   assert.equal(results.control, "control");
   assert.equal(results.sample_ratio.expected_split, "config");
   assert.equal(results.sample_ratio.mismatch, false, JSON.stringify(results.sample_ratio));
-  const treated = purchase.variants.find((v) => v.variant === "free-shipping").conversion_vs_control;
+  assert.equal(results.inference.method, "sequential", "results are always-valid by default");
+  // The test reads the effect once, at the sample size it fixed in advance (1,200 visitors): the
+  // one reading fixed-horizon figures are valid for, and the more powerful one at this size.
+  const fixed = await readResults(pipeline.collector, "shop", "hero-banner", readToken("shop", SECRET), "?inference=fixed");
+  assert.equal(fixed.inference.method, "fixed");
+  const treated = fixed.metrics.find((m) => m.metric === "purchase").variants.find((v) => v.variant === "free-shipping").conversion_vs_control;
   assert.ok(treated.p_value < 0.01, `p = ${treated.p_value}`);
   assert.ok(treated.relative_ci.low > 0, `interval ${JSON.stringify(treated.relative_ci)}`);
+  assert.equal(treated.verdict, "better");
 });
 
 test("the dashboard shows the collector's numbers, the effect significant and no SRM warning", async () => {
@@ -83,6 +88,7 @@ test("the dashboard shows the collector's numbers, the effect significant and no
     tenant: "shop",
     token: readToken("shop", SECRET),
     screenshotPath,
+    search: "inference=fixed",
   });
   assert.ok(fs.statSync(screenshotPath).size > 10_000, "screenshot missing or empty");
   const hero = shown.experiments.find((e) => e.key === "hero-banner");

@@ -97,8 +97,6 @@ pub struct Metrics {
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// (tenant) → requests refused by the rate limiter.
     rate_limited: Mutex<BTreeMap<String, u64>>,
-    /// (tenant) → results queries that found a sample-ratio mismatch.
-    srm_alarms: Mutex<BTreeMap<String, u64>>,
     commit_latency: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
     delivery_lag: Mutex<Histogram<{ DELIVERY_LAG_BUCKETS.len() }>>,
     srm_monitor: Mutex<SrmMonitorState>,
@@ -260,11 +258,6 @@ impl Metrics {
         add(&self.rate_limited, tenant.to_owned(), 1);
     }
 
-    /// Counts a results query that raised the sample-ratio-mismatch alarm.
-    pub fn record_srm_alarm(&self, tenant: &str) {
-        add(&self.srm_alarms, tenant.to_owned(), 1);
-    }
-
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -300,14 +293,6 @@ impl Metrics {
             &self.rate_limited,
             String::clone,
         );
-        render_counter(
-            &mut out,
-            "cohort_srm_alarms_total",
-            "Results queries that found a sample-ratio mismatch (p < 0.001).",
-            "tenant",
-            &self.srm_alarms,
-            String::clone,
-        );
         render_histogram(
             &mut out,
             "cohort_commit_latency_seconds",
@@ -336,7 +321,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.record_commit(RecordKind::Exposures, 90, 10, Duration::from_millis(3));
         metrics.record_rejection("bad_signature");
-        metrics.record_srm_alarm("sh\"op");
+        metrics.record_rate_limited("sh\"op");
         let text = metrics.render();
         assert!(
             text.contains("cohort_ingested_records_total{kind=\"exposure\"} 90\n"),
@@ -344,7 +329,7 @@ mod tests {
         );
         assert!(text.contains("cohort_duplicate_records_total{kind=\"exposure\"} 10\n"));
         assert!(text.contains("cohort_rejected_requests_total{reason=\"bad_signature\"} 1\n"));
-        assert!(text.contains("cohort_srm_alarms_total{tenant=\"sh\\\"op\"} 1\n"));
+        assert!(text.contains("cohort_rate_limited_requests_total{tenant=\"sh\\\"op\"} 1\n"));
         assert!(text.contains("cohort_commit_latency_seconds_bucket{le=\"0.0025\"} 0\n"));
         assert!(text.contains("cohort_commit_latency_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("cohort_commit_latency_seconds_count 1\n"));

@@ -125,12 +125,12 @@ pub struct Cuped {
 pub struct MetricResults {
     /// Metric key.
     pub metric: String,
-    /// `conversion` or `value`.
-    pub kind: &'static str,
+    /// Conversion or value.
+    pub kind: MetricKind,
     /// Whether the tenant config defines the metric (false: defaults).
     pub defined: bool,
-    /// `higher` or `lower`: which way is better.
-    pub direction: &'static str,
+    /// Which way is better.
+    pub direction: MetricDirection,
     /// A metric that must not get worse.
     pub guardrail: bool,
     /// Conversion window after the first exposure, if any.
@@ -594,9 +594,9 @@ fn metric_results(
     let theta = if is_value { value_theta } else { conversion_theta };
     MetricResults {
         metric: metric.to_owned(),
-        kind: definition.kind.as_str(),
+        kind: definition.kind,
         defined: definition.defined,
-        direction: definition.direction.as_str(),
+        direction: definition.direction,
         guardrail: definition.guardrail,
         window_hours: definition.window_hours(),
         capping: (definition.cap.is_some() || definition.winsorize_percentile.is_some()).then_some(Capping {
