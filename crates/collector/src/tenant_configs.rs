@@ -124,6 +124,11 @@ impl TenantConfigs {
         self.by_tenant.get(tenant).map_or(&[], |t| t.experiments.as_slice())
     }
 
+    /// A tenant's metric definitions in config order; empty for a tenant without a config.
+    pub fn metrics(&self, tenant: &str) -> &[MetricDefinition] {
+        self.by_tenant.get(tenant).map_or(&[], |t| t.metrics.as_slice())
+    }
+
     /// The definition of a tenant's metric, if its config has one.
     pub fn metric(&self, tenant: &str, key: &str) -> Option<&MetricDefinition> {
         self.by_tenant.get(tenant)?.metrics.iter().find(|m| m.key == key)

@@ -421,3 +421,138 @@ async fn the_holdout_is_compared_with_everyone_else_at_its_configured_share() {
     assert_eq!(purchase["variants"][0]["converted_units"], 5);
     assert_consistent(&results);
 }
+
+mod property {
+    //! Random and extreme records through the real store and endpoint: whatever the collector
+    //! accepts, results stay finite and internally consistent.
+
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+
+    /// A value from the whole accepted range, with the extremes over-represented.
+    fn accepted_value() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(cohort_core::MAX_CONVERSION_VALUE)),
+            Just(Some(-cohort_core::MAX_CONVERSION_VALUE)),
+            Just(Some(0.0)),
+            (-1e9f64..=1e9).prop_map(Some),
+            (-10.0f64..100.0).prop_map(Some),
+        ]
+    }
+
+    /// Per variant 0 to 5 units (empty and one-unit variants included), and up to 60 events
+    /// over few units, so many land on the same unit, before and after its exposure.
+    type Plan = (Vec<usize>, Vec<(usize, usize, usize, Option<f64>, i64)>);
+
+    fn plans() -> impl Strategy<Value = Plan> {
+        (
+            prop::collection::vec(0usize..6, 2..4),
+            prop::collection::vec(
+                (0usize..3, 0usize..6, 0usize..3, accepted_value(), -20_000i64..20_000),
+                0..60,
+            ),
+        )
+    }
+
+    fn config(tenant: &str, capped: bool) -> String {
+        let revenue = if capped {
+            r#"{"key": "revenue", "kind": "value", "cap": 50, "winsorize_percentile": 0.9, "window_hours": 1}"#
+        } else {
+            r#"{"key": "revenue", "kind": "value"}"#
+        };
+        format!(
+            r#"{{"schema": 1, "tenant": "{tenant}", "version": 1, "hostnames": ["shop.example"],
+            "hash_key": "000102030405060708090a0b0c0d0e0f",
+            "metrics": [{revenue}, {{"key": "refund", "kind": "conversion", "direction": "lower"}}]}}"#
+        )
+    }
+
+    async fn check(plan: Plan, capped: bool, inference: &str) {
+        let (units, events) = plan;
+        let tenant = unique_tenant("prop");
+        let mut configs = TenantConfigs::default();
+        configs.insert_json(&config(&tenant, capped)).unwrap();
+        let harness = Harness::with_config(RateLimits::uniform(1_000_000.0), configs, None).await;
+        let variant = |v: usize| format!("v{v}");
+        let exposures: Vec<Exposure> = units
+            .iter()
+            .enumerate()
+            .flat_map(|(v, &n)| (0..n).map(move |i| (v, i)))
+            .map(|(v, i)| exposure(&tenant, "cta", &format!("{}-{i}", variant(v)), &variant(v)))
+            .collect();
+        let conversions: Vec<Conversion> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, (v, i, ..))| units.get(*v).is_some_and(|n| i < n))
+            .map(|(k, (v, i, metric, value, offset))| {
+                let metric = ["buy", "revenue", "refund"][*metric];
+                event(
+                    &tenant,
+                    &format!("e{k}"),
+                    &format!("{}-{i}", variant(*v)),
+                    metric,
+                    *value,
+                    *offset,
+                )
+            })
+            .collect();
+        if !exposures.is_empty() {
+            assert_eq!(
+                post(&harness, EXPOSURES_PATH, &tenant, &exposures).await.0,
+                StatusCode::OK
+            );
+        }
+        if !conversions.is_empty() {
+            assert_eq!(
+                post(&harness, EVENTS_PATH, &tenant, &conversions).await.0,
+                StatusCode::OK
+            );
+        }
+        let weights: Vec<String> = (0..units.len()).map(|v| format!("{}:1", variant(v))).collect();
+        let query = format!("?inference={inference}&weights={}", weights.join(","));
+        let (status, results) = results(&harness, &tenant, "cta", &query).await;
+        assert_eq!(status, StatusCode::OK, "{results}");
+        assert_consistent(&results);
+        for (v, &n) in units.iter().enumerate() {
+            assert_eq!(results["variants"][v]["exposed_units"], n as u64, "{results}");
+        }
+        for metric in results["metrics"].as_array().unwrap() {
+            for (v, figures) in metric["variants"].as_array().unwrap().iter().enumerate() {
+                assert!(
+                    figures["converted_units"].as_u64().unwrap() <= units[v] as u64,
+                    "{figures}"
+                );
+                if capped && metric["metric"] == "revenue" {
+                    let mean = number(&figures["mean_value"], "mean");
+                    assert!(mean.abs() <= 50.0 + 1e-9, "capped mean {mean}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn any_accepted_records_give_finite_consistent_results() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut runner = TestRunner::new(Config {
+            cases: 48,
+            // Failing cases are saved here (relative to the crate) and replayed first; commit them.
+            failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+                "proptest-regressions/analysis.txt",
+            ))),
+            ..Config::default()
+        });
+        let strategy = (plans(), any::<bool>(), any::<bool>());
+        runner
+            .run(&strategy, |(plan, capped, fixed)| {
+                runtime.block_on(check(plan, capped, if fixed { "fixed" } else { "sequential" }));
+                Ok(())
+            })
+            .unwrap();
+    }
+}

@@ -19,7 +19,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, SqlSafeStr};
 
-pub use read::{ExposureFilter, RowCounts, TimelineCount, UnitEvent, VariantExposureSummary};
+pub use read::{ExposureFilter, MetricAggregate, MetricShape, RowCounts, TimelineCount, VariantExposureSummary};
 pub use writer::WriterOptions;
 
 /// The schema, in order. Append only: see docs/migrations.md.

@@ -4,19 +4,46 @@ use sqlx::{Any, Row};
 
 use super::{Context, Store, StoreError};
 
-/// One conversion event of an exposed unit, placed relative to the unit's first exposure.
+/// How one metric's events become per-unit figures, as the aggregate query needs it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct UnitEvent {
-    /// The unit's variant.
+pub struct MetricShape {
+    /// Metric key (validated: the key alphabet only).
+    pub key: String,
+    /// Only events this many milliseconds after the first exposure count as outcomes.
+    pub window_ms: Option<i64>,
+    /// Per-unit sums above this are lowered to it.
+    pub upper_cap: Option<f64>,
+    /// Per-unit sums below this are raised to it.
+    pub lower_cap: Option<f64>,
+}
+
+/// One (variant, metric) of an experiment, summed over the units with any event of the metric
+/// (every other exposed unit counts 0 in every sum). `y` is a unit's figure after its first
+/// exposure, `x` the same figure over the lookback before it (the CUPED covariate).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricAggregate {
+    /// Variant key.
     pub variant: String,
-    /// Unit id.
-    pub unit: String,
     /// Metric key.
     pub metric: String,
-    /// The event's value, if it carried one.
-    pub value: Option<f64>,
-    /// Event time minus the unit's first exposure, milliseconds (negative: before it).
-    pub offset_ms: i64,
+    /// Units with an event within the window after their first exposure.
+    pub converted_units: u64,
+    /// Units with an event in the lookback before their first exposure.
+    pub active_before_units: u64,
+    /// Units with both.
+    pub converted_and_active_before_units: u64,
+    /// Whether any of these events carried a value.
+    pub has_values: bool,
+    /// Σ y over units, values capped.
+    pub value_sum: f64,
+    /// Σ y².
+    pub value_sum_of_squares: f64,
+    /// Σ x, values capped.
+    pub value_sum_before: f64,
+    /// Σ x².
+    pub value_sum_of_squares_before: f64,
+    /// Σ x·y.
+    pub value_sum_of_products: f64,
 }
 
 /// Which exposed units an analysis covers: every filter given must hold for a unit's first
@@ -118,6 +145,38 @@ pub struct TimelineCount {
     pub variant: String,
     /// Units first exposed in the bucket.
     pub units: u64,
+}
+
+/// `CASE <column> WHEN '<key>' THEN <value> … ELSE NULL END` over the shapes that have a value,
+/// or a typed NULL when none does. Keys are validated metric keys (letters, digits, `-`, `_`,
+/// `.`) and values are numbers formatted here, so they are inlined rather than bound: PostgreSQL
+/// cannot infer a bound parameter's type in a CASE branch.
+fn per_metric(
+    column: &str,
+    shapes: &[MetricShape],
+    value: impl Fn(&MetricShape) -> Option<String>,
+    sql_type: &str,
+) -> String {
+    let branches: String = shapes
+        .iter()
+        .filter(|shape| {
+            shape
+                .key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+        .filter_map(|shape| value(shape).map(|value| format!(" WHEN '{}' THEN {value}", shape.key)))
+        .collect();
+    if branches.is_empty() {
+        format!("CAST(NULL AS {sql_type})")
+    } else {
+        format!("(CASE {column}{branches} ELSE CAST(NULL AS {sql_type}) END)")
+    }
+}
+
+/// A finite number as an SQL literal of type DOUBLE PRECISION.
+fn real(value: f64) -> String {
+    format!("CAST({value:e} AS DOUBLE PRECISION)")
 }
 
 fn count(value: i64) -> u64 {
@@ -234,26 +293,60 @@ impl Store {
             .context("reading the exposure timeline")
     }
 
-    /// Every conversion event of the units `filter` covers from `lookback_ms` before their
-    /// first exposure on, with the unit's variant; results turn them into per-unit figures.
-    pub async fn unit_events(
+    /// Per (variant, metric): conversions and capped value sums of the units `filter` covers,
+    /// after their first exposure (within each metric's window) and over `lookback_ms` before it.
+    /// One pass over the tenant's conversions; the database does the per-unit grouping, so the
+    /// answer is a few rows however many units there are.
+    pub async fn metric_aggregates(
         &self,
         tenant: &str,
         experiment: &str,
         filter: &ExposureFilter,
         lookback_ms: i64,
-    ) -> Result<Vec<UnitEvent>, StoreError> {
+        shapes: &[MetricShape],
+    ) -> Result<Vec<MetricAggregate>, StoreError> {
+        let (conditions, binds) = filter.conditions(4);
+        let window = per_metric(
+            "c.metric",
+            shapes,
+            |shape| shape.window_ms.map(|ms| ms.to_string()),
+            "BIGINT",
+        );
+        let after = format!(
+            "c.occurred_at_ms >= e.exposed_at_ms AND ({window} IS NULL OR c.occurred_at_ms - e.exposed_at_ms < {window})"
+        );
+        let upper = per_metric("metric", shapes, |shape| shape.upper_cap.map(real), "DOUBLE PRECISION");
+        let lower = per_metric("metric", shapes, |shape| shape.lower_cap.map(real), "DOUBLE PRECISION");
+        let capped =
+            |v: &str| format!("CASE WHEN {v} > {upper} THEN {upper} WHEN {v} < {lower} THEN {lower} ELSE {v} END");
+        let (y, x) = (capped("after_sum"), capped("before_sum"));
         // CROSS JOIN makes SQLite walk the tenant's conversions and look each unit's exposure up
         // by primary key: conversions are usually far fewer than exposed units. PostgreSQL's
-        // planner reorders freely. Per-unit sums happen in the caller, because conversion windows
-        // and caps differ per metric.
-        let (conditions, binds) = filter.conditions(4);
+        // planner reorders freely. CASTs pin result types the two databases choose differently.
         let sql = format!(
-            "SELECT e.variant AS variant, c.unit_id AS unit, c.metric AS metric, c.value AS value, \
-                    CAST(c.occurred_at_ms - e.exposed_at_ms AS BIGINT) AS offset_ms \
-             FROM conversions c CROSS JOIN exposures e \
-             WHERE c.tenant_id = $1 AND e.tenant_id = c.tenant_id AND e.experiment = $2 \
-               AND e.unit_id = c.unit_id AND c.occurred_at_ms >= e.exposed_at_ms - $3{conditions}"
+            "SELECT variant, metric, \
+                    CAST(SUM(converted) AS BIGINT) AS converted_units, \
+                    CAST(SUM(active_before) AS BIGINT) AS active_before_units, \
+                    CAST(SUM(converted * active_before) AS BIGINT) AS both_units, \
+                    CAST(MAX(valued) AS BIGINT) AS valued, \
+                    CAST(SUM(y) AS DOUBLE PRECISION) AS y_sum, CAST(SUM(y * y) AS DOUBLE PRECISION) AS y_squares, \
+                    CAST(SUM(x) AS DOUBLE PRECISION) AS x_sum, CAST(SUM(x * x) AS DOUBLE PRECISION) AS x_squares, \
+                    CAST(SUM(x * y) AS DOUBLE PRECISION) AS xy_sum \
+             FROM (SELECT variant, metric, valued, \
+                          CASE WHEN after_events > 0 THEN 1 ELSE 0 END AS converted, \
+                          CASE WHEN before_events > 0 THEN 1 ELSE 0 END AS active_before, \
+                          {y} AS y, {x} AS x \
+                   FROM (SELECT e.variant AS variant, c.metric AS metric, \
+                                SUM(CASE WHEN {after} THEN 1 ELSE 0 END) AS after_events, \
+                                CAST(SUM(CASE WHEN {after} THEN COALESCE(c.value, 0.0) ELSE 0.0 END) AS DOUBLE PRECISION) AS after_sum, \
+                                SUM(CASE WHEN c.occurred_at_ms < e.exposed_at_ms THEN 1 ELSE 0 END) AS before_events, \
+                                CAST(SUM(CASE WHEN c.occurred_at_ms < e.exposed_at_ms THEN COALESCE(c.value, 0.0) ELSE 0.0 END) AS DOUBLE PRECISION) AS before_sum, \
+                                MAX(CASE WHEN c.value IS NULL THEN 0 ELSE 1 END) AS valued \
+                         FROM conversions c CROSS JOIN exposures e \
+                         WHERE c.tenant_id = $1 AND e.tenant_id = c.tenant_id AND e.experiment = $2 \
+                           AND e.unit_id = c.unit_id AND c.occurred_at_ms >= e.exposed_at_ms - $3{conditions} \
+                         GROUP BY c.unit_id, c.metric, e.variant) per_unit) capped \
+             GROUP BY variant, metric ORDER BY metric, variant"
         );
         let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
             .bind(tenant.to_owned())
@@ -262,19 +355,63 @@ impl Store {
         let rows = bind_all(query, binds)
             .fetch_all(&self.readers)
             .await
-            .context("reading the units' conversions")?;
+            .context("aggregating conversions")?;
+        let real_of = |row: &sqlx::any::AnyRow, column: &str| -> Result<f64, sqlx::Error> {
+            Ok(row.try_get::<Option<f64>, _>(column)?.unwrap_or(0.0))
+        };
         rows.iter()
             .map(|row| {
-                Ok(UnitEvent {
+                Ok(MetricAggregate {
                     variant: row.try_get("variant")?,
-                    unit: row.try_get("unit")?,
                     metric: row.try_get("metric")?,
-                    value: row.try_get("value")?,
-                    offset_ms: row.try_get("offset_ms")?,
+                    converted_units: count(row.try_get("converted_units")?),
+                    active_before_units: count(row.try_get("active_before_units")?),
+                    converted_and_active_before_units: count(row.try_get("both_units")?),
+                    has_values: row.try_get::<i64, _>("valued")? > 0,
+                    value_sum: real_of(row, "y_sum")?,
+                    value_sum_of_squares: real_of(row, "y_squares")?,
+                    value_sum_before: real_of(row, "x_sum")?,
+                    value_sum_of_squares_before: real_of(row, "x_squares")?,
+                    value_sum_of_products: real_of(row, "xy_sum")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
-            .context("reading conversion events")
+            .context("reading conversion aggregates")
+    }
+
+    /// The value sums, within `window_ms` after the first exposure, of every unit `filter`
+    /// covers that converted on `metric`: what a winsorisation quantile is taken over.
+    pub async fn converted_unit_values(
+        &self,
+        tenant: &str,
+        experiment: &str,
+        filter: &ExposureFilter,
+        metric: &str,
+        window_ms: Option<i64>,
+    ) -> Result<Vec<f64>, StoreError> {
+        let (conditions, binds) = filter.conditions(4);
+        let window = window_ms.map_or(String::new(), |ms| {
+            format!(" AND c.occurred_at_ms - e.exposed_at_ms < {ms}")
+        });
+        let sql = format!(
+            "SELECT CAST(SUM(COALESCE(c.value, 0.0)) AS DOUBLE PRECISION) AS unit_value \
+             FROM conversions c CROSS JOIN exposures e \
+             WHERE c.tenant_id = $1 AND c.metric = $3 AND e.tenant_id = c.tenant_id AND e.experiment = $2 \
+               AND e.unit_id = c.unit_id AND c.occurred_at_ms >= e.exposed_at_ms{window}{conditions} \
+             GROUP BY c.unit_id"
+        );
+        let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(experiment.to_owned())
+            .bind(metric.to_owned());
+        let rows = bind_all(query, binds)
+            .fetch_all(&self.readers)
+            .await
+            .context("reading converted units' values")?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<Option<f64>, _>("unit_value")?.unwrap_or(0.0)))
+            .collect::<Result<_, sqlx::Error>>()
+            .context("reading converted units' values")
     }
 
     /// Rows stored for a tenant.
