@@ -10,8 +10,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use cohort_core::Status;
-use cohort_core::bucket::BUCKETS;
-use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
+use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_VARIANT};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -19,6 +18,7 @@ use crate::auth::authorize_results;
 use crate::error::ApiError;
 use crate::store::{StoreError, TimelineCount, VariantExposureSummary};
 use crate::tenant_configs::ConfiguredExperiment;
+pub use crate::tenant_configs::HOLDOUT_NAME;
 
 /// Largest bucket: one day.
 pub const MAX_BUCKET_SECONDS: u64 = 86_400;
@@ -30,9 +30,6 @@ pub const MAX_POINTS: u64 = 10_000;
 const NICE_BUCKET_SECONDS: &[u64] = &[
     1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400,
 ];
-
-/// How the listing names the tenant holdout's records.
-pub const HOLDOUT_NAME: &str = "Tenant holdout";
 
 /// One variant in the listing.
 #[derive(Debug, Serialize)]
@@ -105,29 +102,15 @@ impl Declared {
         }
     }
 
-    /// The tenant holdout: `holdout` is the config's basis points when the collector has the
-    /// tenant's config. A config with a holdout declares it running, split by its share.
-    fn holdout(holdout: Option<u32>) -> Declared {
-        let mut declared = Declared {
-            name: Some(HOLDOUT_NAME.to_owned()),
-            ..Declared::default()
-        };
-        if let Some(basis_points) = holdout.filter(|&bp| bp > 0) {
-            declared.status = Some(Status::Running);
-            declared.variants = vec![
-                (HOLDOUT_VARIANT.to_owned(), basis_points),
-                (HOLDOUT_REST_VARIANT.to_owned(), BUCKETS.saturating_sub(basis_points)),
-            ];
-            declared.in_config = true;
-        }
-        declared
-    }
-
-    /// What the config says about `experiment`: nothing for a key it does not declare.
-    fn of(experiment: &str, configured: Option<&ConfiguredExperiment>, holdout: Option<u32>) -> Declared {
+    /// What the config says about `experiment`: nothing for a key it does not declare. The
+    /// tenant holdout's records keep their name without a config (or with a holdout of 0).
+    fn of(experiment: &str, configured: Option<&ConfiguredExperiment>) -> Declared {
         match configured {
             Some(configured) => Declared::experiment(configured),
-            None if experiment == HOLDOUT_EXPERIMENT => Declared::holdout(holdout),
+            None if experiment == HOLDOUT_EXPERIMENT => Declared {
+                name: Some(HOLDOUT_NAME.to_owned()),
+                ..Declared::default()
+            },
             None => Declared::default(),
         }
     }
@@ -170,7 +153,7 @@ fn variant_order(experiment: &str, declared: &Declared, observed: &[&str]) -> Ve
 fn list_experiments(
     tenant: &str,
     configured: &[ConfiguredExperiment],
-    holdout: Option<u32>,
+    holdout: Option<&ConfiguredExperiment>,
     summaries: &[VariantExposureSummary],
 ) -> ExperimentList {
     let mut observed: BTreeMap<&str, Vec<&VariantExposureSummary>> = BTreeMap::new();
@@ -213,7 +196,7 @@ fn list_experiments(
     }
     // The holdout compares the tenant's experiments as a whole with none, so it comes after them.
     if observed.contains_key(HOLDOUT_EXPERIMENT) {
-        experiments.push(listed(HOLDOUT_EXPERIMENT, Declared::holdout(holdout)));
+        experiments.push(listed(HOLDOUT_EXPERIMENT, Declared::of(HOLDOUT_EXPERIMENT, holdout)));
     }
     ExperimentList {
         tenant: tenant.to_owned(),
@@ -236,7 +219,7 @@ pub(crate) async fn experiments(
     Ok(Json(list_experiments(
         &tenant,
         configs.experiments(&tenant),
-        configs.holdout(&tenant),
+        configs.experiment(&tenant, HOLDOUT_EXPERIMENT),
         &summaries,
     )))
 }
@@ -332,11 +315,7 @@ pub(crate) async fn timeline(
     let unavailable =
         |error: StoreError| ApiError::read_unavailable("the timeline", &tenant, Some(&experiment), &error);
     let configs = &state.config.tenant_configs;
-    let declared = Declared::of(
-        &experiment,
-        configs.experiment(&tenant, &experiment),
-        configs.holdout(&tenant),
-    );
+    let declared = Declared::of(&experiment, configs.experiment(&tenant, &experiment));
     let Some((first_ms, last_ms)) = state
         .store
         .exposure_span(&tenant, &experiment)
@@ -457,16 +436,15 @@ mod tests {
 
     #[test]
     fn the_holdout_lists_its_control_first_with_the_configs_shares() {
-        let unconfigured = Declared::holdout(None);
+        let unconfigured = Declared::of(HOLDOUT_EXPERIMENT, None);
         assert_eq!(unconfigured.name.as_deref(), Some(HOLDOUT_NAME));
         assert_eq!((unconfigured.status, unconfigured.in_config), (None, false));
         assert_eq!(
             variant_order(HOLDOUT_EXPERIMENT, &unconfigured, &["rest", "holdout"]),
             ["holdout", "rest"]
         );
-        // A config without a holdout (removed since) declares nothing about the records.
-        assert_eq!(Declared::holdout(Some(0)).status, None);
-        let configured = Declared::of(HOLDOUT_EXPERIMENT, None, Some(500));
+        let holdout = ConfiguredExperiment::holdout(500);
+        let configured = Declared::of(HOLDOUT_EXPERIMENT, Some(&holdout));
         assert_eq!((configured.status, configured.in_config), (Some(Status::Running), true));
         assert_eq!(
             (configured.weight("holdout"), configured.weight("rest")),

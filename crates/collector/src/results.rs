@@ -20,7 +20,6 @@ use std::collections::{BTreeMap, HashMap};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
 use cohort_core::{DeviceClass, MetricDefinition, MetricDirection, MetricKind};
 use serde::{Deserialize, Serialize};
 
@@ -359,18 +358,6 @@ fn parse_weights(text: &str) -> Result<Vec<(String, f64)>, ApiError> {
     Ok(weights)
 }
 
-/// What the tenant's config says about the experiment being analysed.
-#[derive(Debug, Clone, Copy)]
-enum Configured<'a> {
-    /// A configured experiment: its variants and weights.
-    Experiment(&'a ConfiguredExperiment),
-    /// The tenant holdout's membership records: the holdout's share.
-    Holdout {
-        /// The config's `holdout`.
-        basis_points: u32,
-    },
-}
-
 /// Everything the figures are computed from, already fetched.
 #[derive(Debug)]
 struct Observations {
@@ -394,7 +381,7 @@ fn add_unexpected_variants(mut weights: Vec<(String, f64)>, exposed: &[(String, 
 /// experiment's config, else equal over the variants seen.
 fn expected_split(
     query: &ResultsQuery,
-    configured: Option<Configured<'_>>,
+    configured: Option<&ConfiguredExperiment>,
     exposed: &[(String, u64)],
 ) -> Result<(Vec<(String, f64)>, SplitSource), ApiError> {
     let mut split = match (&query.weights, configured) {
@@ -402,22 +389,12 @@ fn expected_split(
             add_unexpected_variants(parse_weights(text)?, exposed),
             SplitSource::Query,
         ),
-        (None, Some(Configured::Experiment(configured))) => {
+        (None, Some(configured)) => {
             let weights = configured
                 .variants
                 .iter()
                 .map(|variant| (variant.key.clone(), f64::from(variant.weight)))
                 .collect();
-            (add_unexpected_variants(weights, exposed), SplitSource::Config)
-        }
-        (None, Some(Configured::Holdout { basis_points })) => {
-            let weights = vec![
-                (HOLDOUT_VARIANT.to_owned(), f64::from(basis_points)),
-                (
-                    HOLDOUT_REST_VARIANT.to_owned(),
-                    f64::from(cohort_core::bucket::BUCKETS.saturating_sub(basis_points)),
-                ),
-            ];
             (add_unexpected_variants(weights, exposed), SplitSource::Config)
         }
         (None, None) => {
@@ -600,7 +577,7 @@ struct Request<'a> {
     query: &'a ResultsQuery,
     analysis: Analysis,
     slice: Slice,
-    configured: Option<Configured<'a>>,
+    configured: Option<&'a ConfiguredExperiment>,
     definition: &'a dyn Fn(&str) -> Option<MetricDefinition>,
 }
 
@@ -716,13 +693,7 @@ pub(crate) async fn results(
             .metric_aggregates(&tenant, &experiment, &filter, PRE_EXPOSURE_LOOKBACK_MS, &shapes),
     )
     .map_err(unavailable)?;
-    let configured = if experiment == HOLDOUT_EXPERIMENT {
-        configs
-            .holdout(&tenant)
-            .map(|basis_points| Configured::Holdout { basis_points })
-    } else {
-        configs.experiment(&tenant, &experiment).map(Configured::Experiment)
-    };
+    let configured = configs.experiment(&tenant, &experiment);
     let definition = |metric: &str| configs.metric(&tenant, metric).cloned();
     let request = Request {
         tenant: &tenant,
@@ -797,12 +768,7 @@ mod tests {
             ],
         };
         let exposed = vec![("alt".to_owned(), 8), ("base".to_owned(), 2), ("stray".to_owned(), 1)];
-        let (split, source) = expected_split(
-            &ResultsQuery::default(),
-            Some(Configured::Experiment(&configured)),
-            &exposed,
-        )
-        .unwrap();
+        let (split, source) = expected_split(&ResultsQuery::default(), Some(&configured), &exposed).unwrap();
         assert_eq!(source, SplitSource::Config);
         assert_eq!(
             split,
@@ -816,7 +782,7 @@ mod tests {
             weights: Some("alt:1,base:1".into()),
             ..ResultsQuery::default()
         };
-        let (split, source) = expected_split(&query, Some(Configured::Experiment(&configured)), &exposed).unwrap();
+        let (split, source) = expected_split(&query, Some(&configured), &exposed).unwrap();
         assert_eq!(source, SplitSource::Query);
         assert_eq!(split[0], ("alt".to_owned(), 1.0));
     }

@@ -19,14 +19,11 @@ use tokio::time::MissedTickBehavior;
 
 use crate::app::AppState;
 use crate::metrics::{SrmGauge, SrmGauges};
-use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
+use cohort_core::exposure::HOLDOUT_EXPERIMENT;
 
 use crate::stats::{SampleRatioTest, sample_ratio_test};
 use crate::store::{StoreError, VariantExposureSummary};
 use crate::tenant_configs::TenantConfigs;
-
-/// All basis points: weights and the holdout share are out of this.
-const BASIS_POINTS: u32 = 10_000;
 
 /// When the monitor checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,18 +124,6 @@ enum Expected {
 }
 
 fn expected(configs: &TenantConfigs, tenant: &str, experiment: &str) -> Expected {
-    if experiment == HOLDOUT_EXPERIMENT {
-        return match configs.holdout(tenant) {
-            Some(basis_points) => Expected::Weights(vec![
-                (HOLDOUT_VARIANT.to_owned(), f64::from(basis_points)),
-                (
-                    HOLDOUT_REST_VARIANT.to_owned(),
-                    f64::from(BASIS_POINTS.saturating_sub(basis_points)),
-                ),
-            ]),
-            None => Expected::Unknown,
-        };
-    }
     match configs.experiment(tenant, experiment) {
         Some(configured) => Expected::Weights(
             configured
@@ -147,6 +132,7 @@ fn expected(configs: &TenantConfigs, tenant: &str, experiment: &str) -> Expected
                 .map(|variant| (variant.key.clone(), f64::from(variant.weight)))
                 .collect(),
         ),
+        None if experiment == HOLDOUT_EXPERIMENT => Expected::Unknown,
         None => Expected::EqualOverObserved,
     }
 }

@@ -5,7 +5,12 @@
 
 use std::collections::HashMap;
 
+use cohort_core::bucket::BUCKETS;
+use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
 use cohort_core::{ConfigError, MetricDefinition, Status, Tenant, TenantConfig};
+
+/// What the listing and the dashboard call the tenant holdout's records.
+pub const HOLDOUT_NAME: &str = "Tenant holdout";
 use serde::Deserialize;
 
 /// One experiment as its tenant's config declares it.
@@ -31,6 +36,26 @@ pub struct ConfiguredVariant {
 }
 
 impl ConfiguredExperiment {
+    /// The tenant holdout's membership records (`_holdout`) as the experiment they amount to:
+    /// `holdout` (the control) at the config's share against `rest`, running.
+    pub fn holdout(basis_points: u32) -> ConfiguredExperiment {
+        ConfiguredExperiment {
+            key: HOLDOUT_EXPERIMENT.to_owned(),
+            name: Some(HOLDOUT_NAME.to_owned()),
+            status: Status::Running,
+            variants: vec![
+                ConfiguredVariant {
+                    key: HOLDOUT_VARIANT.to_owned(),
+                    weight: basis_points,
+                },
+                ConfiguredVariant {
+                    key: HOLDOUT_REST_VARIANT.to_owned(),
+                    weight: BUCKETS.saturating_sub(basis_points),
+                },
+            ],
+        }
+    }
+
     /// The control: the first variant, as in configs.
     pub fn control(&self) -> Option<&str> {
         self.variants.first().map(|variant| variant.key.as_str())
@@ -64,7 +89,8 @@ impl std::error::Error for TenantConfigError {}
 struct ConfiguredTenant {
     experiments: Vec<ConfiguredExperiment>,
     metrics: Vec<MetricDefinition>,
-    holdout: u32,
+    /// With a holdout above 0.
+    holdout: Option<ConfiguredExperiment>,
 }
 
 /// The configs of every tenant the collector knows, by tenant id.
@@ -113,7 +139,7 @@ impl TenantConfigs {
             ConfiguredTenant {
                 experiments,
                 metrics: tenant.metrics,
-                holdout: tenant.holdout,
+                holdout: (tenant.holdout > 0).then(|| ConfiguredExperiment::holdout(tenant.holdout)),
             },
         );
         Ok(tenant.id)
@@ -134,13 +160,12 @@ impl TenantConfigs {
         self.by_tenant.get(tenant)?.metrics.iter().find(|m| m.key == key)
     }
 
-    /// A tenant's holdout in basis points, if the collector has its config.
-    pub fn holdout(&self, tenant: &str) -> Option<u32> {
-        self.by_tenant.get(tenant).map(|t| t.holdout)
-    }
-
-    /// One configured experiment.
+    /// One configured experiment; for `_holdout`, the tenant holdout's split
+    /// ([`ConfiguredExperiment::holdout`]) when the config has a holdout.
     pub fn experiment(&self, tenant: &str, key: &str) -> Option<&ConfiguredExperiment> {
+        if key == HOLDOUT_EXPERIMENT {
+            return self.by_tenant.get(tenant)?.holdout.as_ref();
+        }
         self.experiments(tenant).iter().find(|experiment| experiment.key == key)
     }
 

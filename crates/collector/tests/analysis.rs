@@ -58,15 +58,6 @@ async fn results(harness: &Harness, tenant: &str, experiment: &str, query: &str)
     (status, body)
 }
 
-fn metric<'a>(results: &'a Value, name: &str) -> &'a Value {
-    results["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["metric"] == name)
-        .unwrap_or_else(|| panic!("no metric {name} in {results}"))
-}
-
 fn number(value: &Value, what: &str) -> f64 {
     value
         .as_f64()

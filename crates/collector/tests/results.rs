@@ -70,15 +70,6 @@ fn results_uri(tenant: &str, query: &str) -> String {
     format!("/v1/tenants/{tenant}/experiments/cta/results{query}")
 }
 
-fn metric<'a>(results: &'a Value, name: &str) -> &'a Value {
-    results["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["metric"] == name)
-        .unwrap()
-}
-
 #[tokio::test]
 async fn results_count_units_and_conversions_after_exposure() {
     let harness = Harness::new().await;

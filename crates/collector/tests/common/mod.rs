@@ -157,3 +157,13 @@ pub fn conversion(tenant: &str, id: &str, unit: &str, metric: &str, value: Optio
 pub fn json<T: serde::Serialize + ?Sized>(records: &T) -> String {
     serde_json::to_string(records).unwrap()
 }
+
+/// The metric named `name` in a results document.
+pub fn metric<'a>(results: &'a Value, name: &str) -> &'a Value {
+    results["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == name)
+        .unwrap_or_else(|| panic!("no metric {name} in {results}"))
+}
