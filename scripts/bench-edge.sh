@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Edge worker benchmark (issue 3, items 11 and 4c; issue 6, item 3): the Cohort worker against a
-# pass-through worker and GrowthBook's edge worker (@growthbook/edge-cloudflare) on the shared peer
-# workload (bench/workload.json), and workerd's native HTMLRewriter against lol_html compiled into
-# the Wasm, all served by one plain `workerd serve` on loopback and loaded with wrk (method:
-# ../shared/TOOLCHAIN.md, "Measuring the edge worker's throughput"). Writes bench/edge/results.md.
+# Edge worker benchmark: the Cohort worker against a pass-through worker and GrowthBook's edge
+# worker (@growthbook/edge-cloudflare) on the shared peer workload (bench/workload.json), and
+# workerd's native HTMLRewriter against lol_html compiled into the Wasm. Each worker is bundled with
+# `wrangler deploy --dry-run`; all bundles are served by one plain `workerd serve` on loopback (not
+# `wrangler dev`, whose proxy costs more CPU per request than the workers) and loaded with wrk,
+# round by round, with workerd's CPU time read from /proc around every run (bench/edge/README.md).
+# Writes bench/edge/results.md.
 #
 #   bash scripts/bench-edge.sh                                   (or `make bench-edge`)
 #   BENCH_QUICK=1 BENCH_JSON_OUT=/tmp/edge.json bash scripts/bench-edge.sh   (test command)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: Cohort side by side with the peers people would pick instead, in one run on this
-# machine (issue 6), then bench/RESULTS.md from the figures:
+# machine, then bench/RESULTS.md from the figures:
 #   1. engine, native: Cohort vs unleash-yggdrasil, launchdarkly-server-sdk-evaluation, growthbook-rust
 #   2. engine, Wasm vs JS: Cohort's browser build vs @growthbook/growthbook in Node
 #   3. edge, one workerd: pass-through vs Cohort vs GrowthBook's edge worker, same origin, same wrk

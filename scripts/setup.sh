@@ -4,7 +4,8 @@
 #
 #   scripts/setup.sh            toolchain, wasm target, wasm-bindgen CLI
 #   scripts/setup.sh --browser  also Chromium + ChromeDriver (browser tests)
-#   scripts/setup.sh --edge     also worker-build and the npm tooling (wrangler/workerd, esbuild, wasm-opt)
+#   scripts/setup.sh --edge     also worker-build, the npm tooling (wrangler/workerd, esbuild, wasm-opt)
+#                               and the sqlite3 shell (the delivery test reads the collector's database)
 #   scripts/setup.sh --monitoring  also promtool (Debian's prometheus package), which checks and
 #                                  unit-tests deploy/prometheus/alerts.yml
 set -euo pipefail
@@ -64,25 +65,51 @@ if $want_edge; then
     step "installing npm tooling (wrangler/workerd, esbuild, binaryen)"
     npm ci --no-audit --no-fund
   fi
+  if ! command -v sqlite3 >/dev/null 2>&1; then
+    step "installing the sqlite3 shell from Debian"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq sqlite3 >/dev/null
+  fi
 fi
 if $want_monitoring && ! command -v promtool >/dev/null 2>&1; then
   step "installing promtool (Debian's prometheus package)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Only promtool is wanted, but the package's scripts start a Prometheus server unless
+  # policy-rc.d forbids it. Container images usually ship one that does; otherwise put one in place
+  # for the install (exit 101: "action forbidden") and remove it afterwards, even on failure.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=false
+  if [[ ! -e $policy ]]; then
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    trap 'exit 130' INT # bash runs the EXIT trap on `exit`, not when a signal kills it
+    trap 'exit 143' TERM
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    made_policy=true
+  fi
   # Without recommends: prometheus-node-exporter would be one more daemon.
   apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  # Only promtool is wanted. The package starts a Prometheus server unless policy-rc.d forbids it
-  # (container images usually do): stop that one server, by the pid its init script wrote or
-  # through systemd, and keep it from starting at boot.
+  if $made_policy; then
+    rm -f "$policy"
+    trap - EXIT INT TERM
+  fi
+  # Keep the server from starting at boot, and stop one a permissive policy-rc.d let start.
   if [[ -d /run/systemd/system ]]; then
     systemctl disable --now prometheus.service >/dev/null 2>&1 || true
-  elif [[ -s /run/prometheus/prometheus.pid ]]; then
-    server_pid=$(cat /run/prometheus/prometheus.pid)
-    if [[ "$(cat "/proc/$server_pid/comm" 2>/dev/null || true)" == prometheus ]]; then
-      kill "$server_pid"
+  else
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+    server_pid=$(cat /run/prometheus/prometheus.pid 2>/dev/null || true)
+    if [[ -n $server_pid && "$(cat "/proc/$server_pid/comm" 2>/dev/null || true)" == prometheus ]]; then
+      # It may exit on its own in between; then there is nothing to stop.
+      kill "$server_pid" 2>/dev/null || true
+      for _ in $(seq 100); do
+        [[ "$(cat "/proc/$server_pid/comm" 2>/dev/null || true)" == prometheus ]] || break
+        sleep 0.1
+      done
     fi
     rm -f /run/prometheus/prometheus.pid
-    update-rc.d prometheus disable >/dev/null 2>&1 || true
   fi
 fi
 step "setup complete"

@@ -1,5 +1,5 @@
 // GrowthBook's edge worker (@growthbook/edge-cloudflare, the package's own handleRequest) for the
-// peer comparison (issue 6, item 3). Configured the way its README deploys it, through env vars
+// peer comparison. Configured the way its README deploys it, through env vars
 // (PROXY_TARGET, GROWTHBOOK_API_HOST, GROWTHBOOK_CLIENT_KEY, PERSIST_UUID; see run.mjs): it fetches
 // the features/experiments payload from GROWTHBOOK_API_HOST (here a loopback stand-in for
 // cdn.growthbook.io serving the workload's 20 experiments) and keeps it in the isolate's memory.

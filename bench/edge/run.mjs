@@ -1,11 +1,9 @@
-// Edge worker benchmark (issue 3, items 11 and 4c; issue 6, item 3), run by scripts/bench-edge.sh
-// after the builds.
+// Edge worker benchmark, run by scripts/bench-edge.sh after the builds.
 //
-// Method (../shared/TOOLCHAIN.md, "Measuring the edge worker's throughput"): bundle each worker with
-// `wrangler deploy --dry-run`, serve all bundles from ONE plain `workerd serve` (one socket per
-// worker), and load them with wrk, alternating the workers round by round, reading workerd's CPU
-// ticks from /proc/<pid>/stat around every run. Not through `wrangler dev`: its proxy costs more
-// CPU per request than the workers themselves.
+// Method: bundle each worker with `wrangler deploy --dry-run`, serve all bundles from ONE plain
+// `workerd serve` (one socket per worker), and load them with wrk, alternating the workers round
+// by round, reading workerd's CPU ticks from /proc/<pid>/stat around every run. Not through
+// `wrangler dev`: its proxy costs more CPU per request than the workers themselves.
 //
 // Workers: `passthrough` (JS fetch to the origin: the baseline), `cohort` (the full worker, KV via a
 // stub service, exposures through its delivery queue, a stub service counting sends) serving two tenants: the 10-experiment
@@ -550,7 +548,7 @@ async function main() {
   const collectorAfterSanity = JSON.parse((await get(collectorPort, {}, "/stats")).body);
   log(`collector after sanity requests: ${JSON.stringify(collectorAfterSanity)}`);
 
-  // The peer comparison (issue 6, item 3): the workload visitor through each worker.
+  // The peer comparison: the workload visitor through each worker.
   const peerTargets = [
     { key: "passthrough", port: ports.passthrough, headers: {} },
     { key: "cohort-workload-new", port: ports.cohort, headers: WORKLOAD_HEADERS },
@@ -680,7 +678,7 @@ function versions() {
   };
 }
 
-/** Ratios of the peer comparison and the issue 6 targets (≥ 90% of pass-through, ahead of GrowthBook). */
+/** Ratios of the peer comparison and its targets (≥ 90% of pass-through, ahead of GrowthBook). */
 function comparison(r) {
   // Unrounded: the report's tables and target lines print these same values.
   const ratio = (a, b) => pairedRps(r.runs, a, b);
@@ -791,7 +789,7 @@ less than req/s does. CPU/request is workerd's user+system CPU (all its threads,
 returning a ${Buffer.byteLength(PAGE)}-byte HTML page with \`Cache-Control: public\`; alone it served
 **${r.originAlone.rps.toFixed(0)} req/s** (p99 ${f(r.originAlone.p99)} ms).
 
-## Peers: Cohort vs GrowthBook's edge worker, same workload (issue 6, item 3)
+## Peers: Cohort vs GrowthBook's edge worker, same workload
 
 The shared workload (\`bench/workload.json\`): one visitor (country DE from the cf object, a mobile
 Chrome, \`Accept-Language: de-DE\`, the site's cookie \`plan=free\`) and 20 experiments, each
@@ -830,11 +828,11 @@ ${size("passthrough")}
 ${size("cohort")}
 ${size("growthbook")}
 
-Targets (issue 6): edge throughput ≥ 90% of pass-through and ahead of GrowthBook's edge worker.
+Targets: edge throughput ≥ 90% of pass-through and ahead of GrowthBook's edge worker.
 - new visitor: Cohort ${pct(c.new.cohortVsPassthrough, 1)} of pass-through (${verdict(c.new.targets.atLeast90PercentOfPassthrough)}; CPU capacity ${pct(c.new.cpuCapacity.cohortVsPassthrough, 1)}), GrowthBook ${pct(c.new.growthbookVsPassthrough, 1)}; Cohort ÷ GrowthBook ${c.new.cohortVsGrowthbook.toFixed(2)}× (${verdict(c.new.targets.aheadOfGrowthbook)}).
 - returning visitor: Cohort ${pct(c.returning.cohortVsPassthrough, 1)} of pass-through (${verdict(c.returning.targets.atLeast90PercentOfPassthrough)}; CPU capacity ${pct(c.returning.cpuCapacity.cohortVsPassthrough, 1)}), GrowthBook ${pct(c.returning.growthbookVsPassthrough, 1)}; Cohort ÷ GrowthBook ${c.returning.cohortVsGrowthbook.toFixed(2)}× (${verdict(c.returning.targets.aheadOfGrowthbook)}).
-${QUICK ? "\nQuick mode (`BENCH_QUICK=1`, the test command's smoke run): one short round, figures indicative only.\n" : ""}${PEERS_ONLY ? "\nPeer comparison only (`BENCH_PEERS_ONLY=1` or `BENCH_QUICK=1`): the issue 3 sections (Cohort's own cost split, HTMLRewriter vs lol_html) are in the full run, `bash scripts/bench-edge.sh`.\n" : ""}${PEERS_ONLY ? "" : `
-## 1. Throughput: Cohort worker vs pass-through (issue 3, item 11)
+${QUICK ? "\nQuick mode (`BENCH_QUICK=1`, the test command's smoke run): one short round, figures indicative only.\n" : ""}${PEERS_ONLY ? "\nPeer comparison only (`BENCH_PEERS_ONLY=1` or `BENCH_QUICK=1`): the other sections (Cohort's own cost split, HTMLRewriter vs lol_html) are in the full run, `bash scripts/bench-edge.sh`.\n" : ""}${PEERS_ONLY ? "" : `
+## 1. Throughput: Cohort worker vs pass-through
 
 Tenant: \`bench/edge/tenant.json\`, 10 running experiments (targeting on language, device, browser,
 country; path globs; one layer of two; HTML edits, request headers, a route), read from a KV stub
@@ -883,7 +881,7 @@ the \`.wasm\` alone, gzip -9):
 ${size("passthrough")}
 ${size("cohort")}
 
-Targets (issue 3, item 11):
+Targets:
 - ≥ 80% of pass-through throughput: new visitor ${pct(newVsPass, 1)} (${verdict(newVsPass >= 0.8)}), returning visitor ${pct(retVsPass, 1)} (${verdict(retVsPass >= 0.8)}); by CPU capacity ${pct(cpuVsPass("cohort-new"), 1)} and ${pct(cpuVsPass("cohort-returning"), 1)}. The same page's edits alone, without Cohort (*JS pass-through + 3 edits*), reach ${pct(vsPass("js-rewrite"), 1)} (CPU capacity ${pct(cpuVsPass("js-rewrite"), 1)}); against that floor Cohort reaches ${pct(pairedRps(r.runs, "cohort-new", "js-rewrite"), 1)} (new) and ${pct(pairedRps(r.runs, "cohort-returning", "js-rewrite"), 1)} (returning). On a page without HTML edits it reaches ${pct(vsPass("cohort-no-edits"), 1)} of pass-through (${verdict(vsPass("cohort-no-edits") >= 0.8)} there; CPU capacity ${pct(cpuVsPass("cohort-no-edits"), 1)}), and on a host it does not serve ${pct(vsPass("cohort-unknown-host"), 1)}.
 - p99 added ≤ 1 ms (1-connection runs): new visitor ${signed(s["cohort-new"].c1p99 - s.passthrough.c1p99)} ms, returning ${signed(s["cohort-returning"].c1p99 - s.passthrough.c1p99)} ms: ${
     // A p99 comparison means something only when the baseline's own tail is quiet.
@@ -893,7 +891,7 @@ Targets (issue 3, item 11):
   }.
 - release \`.wasm\` ≤ 1 MiB and ≤ 400 KiB gzip: ${kib(b.cohort.wasmBytes)} KiB, ${kib(b.cohort.wasmGzip)} KiB gzip (${verdict(cohortWasmOk)}).
 
-## 2. HTML rewriting: workerd's HTMLRewriter vs lol_html in Wasm (issue 3, item 4c)
+## 2. HTML rewriting: workerd's HTMLRewriter vs lol_html in Wasm
 
 Two minimal Rust workers (\`bench/edge/lol-html-worker\`, same \`worker\` crate, same release profile,
 name section stripped like the Cohort build) that fetch the same page and apply the same 3 edits

@@ -1,4 +1,4 @@
-// Engine, Wasm vs JS (issue 6, item 2): Cohort's browser build (crates/browser, wasm-bindgen
+// Engine, Wasm vs JS: Cohort's browser build (crates/browser, wasm-bindgen
 // --target web) against GrowthBook's JavaScript SDK (@growthbook/growthbook), in one Node process,
 // on the shared workload (bench/workload.json): one visitor, 20 experiments with 2-3-attribute
 // targeting and a 50/50 split.

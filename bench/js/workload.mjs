@@ -1,4 +1,4 @@
-// The shared peer-benchmark workload (bench/workload.json, issue 6) translated into the configs of
+// The shared peer-benchmark workload (bench/workload.json) translated into the configs of
 // the engines compared from JavaScript: a Cohort tenant (schema 1) and GrowthBook experiments.
 // Used by bench/js/engine.mjs (Wasm vs JS in Node) and bench/edge/run.mjs (edge workers).
 import fs from "node:fs";

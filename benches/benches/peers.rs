@@ -1,4 +1,4 @@
-//! Cohort's native engine next to the engines people would pick instead (issue 6, item 1), on the
+//! Cohort's native engine next to the engines people would pick instead, on the
 //! one workload every peer benchmark shares: `bench/workload.json` (one visitor, 20 experiments,
 //! each targeting 2-3 attributes with equality, `$in` and `$nin`, and a 50/50 split).
 //!
@@ -777,7 +777,7 @@ fn report(criterion_dir: &Path, since: SystemTime, load_before: String) {
     let load_after = load_average();
     lines.push(format!("load average before {load_before}, after {load_after}"));
     let result = json!({
-        "benchmark": "native engine vs peers (issue 6, item 1)",
+        "benchmark": "native engine vs peers",
         "workload": "bench/workload.json",
         "command": "cargo bench -p cohort-benches",
         "unix_time": SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()),

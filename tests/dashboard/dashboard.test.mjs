@@ -210,14 +210,9 @@ test("the dashboard shows the API's numbers, sequential verdicts with adjusted p
   const seen = await checkDashboard({ ...credentials(), screenshotPath: path.join(SCREENSHOTS, "dashboard-desktop.png") });
   assert.equal(seen.query, "inference=sequential", "sequential is the default method");
   assert.deepEqual(
-    seen.experiments.map((e) => e.key).slice(0, 3),
-    ["checkout-button", "pricing-page", "hero-copy"],
-    "config order first",
-  );
-  assert.deepEqual(
-    seen.experiments.map((e) => e.key).slice(3).sort(),
-    [HOLDOUT, "legacy-banner"],
-    "then what only the data shows: the tenant holdout and an experiment not in the config",
+    seen.experiments.map((e) => e.key),
+    ["checkout-button", "pricing-page", "hero-copy", "legacy-banner", HOLDOUT],
+    "config order first, then the experiment only the data shows, then the tenant holdout, always last",
   );
   for (const experiment of seen.experiments.filter((e) => e.units > 0)) assert.equal(experiment.method, "sequential", experiment.key);
 
@@ -301,7 +296,13 @@ test("switching to fixed-horizon re-queries, says the intervals hold for one pla
     const requested = [];
     page.on("request", (request) => requested.push(request.url()));
     const sequential = await checkShown(page, { ...credentials(), expectQuery: "inference=sequential" });
-    const methodLines = () => page.getByTestId("inference-method").allTextContents();
+    // One method line per experiment with exposures: checkout-button, pricing-page, legacy-banner
+    // and the tenant holdout.
+    const methodLines = async () => {
+      const lines = await page.getByTestId("inference-method").allTextContents();
+      assert.equal(lines.length, 4, `one method line per experiment with exposures: ${JSON.stringify(lines)}`);
+      return lines;
+    };
     for (const line of await methodLines()) assert.match(line, /^Sequential \(always-valid\) intervals: safe to look at any time\./);
 
     await page.getByTestId("inference-fixed").check();
@@ -309,9 +310,7 @@ test("switching to fixed-horizon re-queries, says the intervals hold for one pla
     const queries = resultsQueries(requested);
     assert.ok(queries.length >= 4 && queries.every((q) => q === "inference=fixed"), `results re-queried with inference=fixed: ${queries}`);
     const fixed = await checkShown(page, { ...credentials(), expectQuery: "inference=fixed" });
-    const lines = await methodLines();
-    assert.equal(lines.length, 4, "one method line per experiment with exposures");
-    for (const line of lines) assert.match(line, /^Fixed-horizon: valid only if you look once, at the planned sample size\./);
+    for (const line of await methodLines()) assert.match(line, /^Fixed-horizon: valid only if you look once, at the planned sample size\./);
     assert.match(fixed.viewSummary, /fixed-horizon inference/);
 
     // The modest add-to-cart effect passes a single planned look, not the always-valid test.
@@ -331,7 +330,9 @@ test("switching to fixed-horizon re-queries, says the intervals hold for one pla
 
     await page.getByTestId("inference-sequential").check();
     await waitForView(page, "inference=sequential");
-    for (const line of await methodLines()) assert.match(line, /^Sequential \(always-valid\)/);
+    const back = await checkShown(page, { ...credentials(), expectQuery: "inference=sequential" });
+    for (const line of await methodLines()) assert.match(line, /^Sequential \(always-valid\) intervals: safe to look at any time\./);
+    assert.equal(cart(back).verdict, "inconclusive", "back to the always-valid verdict");
     assert.equal(new URL(page.url()).search, "");
     assert.deepEqual(problems, []);
   } finally {

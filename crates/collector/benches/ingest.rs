@@ -1,5 +1,7 @@
 //! Collector benchmark: sustained signed 100-record exposure batches into SQLite over HTTP, and
-//! the results query over an experiment with 1,000,000 exposed units.
+//! the results query over an experiment with 1,000,000 exposed units (one in ten buying after its
+//! exposure, one in twenty also before it; `purchase` defined with a window, a cap and a
+//! winsorisation quantile, so the request pays for CUPED and both caps).
 //!
 //! `cargo bench -p cohort-collector --bench ingest` (docs/collector.md). Knobs (environment):
 //! `COHORT_BENCH_SECONDS` (ingest duration, default 15), `COHORT_BENCH_CONNECTIONS` (default 32),
@@ -24,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cohort_collector::store::Batch;
-use cohort_collector::{AppState, CollectorConfig, RateLimits, Store, WriterOptions, serve};
+use cohort_collector::{AppState, CollectorConfig, RateLimits, Store, TenantConfigs, WriterOptions, serve};
 use cohort_core::beacon::{EXPOSURES_PATH, sign_batch};
 use cohort_core::cookie::unit_id_from_random;
 use cohort_core::keys::MasterSecret;
@@ -267,6 +269,22 @@ async fn floor_benchmark(dir: &std::path::Path, seconds: u64, report: &mut Repor
     rate
 }
 
+/// The bench tenant's config: `purchase` defined as a value metric with a window and both caps,
+/// so the results request does everything a defined metric costs (the winsorisation quantile's
+/// extra read included).
+fn bench_tenant_config() -> TenantConfigs {
+    let mut configs = TenantConfigs::default();
+    configs
+        .insert_json(&format!(
+            r#"{{"schema": 1, "tenant": "{TENANT}", "version": 7, "hostnames": ["bench.example"],
+            "hash_key": "000102030405060708090a0b0c0d0e0f",
+            "metrics": [{{"key": "purchase", "kind": "value", "window_hours": 168, "cap": 1000,
+                          "winsorize_percentile": 0.99}}]}}"#
+        ))
+        .unwrap();
+    configs
+}
+
 async fn results_benchmark(store: &Store, address: SocketAddr, units: u64, report: &mut Report) {
     let loading = Instant::now();
     let mut writes = Vec::new();
@@ -274,9 +292,9 @@ async fn results_benchmark(store: &Store, address: SocketAddr, units: u64, repor
         let exposures: Vec<Exposure> = (start..(start + 1000).min(units))
             .map(|u| exposure("big", unit(u), if u % 2 == 0 { "control" } else { "green" }))
             .collect();
-        // One in ten units buys, after its exposure, for a value that depends on the variant.
+        // One in ten units of each variant buys, after its exposure, for a value that varies.
         let conversions: Vec<Conversion> = (start..(start + 1000).min(units))
-            .filter(|u| u % 10 == 3)
+            .filter(|u| (u / 2) % 10 == 3)
             .map(|u| Conversion {
                 id: format!("order-{u}"),
                 tenant: TENANT.into(),
@@ -295,6 +313,22 @@ async fn results_benchmark(store: &Store, address: SocketAddr, units: u64, repor
                 body.len() as f64 / conversions.len() as f64
             );
         }
+        // One in twenty units also bought during the day before its exposure: the CUPED covariate.
+        let conversions: Vec<Conversion> = conversions
+            .into_iter()
+            .chain(
+                (start..(start + 1000).min(units))
+                    .filter(|u| (u / 2) % 20 == 3)
+                    .map(|u| Conversion {
+                        id: format!("earlier-order-{u}"),
+                        tenant: TENANT.into(),
+                        unit: unit(u),
+                        metric: "purchase".into(),
+                        value: Some(15.0 + (u % 5) as f64),
+                        timestamp: 1_800_000_000_000 - 86_400_000,
+                    }),
+            )
+            .collect();
         let (store_a, store_b) = (store.clone(), store.clone());
         writes.push(tokio::spawn(async move {
             store_a.insert(Batch::Exposures(exposures), 0).await
@@ -312,8 +346,9 @@ async fn results_benchmark(store: &Store, address: SocketAddr, units: u64, repor
         write.await.unwrap().unwrap();
     }
     println!(
-        "results: loaded {units} exposed units and {} conversions in {:.1} s",
-        units / 10,
+        "results: loaded {units} exposed units and {} conversions ({} before exposure) in {:.1} s",
+        units / 10 + units / 20,
+        units / 20,
         loading.elapsed().as_secs_f64()
     );
 
@@ -333,6 +368,11 @@ async fn results_benchmark(store: &Store, address: SocketAddr, units: u64, repor
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         assert!(
             response.contains(&format!("\"exposed_units\":{}", units / 2)),
+            "{response}"
+        );
+        // The measured request did the whole analysis: CUPED and both caps.
+        assert!(
+            response.contains("\"cuped\":{\"applied\":true") && response.contains("\"applied_cap\":"),
             "{response}"
         );
     }
@@ -443,7 +483,7 @@ fn main() {
             secret: MasterSecret::new(SECRET).unwrap(),
             max_body_bytes: cohort_collector::DEFAULT_MAX_BODY_BYTES,
             rate_limits: RateLimits::uniform(1e9),
-            tenant_configs: Default::default(),
+            tenant_configs: bench_tenant_config(),
             dashboard_dir: None,
             sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
         };

@@ -11,9 +11,9 @@
 //!
 //! Each metric becomes one figure per exposed unit (did it convert; the sum of its values, capped
 //! as its definition says) and the same figure before the unit's exposure (the CUPED covariate).
-//! The database sums them per variant in one pass, with each metric's window and caps written
-//! into the query, so a results read returns a few rows whatever the number of units; a
-//! winsorisation quantile costs one more read of the converted units' values of its metric.
+//! The database sums them per variant in one statement, with each metric's window, caps and
+//! winsorisation quantile written into the query, so a results read returns a few rows whatever
+//! the number of units.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,14 +21,12 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use cohort_core::{DeviceClass, MetricDefinition, MetricDirection, MetricKind};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::app::AppState;
 use crate::auth::authorize_results;
 use crate::error::ApiError;
-use crate::stats::{
-    Adjustment, ArmSums, Comparison, Inference, SampleRatioTest, compare, cuped_theta, sample_ratio_test,
-};
+use crate::stats::{Adjustment, ArmSums, Comparison, Inference, SampleRatioTest, compare, sample_ratio_test};
 use crate::store::{ExposureFilter, MetricAggregate, MetricShape};
 use crate::tenant_configs::ConfiguredExperiment;
 
@@ -37,8 +35,9 @@ use crate::tenant_configs::ConfiguredExperiment;
 pub const PRE_EXPOSURE_LOOKBACK_MS: i64 = 14 * 24 * 3_600_000;
 
 /// Query parameters of the results endpoint. Every value is parsed here so a bad one is refused
-/// with the parameter named.
-#[derive(Debug, Default, Deserialize)]
+/// with the parameter named; an unknown or repeated parameter is refused too (a typo must not
+/// silently fall back to a default).
+#[derive(Debug, Default)]
 pub struct ResultsQuery {
     /// Expected split, `variant:weight,…` (any positive scale; basis points as in configs).
     pub weights: Option<String>,
@@ -58,6 +57,48 @@ pub struct ResultsQuery {
     pub from: Option<String>,
     /// Only units first exposed before this time, Unix milliseconds.
     pub to: Option<String>,
+}
+
+impl ResultsQuery {
+    const PARAMETERS: [&str; 9] = [
+        "weights",
+        "control",
+        "inference",
+        "adjustment",
+        "config_version",
+        "country",
+        "device",
+        "from",
+        "to",
+    ];
+
+    /// From the query string's (name, value) pairs.
+    fn from_pairs(pairs: Vec<(String, String)>) -> Result<ResultsQuery, ApiError> {
+        let mut query = ResultsQuery::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "weights" => &mut query.weights,
+                "control" => &mut query.control,
+                "inference" => &mut query.inference,
+                "adjustment" => &mut query.adjustment,
+                "config_version" => &mut query.config_version,
+                "country" => &mut query.country,
+                "device" => &mut query.device,
+                "from" => &mut query.from,
+                "to" => &mut query.to,
+                _ => {
+                    return Err(ApiError::bad_query(format!(
+                        "{name}: not a results parameter; they are {}",
+                        ResultsQuery::PARAMETERS.join(", ")
+                    )));
+                }
+            };
+            if slot.replace(value).is_some() {
+                return Err(ApiError::bad_query(format!("{name}: given more than once")));
+            }
+        }
+        Ok(query)
+    }
 }
 
 /// Where the expected split came from.
@@ -112,12 +153,13 @@ pub struct Capping {
     pub applied_cap: Option<f64>,
 }
 
-/// Whether CUPED adjusted a metric's comparisons.
+/// Whether CUPED adjusted a metric's headline comparisons (values for value metrics, else
+/// conversions); each comparison carries its own `cuped_theta`.
 #[derive(Debug, Serialize)]
 pub struct Cuped {
     /// False when no unit had activity before its exposure (nothing to adjust with).
     pub applied: bool,
-    /// The regression coefficient, when applied.
+    /// θ of the first adjusted treatment-versus-control comparison.
     pub theta: Option<f64>,
 }
 
@@ -239,7 +281,7 @@ struct Analysis {
     adjustment: Adjustment,
 }
 
-const SEQUENTIAL_NOTE: &str = "Always-valid intervals and p-values: they stay valid however often the results are looked at, and an experiment may stop as soon as they exclude no change.";
+const SEQUENTIAL_NOTE: &str = "Always-valid intervals and p-values: they stay valid however often the results are looked at, and an experiment may stop as soon as a verdict is better or worse.";
 const FIXED_NOTE: &str = "Fixed-horizon intervals and p-values: valid only when read once, at a sample size chosen before the experiment started; looking repeatedly and stopping at the first significant result inflates false positives.";
 
 fn parse_analysis(query: &ResultsQuery, sequential_tuning: f64) -> Result<Analysis, ApiError> {
@@ -363,8 +405,6 @@ fn parse_weights(text: &str) -> Result<Vec<(String, f64)>, ApiError> {
 struct Observations {
     exposed: Vec<(String, u64)>,
     aggregates: Vec<MetricAggregate>,
-    /// Per capped metric, the upper cap applied to each unit's value.
-    applied_caps: HashMap<String, f64>,
 }
 
 /// Variants seen but not in the split are expected to get nothing (an SRM signal).
@@ -416,33 +456,15 @@ fn expected_split(
     Ok(split)
 }
 
-/// The upper cap of a value metric's per-unit sums: the smaller of the absolute cap and the
-/// configured quantile (nearest rank) of the converted units' sums, when that quantile is
-/// positive. Quantiles over converted units only: over every exposed unit, a 99th percentile is 0
-/// whenever fewer than 1 % convert; and one at or below 0 would turn gains into losses.
-pub fn upper_cap(definition: &MetricDefinition, converted_values: &mut [f64]) -> Option<f64> {
-    let quantile = definition.winsorize_percentile.and_then(|q| {
-        if converted_values.is_empty() {
-            return None;
-        }
-        converted_values.sort_by(f64::total_cmp);
-        let rank = (q * converted_values.len() as f64).ceil() as usize;
-        Some(converted_values[rank.clamp(1, converted_values.len()) - 1]).filter(|cap| *cap > 0.0)
-    });
-    match (definition.cap, quantile) {
-        (Some(cap), Some(quantile)) => Some(cap.min(quantile)),
-        (cap, quantile) => cap.or(quantile),
-    }
-}
-
 /// How the aggregate query turns a defined metric's events into per-unit figures.
-fn metric_shape(definition: &MetricDefinition, upper_cap: Option<f64>) -> MetricShape {
+fn metric_shape(definition: &MetricDefinition) -> MetricShape {
     let is_value = definition.kind == MetricKind::Value;
     MetricShape {
         key: definition.key.clone(),
         window_ms: definition.window_ms,
-        upper_cap: upper_cap.filter(|_| is_value),
+        upper_cap: definition.cap.filter(|_| is_value),
         lower_cap: definition.cap.filter(|_| is_value).map(|cap| -cap),
+        winsorize: definition.winsorize_percentile.filter(|_| is_value),
     }
 }
 
@@ -489,42 +511,37 @@ fn metric_results(
         sum_of_products: a.value_sum_of_products,
     });
 
-    let conversion_theta = cuped_theta(&conversion_arms, true);
-    let value_theta = if is_value {
-        cuped_theta(&value_arms, false)
-    } else {
-        None
-    };
-    let variants = split
+    let variants: Vec<VariantMetric> = split
         .iter()
         .enumerate()
         .map(|(index, (variant, _))| {
-            let n = conversion_arms[index].units;
             let is_control = index == 0;
-            let mean = |arm: &ArmSums| if n > 0 { arm.sum / n as f64 } else { 0.0 };
             VariantMetric {
                 variant: variant.clone(),
                 converted_units: per_variant.get(variant.as_str()).map_or(0, |a| a.converted_units),
-                conversion_rate: mean(&conversion_arms[index]),
-                mean_value: is_value.then(|| mean(&value_arms[index])),
+                conversion_rate: conversion_arms[index].mean(),
+                mean_value: is_value.then(|| value_arms[index].mean()),
                 conversion_vs_control: (!is_control)
-                    .then(|| {
-                        compare(
-                            &conversion_arms[0],
-                            &conversion_arms[index],
-                            true,
-                            conversion_theta,
-                            inference,
-                        )
-                    })
+                    .then(|| compare(&conversion_arms[0], &conversion_arms[index], true, inference))
                     .flatten(),
                 value_vs_control: (!is_control && is_value)
-                    .then(|| compare(&value_arms[0], &value_arms[index], false, value_theta, inference))
+                    .then(|| compare(&value_arms[0], &value_arms[index], false, inference))
                     .flatten(),
             }
         })
         .collect();
-    let theta = if is_value { value_theta } else { conversion_theta };
+    // The metric's headline comparison: values for value metrics, else conversions.
+    let headline = |v: &VariantMetric| {
+        if is_value {
+            v.value_vs_control
+        } else {
+            v.conversion_vs_control
+        }
+    };
+    let thetas: Vec<f64> = variants
+        .iter()
+        .filter_map(|v| headline(v).and_then(|c| c.cuped_theta))
+        .collect();
     MetricResults {
         metric: definition.key.clone(),
         kind: definition.kind,
@@ -540,18 +557,18 @@ fn metric_results(
             },
         ),
         cuped: Cuped {
-            applied: theta.is_some(),
-            theta,
+            applied: !thetas.is_empty(),
+            theta: thetas.first().copied(),
         },
         variants,
     }
 }
 
 /// Adjusts every p-value of the document together and records each comparison's verdict.
-fn adjust_p_values(metrics: &mut [MetricResults], directions: &[MetricDirection], adjustment: Adjustment) -> usize {
+fn adjust_p_values(metrics: &mut [MetricResults], adjustment: Adjustment) -> usize {
     let mut comparisons: Vec<(&mut Comparison, bool)> = Vec::new();
-    for (metric, direction) in metrics.iter_mut().zip(directions) {
-        let higher_is_better = *direction == MetricDirection::Higher;
+    for metric in metrics.iter_mut() {
+        let higher_is_better = metric.direction == MetricDirection::Higher;
         for variant in &mut metric.variants {
             for comparison in [&mut variant.conversion_vs_control, &mut variant.value_vs_control]
                 .into_iter()
@@ -609,14 +626,12 @@ fn compute(request: Request<'_>, data: Observations) -> Result<ExperimentResults
             .or_default()
             .insert(&aggregate.variant, aggregate);
     }
-    let mut directions = Vec::with_capacity(by_metric.len());
     let mut metrics: Vec<MetricResults> = by_metric
         .iter()
         .map(|(metric, per_variant)| {
             let definition = (request.definition)(metric)
                 .unwrap_or_else(|| MetricDefinition::default_for(metric, per_variant.values().any(|a| a.has_values)));
-            directions.push(definition.direction);
-            let applied_cap = data.applied_caps.get(*metric).copied();
+            let applied_cap = per_variant.values().find_map(|a| a.upper_cap);
             metric_results(
                 definition,
                 per_variant,
@@ -627,7 +642,7 @@ fn compute(request: Request<'_>, data: Observations) -> Result<ExperimentResults
             )
         })
         .collect();
-    let comparisons = adjust_p_values(&mut metrics, &directions, request.analysis.adjustment);
+    let comparisons = adjust_p_values(&mut metrics, request.analysis.adjustment);
 
     let (method, sequential_tuning, note) = match request.analysis.inference {
         Inference::Sequential { tuning } => ("sequential", Some(tuning), SEQUENTIAL_NOTE),
@@ -657,34 +672,18 @@ fn compute(request: Request<'_>, data: Observations) -> Result<ExperimentResults
 pub(crate) async fn results(
     State(state): State<AppState>,
     Path((tenant, experiment)): Path<(String, String)>,
-    Query(query): Query<ResultsQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Result<Json<ExperimentResults>, ApiError> {
     authorize_results(&state.config.secret, &headers, &tenant)?;
+    let query = ResultsQuery::from_pairs(pairs)?;
     let analysis = parse_analysis(&query, state.config.sequential_tuning)?;
     let slice = parse_slice(&query)?;
     let filter = slice.filter();
     let configs = &state.config.tenant_configs;
     let unavailable = |error| ApiError::read_unavailable("results", &tenant, Some(&experiment), &error);
 
-    // Caps first: a winsorisation quantile needs the converted units' values of its metric.
-    let mut applied_caps = HashMap::new();
-    let mut shapes = Vec::new();
-    for definition in configs.metrics(&tenant) {
-        let mut cap = definition.cap;
-        if definition.kind == MetricKind::Value && definition.winsorize_percentile.is_some() {
-            let mut values = state
-                .store
-                .converted_unit_values(&tenant, &experiment, &filter, &definition.key, definition.window_ms)
-                .await
-                .map_err(unavailable)?;
-            cap = upper_cap(definition, &mut values);
-        }
-        if let Some(cap) = cap.filter(|_| definition.kind == MetricKind::Value) {
-            applied_caps.insert(definition.key.clone(), cap);
-        }
-        shapes.push(metric_shape(definition, cap));
-    }
+    let shapes: Vec<MetricShape> = configs.metrics(&tenant).iter().map(metric_shape).collect();
     // Two independent reads: run them side by side on two read connections.
     let (exposed, aggregates) = tokio::try_join!(
         state.store.exposed_units_where(&tenant, &experiment, &filter),
@@ -704,11 +703,7 @@ pub(crate) async fn results(
         configured,
         definition: &definition,
     };
-    let observations = Observations {
-        exposed,
-        aggregates,
-        applied_caps,
-    };
+    let observations = Observations { exposed, aggregates };
     Ok(Json(compute(request, observations)?))
 }
 

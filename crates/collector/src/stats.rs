@@ -200,7 +200,8 @@ pub struct Comparison {
     pub absolute_lift: f64,
     /// 95 % interval of the absolute lift.
     pub absolute_ci: Interval,
-    /// Treatment / control − 1; absent when the control's estimate is 0.
+    /// Treatment / control − 1; absent unless the control's estimate is above 0 (a ratio to a
+    /// negative mean reads backwards).
     pub relative_lift: Option<f64>,
     /// 95 % interval of the relative lift (delta method); absent with `relative_lift`.
     pub relative_ci: Option<Interval>,
@@ -212,6 +213,8 @@ pub struct Comparison {
     pub significant: bool,
     /// What a significant change means for the metric.
     pub verdict: Verdict,
+    /// CUPED's regression coefficient when this comparison used it; absent without.
+    pub cuped_theta: Option<f64>,
 }
 
 /// A comparison's reading, given which way the metric should move.
@@ -259,7 +262,7 @@ impl Comparison {
 /// Relative lift `treatment / control − 1` and its delta-method standard error, from the two
 /// estimates and their standard errors.
 fn relative_lift(control: f64, control_se: f64, treatment: f64, treatment_se: f64) -> Option<(f64, f64)> {
-    if control == 0.0 {
+    if control <= 0.0 {
         return None;
     }
     let ratio = treatment / control;
@@ -325,17 +328,31 @@ pub struct Sample {
 impl Sample {
     /// From the count, sum and sum of squares of the per-unit values.
     pub fn from_sums(count: u64, sum: f64, sum_of_squares: f64) -> Sample {
-        let n = count as f64;
-        let mean = if count > 0 { sum / n } else { 0.0 };
-        let variance = if count > 1 {
-            // Rounding can push a zero variance slightly negative.
-            ((sum_of_squares - n * mean * mean) / (n - 1.0)).max(0.0)
-        } else {
-            0.0
-        };
-        Sample { count, mean, variance }
+        Sample {
+            count,
+            mean: if count > 0 { sum / count as f64 } else { 0.0 },
+            variance: sample_variance(count, sum, sum_of_squares),
+        }
     }
 }
+
+/// Sample variance (n − 1 denominator) from a count, sum and sum of squares. 0 with fewer than
+/// two units, and 0 when the spread is below the rounding error of the sums (values of about
+/// 1e8 that differ by about 1): a variance that cannot be told from 0 must not make a p-value.
+fn sample_variance(units: u64, sum: f64, sum_of_squares: f64) -> f64 {
+    if units < 2 {
+        return 0.0;
+    }
+    let n = units as f64;
+    let centred = sum_of_squares - sum * sum / n;
+    if centred <= PRECISION * sum_of_squares.abs() {
+        return 0.0;
+    }
+    centred / (n - 1.0)
+}
+
+/// Relative rounding error of sums of squares, with a wide margin over f64's 2.2e-16.
+const PRECISION: f64 = 1e-12;
 
 /// Welch's unequal-variances t-test of treatment against control, with Welch–Satterthwaite
 /// degrees of freedom; the intervals use the t quantile at those degrees of freedom.
@@ -343,23 +360,16 @@ pub fn welch_t_test(control: Sample, treatment: Sample) -> Option<Comparison> {
     if control.count < 2 || treatment.count < 2 {
         return None;
     }
-    let v0 = control.variance / control.count as f64;
-    let v1 = treatment.variance / treatment.count as f64;
-    let standard_error = (v0 + v1).sqrt();
-    if standard_error == 0.0 {
-        let critical = Z_975;
-        return Some(comparison(control.mean, 0.0, treatment.mean, 0.0, critical, None));
-    }
-    let df = (v0 + v1).powi(2) / (v0.powi(2) / (control.count - 1) as f64 + v1.powi(2) / (treatment.count - 1) as f64);
-    let t = (treatment.mean - control.mean) / standard_error;
-    let critical = student_t_quantile(0.5 + CONFIDENCE / 2.0, df);
-    Some(comparison(
-        control.mean,
-        v0.sqrt(),
-        treatment.mean,
-        v1.sqrt(),
-        critical,
-        Some(student_t_two_sided_p(t, df)),
+    let estimate = |sample: Sample| ArmEstimate {
+        units: sample.count as f64,
+        mean: sample.mean,
+        unadjusted_mean: sample.mean,
+        variance: sample.variance,
+    };
+    Some(mean_comparison(
+        &estimate(control),
+        &estimate(treatment),
+        Inference::Fixed,
     ))
 }
 
@@ -395,7 +405,8 @@ pub struct ArmSums {
 }
 
 impl ArmSums {
-    fn mean(&self) -> f64 {
+    /// Mean of y.
+    pub fn mean(&self) -> f64 {
         if self.units == 0 {
             0.0
         } else {
@@ -403,51 +414,42 @@ impl ArmSums {
         }
     }
 
-    /// Per-unit variance of y: p(1 − p) for 0/1 figures, else the sample variance.
+    /// Per-unit variance of y: p(1 − p) for 0/1 figures (as the z-test and gbstats use), else
+    /// the sample variance.
     fn variance(&self, binary: bool) -> f64 {
-        per_unit_variance(self.units, self.sum, self.sum_of_squares, binary)
-    }
-}
-
-fn per_unit_variance(units: u64, sum: f64, sum_of_squares: f64, binary: bool) -> f64 {
-    let n = units as f64;
-    if binary {
-        if units == 0 {
-            return 0.0;
+        if !binary {
+            return sample_variance(self.units, self.sum, self.sum_of_squares);
         }
-        let p = sum / n;
-        return (p * (1.0 - p)).max(0.0);
+        let p = self.mean();
+        (p * (1.0 - p)).max(0.0)
     }
-    if units < 2 {
-        return 0.0;
+
+    /// The sums of y − θx: CUPED's adjusted figure.
+    fn adjusted(&self, theta: f64) -> (f64, f64) {
+        (
+            self.sum - theta * self.pre_sum,
+            self.sum_of_squares - 2.0 * theta * self.sum_of_products + theta * theta * self.pre_sum_of_squares,
+        )
     }
-    ((sum_of_squares - sum * sum / n) / (n - 1.0)).max(0.0)
 }
 
-fn covariance(units: u64, sum_x: f64, sum_y: f64, sum_of_products: f64) -> f64 {
-    if units < 2 {
-        return 0.0;
-    }
-    let n = units as f64;
-    (sum_of_products - sum_x * sum_y / n) / (n - 1.0)
-}
-
-/// CUPED's θ = cov(x, y) / var(x), pooled over `arms` (Deng, Xu, Kohavi and Walker 2013); `None`
-/// when either figure has no variance (no pre-exposure data), which turns the adjustment off.
-pub fn cuped_theta(arms: &[ArmSums], binary: bool) -> Option<f64> {
-    let total = arms.iter().fold(ArmSums::default(), |total, arm| ArmSums {
-        units: total.units + arm.units,
-        sum: total.sum + arm.sum,
-        sum_of_squares: total.sum_of_squares + arm.sum_of_squares,
-        pre_sum: total.pre_sum + arm.pre_sum,
-        pre_sum_of_squares: total.pre_sum_of_squares + arm.pre_sum_of_squares,
-        sum_of_products: total.sum_of_products + arm.sum_of_products,
-    });
-    let pre_variance = per_unit_variance(total.units, total.pre_sum, total.pre_sum_of_squares, binary);
-    if pre_variance <= 0.0 || total.variance(binary) <= 0.0 {
+/// CUPED's θ = cov(x, y) / var(x) over both arms of a comparison (Deng, Xu, Kohavi and Walker
+/// 2013), in sample forms for 0/1 and valued figures alike; `None` when either figure has no
+/// variance (no pre-exposure data), which turns the adjustment off.
+pub fn cuped_theta(control: &ArmSums, treatment: &ArmSums) -> Option<f64> {
+    let n = (control.units + treatment.units) as f64;
+    let sum = control.sum + treatment.sum;
+    let pre_sum = control.pre_sum + treatment.pre_sum;
+    let pre_squares = control.pre_sum_of_squares + treatment.pre_sum_of_squares;
+    let centred_pre = pre_squares - pre_sum * pre_sum / n;
+    let centred_post = control.sum_of_squares + treatment.sum_of_squares - sum * sum / n;
+    if n < 2.0
+        || centred_pre <= PRECISION * pre_squares.abs()
+        || centred_post <= PRECISION * (control.sum_of_squares + treatment.sum_of_squares).abs()
+    {
         return None;
     }
-    let theta = covariance(total.units, total.pre_sum, total.sum, total.sum_of_products) / pre_variance;
+    let theta = (control.sum_of_products + treatment.sum_of_products - sum * pre_sum / n) / centred_pre;
     (theta.is_finite() && theta != 0.0).then_some(theta)
 }
 
@@ -460,27 +462,20 @@ struct ArmEstimate {
 }
 
 fn arm_estimate(arm: &ArmSums, binary: bool, theta: Option<f64>) -> ArmEstimate {
-    let unadjusted_mean = arm.mean();
-    let variance = arm.variance(binary);
     let (mean, variance) = match theta {
-        None => (unadjusted_mean, variance),
+        None => (arm.mean(), arm.variance(binary)),
         Some(theta) => {
-            let n = arm.units as f64;
-            let pre_mean = if arm.units == 0 { 0.0 } else { arm.pre_sum / n };
-            let pre_variance = per_unit_variance(arm.units, arm.pre_sum, arm.pre_sum_of_squares, binary);
-            let covariance = covariance(arm.units, arm.pre_sum, arm.sum, arm.sum_of_products);
-            let adjusted = if arm.units < 2 {
-                0.0
-            } else {
-                (variance + theta * theta * pre_variance - 2.0 * theta * covariance).max(0.0)
-            };
-            (unadjusted_mean - theta * pre_mean, adjusted)
+            // var(y − θx) straight from its own sums: never negative, and the same n − 1 form
+            // for every term (mixing p(1 − p) with a sample covariance understates it).
+            let (sum, sum_of_squares) = arm.adjusted(theta);
+            let mean = if arm.units == 0 { 0.0 } else { sum / arm.units as f64 };
+            (mean, sample_variance(arm.units, sum, sum_of_squares))
         }
     };
     ArmEstimate {
         units: arm.units as f64,
         mean,
-        unadjusted_mean,
+        unadjusted_mean: arm.mean(),
         variance,
     }
 }
@@ -502,97 +497,93 @@ pub fn sequential_interval(estimate: f64, variance: f64, total_units: f64, alpha
     (half_width, p_value)
 }
 
-/// Treatment versus control on per-unit figures (`binary`: 0/1 conversions), CUPED-adjusted with
-/// `theta` when given, by `inference`. `None` when either arm is too small to estimate anything.
+/// Treatment versus control on per-unit figures (`binary`: 0/1 conversions), by `inference`,
+/// CUPED-adjusted when both arms carry pre-exposure data. `None` when either arm is too small to
+/// estimate anything.
 ///
 /// Without CUPED, fixed-horizon uses the two-proportion z-test or Welch's t-test; everything else
-/// uses the adjusted means with a Welch-type variance (fixed) or the confidence sequence.
-pub fn compare(
-    control: &ArmSums,
-    treatment: &ArmSums,
-    binary: bool,
-    theta: Option<f64>,
-    inference: Inference,
-) -> Option<Comparison> {
+/// uses the (adjusted) means with a Welch-type variance (fixed) or the confidence sequence.
+pub fn compare(control: &ArmSums, treatment: &ArmSums, binary: bool, inference: Inference) -> Option<Comparison> {
     let minimum = if binary { 1 } else { 2 };
     if control.units < minimum || treatment.units < minimum {
         return None;
     }
-    let comparison = match (inference, theta) {
-        (Inference::Fixed, None) if binary => two_proportion_z_test(
+    if let Some(theta) = cuped_theta(control, treatment) {
+        let adjusted = mean_comparison(
+            &arm_estimate(control, binary, Some(theta)),
+            &arm_estimate(treatment, binary, Some(theta)),
+            inference,
+        );
+        // With no variance left after adjustment (the covariate predicts every unit exactly)
+        // the adjustment says nothing: compare the unadjusted figures instead.
+        if adjusted.p_value.is_some() {
+            return Comparison {
+                cuped_theta: Some(theta),
+                ..adjusted
+            }
+            .finite();
+        }
+    }
+    let comparison = match inference {
+        Inference::Fixed if binary => two_proportion_z_test(
             control.sum.round() as u64,
             control.units,
             treatment.sum.round() as u64,
             treatment.units,
         )?,
-        (Inference::Fixed, None) => welch_t_test(
-            Sample::from_sums(control.units, control.sum, control.sum_of_squares),
-            Sample::from_sums(treatment.units, treatment.sum, treatment.sum_of_squares),
-        )?,
-        (inference, theta) => {
-            let adjusted = adjusted_comparison(
-                &arm_estimate(control, binary, theta),
-                &arm_estimate(treatment, binary, theta),
-                inference,
-            );
-            if theta.is_some() && adjusted.p_value.is_none() {
-                // The covariate explains the outcome exactly (x = y for every unit): the
-                // adjustment is degenerate, so compare the unadjusted figures instead.
-                return compare(control, treatment, binary, None, inference);
-            }
-            adjusted
-        }
+        _ => mean_comparison(
+            &arm_estimate(control, binary, None),
+            &arm_estimate(treatment, binary, None),
+            inference,
+        ),
     };
     comparison.finite()
 }
 
-fn adjusted_comparison(control: &ArmEstimate, treatment: &ArmEstimate, inference: Inference) -> Comparison {
+/// Difference of two arms' means with a Welch-type standard error: the t quantile at
+/// Welch–Satterthwaite degrees of freedom (fixed) or the confidence sequence (sequential). No
+/// p-value when either arm has no variance (gbstats' rule: the test is undefined there).
+fn mean_comparison(control: &ArmEstimate, treatment: &ArmEstimate, inference: Inference) -> Comparison {
     let absolute_lift = treatment.mean - control.mean;
     let v0 = control.variance / control.units;
     let v1 = treatment.variance / treatment.units;
-    let absolute_variance = v0 + v1;
+    let variance = v0 + v1;
+    let testable = control.variance > 0.0 && treatment.variance > 0.0;
     // Relative lift over the unadjusted control mean, by the delta method.
-    let relative = (control.unadjusted_mean != 0.0).then(|| {
+    let relative = (control.unadjusted_mean > 0.0).then(|| {
         let c = control.unadjusted_mean;
-        let variance = v1 / (c * c) + v0 * treatment.unadjusted_mean.powi(2) / c.powi(4);
-        (absolute_lift / c, variance)
+        (
+            absolute_lift / c,
+            v1 / (c * c) + v0 * treatment.unadjusted_mean.powi(2) / c.powi(4),
+        )
     });
-    match inference {
-        Inference::Sequential { tuning } => {
-            let total = control.units + treatment.units;
-            let (half_width, p_value) = sequential_interval(absolute_lift, absolute_variance, total, ALPHA, tuning);
-            Comparison {
-                absolute_lift,
-                absolute_ci: Interval::around(absolute_lift, half_width),
-                relative_lift: relative.map(|(lift, _)| lift),
-                relative_ci: relative.map(|(lift, variance)| {
-                    Interval::around(lift, sequential_interval(lift, variance, total, ALPHA, tuning).0)
-                }),
-                p_value: (absolute_variance > 0.0).then_some(p_value),
-                ..Comparison::default()
-            }
-        }
-        Inference::Fixed => {
-            let (critical, p_value) = if absolute_variance > 0.0 {
-                let df = absolute_variance.powi(2)
-                    / (v0.powi(2) / (control.units - 1.0).max(1.0) + v1.powi(2) / (treatment.units - 1.0).max(1.0));
-                let t = absolute_lift / absolute_variance.sqrt();
-                (
-                    student_t_quantile(1.0 - ALPHA / 2.0, df),
-                    Some(student_t_two_sided_p(t, df)),
-                )
-            } else {
-                (Z_975, None)
-            };
-            Comparison {
-                absolute_lift,
-                absolute_ci: Interval::around(absolute_lift, critical * absolute_variance.sqrt()),
-                relative_lift: relative.map(|(lift, _)| lift),
-                relative_ci: relative.map(|(lift, variance)| Interval::around(lift, critical * variance.sqrt())),
-                p_value,
-                ..Comparison::default()
-            }
-        }
+    let total = control.units + treatment.units;
+    // Welch–Satterthwaite degrees of freedom and the t quantile, for fixed-horizon.
+    let df = if testable {
+        variance.powi(2) / (v0.powi(2) / (control.units - 1.0) + v1.powi(2) / (treatment.units - 1.0))
+    } else {
+        f64::INFINITY
+    };
+    let critical = if df.is_finite() {
+        student_t_quantile(1.0 - ALPHA / 2.0, df)
+    } else {
+        Z_975
+    };
+    let half_width = |variance: f64| match inference {
+        Inference::Sequential { tuning } => sequential_interval(0.0, variance, total, ALPHA, tuning).0,
+        Inference::Fixed => critical * variance.sqrt(),
+    };
+    let p_value = testable.then(|| match inference {
+        Inference::Sequential { tuning } => sequential_interval(absolute_lift, variance, total, ALPHA, tuning).1,
+        Inference::Fixed => student_t_two_sided_p(absolute_lift / variance.sqrt(), df),
+    });
+    Comparison {
+        absolute_lift,
+        absolute_ci: Interval::around(absolute_lift, half_width(variance)),
+        relative_lift: relative.map(|(lift, _)| lift),
+        relative_ci: relative.map(|(lift, variance)| Interval::around(lift, half_width(variance))),
+        p_value,
+        ..Comparison::default()
     }
 }
 
@@ -646,7 +637,9 @@ impl Adjustment {
 /// Result of the sample-ratio-mismatch test.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SampleRatioTest {
-    /// Pearson's chi-square statistic.
+    /// Pearson's chi-square statistic; infinite (JSON `null`) when a variant expected to get
+    /// nothing got units.
+    #[serde(serialize_with = "finite_or_null")]
     pub chi_square: f64,
     /// Degrees of freedom (variants − 1).
     pub degrees_of_freedom: u32,
@@ -654,6 +647,15 @@ pub struct SampleRatioTest {
     pub p_value: f64,
     /// `p_value < SRM_ALARM_P`: the assignment or the logging is broken; do not trust the lift.
     pub mismatch: bool,
+}
+
+/// Writes a non-finite number as `null`, on purpose rather than by serde_json's fallback.
+fn finite_or_null<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if value.is_finite() {
+        serializer.serialize_f64(*value)
+    } else {
+        serializer.serialize_none()
+    }
 }
 
 /// p-value below which the sample ratio is flagged as a mismatch.
@@ -726,12 +728,18 @@ mod tests {
             sum_of_products: converted,
         };
         let (control, treatment) = (arm(1000, 100.0), arm(1000, 130.0));
-        let theta = cuped_theta(&[control, treatment], true);
-        assert!(theta.is_some());
+        assert!(cuped_theta(&control, &treatment).is_some());
         let inference = Inference::Sequential { tuning: 5000.0 };
-        let adjusted = compare(&control, &treatment, true, theta, inference).unwrap();
-        let plain = compare(&control, &treatment, true, None, inference).unwrap();
+        let adjusted = compare(&control, &treatment, true, inference).unwrap();
+        let without_pre = |arm: ArmSums| ArmSums {
+            pre_sum: 0.0,
+            pre_sum_of_squares: 0.0,
+            sum_of_products: 0.0,
+            ..arm
+        };
+        let plain = compare(&without_pre(control), &without_pre(treatment), true, inference).unwrap();
         assert_eq!(adjusted, plain);
+        assert_eq!(adjusted.cuped_theta, None);
         assert!(plain.p_value.is_some());
     }
 

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use cohort_core::bucket::BUCKETS;
 use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
 use cohort_core::{ConfigError, MetricDefinition, Status, Tenant, TenantConfig};
+use serde::Deserialize;
 
 /// What the listing and the dashboard call the tenant holdout's records.
 pub const HOLDOUT_NAME: &str = "Tenant holdout";
-use serde::Deserialize;
 
 /// One experiment as its tenant's config declares it.
 #[derive(Debug, Clone, PartialEq)]

@@ -307,6 +307,19 @@ async fn sequential_intervals_are_wider_than_fixed_and_cuped_uses_pre_exposure_a
         }
     }
     post(&harness, EVENTS_PATH, &tenant, &events).await;
+    // Outcomes are the post-exposure spends only; the pre-exposure ones are the covariate.
+    for (index, extra) in [(0, 0.0), (1, 4.0)] {
+        let expected: f64 = (0..400)
+            .map(|i| (f64::from((i % 7) as u32) * 10.0 + extra + f64::from((i % 3) as u32)).min(99.0))
+            .sum::<f64>()
+            / 400.0;
+        let (_, fixed) = results(&harness, &tenant, "cta", "?inference=fixed").await;
+        let mean = number(&metric(&fixed, "revenue")["variants"][index]["mean_value"], "mean");
+        assert!(
+            (mean - expected).abs() < 1e-9,
+            "variant {index}: mean {mean}, expected {expected}"
+        );
+    }
     let width = |results: &Value| {
         let ci = &metric(results, "revenue")["variants"][1]["value_vs_control"]["absolute_ci"];
         number(&ci["high"], "high") - number(&ci["low"], "low")
@@ -374,6 +387,8 @@ async fn bad_analysis_parameters_are_400_naming_the_parameter() {
         ("?device=watch", "device"),
         ("?from=yesterday", "from"),
         ("?from=20&to=10", "to"),
+        ("?adjustement=holm", "adjustement"),
+        ("?country=DE&country=FR", "country"),
     ] {
         let (status, body) = results(&harness, &tenant, "cta", query).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
@@ -515,6 +530,19 @@ mod property {
                     figures["converted_units"].as_u64().unwrap() <= units[v] as u64,
                     "{figures}"
                 );
+                // Arms big enough to estimate must yield a comparison: a non-finite figure would
+                // otherwise vanish into a missing comparison and pass unseen.
+                if v > 0 && units[0] >= 1 && units[v] >= 1 {
+                    assert!(!figures["conversion_vs_control"].is_null(), "{metric}");
+                }
+                if v > 0 && metric["kind"] == "value" && units[0] >= 2 && units[v] >= 2 {
+                    assert!(!figures["value_vs_control"].is_null(), "{metric}");
+                }
+                for key in ["conversion_vs_control", "value_vs_control"] {
+                    if !figures[key]["p_value"].is_null() {
+                        P_VALUES_SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
                 if capped && metric["metric"] == "revenue" {
                     let mean = number(&figures["mean_value"], "mean");
                     assert!(mean.abs() <= 50.0 + 1e-9, "capped mean {mean}");
@@ -522,6 +550,9 @@ mod property {
             }
         }
     }
+
+    /// p-values the cases produced: the property must have been checked on real comparisons.
+    static P_VALUES_SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
     #[test]
     fn any_accepted_records_give_finite_consistent_results() {
@@ -545,5 +576,54 @@ mod property {
                 Ok(())
             })
             .unwrap();
+        let seen = P_VALUES_SEEN.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(seen > 20, "only {seen} p-values over all cases");
     }
+}
+
+#[tokio::test]
+async fn winsorisation_caps_at_the_nearest_rank_quantile_of_converted_units() {
+    let tenant = unique_tenant("shop");
+    let mut configs = TenantConfigs::default();
+    configs
+        .insert_json(&format!(
+            r#"{{"schema": 1, "tenant": "{tenant}", "version": 1, "hostnames": ["shop.example"],
+            "hash_key": "000102030405060708090a0b0c0d0e0f",
+            "metrics": [{{"key": "revenue", "kind": "value", "winsorize_percentile": 0.9}},
+                        {{"key": "tip", "kind": "value", "winsorize_percentile": 0.9, "cap": 40}}]}}"#
+        ))
+        .unwrap();
+    let harness = Harness::with_config(RateLimits::uniform(1_000_000.0), configs, None).await;
+    post(&harness, EXPOSURES_PATH, &tenant, &exposures(&tenant, 100)).await;
+    // 50 converted units per variant spending 1..=50 (control) and 51..=100 (green), in two
+    // events each, plus a pre-exposure event that must not count toward the quantile.
+    let mut events = Vec::new();
+    for i in 0..50 {
+        for (variant, spend) in [("control", f64::from(i + 1)), ("green", f64::from(i + 51))] {
+            let unit = format!("{variant}-{i}");
+            for (part, tip) in [("a", "revenue"), ("b", "revenue"), ("c", "tip")] {
+                let value = if tip == "tip" { spend } else { spend / 2.0 };
+                events.push(event(&tenant, &format!("{unit}-{part}"), &unit, tip, Some(value), 10));
+            }
+            events.push(event(
+                &tenant,
+                &format!("{unit}-pre"),
+                &unit,
+                "revenue",
+                Some(1000.0),
+                -HOUR_MS,
+            ));
+        }
+    }
+    assert_eq!(post(&harness, EVENTS_PATH, &tenant, &events).await.0, StatusCode::OK);
+    let (_, results) = results(&harness, &tenant, "cta", "").await;
+    // Nearest rank over the 100 converted units' sums 1..=100: rank ⌈0.9 × 100⌉ = 90.
+    let revenue = metric(&results, "revenue");
+    assert_eq!(revenue["capping"]["applied_cap"], 90.0, "{revenue}");
+    let green_mean = number(&revenue["variants"][1]["mean_value"], "mean");
+    let expected: f64 = (51..=100).map(|v| f64::from(v).min(90.0)).sum::<f64>() / 100.0;
+    assert!((green_mean - expected).abs() < 1e-9, "{green_mean} vs {expected}");
+    // With an absolute cap below the quantile, the absolute cap wins.
+    assert_eq!(metric(&results, "tip")["capping"]["applied_cap"], 40.0);
+    assert_consistent(&results);
 }

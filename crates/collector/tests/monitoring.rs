@@ -187,9 +187,11 @@ async fn a_burst_of_new_exposures_starts_a_check_before_the_schedule() {
     wait_for_checks(&harness, 1.0).await;
 
     expose(&harness, &tenant, "skewed", &[("control", 40), ("green", 10)], 0).await;
-    // Re-sent exposures are not new and do not count toward the burst.
+    assert_eq!(harness.state.srm_trigger.stored_since_check(), 50);
+    // Re-sent exposures are not new and do not count toward the burst. The count is updated before
+    // the response, and a check would have reset it, so no waiting is needed.
     expose(&harness, &tenant, "skewed", &[("control", 40), ("green", 10)], 0).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.state.srm_trigger.stored_since_check(), 50);
     let text = metrics(&harness).await;
     assert_eq!(sample(&text, "cohort_srm_checks_total"), Some(1.0), "{text}");
     assert_eq!(

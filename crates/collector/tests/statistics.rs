@@ -164,7 +164,7 @@ fn check_gbstats(expected: &Value, comparison: &Comparison, what: &str) {
         comparison.absolute_lift,
         absolute.low,
         absolute.high,
-        comparison.p_value,
+        Some(comparison.p_value.expect("a p-value on the absolute scale")),
         &format!("{what} absolute"),
     );
     let relative = comparison.relative_ci.unwrap();
@@ -197,14 +197,8 @@ fn confidence_sequences_match_gbstats() {
         let inference = Inference::Sequential {
             tuning: number(&case["tuning"]),
         };
-        let comparison = compare(
-            &arm(&case["control"]),
-            &arm(&case["treatment"]),
-            binary,
-            None,
-            inference,
-        )
-        .unwrap();
+        let comparison = compare(&arm(&case["control"]), &arm(&case["treatment"]), binary, inference).unwrap();
+        assert_eq!(comparison.cuped_theta, None, "no pre-exposure data, no CUPED");
         check_gbstats(case, &comparison, &format!("sequential[{i}]"));
     }
 }
@@ -213,14 +207,15 @@ fn confidence_sequences_match_gbstats() {
 fn cuped_matches_gbstats_fixed_and_sequential() {
     for (i, case) in fixtures()["cuped"].as_array().unwrap().iter().enumerate() {
         let (control, treatment) = (arm(&case["control"]), arm(&case["treatment"]));
-        let theta = cuped_theta(&[control, treatment], false).unwrap();
+        let theta = cuped_theta(&control, &treatment).unwrap();
         assert_close(theta, number(&case["theta"]), 1e-9, &format!("cuped[{i}] theta"));
-        let fixed = compare(&control, &treatment, false, Some(theta), Inference::Fixed).unwrap();
+        let fixed = compare(&control, &treatment, false, Inference::Fixed).unwrap();
+        assert_eq!(fixed.cuped_theta, Some(theta));
         check_gbstats(&case["fixed"], &fixed, &format!("cuped[{i}] fixed"));
         let inference = Inference::Sequential {
             tuning: number(&case["sequential"]["tuning"]),
         };
-        let sequential = compare(&control, &treatment, false, Some(theta), inference).unwrap();
+        let sequential = compare(&control, &treatment, false, inference).unwrap();
         check_gbstats(&case["sequential"], &sequential, &format!("cuped[{i}] sequential"));
     }
 }
@@ -234,6 +229,11 @@ fn p_value_adjustments_match_statsmodels() {
         for case in fixtures()[name].as_array().unwrap() {
             let p: Vec<f64> = case["p_values"].as_array().unwrap().iter().map(number).collect();
             let adjusted = adjustment.adjust(&p);
+            assert_eq!(
+                adjusted.len(),
+                case["adjusted"].as_array().unwrap().len(),
+                "{name} {p:?}"
+            );
             for (got, expected) in adjusted.iter().zip(case["adjusted"].as_array().unwrap()) {
                 assert_close(*got, number(expected), 1e-12, &format!("{name} {p:?}"));
             }

@@ -61,7 +61,7 @@ pub struct MetricConfig {
     /// Value metrics: each unit's value is capped at this (and at minus this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap: Option<f64>,
-    /// Value metrics: each unit's value is capped at this quantile of all exposed units' values
+    /// Value metrics: each unit's value is capped above at this quantile of the converted units' values
     /// (winsorisation), e.g. 0.99.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub winsorize_percentile: Option<f64>,

@@ -30,7 +30,7 @@ pub struct MetricDefinition {
     pub window_ms: Option<i64>,
     /// Absolute cap of a unit's value (value metrics).
     pub cap: Option<f64>,
-    /// Quantile of all exposed units' values each unit is capped at (value metrics).
+    /// Quantile of the converted units' values each unit is capped above at (value metrics).
     pub winsorize_percentile: Option<f64>,
     /// Must not get worse.
     pub guardrail: bool,

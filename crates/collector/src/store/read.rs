@@ -1,5 +1,6 @@
 //! The aggregate queries behind results. Every query is scoped by tenant first.
 
+use cohort_core::MAX_CONVERSION_VALUE;
 use sqlx::{Any, Row};
 
 use super::{Context, Store, StoreError};
@@ -11,8 +12,11 @@ pub struct MetricShape {
     pub key: String,
     /// Only events this many milliseconds after the first exposure count as outcomes.
     pub window_ms: Option<i64>,
-    /// Per-unit sums above this are lowered to it.
+    /// Per-unit sums above this are lowered to it (the absolute cap).
     pub upper_cap: Option<f64>,
+    /// Per-unit sums above this quantile of the converted units' sums (when positive) are lowered
+    /// to it, if that is below `upper_cap`.
+    pub winsorize: Option<f64>,
     /// Per-unit sums below this are raised to it.
     pub lower_cap: Option<f64>,
 }
@@ -32,8 +36,10 @@ pub struct MetricAggregate {
     pub active_before_units: u64,
     /// Units with both.
     pub converted_and_active_before_units: u64,
-    /// Whether any of these events carried a value.
+    /// Whether any event within the window after the first exposure carried a value.
     pub has_values: bool,
+    /// The upper cap applied to the units' values, if the metric has one.
+    pub upper_cap: Option<f64>,
     /// Σ y over units, values capped.
     pub value_sum: f64,
     /// Σ y².
@@ -294,9 +300,11 @@ impl Store {
     }
 
     /// Per (variant, metric): conversions and capped value sums of the units `filter` covers,
-    /// after their first exposure (within each metric's window) and over `lookback_ms` before it.
-    /// One pass over the tenant's conversions; the database does the per-unit grouping, so the
-    /// answer is a few rows however many units there are.
+    /// after their first exposure (within each metric's window) and over `lookback_ms` before it,
+    /// with each metric's upper cap (its winsorisation quantile over the converted units, capped
+    /// by its absolute cap). One statement and one pass over the tenant's conversions: the
+    /// database does the per-unit grouping and the quantiles, so the answer is a few rows however
+    /// many units there are.
     pub async fn metric_aggregates(
         &self,
         tenant: &str,
@@ -312,40 +320,79 @@ impl Store {
             |shape| shape.window_ms.map(|ms| ms.to_string()),
             "BIGINT",
         );
-        let after = format!(
-            "c.occurred_at_ms >= e.exposed_at_ms AND ({window} IS NULL OR c.occurred_at_ms - e.exposed_at_ms < {window})"
-        );
-        let upper = per_metric("metric", shapes, |shape| shape.upper_cap.map(real), "DOUBLE PRECISION");
+        let absolute = per_metric("metric", shapes, |shape| shape.upper_cap.map(real), "DOUBLE PRECISION");
         let lower = per_metric("metric", shapes, |shape| shape.lower_cap.map(real), "DOUBLE PRECISION");
-        let capped =
-            |v: &str| format!("CASE WHEN {v} > {upper} THEN {upper} WHEN {v} < {lower} THEN {lower} ELSE {v} END");
+        let winsorized: Vec<&MetricShape> = shapes.iter().filter(|shape| shape.winsorize.is_some()).collect();
+        // The nearest-rank quantile of each winsorised metric's converted units: the smallest
+        // value whose rank reaches q·k. Only a positive quantile caps (winsorising trims gains).
+        let (quantiles, upper) = if winsorized.is_empty() {
+            (String::new(), absolute)
+        } else {
+            let keys: Vec<String> = winsorized.iter().map(|shape| format!("'{}'", shape.key)).collect();
+            let q = per_metric("metric", shapes, |shape| shape.winsorize.map(real), "DOUBLE PRECISION");
+            (
+                format!(
+                    ", quantiles AS (SELECT metric AS quantile_metric, MIN(after_sum) AS quantile \
+                       FROM (SELECT metric, after_sum, \
+                                    ROW_NUMBER() OVER (PARTITION BY metric ORDER BY after_sum) AS position, \
+                                    COUNT(*) OVER (PARTITION BY metric) AS converted \
+                             FROM per_unit WHERE after_events > 0 AND metric IN ({})) ranked \
+                       WHERE position >= {q} * converted GROUP BY metric)",
+                    keys.join(", ")
+                ),
+                format!(
+                    "CASE WHEN quantile > 0 AND ({absolute} IS NULL OR quantile < {absolute}) \
+                     THEN quantile ELSE {absolute} END"
+                ),
+            )
+        };
+        let quantile_join = if winsorized.is_empty() {
+            ""
+        } else {
+            " LEFT JOIN quantiles ON quantile_metric = metric"
+        };
+        let capped = |v: &str| format!("CASE WHEN {v} > upper THEN upper WHEN {v} < lower THEN lower ELSE {v} END");
         let (y, x) = (capped("after_sum"), capped("before_sum"));
+        // Rows stored before values were bounded may hold any finite number: bound them here too,
+        // so no sum of squares overflows.
+        let value = format!(
+            "CASE WHEN c.value > {max:e} THEN {max:e} WHEN c.value < -{max:e} THEN -{max:e} ELSE COALESCE(c.value, 0.0) END",
+            max = MAX_CONVERSION_VALUE
+        );
         // CROSS JOIN makes SQLite walk the tenant's conversions and look each unit's exposure up
         // by primary key: conversions are usually far fewer than exposed units. PostgreSQL's
-        // planner reorders freely. CASTs pin result types the two databases choose differently.
+        // planner reorders freely. Events after a metric's window are dropped in WHERE, so the
+        // window is evaluated once per event. CASTs pin result types the databases choose
+        // differently. Both databases materialise `per_unit` when the quantiles read it too.
         let sql = format!(
-            "SELECT variant, metric, \
+            "WITH per_unit AS (\
+                 SELECT e.variant AS variant, c.metric AS metric, \
+                        SUM(CASE WHEN c.occurred_at_ms >= e.exposed_at_ms THEN 1 ELSE 0 END) AS after_events, \
+                        CAST(SUM(CASE WHEN c.occurred_at_ms >= e.exposed_at_ms THEN {value} ELSE 0.0 END) AS DOUBLE PRECISION) AS after_sum, \
+                        SUM(CASE WHEN c.occurred_at_ms < e.exposed_at_ms THEN 1 ELSE 0 END) AS before_events, \
+                        CAST(SUM(CASE WHEN c.occurred_at_ms < e.exposed_at_ms THEN {value} ELSE 0.0 END) AS DOUBLE PRECISION) AS before_sum, \
+                        MAX(CASE WHEN c.occurred_at_ms >= e.exposed_at_ms AND c.value IS NOT NULL THEN 1 ELSE 0 END) AS valued \
+                 FROM conversions c CROSS JOIN exposures e \
+                 WHERE c.tenant_id = $1 AND e.tenant_id = c.tenant_id AND e.experiment = $2 \
+                   AND e.unit_id = c.unit_id AND c.occurred_at_ms >= e.exposed_at_ms - $3 \
+                   AND (c.occurred_at_ms < e.exposed_at_ms OR {window} IS NULL \
+                        OR c.occurred_at_ms - e.exposed_at_ms < {window}){conditions} \
+                 GROUP BY c.unit_id, c.metric, e.variant){quantiles} \
+             SELECT variant, metric, \
                     CAST(SUM(converted) AS BIGINT) AS converted_units, \
                     CAST(SUM(active_before) AS BIGINT) AS active_before_units, \
                     CAST(SUM(converted * active_before) AS BIGINT) AS both_units, \
                     CAST(MAX(valued) AS BIGINT) AS valued, \
+                    CAST(MAX(upper) AS DOUBLE PRECISION) AS upper_cap, \
                     CAST(SUM(y) AS DOUBLE PRECISION) AS y_sum, CAST(SUM(y * y) AS DOUBLE PRECISION) AS y_squares, \
                     CAST(SUM(x) AS DOUBLE PRECISION) AS x_sum, CAST(SUM(x * x) AS DOUBLE PRECISION) AS x_squares, \
                     CAST(SUM(x * y) AS DOUBLE PRECISION) AS xy_sum \
-             FROM (SELECT variant, metric, valued, \
+             FROM (SELECT variant, metric, valued, upper, \
                           CASE WHEN after_events > 0 THEN 1 ELSE 0 END AS converted, \
                           CASE WHEN before_events > 0 THEN 1 ELSE 0 END AS active_before, \
                           {y} AS y, {x} AS x \
-                   FROM (SELECT e.variant AS variant, c.metric AS metric, \
-                                SUM(CASE WHEN {after} THEN 1 ELSE 0 END) AS after_events, \
-                                CAST(SUM(CASE WHEN {after} THEN COALESCE(c.value, 0.0) ELSE 0.0 END) AS DOUBLE PRECISION) AS after_sum, \
-                                SUM(CASE WHEN c.occurred_at_ms < e.exposed_at_ms THEN 1 ELSE 0 END) AS before_events, \
-                                CAST(SUM(CASE WHEN c.occurred_at_ms < e.exposed_at_ms THEN COALESCE(c.value, 0.0) ELSE 0.0 END) AS DOUBLE PRECISION) AS before_sum, \
-                                MAX(CASE WHEN c.value IS NULL THEN 0 ELSE 1 END) AS valued \
-                         FROM conversions c CROSS JOIN exposures e \
-                         WHERE c.tenant_id = $1 AND e.tenant_id = c.tenant_id AND e.experiment = $2 \
-                           AND e.unit_id = c.unit_id AND c.occurred_at_ms >= e.exposed_at_ms - $3{conditions} \
-                         GROUP BY c.unit_id, c.metric, e.variant) per_unit) capped \
+                   FROM (SELECT per_unit.*, {upper} AS upper, {lower} AS lower \
+                         FROM per_unit{quantile_join}) bounded) capped \
              GROUP BY variant, metric ORDER BY metric, variant"
         );
         let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
@@ -368,6 +415,7 @@ impl Store {
                     active_before_units: count(row.try_get("active_before_units")?),
                     converted_and_active_before_units: count(row.try_get("both_units")?),
                     has_values: row.try_get::<i64, _>("valued")? > 0,
+                    upper_cap: row.try_get("upper_cap")?,
                     value_sum: real_of(row, "y_sum")?,
                     value_sum_of_squares: real_of(row, "y_squares")?,
                     value_sum_before: real_of(row, "x_sum")?,
@@ -377,41 +425,6 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()
             .context("reading conversion aggregates")
-    }
-
-    /// The value sums, within `window_ms` after the first exposure, of every unit `filter`
-    /// covers that converted on `metric`: what a winsorisation quantile is taken over.
-    pub async fn converted_unit_values(
-        &self,
-        tenant: &str,
-        experiment: &str,
-        filter: &ExposureFilter,
-        metric: &str,
-        window_ms: Option<i64>,
-    ) -> Result<Vec<f64>, StoreError> {
-        let (conditions, binds) = filter.conditions(4);
-        let window = window_ms.map_or(String::new(), |ms| {
-            format!(" AND c.occurred_at_ms - e.exposed_at_ms < {ms}")
-        });
-        let sql = format!(
-            "SELECT CAST(SUM(COALESCE(c.value, 0.0)) AS DOUBLE PRECISION) AS unit_value \
-             FROM conversions c CROSS JOIN exposures e \
-             WHERE c.tenant_id = $1 AND c.metric = $3 AND e.tenant_id = c.tenant_id AND e.experiment = $2 \
-               AND e.unit_id = c.unit_id AND c.occurred_at_ms >= e.exposed_at_ms{window}{conditions} \
-             GROUP BY c.unit_id"
-        );
-        let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
-            .bind(tenant.to_owned())
-            .bind(experiment.to_owned())
-            .bind(metric.to_owned());
-        let rows = bind_all(query, binds)
-            .fetch_all(&self.readers)
-            .await
-            .context("reading converted units' values")?;
-        rows.iter()
-            .map(|row| Ok(row.try_get::<Option<f64>, _>("unit_value")?.unwrap_or(0.0)))
-            .collect::<Result<_, sqlx::Error>>()
-            .context("reading converted units' values")
     }
 
     /// Rows stored for a tenant.
