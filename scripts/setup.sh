@@ -8,6 +8,8 @@
 #                               and the sqlite3 shell (the delivery test reads the collector's database)
 #   scripts/setup.sh --monitoring  also promtool (Debian's prometheus package), which checks and
 #                                  unit-tests deploy/prometheus/alerts.yml
+#   scripts/setup.sh --durability  also strace (Debian), which crates/cli/tests/durability.rs runs
+#                                  the collector under to see it fsync before every 2xx
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,11 +18,13 @@ WORKER_BUILD_VERSION=0.8.7     # pairs with the `worker` crate version in Cargo.
 want_browser=false
 want_edge=false
 want_monitoring=false
+want_durability=false
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=true ;;
     --edge) want_edge=true ;;
     --monitoring) want_monitoring=true ;;
+    --durability) want_durability=true ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -111,5 +115,11 @@ if $want_monitoring && ! command -v promtool >/dev/null 2>&1; then
     fi
     rm -f /run/prometheus/prometheus.pid
   fi
+fi
+if $want_durability && ! command -v strace >/dev/null 2>&1; then
+  step "installing strace from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq strace >/dev/null
 fi
 step "setup complete"

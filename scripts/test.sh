@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints, native tests, the Prometheus alert rules' unit tests, the vector
-# suite in headless Chromium, and the edge worker's release Wasm build against its size budget.
+# suite in headless Chromium and against GrowthBook's SDK, and the edge worker's release Wasm build
+# against its size budget.
 # Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ source scripts/env.sh
 WORKER_WASM_BUDGET=$((1024 * 1024))   # bytes; the edge worker ships to every POP
 WORKER_GZIP_BUDGET=$((400 * 1024))    # what Cloudflare's upload limit counts
 
-bash scripts/setup.sh --browser --edge --monitoring
+bash scripts/setup.sh --browser --edge --monitoring --durability
 
 # Every test runner's output also goes to this log, summed up in the closing line.
 results="$(mktemp)"
@@ -42,6 +43,9 @@ WASM_BINDGEN_TEST_TIMEOUT=120 \
 CHROMEDRIVER=/usr/bin/chromedriver \
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   counted cargo test --target wasm32-unknown-unknown -p cohort-browser
+
+step "targeting conditions and growthbook-v2 bucketing against GrowthBook's own JavaScript SDK"
+counted node --test --test-reporter=spec tests/conformance/
 
 step "results dashboard in headless Chromium against the real collector binary"
 bash scripts/build-dashboard.sh

@@ -1,147 +1,25 @@
 //! The real `cohort collector` process: starts with no arguments on an embedded SQLite file,
 //! loses nothing it acknowledged when killed with SIGKILL, drains in-flight requests on SIGTERM,
 //! and runs the sample-ratio monitor without anyone reading results.
+//!
+//! SIGKILL leaves the process's writes in the kernel's page cache, so the kill -9 test shows
+//! all-or-nothing batches and no acknowledged loss across a process crash, not an fsync before
+//! each 2xx; durability.rs shows that.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cohort_core::Exposure;
-use cohort_core::beacon::{EXPOSURES_PATH, sign_batch};
-use cohort_core::keys::MasterSecret;
-use serde_json::Value;
-
-const SECRET: &str = "binary-test-secret-of-at-least-32-bytes!";
-const TENANT: &str = "shop";
-
-struct Collector {
-    child: Child,
-    address: SocketAddr,
-}
-
-/// Starts `cohort collector` with no arguments in `dir` (configured by environment only) and
-/// waits for its "listening" log line.
-fn start_collector(dir: &Path) -> Collector {
-    start_collector_with(dir, &[])
-}
-
-/// [`start_collector`] with more environment variables.
-fn start_collector_with(dir: &Path, environment: &[(&str, &str)]) -> Collector {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
-        .arg("collector")
-        .current_dir(dir)
-        .env("COHORT_SECRET", SECRET)
-        .env("COHORT_LISTEN", "127.0.0.1:0")
-        .env("COHORT_RATE_LIMIT", "10000000")
-        .env("RUST_LOG", "info")
-        .envs(environment.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cohort runs");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let address = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "collector exited before listening"
-        );
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-        assert!(Instant::now() < deadline, "collector did not start");
-    };
-    // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    Collector { child, address }
-}
-
-fn now_seconds() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-/// 100 exposures of experiment `experiment`, all to variant `variant`, units unique to it.
-fn batch(experiment: &str, variant: &str) -> String {
-    let records: Vec<Exposure> = (0..100)
-        .map(|i| {
-            Exposure::new(
-                TENANT,
-                experiment,
-                variant,
-                &format!("{variant}-{i}"),
-                1,
-                1_800_000_000_000,
-            )
-        })
-        .collect();
-    serde_json::to_string(&records).unwrap()
-}
-
-fn signed_request_head(body: &str) -> String {
-    let secret = MasterSecret::new(SECRET).unwrap();
-    let headers = sign_batch(&secret.beacon_key(TENANT), TENANT, now_seconds(), body.as_bytes());
-    format!(
-        "POST {EXPOSURES_PATH} HTTP/1.1\r\nhost: collector\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\ncohort-tenant: {}\r\ncohort-timestamp: {}\r\ncohort-signature: {}\r\n\
-         connection: close\r\n\r\n",
-        body.len(),
-        headers.tenant,
-        headers.timestamp,
-        headers.signature
-    )
-}
-
-/// Reads a `connection: close` response to the end: (status, body).
-fn read_response(stream: &mut TcpStream) -> std::io::Result<(u16, String)> {
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {response:?}")))?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned();
-    Ok((status, body))
-}
-
-fn post(address: SocketAddr, body: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.write_all(signed_request_head(body).as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    read_response(&mut stream)
-}
-
-/// Exposed units per variant of `experiment`, read through the results API.
-fn exposed_units(address: SocketAddr, experiment: &str) -> std::collections::HashMap<String, u64> {
-    let token = MasterSecret::new(SECRET).unwrap().results_read_token(TENANT);
-    let mut stream = TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET /v1/tenants/{TENANT}/experiments/{experiment}/results HTTP/1.1\r\nhost: collector\r\n\
-         authorization: Bearer {token}\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let (status, body) = read_response(&mut stream).unwrap();
-    assert_eq!(status, 200, "{body}");
-    let results: Value = serde_json::from_str(&body).unwrap();
-    results["variants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["variant"].as_str().unwrap().to_owned(),
-                v["exposed_units"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
+use common::{
+    SECRET, TENANT, batch, exposed_units, post, read_response, signed_request_head, start_collector,
+    start_collector_with, stop_with_sigterm,
+};
 
 #[test]
 fn kill_9_loses_no_acknowledged_batch() {
@@ -215,23 +93,6 @@ fn kill_9_loses_no_acknowledged_batch() {
         }
     }
     stop_with_sigterm(collector);
-}
-
-fn stop_with_sigterm(mut collector: Collector) {
-    let status = Command::new("kill")
-        .args(["-TERM", &collector.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = collector.child.try_wait().unwrap() {
-            assert!(status.success(), "collector exited with {status} after SIGTERM");
-            return;
-        }
-        assert!(Instant::now() < deadline, "collector did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -712,7 +712,9 @@ fn eval_op(op: &Op, value: &Value) -> bool {
             _ => false,
         },
         Op::ElemMatch(elem) => match value {
-            // GrowthBook skips falsy elements (0, "", false, null) before testing.
+            // Falsy elements (0, "", false, null) are skipped, as GrowthBook's JavaScript SDK
+            // once did (it now skips only null). Kept so running experiments keep their audience
+            // (docs/config.md, "Deliberate differences from GrowthBook").
             Value::Array(elements) => elements.iter().any(|el| {
                 truthy(el)
                     && match elem.as_ref() {

@@ -107,6 +107,26 @@ impl Batch {
     }
 }
 
+/// The durability settings the writer's connection (the one that commits every batch) actually
+/// runs with, as the database reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DurabilitySettings {
+    /// SQLite.
+    Sqlite {
+        /// `PRAGMA synchronous`: 0 OFF, 1 NORMAL, 2 FULL (fsync at every commit), 3 EXTRA.
+        synchronous: i64,
+        /// `PRAGMA journal_mode`, e.g. `wal`.
+        journal_mode: String,
+    },
+    /// PostgreSQL.
+    Postgres {
+        /// `synchronous_commit`: `on` makes a commit wait for its WAL to be flushed to disk.
+        synchronous_commit: String,
+        /// `fsync`: `on` makes those flushes reach stable storage.
+        fsync: String,
+    },
+}
+
 /// The collector's database: a read pool and the group-committing writer.
 #[derive(Clone)]
 pub struct Store {
@@ -147,7 +167,8 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
 }
 
 /// Per-connection SQLite settings. WAL lets results read while batches commit; synchronous=FULL
-/// fsyncs the WAL at every commit, so a 2xx survives power loss, not only a process crash.
+/// fsyncs the WAL at every commit, so a 2xx survives power loss, not only a process crash
+/// (crates/cli/tests/durability.rs watches the collector binary do it).
 const SQLITE_PRAGMAS: &str = "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;";
 
 impl Store {
@@ -219,6 +240,12 @@ impl Store {
     /// Writes a validated batch of one tenant, all or nothing, and returns once it is committed.
     pub async fn insert(&self, batch: Batch, received_at_ms: i64) -> Result<InsertOutcome, StoreError> {
         self.writer.write(batch, received_at_ms).await
+    }
+
+    /// Reads back the durability settings of the connection that commits batches, after the
+    /// batches queued before this call have committed.
+    pub async fn effective_settings(&self) -> Result<DurabilitySettings, StoreError> {
+        self.writer.durability_settings().await
     }
 
     /// Checks that the database answers.

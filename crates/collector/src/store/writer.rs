@@ -11,7 +11,7 @@ use cohort_core::{Conversion, Exposure};
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, Batch, Context, InsertOutcome, StoreError};
+use super::{Backend, Batch, Context, DurabilitySettings, InsertOutcome, StoreError};
 
 /// Tuning of the group-committing writer.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +60,9 @@ struct WriteRequest {
 
 enum Message {
     Write(WriteRequest),
+    /// Read back the durability settings of the writer's connection, after committing everything
+    /// queued before this message.
+    ReadSettings(oneshot::Sender<Result<DurabilitySettings, StoreError>>),
     /// Commit everything queued before this message, then stop.
     Close(oneshot::Sender<()>),
 }
@@ -91,6 +94,15 @@ impl WriterHandle {
         outcome.await.map_err(|_| writer_stopped())?
     }
 
+    pub(crate) async fn durability_settings(&self) -> Result<DurabilitySettings, StoreError> {
+        let (reply, settings) = oneshot::channel();
+        self.sender
+            .send(Message::ReadSettings(reply))
+            .await
+            .map_err(|_| writer_stopped())?;
+        settings.await.map_err(|_| writer_stopped())?
+    }
+
     pub(crate) async fn close(&self) {
         let (done, stopped) = oneshot::channel();
         if self.sender.send(Message::Close(done)).await.is_ok() {
@@ -114,6 +126,7 @@ async fn run(
     while let Some(first) = receiver.recv().await {
         let mut group = Vec::new();
         let mut close = None;
+        let mut read_settings = None;
         let mut records = 0;
         let mut next = Some(first);
         while let Some(message) = next.take() {
@@ -126,6 +139,10 @@ async fn run(
                     close = Some(done);
                     break;
                 }
+                Message::ReadSettings(reply) => {
+                    read_settings = Some(reply);
+                    break;
+                }
             }
             if records < options.max_group_records {
                 next = receiver.try_recv().ok();
@@ -133,6 +150,9 @@ async fn run(
         }
         if !group.is_empty() {
             commit_group(&mut connection, backend, group).await;
+        }
+        if let Some(reply) = read_settings {
+            let _ = reply.send(durability_settings(&mut connection, backend).await);
         }
         if let Some(done) = close {
             if let Err(error) = connection.close().await {
@@ -155,6 +175,41 @@ async fn commit_group(connection: &mut AnyConnection, backend: Backend, group: V
     for (request, outcome) in group.into_iter().zip(outcomes) {
         // The caller may have gone (client disconnected); the batch is committed regardless.
         let _ = request.reply.send(outcome);
+    }
+}
+
+/// What the database reports for the settings that make a commit durable on this connection.
+async fn durability_settings(
+    connection: &mut AnyConnection,
+    backend: Backend,
+) -> Result<DurabilitySettings, StoreError> {
+    match backend {
+        Backend::Sqlite => {
+            let synchronous = sqlx::query::<Any>("PRAGMA synchronous")
+                .fetch_one(&mut *connection)
+                .await
+                .and_then(|row| row.try_get(0))
+                .context("reading PRAGMA synchronous")?;
+            let journal_mode = sqlx::query::<Any>("PRAGMA journal_mode")
+                .fetch_one(&mut *connection)
+                .await
+                .and_then(|row| row.try_get(0))
+                .context("reading PRAGMA journal_mode")?;
+            Ok(DurabilitySettings::Sqlite {
+                synchronous,
+                journal_mode,
+            })
+        }
+        Backend::Postgres => {
+            let row = sqlx::query::<Any>("SELECT current_setting('synchronous_commit'), current_setting('fsync')")
+                .fetch_one(&mut *connection)
+                .await
+                .context("reading synchronous_commit and fsync")?;
+            Ok(DurabilitySettings::Postgres {
+                synchronous_commit: row.try_get(0).context("reading synchronous_commit")?,
+                fsync: row.try_get(1).context("reading fsync")?,
+            })
+        }
     }
 }
 
