@@ -133,8 +133,11 @@ fn parse_trace(text: &str) -> Vec<Syscall> {
     let mut unfinished: HashMap<String, String> = HashMap::new();
     let mut calls = Vec::new();
     for line in text.lines() {
-        let mut fields = line.splitn(3, ' ');
-        let (Some(thread), Some(time), Some(call)) = (fields.next(), fields.next(), fields.next()) else {
+        // strace pads the thread id to a fixed width: `8466  14:28:48.277037 …`.
+        let Some((thread, rest)) = line.trim_start().split_once(' ') else {
+            continue;
+        };
+        let Some((time, call)) = rest.trim_start().split_once(' ') else {
             continue;
         };
         if let Some(started) = call.strip_suffix(" <unfinished ...>") {
@@ -265,11 +268,12 @@ fn every_acknowledged_batch_is_fsynced_before_its_200() {
 
 #[test]
 fn the_trace_parser_joins_interrupted_calls() {
+    // Thread ids shorter than strace's column width are padded with spaces (see thread 102).
     let trace = "\
 101 10:00:00.000001 recvfrom(9<socket:[77]>, \"POST /v1/exposures\"..., 8192, 0, NULL, NULL) = 512
-102 10:00:00.000002 fdatasync(5</d/cohort.db-wal> <unfinished ...>
+  102 10:00:00.000002 fdatasync(5</d/cohort.db-wal> <unfinished ...>
 101 10:00:00.000003 recvfrom(9<socket:[77]>, 0x7f, 8192, 0, NULL, NULL) = -1 EAGAIN (Resource temporarily unavailable)
-102 10:00:00.000004 <... fdatasync resumed>) = 0
+102  10:00:00.000004 <... fdatasync resumed>) = 0
 101 10:00:00.000005 --- SIGPIPE {si_signo=SIGPIPE} ---
 101 10:00:00.000006 writev(9<socket:[77]>, [{iov_base=\"HTTP/1.1 200 OK\\r\\n\", iov_len=17}], 1) = 17
 101 10:00:00.000007 +++ exited with 0 +++
