@@ -4,7 +4,7 @@
 demo:          ## the whole pipeline: origin, collector, edge, simulated visitors, dashboard (Ctrl-C stops)
 	bash scripts/demo.sh
 
-test:          ## fmt, clippy, native tests, alert rules (promtool), browser vector suite, worker size budget
+test:          ## fmt, doc citations, clippy, native tests, alert rules (promtool), browser vector suite, worker size budget
 	bash scripts/test.sh
 
 bench:         ## Cohort vs the peers (engine native and Wasm, edge, collector): writes bench/RESULTS.md

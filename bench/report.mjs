@@ -4,8 +4,10 @@
 //
 //   node bench/report.mjs --figures DIR --out FILE [--seconds N] [--quick]
 //
-// Every number in the report is read from those files; a missing or malformed file is an error
-// naming it (in quick mode the native criterion run has no timings, which the report says).
+// Every number in the report is read from those files; a missing or malformed file, or a figure
+// that is missing or not a finite number, is an error naming it (in quick mode the native
+// criterion run has no timings, which the report says). So is any error an edge target counted:
+// bench/edge/run.mjs already fails on one, and the report repeats the check it states.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -50,6 +52,13 @@ function field(doc, name, dotted) {
   return value;
 }
 
+/** A figure: a field that must be a finite number (a NaN or a null would print as a figure). */
+function figure(doc, name, dotted) {
+  const value = field(doc, name, dotted);
+  if (typeof value !== "number" || !Number.isFinite(value)) fail(`${name}: \`${dotted}\` is ${JSON.stringify(value)}, not a number`);
+  return value;
+}
+
 const native = quick ? figures("native.json", { optional: true }) : figures("native.json");
 const js = figures("js.json");
 const edge = figures("edge.json");
@@ -89,12 +98,13 @@ function nativeSection() {
 Quick mode runs criterion in test mode: every engine's assignment check and one iteration of
 every case, no timings. \`make bench\` measures.`;
   }
-  const cohort = field(native, "native.json", "cohort");
+  const n = (dotted) => figure(native, "native.json", dotted);
   const rows = Object.entries(field(native, "native.json", "peers")).map(([name, peer]) => {
     const baseline = peer.bucket_one_baseline === "cohort_evaluate_one" ? "Cohort, one experiment" : "Cohort `bucket`";
-    return `| ${peer.crate} ${peer.version} | ${f(peer.evaluate_20_median_ns / 1000)} µs | ${times(peer.evaluate_20_ratio_vs_cohort)} | ${f(peer.bucket_one_median_ns, 0)} ns | ${times(peer.bucket_one_ratio_vs_cohort)} vs ${baseline} | ${peer.bucket_one_measures} |`;
+    const p = (key) => n(`peers.${name}.${key}`);
+    return `| ${peer.crate} ${peer.version} | ${f(p("evaluate_20_median_ns") / 1000)} µs | ${times(p("evaluate_20_ratio_vs_cohort"))} | ${f(p("bucket_one_median_ns"), 0)} ns | ${times(p("bucket_one_ratio_vs_cohort"))} vs ${baseline} | ${peer.bucket_one_measures} |`;
   });
-  const ratio = field(native, "native.json", "fastest_peer_ratio");
+  const ratio = n("fastest_peer_ratio");
   return `## 1. Engine, native (benches/, criterion)
 
 The workload (\`bench/workload.json\`: 20 experiments, each targeting 2–3 attributes, 50/50) for one
@@ -104,16 +114,15 @@ Load average ${native.load_average_before} before, ${native.load_average_after} 
 
 | engine | evaluate 20 | vs Cohort | one split | vs Cohort | what "one split" measures |
 |---|---:|---:|---:|---:|---|
-| Cohort (cohort-core) | ${f(cohort.evaluate_20_median_ns / 1000)} µs | — | ${f(cohort.bucket_one_median_ns, 0)} ns (\`bucket\`), ${f(cohort.evaluate_one_untargeted_median_ns, 0)} ns (one experiment) | — | SipHash-1-3 bucketing; one untargeted experiment |
+| Cohort (cohort-core) | ${f(n("cohort.evaluate_20_median_ns") / 1000)} µs | — | ${f(n("cohort.bucket_one_median_ns"), 0)} ns (\`bucket\`), ${f(n("cohort.evaluate_one_untargeted_median_ns"), 0)} ns (one experiment) | — | SipHash-1-3 bucketing; one untargeted experiment |
 ${rows.join("\n")}
 
 Target: Cohort ≥ 3× faster than the fastest peer (${native.fastest_peer}): **${times(ratio)}**, ${verdict(native.target_met)}.`;
 }
 
 function jsSection() {
-  const cases = field(js, "js.json", "cases");
   const row = (name, label) =>
-    `| ${label} | ${thousands(cases[name].opsPerSecond)} | ${f(cases[name].usPerOp)} µs |`;
+    `| ${label} | ${thousands(figure(js, "js.json", `cases.${name}.opsPerSecond`))} | ${f(figure(js, "js.json", `cases.${name}.usPerOp`))} µs |`;
   return `## 2. Engine, Wasm vs JS (bench/js/engine.mjs, Node ${js.versions.node})
 
 The same 20 evaluations for the visitor: Cohort's browser build (wasm-bindgen ${js.versions["wasm-bindgen"]},
@@ -142,20 +151,26 @@ function edgeSection() {
     "growthbook-new": "GrowthBook edge, new visitor",
     "growthbook-returning": "GrowthBook edge, returning visitor",
   };
+  const n = (key, what) => figure(edge, "edge.json", `summary.${key}.${what}`);
+  for (const key of Object.keys(s)) {
+    if (n(key, "errors") !== 0) fail(`edge.json: target ${key} counted ${s[key].errors} error(s) (socket errors or non-2xx/3xx responses)`);
+  }
   const rows = Object.keys(label)
     .filter((key) => s[key])
-    .map((key) => `| ${label[key]} | ${thousands(s[key].rps)} | ${f(s[key].p50)} | ${f(s[key].p99)} | ${f(s[key].cpuMs, 3)} |`);
+    .map((key) => `| ${label[key]} | ${thousands(n(key, "rps"))} | ${f(n(key, "p50"))} | ${f(n(key, "p99"))} | ${f(n(key, "cpuMs"), 3)} |`);
   const size = (key, name) =>
     b[key] ? `| ${name} | ${b[key].uploadKiB} KiB | ${b[key].gzipKiB} KiB | ${b[key].wasmBytes ? `${thousands(b[key].wasmBytes)} B` : "—"} |` : "";
+  const ratio = (kind, what) => figure(edge, "edge.json", `comparison.${kind}.${what}`);
   const visitor = (kind) =>
-    `| ${kind} visitor | ${percent(c[kind].cohortVsPassthrough)} (${verdict(c[kind].targets.atLeast90PercentOfPassthrough)}) | ${percent(c[kind].growthbookVsPassthrough)} | ${times(c[kind].cohortVsGrowthbook)} (${verdict(c[kind].targets.aheadOfGrowthbook)}) | ${times(c[kind].cpuCapacity.cohortVsGrowthbook)} |`;
+    `| ${kind} visitor | ${percent(ratio(kind, "cohortVsPassthrough"))} (${verdict(c[kind].targets.atLeast90PercentOfPassthrough)}) | ${percent(ratio(kind, "growthbookVsPassthrough"))} | ${times(ratio(kind, "cohortVsGrowthbook"))} (${verdict(c[kind].targets.aheadOfGrowthbook)}) | ${times(ratio(kind, "cpuCapacity.cohortVsGrowthbook"))} |`;
   return `## 3. Edge, one workerd (bench/edge/run.mjs)
 
 Three workers in one plain \`workerd serve\` (${edge.versions.workerd}) in front of the same loopback
 origin, loaded by the same wrk (${edge.versions.wrk}), alternating; Cohort with a tenant translating
 the workload, GrowthBook's edge worker (@growthbook/edge-cloudflare ${edge.versions["@growthbook/edge-cloudflare"]})
 with the equivalent 20 experiments. ${rounds(field(edge, "edge.json", "config.ROUNDS"))} of ${field(edge, "edge.json", "config.DURATION")} s; 16 connections.
-Load: ${edge.machine?.load ?? "?"}.
+Load: ${edge.machine?.load ?? "?"}. Errors: 0 in every run of every target (socket errors and
+responses outside 2xx/3xx), enforced: bench/edge/run.mjs fails the run on any.
 
 | worker | req/s | p50 ms | p99 ms | workerd CPU ms per request |
 |---|---:|---:|---:|---:|
@@ -172,12 +187,13 @@ ${[size("passthrough", "pass-through"), size("cohort", "Cohort"), size("growthbo
 }
 
 function collectorSection() {
-  const ingest = field(collector, "collector.json", "ingest_exposures_per_second");
-  const floor = field(collector, "collector.json", "floor_exposures_per_second");
-  const ratio = field(collector, "collector.json", "ingest_vs_floor");
+  const n = (key) => figure(collector, "collector.json", key);
+  const ingest = n("ingest_exposures_per_second");
+  const floor = n("floor_exposures_per_second");
+  const ratio = n("ingest_vs_floor");
   return `## 4. Collector (crates/collector/benches/ingest.rs)
 
-Signed 100-exposure batches over loopback HTTP from ${collector.ingest_connections} keep-alive connections into
+Signed 100-exposure batches over loopback HTTP from ${n("ingest_connections")} keep-alive connections into
 SQLite (WAL, synchronous=FULL, group commit, 2xx after the commit), against the floor: the same
 rows (edge-shaped random 32-hex unit ids) written straight into a fresh SQLite file with the same
 schema and settings by one connection, 100-row INSERTs, one commit per 1,000 rows. The load
@@ -185,12 +201,12 @@ generator shares the process and the cores with the server.
 
 | | exposures/s |
 |---|---:|
-| collector ingest (p50 ${f(collector.latency_p50_ms, 1)} ms, p99 ${f(collector.latency_p99_ms, 1)} ms, peak RSS ${f(collector.peak_rss_mib, 0)} MiB) | ${thousands(ingest)} |
+| collector ingest (p50 ${f(n("latency_p50_ms"), 1)} ms, p99 ${f(n("latency_p99_ms"), 1)} ms, peak RSS ${f(n("peak_rss_mib"), 0)} MiB) | ${thousands(ingest)} |
 | SQLite floor | ${thousands(floor)} |
 
 Target: ingest ≥ 50% of the floor: **${percent(ratio)}**, ${verdict(ratio >= 0.5)}. Also measured:
-${f(collector.wire_bytes_per_exposure, 1)} bytes per exposure on the wire, ${f(collector.stored_bytes_per_exposure, 1)} stored;
-results for ${thousands(collector.results_units)} exposed units in ${f(collector.results_median_ms, 0)} ms (median of 5).`;
+${f(n("wire_bytes_per_exposure"), 1)} bytes per exposure on the wire, ${f(n("stored_bytes_per_exposure"), 1)} stored;
+results for ${thousands(n("results_units"))} exposed units in ${f(n("results_median_ms"), 0)} ms (median of 5).`;
 }
 
 function headline() {

@@ -128,11 +128,22 @@ const cohortAssigned = check(
   cohortDecisions.map((d) => d.experiment),
   cohortDecisions.map((d) => d.variant),
 );
-if (cases["cohort-evaluate-only"]() !== JSON.stringify(cases.cohort())) log("note: evaluate-only output differs from the round trip");
+// The evaluate-only case must do the round trip's work, only without the JSON at either end.
+const evaluateOnly = cases["cohort-evaluate-only"]();
+if (JSON.stringify(JSON.parse(evaluateOnly)) !== JSON.stringify(cases.cohort())) {
+  console.error(`bench-js: cohort-evaluate-only answers ${evaluateOnly}, the round trip ${JSON.stringify(cases.cohort())}`);
+  process.exit(1);
+}
+const gbChecked = {};
 for (const name of ["growthbook", "growthbook-new-instance"]) {
   const results = cases[name]();
   const inExp = results.map((r, i) => [gbExperiments[i].key, r]).filter(([, r]) => r.inExperiment);
-  check(name, inExp.map(([k]) => k), inExp.map(([, r]) => r.value));
+  gbChecked[name] = check(name, inExp.map(([k]) => k), inExp.map(([, r]) => r.value));
+}
+// Same SDK, same attributes: a fresh instance per evaluation must assign what the shared one does.
+if (JSON.stringify(gbChecked.growthbook) !== JSON.stringify(gbChecked["growthbook-new-instance"])) {
+  console.error(`bench-js: growthbook-new-instance assigns ${JSON.stringify(gbChecked["growthbook-new-instance"])}, growthbook ${JSON.stringify(gbChecked.growthbook)}`);
+  process.exit(1);
 }
 const gbAssigned = Object.fromEntries(
   cases.growthbook().map((r, i) => [gbExperiments[i].key, r]).filter(([, r]) => r.inExperiment).map(([k, r]) => [k, r.value]),
@@ -167,6 +178,10 @@ const rounds = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
 for (let round = 1; round <= ROUNDS; round++) {
   for (const [name, fn] of Object.entries(cases)) {
     const opsPerSecond = runFor(fn, SECONDS);
+    if (!(Number.isFinite(opsPerSecond) && opsPerSecond > 0)) {
+      console.error(`bench-js: ${name} measured ${opsPerSecond} ops/s in round ${round}`);
+      process.exit(1);
+    }
     rounds[name].push(Math.round(opsPerSecond));
     log(`round ${round} ${name.padEnd(24)} ${Math.round(opsPerSecond).toString().padStart(9)} ops/s`);
   }

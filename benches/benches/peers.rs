@@ -703,6 +703,25 @@ fn load_average() -> String {
 }
 
 fn report(criterion_dir: &Path, since: SystemTime, load_before: String) {
+    // native.json and bench/RESULTS.md print every one of these; a case this run did not measure
+    // (a criterion filter, or estimates that were not written) must not leave a blank or stale figure.
+    let cases = ["cohort", "unleash", "launchdarkly", "growthbook"]
+        .map(|engine| ("evaluate_20", engine))
+        .into_iter()
+        .chain(
+            ["cohort", "cohort_evaluate_one", "unleash", "launchdarkly", "growthbook"]
+                .map(|engine| ("bucket_one", engine)),
+        );
+    let missing: Vec<String> = cases
+        .filter(|(group, function)| median_ns(criterion_dir, group, function, since).is_none())
+        .map(|(group, function)| format!("{group}/{function}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "peers: not measured in this run: {} (no fresh median under {}); native.json needs every case, so run without a filter",
+        missing.join(", "),
+        criterion_dir.display()
+    );
     let ratio = |peer: Option<f64>, base: Option<f64>| peer.zip(base).map(|(p, b)| (p / b * 100.0).round() / 100.0);
     let cohort_eval = median_ns(criterion_dir, "evaluate_20", "cohort", since);
     let cohort_bucket = median_ns(criterion_dir, "bucket_one", "cohort", since);

@@ -177,6 +177,21 @@ describe("tenants and stickiness", () => {
     assert.equal(garbage.status, 200);
     assert.ok(stickyCookie(garbage));
   });
+
+  test("one tenant's cookie on another tenant's host starts a new unit there", async () => {
+    // shop and news share the host-only cookie name; each tenant's cookie key is its own.
+    const onShop = await get("shop.test", "/");
+    const shopCookie = stickyCookie(onShop);
+    const onNews = await get("news.test", "/", { cookie: shopCookie });
+    assert.equal(onNews.status, 200);
+    const newsCookie = stickyCookie(onNews);
+    assert.ok(newsCookie && newsCookie !== shopCookie, "news issues its own cookie");
+    assert.ok(unitOf(onShop) && unitOf(onNews) && unitOf(onNews) !== unitOf(onShop), "the unit changed");
+    // news keeps its own cookie, so the refusal above is the key, not the visit.
+    const again = await get("news.test", "/", { cookie: newsCookie });
+    assert.equal(unitOf(again), unitOf(onNews));
+    assert.equal(again.headers["set-cookie"], undefined);
+  });
 });
 
 describe("acting on the variant", () => {

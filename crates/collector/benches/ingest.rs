@@ -185,6 +185,7 @@ async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64, r
         peak_rss_mib()
     );
     let rate = total as f64 / elapsed;
+    report.insert("ingest_exposures".into(), total.into());
     report.insert("ingest_exposures_per_second".into(), rate.round().into());
     report.insert("ingest_connections".into(), connections.into());
     report.insert(
@@ -195,7 +196,12 @@ async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64, r
         "latency_p99_ms".into(),
         (percentile(&latencies, 0.99).as_secs_f64() * 1e3).into(),
     );
-    report.insert("peak_rss_mib".into(), peak_rss_mib().into());
+    let peak_rss = peak_rss_mib();
+    assert!(
+        peak_rss.is_finite(),
+        "ingest: no VmHWM in /proc/self/status, so no peak RSS"
+    );
+    report.insert("peak_rss_mib".into(), peak_rss.into());
     let [body, head, response] = wire.each_ref().map(|total| total.load(Ordering::Relaxed) as f64);
     let batches = latencies.len() as f64;
     println!(
@@ -259,8 +265,14 @@ async fn floor_benchmark(dir: &std::path::Path, seconds: u64, report: &mut Repor
         }
         transaction.commit().await.unwrap();
     }
+    let elapsed = started.elapsed().as_secs_f64();
+    let stored = sqlx::query_scalar::<sqlx::Any, i64>("SELECT COUNT(*) FROM exposures")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(stored as u64, rows, "floor: {rows} rows inserted, {stored} stored");
     db.close().await.unwrap();
-    let rate = rows as f64 / started.elapsed().as_secs_f64();
+    let rate = rows as f64 / elapsed;
     println!(
         "floor: {rows} exposures straight into SQLite (one connection, {FLOOR_ROWS_PER_STATEMENT}-row INSERTs, one \
          commit per {FLOOR_ROWS_PER_COMMIT} rows, WAL, synchronous=FULL) = {rate:.0} exposures/s"
@@ -285,7 +297,7 @@ fn bench_tenant_config() -> TenantConfigs {
     configs
 }
 
-async fn results_benchmark(store: &Store, address: SocketAddr, units: u64, report: &mut Report) {
+async fn results_benchmark(store: &Store, url: &str, address: SocketAddr, units: u64, report: &mut Report) {
     let loading = Instant::now();
     let mut writes = Vec::new();
     for start in (0..units).step_by(1000) {
@@ -345,11 +357,20 @@ async fn results_benchmark(store: &Store, address: SocketAddr, units: u64, repor
     for write in writes {
         write.await.unwrap().unwrap();
     }
+    let loaded = loading.elapsed().as_secs_f64();
+    // What was loaded, counted back: the figures below are for this data set.
+    let exposed = count_rows(url, "SELECT COUNT(*) FROM exposures WHERE experiment = 'big'").await;
+    let conversions = count_rows(url, "SELECT COUNT(*) FROM conversions").await;
+    let expected_conversions = (0..units).filter(|u| (u / 2) % 10 == 3).count() as u64
+        + (0..units).filter(|u| (u / 2) % 20 == 3).count() as u64;
+    assert_eq!(
+        (exposed, conversions),
+        (units, expected_conversions),
+        "results: stored (exposed units, conversions) differ from what was loaded"
+    );
     println!(
-        "results: loaded {units} exposed units and {} conversions ({} before exposure) in {:.1} s",
-        units / 10 + units / 20,
-        units / 20,
-        loading.elapsed().as_secs_f64()
+        "results: loaded {exposed} exposed units and {conversions} conversions ({} before exposure) in {loaded:.1} s",
+        (0..units).filter(|u| (u / 2) % 20 == 3).count()
     );
 
     let token = MasterSecret::new(SECRET).unwrap().results_read_token(TENANT);
@@ -388,6 +409,17 @@ async fn results_benchmark(store: &Store, address: SocketAddr, units: u64, repor
         timings[0].as_secs_f64() * 1e3,
         timings[4].as_secs_f64() * 1e3,
     );
+}
+
+/// A `SELECT COUNT(*)` on the database at `url`, through a connection of its own.
+async fn count_rows(url: &str, sql: &'static str) -> u64 {
+    let mut db = sqlx::AnyConnection::connect(url).await.unwrap();
+    let count = sqlx::query_scalar::<sqlx::Any, i64>(sql)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    count as u64
 }
 
 /// Bytes on disk per stored record, after the WAL is checkpointed into the database file.
@@ -453,7 +485,8 @@ async fn storage_report(url: &str, path: &std::path::Path, report: &mut Report) 
             let detail: Vec<String> = objects.iter().map(|(name, size)| format!("{name} {size}")).collect();
             println!("storage: bytes by table and index (dbstat): {}", detail.join(", "));
         }
-        Err(error) => println!("storage: no per-table split (dbstat unavailable: {error})"),
+        // DESIGN.md's capacity estimate uses the per-exposure figure: no figure, no run.
+        Err(error) => panic!("storage: no per-table split, so no stored bytes per exposure (dbstat: {error})"),
     }
     db.close().await.unwrap();
 }
@@ -495,13 +528,21 @@ fn main() {
         }));
         let mut report = Report::new();
         let ingest = ingest_benchmark(address, seconds, connections, &mut report).await;
+        // Every exposure acknowledged with a 200 is in the database (the collector answers after
+        // its commit), and nothing else: the rate counts stored rows.
+        let acknowledged = report["ingest_exposures"].as_u64().unwrap();
+        let stored = count_rows(&url, "SELECT COUNT(*) FROM exposures WHERE experiment = 'ingest'").await;
+        assert_eq!(
+            stored, acknowledged,
+            "ingest: {acknowledged} exposures acknowledged, {stored} stored"
+        );
         let floor = floor_benchmark(dir.path(), seconds, &mut report).await;
         println!(
             "ingest vs floor: the collector ingests at {:.0}% of the rate SQLite alone writes the same rows",
             100.0 * ingest / floor
         );
         report.insert("ingest_vs_floor".into(), (ingest / floor).into());
-        results_benchmark(&store, address, units, &mut report).await;
+        results_benchmark(&store, &url, address, units, &mut report).await;
         let _ = stop.send(());
         server.await.unwrap().unwrap();
         store.close().await;

@@ -235,20 +235,43 @@ async fn a_batch_signed_for_one_tenant_cannot_write_as_another() {
 }
 
 #[tokio::test]
-async fn expired_and_future_timestamps_are_401_and_write_nothing() {
+async fn the_replay_window_admits_exactly_its_edges_either_way() {
     let harness = Harness::new().await;
-    let tenant = unique_tenant("shop");
-    let body = one_exposure(&tenant);
-    for skew in [-(REPLAY_WINDOW_SECONDS + 5), REPLAY_WINDOW_SECONDS + 5] {
-        let request = signed_request(EXPOSURES_PATH, &tenant, now_seconds() + skew, &body);
-        assert_refused(
-            &harness,
-            &tenant,
-            request,
-            StatusCode::UNAUTHORIZED,
-            "expired_signature",
-        )
-        .await;
+    let window = REPLAY_WINDOW_SECONDS;
+    let edges = [
+        (-(window + 1), Some("expired_signature")),
+        (window + 1, Some("expired_signature")),
+        (-window, None),
+        (window, None),
+    ];
+    for (skew, refusal) in edges {
+        // The collector reads its clock while it handles the request: when the clock shows the same
+        // second before and after, that second was the collector's, and the skew is exact. A tick
+        // in between makes the attempt inconclusive, so it is repeated under a fresh tenant.
+        let mut ticks = 0;
+        let (tenant, status, body) = loop {
+            let tenant = unique_tenant("shop");
+            let before = now_seconds();
+            let (status, _, body) = harness
+                .post_signed(EXPOSURES_PATH, &tenant, before + skew, &one_exposure(&tenant))
+                .await;
+            if now_seconds() == before {
+                break (tenant, status, body);
+            }
+            ticks += 1;
+            assert!(ticks < 20, "the clock ticked during every attempt");
+        };
+        match refusal {
+            Some(code) => {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "signed {skew} s from now: {body}");
+                assert_eq!(body["error"]["code"], code, "signed {skew} s from now: {body}");
+                assert_eq!(harness.counts(&tenant).await, (0, 0), "a refused batch wrote rows");
+            }
+            None => {
+                assert_eq!(status, StatusCode::OK, "signed {skew} s from now: {body}");
+                assert_eq!(harness.counts(&tenant).await, (1, 0), "signed {skew} s from now");
+            }
+        }
     }
 }
 

@@ -47,6 +47,7 @@ pub fn sign_batch(key: &BeaconKey, tenant: &str, now: i64, body: &[u8]) -> Signe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::SignatureError;
 
     #[test]
     fn signed_batches_verify_for_their_tenant_only() {
@@ -64,5 +65,42 @@ mod tests {
         };
         assert!(verify("shop").is_ok());
         assert!(verify("news").is_err());
+    }
+
+    #[test]
+    fn the_replay_window_holds_its_edges_and_nothing_beyond() {
+        // docs/collector.md and DESIGN.md quote the window in seconds.
+        assert_eq!(REPLAY_WINDOW_SECONDS, 300);
+        let secret = crate::MasterSecret::new("a-platform-secret-that-is-long-enough").unwrap();
+        let key = secret.beacon_key("shop");
+        let now = 1_800_000_000;
+        let verify_signed_at = |signed_at: i64| {
+            let headers = sign_batch(&key, "shop", signed_at, b"[]");
+            let timestamp: i64 = headers.timestamp.parse().unwrap();
+            key.verify(timestamp, b"[]", &headers.signature, now, REPLAY_WINDOW_SECONDS)
+        };
+        for skew in [-REPLAY_WINDOW_SECONDS, -1, 0, 1, REPLAY_WINDOW_SECONDS] {
+            assert_eq!(verify_signed_at(now + skew), Ok(()), "signed {skew} s from now");
+        }
+        // Positive ages are in the past; a clock running ahead gives a negative one.
+        assert_eq!(
+            verify_signed_at(now - REPLAY_WINDOW_SECONDS - 1),
+            Err(SignatureError::Expired { age_seconds: 301 })
+        );
+        assert_eq!(
+            verify_signed_at(now + REPLAY_WINDOW_SECONDS + 1),
+            Err(SignatureError::Expired { age_seconds: -301 })
+        );
+        // The far ends of the clock saturate instead of overflowing into the window.
+        assert_eq!(
+            verify_signed_at(i64::MIN),
+            Err(SignatureError::Expired { age_seconds: i64::MAX })
+        );
+        assert_eq!(
+            verify_signed_at(i64::MAX),
+            Err(SignatureError::Expired {
+                age_seconds: now - i64::MAX
+            })
+        );
     }
 }

@@ -24,12 +24,15 @@ use crate::keys::{CookieKey, constant_time_eq};
 
 /// The format byte this codec writes and reads.
 pub const FORMAT: u8 = 1;
-/// Longest cookie value accepted before decoding anything.
-pub const MAX_VALUE_LEN: usize = 1024;
 /// Longest free-form unit id stored.
 pub const MAX_UNIT_ID_LEN: usize = 64;
 /// Most assignments one cookie holds.
 pub const MAX_ASSIGNMENTS: usize = 200;
+/// Longest cookie value accepted before decoding anything: the longest value [`StickyCookie::encode`]
+/// writes (a 64-byte unit id, two 10-byte varints, [`MAX_ASSIGNMENTS`] entries), so a visitor
+/// assigned in every experiment of a full tenant keeps its cookie.
+pub const MAX_VALUE_LEN: usize =
+    ((1 + 2 + MAX_UNIT_ID_LEN + 10 + 10 + 1 + MAX_ASSIGNMENTS * 5 + MAC_LEN) * 4).div_ceil(3);
 /// Tolerated clock skew for a cookie issued "in the future" by another POP.
 pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
 
@@ -194,9 +197,7 @@ impl StickyCookie {
             out.extend_from_slice(&entry.experiment_id.to_le_bytes());
             out.push((entry.variant & !EXPOSED_BIT) | if entry.exposed { EXPOSED_BIT } else { 0 });
         }
-        let tag = mac(key, &out);
-        out.extend_from_slice(&tag);
-        base64url_encode(&out)
+        seal(key, out)
     }
 
     /// Verifies and decodes a cookie value issued at most `max_age_seconds` before `now` (Unix
@@ -275,6 +276,15 @@ impl StickyCookie {
     }
 }
 
+/// Appends the MAC of `body` (format byte onward) under `key` and encodes the cookie value: the last
+/// step of [`StickyCookie::encode`], public so tests and fuzzers can sign any body and reach the
+/// parser behind the MAC.
+pub fn seal(key: &CookieKey, mut body: Vec<u8>) -> String {
+    let tag = mac(key, &body);
+    body.extend_from_slice(&tag);
+    base64url_encode(&body)
+}
+
 /// A 32-lowercase-hex-character unit id (what the edge mints) stores as 16 raw bytes.
 fn raw_unit_id(unit_id: &str) -> Option<[u8; 16]> {
     if unit_id.len() != 32 || unit_id.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -329,6 +339,25 @@ mod tests {
         let value = sample(30).encode(&KEY);
         assert!(value.len() < 400, "{} characters", value.len());
         assert_eq!(value.len(), 244);
+    }
+
+    #[test]
+    fn the_longest_value_encode_writes_is_accepted() {
+        let longest = StickyCookie {
+            unit_id: "u".repeat(MAX_UNIT_ID_LEN),
+            config_version: u64::MAX,
+            issued_at: i64::MAX,
+            assignments: (0..MAX_ASSIGNMENTS as u32)
+                .map(|experiment_id| StickyEntry {
+                    experiment_id: experiment_id | 0x8000_0000,
+                    variant: 127,
+                    exposed: true,
+                })
+                .collect(),
+        };
+        let value = longest.encode(&KEY);
+        assert!(value.len() <= MAX_VALUE_LEN, "{} characters", value.len());
+        assert_eq!(StickyCookie::decode(&value, &KEY, i64::MAX, 0), Ok(longest));
     }
 
     #[test]

@@ -723,6 +723,40 @@ mod tests {
         assert!(plan.set_cookie.is_some());
     }
 
+    #[test]
+    fn another_tenants_cookie_starts_a_new_unit() {
+        // Two tenants alike but for their id and host, sharing the host-only cookie name.
+        let shop = tenant(json!({}));
+        let news = tenant(json!({"tenant": "news", "hostnames": ["news.example"]}));
+        assert_eq!(cookie_name(&shop), cookie_name(&news));
+        let secret = MasterSecret::new("edge-test-secret-at-least-32-bytes-long").unwrap();
+        let news_keys = TenantKeys::derive(&secret, "news");
+        let news_visit = |cookie| Visit {
+            url: "https://news.example/",
+            host: "news.example",
+            ..visit(cookie)
+        };
+
+        let minted = plan(&shop, &keys(), &visit(""), 1_800_000_000_000, [7; 16]);
+        let shop_cookie = minted.set_cookie.unwrap();
+        let shop_cookie = shop_cookie.split(';').next().unwrap();
+        let on_news = plan(&news, &news_keys, &news_visit(shop_cookie), 1_800_000_060_000, [9; 16]);
+        assert_eq!(on_news.unit_id.as_deref(), Some("09090909090909090909090909090909"));
+        assert_ne!(on_news.unit_id, minted.unit_id);
+        assert_eq!(
+            on_news.cookie_problem,
+            Some(crate::cookie::CookieError::BadMac.to_string())
+        );
+        let news_cookie = on_news.set_cookie.unwrap();
+        let news_cookie = news_cookie.split(';').next().unwrap();
+        assert_ne!(news_cookie, shop_cookie);
+
+        // news's own cookie is kept, so the refusal above is the key, not the visit.
+        let returning = plan(&news, &news_keys, &news_visit(news_cookie), 1_800_000_120_000, [5; 16]);
+        assert_eq!(returning.unit_id, on_news.unit_id);
+        assert_eq!(returning.cookie_problem, None);
+    }
+
     /// The holdout records in a plan.
     fn holdout_records(plan: &Plan) -> Vec<&Exposure> {
         plan.exposures
