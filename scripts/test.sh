@@ -23,6 +23,14 @@ cargo fmt --all -- --check
 step "every file, benchmark, test and make target README, DESIGN and docs/ cite exists"
 node scripts/check-claims.mjs
 
+step "test vectors regenerated from the independent Python reference match the committed ones"
+vectors="$(mktemp -d)"
+python3 testdata/reference.py --out "$vectors"
+for file in bucketing.json cookies.json evaluations.json; do
+  diff -u "testdata/$file" "$vectors/$file" || { echo "FAIL: testdata/$file differs from what testdata/reference.py writes" >&2; exit 1; }
+done
+rm -rf "$vectors"
+
 step "cargo clippy (native and wasm32), warnings are errors"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p cohort-edge -p cohort-browser -p cohort-core --lib -- -D warnings

@@ -10,6 +10,7 @@ the JSON files this writes:
 import json
 import os
 import struct
+import sys
 
 MASK = (1 << 64) - 1
 
@@ -342,7 +343,12 @@ def evaluation_vectors():
 
 
 if __name__ == "__main__":
+    # `--out DIR` writes the files there instead, so `make test` can diff them with the committed ones.
     here = os.path.dirname(os.path.abspath(__file__))
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        here = sys.argv[2]
+    elif len(sys.argv) != 1:
+        sys.exit("usage: python3 testdata/reference.py [--out DIR]")
     for name, data in (("bucketing.json", bucketing_vectors()), ("cookies.json", cookie_vectors()),
                        ("evaluations.json", evaluation_vectors())):
         with open(os.path.join(here, name), "w", encoding="utf-8") as f:
