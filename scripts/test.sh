@@ -56,12 +56,12 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   counted cargo test --target wasm32-unknown-unknown -p cohort-browser
 
 step "targeting conditions and growthbook-v2 bucketing against GrowthBook's own JavaScript SDK"
-counted node --test --test-reporter=spec tests/conformance/
+counted node --test --test-timeout=300000 --test-reporter=spec tests/conformance/
 
 step "results dashboard in headless Chromium against the real collector binary"
 bash scripts/build-dashboard.sh
 cargo build -p cohort-cli
-counted node --test --test-reporter=spec tests/dashboard/
+counted node --test --test-timeout=300000 --test-reporter=spec tests/dashboard/
 
 step "edge worker in real workerd (wrangler dev): end-to-end suite"
 bash scripts/build-worker.sh
@@ -74,10 +74,10 @@ if (( size > WORKER_WASM_BUDGET || gzipped > WORKER_GZIP_BUDGET )); then
 fi
 # tests/edge/delivery.test.mjs runs the real collector binary (target/debug/cohort).
 cargo build -p cohort-cli
-WRANGLER_SEND_METRICS=false counted node --test --test-reporter=spec tests/edge/
+WRANGLER_SEND_METRICS=false counted node --test --test-timeout=300000 --test-reporter=spec tests/edge/
 
 step "the whole pipeline as make demo runs it: origin, collector, edge, cohort loadgen, dashboard"
-WRANGLER_SEND_METRICS=false counted node --test --test-reporter=spec tests/pipeline/
+WRANGLER_SEND_METRICS=false counted node --test --test-timeout=300000 --test-reporter=spec tests/pipeline/
 
 step "browser package (wasm-bindgen --target web)"
 bash scripts/build-browser.sh

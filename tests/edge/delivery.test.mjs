@@ -362,7 +362,7 @@ describe("tenant holdout", () => {
     const expected = new Set(visitors.map((v) => v.expected));
     assert.deepEqual([...expected].sort(), ["holdout", "rest"], `${visitors.length} visitors`);
     assert.ok(await eventually(() => visitors.every((v) => recordsOf(stub, v.unit, "_holdout").length > 0), 15_000, 200));
-    await quiet(stub, 1500); // a duplicate would arrive now
+    await quiet(stub); // a duplicate would arrive now
     for (const { unit, assignments, expected } of visitors) {
       const records = recordsOf(stub, unit, "_holdout");
       assert.equal(records.length, 1, `unit ${unit}: ${JSON.stringify(records)}`);

@@ -7,8 +7,10 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import {
+  DELIVERY_SETTLE_MS,
   SECRET,
   assignmentsSeenByOrigin,
+  bucketOf,
   eventually,
   exposuresOf,
   logEvents,
@@ -130,6 +132,41 @@ after(async () => {
 
 const get = (host, requestPath = "/", headers = {}) => request({ port: worker.port, host, path: requestPath, headers });
 
+/**
+ * Asks `requestPath` as new visitors until one's exposure to `experiment` carries config
+ * `version`: only then is that version what the worker serves. Fails after `ms`.
+ */
+async function untilConfigLive(host, requestPath, experiment, version, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  const seen = [];
+  while (Date.now() < deadline) {
+    const unit = unitOf(await get(host, requestPath));
+    assert.ok(unit, `a new visitor of ${host}${requestPath} gets a unit`);
+    if (!assignmentsSeenByOrigin(origin)[experiment]) continue; // outside the experiment: no exposure
+    const exposed = () => exposuresOf(collector, unit).filter((e) => e.experiment === experiment);
+    await eventually(() => exposed().length > 0, 3000);
+    const versions = exposed().map((e) => e.config_version);
+    if (versions.includes(version)) return;
+    seen.push(...versions);
+  }
+  assert.fail(`config version ${version} of ${host} never went live within ${ms} ms; exposures carried versions ${JSON.stringify([...new Set(seen)])}`);
+}
+
+/**
+ * The variant of `unit` in an experiment with `weights` at `coverage`, from the bucketing
+ * contract alone (testdata/bucketing.json): variant i owns [S_i, S_i + floor(w_i * coverage /
+ * 10000)), S_i the sum of the weights before it; undefined outside every range.
+ */
+function contractVariant(hashKey, seed, variants, coverage, unit) {
+  const { bucket } = bucketOf(hashKey, seed, unit);
+  let start = 0;
+  for (const { key, weight } of variants) {
+    if (bucket >= start && bucket < start + Math.floor((weight * coverage) / 10000)) return key;
+    start += weight;
+  }
+  return undefined;
+}
+
 /** The origin's own response for a path, fetched directly. */
 const direct = (requestPath) => request({ port: origin.port, host: "origin", path: requestPath });
 
@@ -173,6 +210,9 @@ describe("tenants and stickiness", () => {
     assert.equal(response.status, 200);
     const fresh = stickyCookie(response);
     assert.ok(fresh && fresh !== cookie && fresh !== tampered);
+    // Only the tag was altered: the tampered cookie still names the first unit, which must not be kept.
+    assert.ok(unitOf(first) && unitOf(response), "both pages carry their unit");
+    assert.notEqual(unitOf(response), unitOf(first), "the tampered cookie's unit is not trusted");
     const garbage = await get("shop.test", "/", { cookie: "__Host-cohort=%%%not-base64%%%" });
     assert.equal(garbage.status, 200);
     assert.ok(stickyCookie(garbage));
@@ -264,7 +304,7 @@ describe("who is not experimented on", () => {
       assert.equal(response.headers["set-cookie"], undefined);
       assert.deepEqual(assignmentsSeenByOrigin(origin), {});
       assert.equal(response.body, (await direct("/")).body);
-      await sleep(500);
+      await sleep(DELIVERY_SETTLE_MS);
       assert.equal(collector.batches.length, before, "no beacon");
     });
   }
@@ -343,6 +383,11 @@ describe("exposure beacons", () => {
     const slow = await get("news.test", "/");
     assert.equal(slow.status, 200);
     assert.ok(slow.ms < 1500, `response took ${slow.ms} ms with a 3 s collector`);
+    const slowUnit = unitOf(slow);
+    const received = () => collector.batches.some((b) => b.records.some((r) => r.unit === slowUnit));
+    assert.ok(await eventually(received, 2500), "the slow collector received the exposure");
+    assert.equal(exposuresOf(collector, slowUnit).length, 0, "not accepted while the answer is pending");
+    assert.ok(await eventually(() => exposuresOf(collector, slowUnit).length === 1, 8000), "accepted once answered");
     await quiet(collector, 1000);
     collector.state.mode = "down";
     const start = collector.batches.length;
@@ -395,9 +440,8 @@ describe("config changes", () => {
     }
     assert.ok(visitors.some((v) => v.variant === "control"), "some visitors start in control");
     putKv(stateDir, tenantEntries(shopConfig({ version: 2, heroWeights: [0, 10000] })));
-    await sleep(1200);
-    await get("shop.test", "/"); // past the TTL: serves the old config and refreshes in the background
-    await sleep(500);
+    await sleep(1200); // past the TTL: the next request serves the old config and refreshes in the background
+    await untilConfigLive("shop.test", "/", "hero", 2);
     for (const visitor of visitors) {
       await get("shop.test", "/", { cookie: visitor.cookie });
       assert.equal(assignmentsSeenByOrigin(origin).hero, visitor.variant);
@@ -409,17 +453,31 @@ describe("config changes", () => {
   });
 
   test("coverage raised: nobody already included moves", async () => {
+    // The sticky cookie alone would keep an included unit's variant whatever the bucketing did, so
+    // the variants are also checked against the contract's ranges, on new units (no cookie), at
+    // 20% and at 90% coverage: ranges that moved an included unit would fail one of the two.
+    const pricing = shopConfig().experiments.find((e) => e.key === "pricing");
+    const expected = (coverage, unit) => contractVariant(HASH_KEY, pricing.key, pricing.variants, coverage, unit);
     const visitors = [];
     for (let i = 0; i < 25; i++) {
       const response = await get("shop.test", "/pricing");
-      visitors.push({ cookie: stickyCookie(response), variant: assignmentsSeenByOrigin(origin).pricing });
+      const visitor = { unit: unitOf(response), cookie: stickyCookie(response), variant: assignmentsSeenByOrigin(origin).pricing };
+      assert.equal(visitor.variant, expected(2000, visitor.unit), `unit ${visitor.unit} at 20% coverage`);
+      visitors.push(visitor);
     }
     putKv(stateDir, tenantEntries(shopConfig({ version: 3, heroWeights: [0, 10000], pricingCoverage: 9000 })));
-    await sleep(1200);
-    await get("shop.test", "/");
-    await sleep(500);
+    await sleep(1200); // past the TTL: the next request serves the old config and refreshes in the background
+    await untilConfigLive("shop.test", "/pricing", "pricing", 3);
+    for (let i = 0; i < 25; i++) {
+      const response = await get("shop.test", "/pricing");
+      const unit = unitOf(response);
+      assert.equal(assignmentsSeenByOrigin(origin).pricing, expected(9000, unit), `new unit ${unit} at 90% coverage`);
+    }
     let newlyIncluded = 0;
     for (const visitor of visitors) {
+      if (visitor.variant) {
+        assert.equal(expected(9000, visitor.unit), visitor.variant, "the contract keeps an included unit's range");
+      }
       await get("shop.test", "/pricing", { cookie: visitor.cookie });
       const now = assignmentsSeenByOrigin(origin).pricing;
       if (visitor.variant) assert.equal(now, visitor.variant, "an included unit keeps its variant");

@@ -73,6 +73,8 @@ export async function startCollector() {
         .update(body)
         .digest("hex");
       const records = JSON.parse(body.toString() || "[]");
+      // `status` stays null until the answer is written: a batch counts as accepted only once the
+      // worker could have read a 2xx, never while the answer is pending or lost.
       const batch = {
         path: req.url,
         tenant,
@@ -80,12 +82,13 @@ export async function startCollector() {
         ageSeconds: Math.abs(Date.now() / 1000 - Number(timestamp)),
         records,
         mode: state.mode,
-        status: 200,
+        status: null,
       };
       batches.push(batch);
       const send = (status, json) => {
-        batch.status = status;
-        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(json));
+        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(json), () => {
+          batch.status = status;
+        });
       };
       if (state.forward) {
         try {
@@ -138,9 +141,20 @@ export function tenantEntries(config) {
   return entries;
 }
 
+/** The delivery queues' batch timeout and retry delay in the suite (seconds), test-sized. */
+export const QUEUE_BATCH_TIMEOUT_SECONDS = 0.2;
+export const QUEUE_RETRY_DELAY_SECONDS = 1;
+
 /**
- * The delivery queues of the repository's wrangler.toml with test-sized waits (a 0.2 s batch
- * timeout, a 1 s retry delay): the `BEACONS` producer and its consumer (this same worker), and the
+ * How long a check that nothing (more) arrives waits: a queued beacon reaches the collector after
+ * at most one batch timeout, and a retried one a retry delay later; the rest is margin for a
+ * loaded machine, so a late, wrong delivery is seen rather than missed.
+ */
+export const DELIVERY_SETTLE_MS = (QUEUE_BATCH_TIMEOUT_SECONDS + QUEUE_RETRY_DELAY_SECONDS) * 1000 + 2000;
+
+/**
+ * The delivery queues of the repository's wrangler.toml with test-sized waits (the batch timeout
+ * and retry delay above): the `BEACONS` producer and its consumer (this same worker), and the
  * dead-letter queue with its producer binding (reasons) and its consumer (the log). wrangler dev
  * runs them in its local queue broker.
  */
@@ -155,14 +169,14 @@ function queueSections() {
     "[[queues.consumers]]",
     'queue = "cohort-beacons"',
     "max_batch_size = 100",
-    "max_batch_timeout = 0.2",
+    `max_batch_timeout = ${QUEUE_BATCH_TIMEOUT_SECONDS}`,
     "max_retries = 100",
     'dead_letter_queue = "cohort-beacons-dlq"',
-    "retry_delay = 1",
+    `retry_delay = ${QUEUE_RETRY_DELAY_SECONDS}`,
     "[[queues.consumers]]",
     'queue = "cohort-beacons-dlq"',
     "max_batch_size = 100",
-    "max_batch_timeout = 0.2",
+    `max_batch_timeout = ${QUEUE_BATCH_TIMEOUT_SECONDS}`,
   ];
 }
 
@@ -271,12 +285,20 @@ export async function eventually(predicate, ms = 5000, everyMs = 50) {
   return await predicate();
 }
 
-/** Waits until the collector has received nothing new for `ms` (earlier tests' batches landed). */
-export async function quiet(collector, ms = 400) {
+/**
+ * Waits until the collector has received nothing new for `ms` (earlier tests' batches landed);
+ * throws if it is still receiving after `deadlineMs`, so a delivery loop fails the test instead
+ * of hanging it.
+ */
+export async function quiet(collector, ms = DELIVERY_SETTLE_MS, deadlineMs = 60_000) {
+  const deadline = Date.now() + deadlineMs;
   let seen = collector.batches.length;
   for (;;) {
     await sleep(ms);
     if (collector.batches.length === seen) return;
+    if (Date.now() > deadline) {
+      throw new Error(`the collector was still receiving batches after ${deadlineMs} ms (${seen} so far)`);
+    }
     seen = collector.batches.length;
   }
 }
@@ -284,7 +306,7 @@ export async function quiet(collector, ms = 400) {
 /** Exposure records received for `unit`, across all batches the collector accepted (2xx). */
 export function exposuresOf(collector, unit) {
   return collector.batches
-    .filter((b) => b.path === "/v1/exposures" && b.status < 300)
+    .filter((b) => b.path === "/v1/exposures" && b.status >= 200 && b.status < 300)
     .flatMap((b) => b.records)
     .filter((r) => r.unit === unit);
 }
