@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Independent reference for Cohort's bucketing and cookie contracts; writes the test vectors.
 
-Written from ARCHITECTURE.md's definitions alone (no Rust code consulted), so the Rust engine and
-this script check each other. Another implementation (a new SDK, say) can check itself against
+Written from the contracts as docs/config.md ("Bucketing contract") and docs/edge.md state them,
+with no Rust code consulted, so the Rust engine and this script check each other. Another implementation (a new SDK, say) can check itself against
 the JSON files this writes:
 
     python3 testdata/reference.py        # rewrites bucketing.json, cookies.json, evaluations.json
@@ -123,7 +123,7 @@ def bucketing_vectors():
         for unit in ["visitor-1", "", "123", "user@example.com", "日本語", "😀x"]:
             growthbook.append({"seed": seed, "unit": unit, "bucket": growthbook_v2(seed, unit)})
     return {
-        "description": "Bucketing contract (ARCHITECTURE.md): hash = SipHash-1-3(key = hash_key, message = "
+        "description": "Bucketing contract (docs/config.md, \"Bucketing contract\"): hash = SipHash-1-3(key = hash_key, message = "
                        "u32-LE(byte length of seed) || seed || unit) as 16 hex digits; bucket = (hash * 10000) >> 64. "
                        "Strings are UTF-8. ranges: variant i owns [S_i, S_i + floor(w_i * coverage / 10000)). "
                        "growthbook_v2: fnv1a32(decimal(fnv1a32(seed + unit))) mod 10000, FNV over UTF-16 code units. "

@@ -1,6 +1,6 @@
 //! `cohort publish`: validate tenant configs, then write them to the edge's KV through wrangler.
 //!
-//! KV layout (ARCHITECTURE.md): `tenant:<id>` → config JSON, `host:<hostname>` → tenant id. A
+//! KV layout (docs/edge.md, "Per request"): `tenant:<id>` → config JSON, `host:<hostname>` → tenant id. A
 //! config is refused unless its `version` is greater than the stored one, and a hostname already
 //! served by another tenant is refused too. `--local` writes wrangler's local KV (what
 //! `wrangler dev` reads); without it wrangler writes the Cloudflare namespace, authenticated by

@@ -163,7 +163,7 @@ pub enum Status {
 /// Bucketing function of an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum HashMode {
-    /// SipHash-1-3 under the tenant key (ARCHITECTURE.md's contract).
+    /// SipHash-1-3 under the tenant key (docs/config.md, "Bucketing contract").
     #[default]
     #[serde(rename = "cohort-v1")]
     CohortV1,
