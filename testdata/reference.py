@@ -2,8 +2,8 @@
 """Independent reference for Cohort's bucketing and cookie contracts; writes the test vectors.
 
 Written from the contracts as docs/config.md ("Bucketing contract") and docs/edge.md state them,
-with no Rust code consulted, so the Rust engine and this script check each other. Another implementation (a new SDK, say) can check itself against
-the JSON files this writes:
+with no Rust code consulted, so the Rust engine and this script check each other. Another
+implementation (a new SDK, say) can check itself against the JSON files this writes:
 
     python3 testdata/reference.py        # rewrites bucketing.json, cookies.json, evaluations.json
 """
