@@ -60,38 +60,28 @@ pub struct ResultsQuery {
 }
 
 impl ResultsQuery {
-    const PARAMETERS: [&str; 9] = [
-        "weights",
-        "control",
-        "inference",
-        "adjustment",
-        "config_version",
-        "country",
-        "device",
-        "from",
-        "to",
-    ];
-
     /// From the query string's (name, value) pairs.
     fn from_pairs(pairs: Vec<(String, String)>) -> Result<ResultsQuery, ApiError> {
         let mut query = ResultsQuery::default();
         for (name, value) in pairs {
-            let slot = match name.as_str() {
-                "weights" => &mut query.weights,
-                "control" => &mut query.control,
-                "inference" => &mut query.inference,
-                "adjustment" => &mut query.adjustment,
-                "config_version" => &mut query.config_version,
-                "country" => &mut query.country,
-                "device" => &mut query.device,
-                "from" => &mut query.from,
-                "to" => &mut query.to,
-                _ => {
-                    return Err(ApiError::bad_query(format!(
-                        "{name}: not a results parameter; they are {}",
-                        ResultsQuery::PARAMETERS.join(", ")
-                    )));
-                }
+            // One table of names and fields, so the refusal lists exactly what is accepted.
+            let mut slots = [
+                ("weights", &mut query.weights),
+                ("control", &mut query.control),
+                ("inference", &mut query.inference),
+                ("adjustment", &mut query.adjustment),
+                ("config_version", &mut query.config_version),
+                ("country", &mut query.country),
+                ("device", &mut query.device),
+                ("from", &mut query.from),
+                ("to", &mut query.to),
+            ];
+            let known: Vec<&str> = slots.iter().map(|(known, _)| *known).collect();
+            let Some((_, slot)) = slots.iter_mut().find(|(known, _)| *known == name) else {
+                return Err(ApiError::bad_query(format!(
+                    "{name}: not a results parameter; they are {}",
+                    known.join(", ")
+                )));
             };
             if slot.replace(value).is_some() {
                 return Err(ApiError::bad_query(format!("{name}: given more than once")));
@@ -217,38 +207,6 @@ pub struct MultipleComparisons {
     pub comparisons: usize,
 }
 
-/// The filters an analysis applied to exposed units.
-#[derive(Debug, Default, Serialize)]
-pub struct Slice {
-    /// Config version.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub config_version: Option<u64>,
-    /// Country code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub country: Option<String>,
-    /// Device class.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device: Option<&'static str>,
-    /// First exposure at or after, Unix milliseconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from_ms: Option<i64>,
-    /// First exposure before, Unix milliseconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to_ms: Option<i64>,
-}
-
-impl Slice {
-    fn filter(&self) -> ExposureFilter {
-        ExposureFilter {
-            config_version: self.config_version,
-            country: self.country.clone(),
-            device: self.device.map(str::to_owned),
-            from_ms: self.from_ms,
-            to_ms: self.to_ms,
-        }
-    }
-}
-
 /// The results document.
 #[derive(Debug, Serialize)]
 pub struct ExperimentResults {
@@ -263,7 +221,7 @@ pub struct ExperimentResults {
     /// How intervals and p-values were computed.
     pub inference: InferenceSettings,
     /// The filters applied to exposed units; empty for all of them.
-    pub slice: Slice,
+    pub slice: ExposureFilter,
     /// Per variant, control first.
     pub variants: Vec<VariantUnits>,
     /// Sample-ratio-mismatch check.
@@ -308,7 +266,7 @@ fn parse_analysis(query: &ResultsQuery, sequential_tuning: f64) -> Result<Analys
     Ok(Analysis { inference, adjustment })
 }
 
-fn parse_slice(query: &ResultsQuery) -> Result<Slice, ApiError> {
+fn parse_slice(query: &ResultsQuery) -> Result<ExposureFilter, ApiError> {
     let config_version = query
         .config_version
         .as_deref()
@@ -368,10 +326,10 @@ fn parse_slice(query: &ResultsQuery) -> Result<Slice, ApiError> {
     {
         return Err(ApiError::bad_query(format!("to: {to} is not after from ({from})")));
     }
-    Ok(Slice {
+    Ok(ExposureFilter {
         config_version,
         country,
-        device,
+        device: device.map(str::to_owned),
         from_ms,
         to_ms,
     })
@@ -593,7 +551,7 @@ struct Request<'a> {
     experiment: &'a str,
     query: &'a ResultsQuery,
     analysis: Analysis,
-    slice: Slice,
+    slice: ExposureFilter,
     configured: Option<&'a ConfiguredExperiment>,
     definition: &'a dyn Fn(&str) -> Option<MetricDefinition>,
 }
@@ -679,17 +637,16 @@ pub(crate) async fn results(
     let query = ResultsQuery::from_pairs(pairs)?;
     let analysis = parse_analysis(&query, state.config.sequential_tuning)?;
     let slice = parse_slice(&query)?;
-    let filter = slice.filter();
     let configs = &state.config.tenant_configs;
     let unavailable = |error| ApiError::read_unavailable("results", &tenant, Some(&experiment), &error);
 
     let shapes: Vec<MetricShape> = configs.metrics(&tenant).iter().map(metric_shape).collect();
     // Two independent reads: run them side by side on two read connections.
     let (exposed, aggregates) = tokio::try_join!(
-        state.store.exposed_units_where(&tenant, &experiment, &filter),
+        state.store.exposed_units_where(&tenant, &experiment, &slice),
         state
             .store
-            .metric_aggregates(&tenant, &experiment, &filter, PRE_EXPOSURE_LOOKBACK_MS, &shapes),
+            .metric_aggregates(&tenant, &experiment, &slice, PRE_EXPOSURE_LOOKBACK_MS, &shapes),
     )
     .map_err(unavailable)?;
     let configured = configs.experiment(&tenant, &experiment);

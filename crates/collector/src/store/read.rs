@@ -52,19 +52,25 @@ pub struct MetricAggregate {
     pub value_sum_of_products: f64,
 }
 
-/// Which exposed units an analysis covers: every filter given must hold for a unit's first
-/// exposure. The default covers every unit.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Which exposed units an analysis covers (a results slice): every filter given must hold for a
+/// unit's first exposure. The default covers every unit. Serialised as the results document's
+/// `slice`, with only the filters given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ExposureFilter {
     /// Config version that made the assignment.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub config_version: Option<u64>,
     /// Country code.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
     /// Device class (`desktop`, `mobile`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     /// First exposure at or after this time, Unix milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from_ms: Option<i64>,
     /// First exposure before this time, Unix milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to_ms: Option<i64>,
 }
 
