@@ -47,6 +47,17 @@ if ! rustup target list --toolchain "$toolchain" --installed | grep -q '^wasm32-
   rustup target add wasm32-unknown-unknown --toolchain "$toolchain"
 fi
 
+# Debian packages: the package lists are refreshed once per run, before the first install.
+apt_lists_fresh=false
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $apt_lists_fresh; then
+    apt-get update -qq
+    apt_lists_fresh=true
+  fi
+  apt-get install -y -qq "$@" >/dev/null
+}
+
 if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
   step "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2 minutes, once)"
   # --locked fails on the registry mirror here: a locked dependency version is missing.
@@ -55,9 +66,7 @@ fi
 
 if $want_browser && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
   step "installing Chromium and ChromeDriver from Debian"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq chromium chromium-driver >/dev/null
+  apt_install chromium chromium-driver
 fi
 if $want_edge; then
   if [[ "$(worker-build --version 2>/dev/null || true)" != "$WORKER_BUILD_VERSION" ]]; then
@@ -71,15 +80,11 @@ if $want_edge; then
   fi
   if ! command -v sqlite3 >/dev/null 2>&1; then
     step "installing the sqlite3 shell from Debian"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq sqlite3 >/dev/null
+    apt_install sqlite3
   fi
 fi
 if $want_monitoring && ! command -v promtool >/dev/null 2>&1; then
   step "installing promtool (Debian's prometheus package)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
   # Only promtool is wanted, but the package's scripts start a Prometheus server unless
   # policy-rc.d forbids it. Container images usually ship one that does; otherwise put one in place
   # for the install (exit 101: "action forbidden") and remove it afterwards, even on failure.
@@ -94,7 +99,7 @@ if $want_monitoring && ! command -v promtool >/dev/null 2>&1; then
     made_policy=true
   fi
   # Without recommends: prometheus-node-exporter would be one more daemon.
-  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  apt_install --no-install-recommends prometheus
   if $made_policy; then
     rm -f "$policy"
     trap - EXIT INT TERM
@@ -118,8 +123,6 @@ if $want_monitoring && ! command -v promtool >/dev/null 2>&1; then
 fi
 if $want_durability && ! command -v strace >/dev/null 2>&1; then
   step "installing strace from Debian"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq strace >/dev/null
+  apt_install strace
 fi
 step "setup complete"

@@ -72,8 +72,7 @@ if (( size > WORKER_WASM_BUDGET || gzipped > WORKER_GZIP_BUDGET )); then
   echo "FAIL: the deployed worker is over its size budget" >&2
   exit 1
 fi
-# tests/edge/delivery.test.mjs runs the real collector binary (target/debug/cohort).
-cargo build -p cohort-cli
+# tests/edge/delivery.test.mjs runs the real collector binary built for the dashboard step above.
 WRANGLER_SEND_METRICS=false counted node --test --test-timeout=300000 --test-reporter=spec tests/edge/
 
 step "the whole pipeline as make demo runs it: origin, collector, edge, cohort loadgen, dashboard"

@@ -22,7 +22,7 @@ export const CHROMIUM_ARGS = [
 ];
 
 /** Fetches `path` of the tenant's API with the read token; throws with the status and body. */
-export async function api(baseUrl, tenant, token, apiPath) {
+async function api(baseUrl, tenant, token, apiPath) {
   const url = `${baseUrl}/v1/tenants/${encodeURIComponent(tenant)}${apiPath}`;
   const response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
   const text = await response.text();

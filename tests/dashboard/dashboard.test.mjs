@@ -15,7 +15,7 @@ import { chromium } from "playwright-core";
 
 import { cohortBinary, startCohortCollector } from "../../scripts/pipeline.mjs";
 import { freePort } from "../edge/harness.mjs";
-import { CHROMIUM, CHROMIUM_ARGS, api, checkDashboard, checkShown, openDashboard, waitUntilShown } from "./check.mjs";
+import { CHROMIUM, CHROMIUM_ARGS, checkDashboard, checkShown, openDashboard, waitUntilShown } from "./check.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const TARGET = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target");

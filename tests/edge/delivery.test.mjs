@@ -201,7 +201,6 @@ describe("durable delivery through the queue", () => {
     const restarted = performance.now();
     const all = [...early, ...visitors];
     const expected = tally(all, OUTAGE);
-    assert.equal(sum(expected._holdout), all.length, "one holdout record per new unit");
     assert.ok(expected._holdout.holdout > 0 && expected._holdout.rest > 0, JSON.stringify(expected._holdout));
     if (!(await eventually(() => holds(expected), 120_000, 200))) {
       const seen = {};

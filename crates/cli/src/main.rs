@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
+use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_VARIANT};
 use cohort_core::{Context, Outcome, Reason, Source, Tenant};
 use serde_json::{Map, Value};
 
@@ -276,14 +276,10 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, String> {
         .max()
         .unwrap_or(10)
         .max(10);
-    if tenant.holdout > 0 {
-        // The membership the unit's holdout record carries, sent once when the edge issues it.
+    // The membership the unit's holdout record carries, sent once when the edge issues it.
+    if let Some(variant) = tenant.holdout_variant(&args.unit) {
         let bucket = tenant.holdout_bucket(&args.unit);
-        let (variant, relation) = if bucket < tenant.holdout {
-            (HOLDOUT_VARIANT, "<")
-        } else {
-            (HOLDOUT_REST_VARIANT, "≥")
-        };
+        let relation = if variant == HOLDOUT_VARIANT { "<" } else { "≥" };
         writeln!(
             out,
             "  {HOLDOUT_EXPERIMENT:width$}  → {variant} (bucket {bucket} {relation} {}, recorded when the unit is new)",

@@ -377,7 +377,7 @@ fn add_unexpected_variants(mut weights: Vec<(String, f64)>, exposed: &[(String, 
 
 /// Orders variants control first and attaches expected weights: from the query, else from the
 /// experiment's config, else equal over the variants seen.
-fn expected_split(
+pub(crate) fn expected_split(
     query: &ResultsQuery,
     configured: Option<&ConfiguredExperiment>,
     exposed: &[(String, u64)],

@@ -21,6 +21,7 @@ use crate::app::AppState;
 use crate::metrics::{SrmGauge, SrmGauges};
 use cohort_core::exposure::HOLDOUT_EXPERIMENT;
 
+use crate::results::{self, ResultsQuery};
 use crate::stats::{SampleRatioTest, sample_ratio_test};
 use crate::store::{StoreError, VariantExposureSummary};
 use crate::tenant_configs::TenantConfigs;
@@ -112,65 +113,32 @@ fn alarm_changes<'a>(previous: &SrmGauges, current: &'a SrmGauges) -> Vec<AlarmC
         .collect()
 }
 
-/// What an experiment's exposures are expected to follow.
-#[derive(Debug, Clone, PartialEq)]
-enum Expected {
-    /// Weights per variant from the tenant's config.
-    Weights(Vec<(String, f64)>),
-    /// No config for it: an equal split over the variants seen.
-    EqualOverObserved,
-    /// Nothing sound to test against (the holdout without the tenant's config).
-    Unknown,
-}
-
-fn expected(configs: &TenantConfigs, tenant: &str, experiment: &str) -> Expected {
-    match configs.experiment(tenant, experiment) {
-        Some(configured) => Expected::Weights(
-            configured
-                .variants
-                .iter()
-                .map(|variant| (variant.key.clone(), f64::from(variant.weight)))
-                .collect(),
-        ),
-        None if experiment == HOLDOUT_EXPERIMENT => Expected::Unknown,
-        None => Expected::EqualOverObserved,
+/// The variants to test with their observed units and expected weights, by the same rules results
+/// use without a query (the configured split, strays expected to get nothing; else an equal
+/// split over the variants seen). `None` for the holdout's records without the tenant's config:
+/// an equal split would be the wrong expectation for them.
+fn expected_split(
+    configs: &TenantConfigs,
+    tenant: &str,
+    experiment: &str,
+    observed: &[VariantExposureSummary],
+) -> Option<Vec<(String, u64, f64)>> {
+    let configured = configs.experiment(tenant, experiment);
+    if configured.is_none() && experiment == HOLDOUT_EXPERIMENT {
+        return None;
     }
-}
-
-/// The variants to test with their observed units and expected weights: the expected weights
-/// plus variants seen but not expected at weight 0, or an equal split over the variants seen.
-/// `None` when there is nothing sound to test against.
-fn expected_split(expected: Expected, observed: &[VariantExposureSummary]) -> Option<Vec<(String, u64, f64)>> {
-    let units_of = |variant: &str| {
-        observed
-            .iter()
-            .find(|summary| summary.variant == variant)
-            .map_or(0, |summary| summary.units)
-    };
-    match expected {
-        Expected::Weights(weights) => {
-            let mut split: Vec<(String, u64, f64)> = weights
-                .into_iter()
-                .map(|(variant, weight)| {
-                    let units = units_of(&variant);
-                    (variant, units, weight)
-                })
-                .collect();
-            for summary in observed {
-                if !split.iter().any(|(key, _, _)| *key == summary.variant) {
-                    split.push((summary.variant.clone(), summary.units, 0.0));
-                }
-            }
-            Some(split)
-        }
-        Expected::EqualOverObserved => Some(
-            observed
-                .iter()
-                .map(|summary| (summary.variant.clone(), summary.units, 1.0))
-                .collect(),
-        ),
-        Expected::Unknown => None,
-    }
+    let exposed: Vec<(String, u64)> = observed.iter().map(|s| (s.variant.clone(), s.units)).collect();
+    let (weights, _) = results::expected_split(&ResultsQuery::default(), configured, &exposed).ok()?;
+    let units_of = |variant: &str| exposed.iter().find(|(v, _)| v == variant).map_or(0, |(_, n)| *n);
+    Some(
+        weights
+            .into_iter()
+            .map(|(variant, weight)| {
+                let units = units_of(&variant);
+                (variant, units, weight)
+            })
+            .collect(),
+    )
 }
 
 fn test_split(split: &[(String, u64, f64)]) -> Option<SampleRatioTest> {
@@ -266,8 +234,7 @@ async fn test_every_experiment(state: &AppState) -> Result<TestedExperiments, St
         // Sorted by experiment, then variant: each experiment's rows are one run.
         for variants in summaries.chunk_by(|a, b| a.experiment == b.experiment) {
             let experiment = &variants[0].experiment;
-            let expected = expected(&state.config.tenant_configs, &tenant, experiment);
-            let Some(split) = expected_split(expected, variants) else {
+            let Some(split) = expected_split(&state.config.tenant_configs, &tenant, experiment, variants) else {
                 continue;
             };
             if let Some(test) = test_split(&split) {
@@ -340,25 +307,25 @@ mod tests {
     fn expectations_come_from_the_config_or_an_equal_split_and_the_holdout_needs_a_config() {
         let mut configs = TenantConfigs::default();
         configs.insert_json(SHOP).unwrap();
+        let observed = [summary("green", 480), summary("control", 520)];
         assert_eq!(
-            expected(&configs, "shop", "cta"),
-            Expected::Weights(vec![("control".into(), 5000.0), ("green".into(), 5000.0)])
+            expected_split(&configs, "shop", "cta", &observed).unwrap(),
+            [("control".to_owned(), 520, 5000.0), ("green".to_owned(), 480, 5000.0)]
         );
-        assert_eq!(expected(&configs, "shop", "unlisted"), Expected::EqualOverObserved);
+        let held = [summary("holdout", 6), summary("rest", 94)];
         assert_eq!(
-            expected(&configs, "shop", HOLDOUT_EXPERIMENT),
-            Expected::Weights(vec![("holdout".into(), 500.0), ("rest".into(), 9500.0)])
+            expected_split(&configs, "shop", HOLDOUT_EXPERIMENT, &held).unwrap(),
+            [("holdout".to_owned(), 6, 500.0), ("rest".to_owned(), 94, 9500.0)]
         );
-        assert_eq!(expected(&configs, "news", HOLDOUT_EXPERIMENT), Expected::Unknown);
-        assert_eq!(expected(&configs, "news", "cta"), Expected::EqualOverObserved);
-        assert_eq!(expected_split(Expected::Unknown, &[summary("rest", 9)]), None);
+        assert_eq!(expected_split(&configs, "news", HOLDOUT_EXPERIMENT, &held), None);
     }
 
     #[test]
     fn the_config_sets_the_split_and_strays_are_expected_to_get_nothing() {
+        let mut configs = TenantConfigs::default();
+        configs.insert_json(SHOP).unwrap();
         let observed = [summary("control", 700), summary("stray", 3)];
-        let weights = Expected::Weights(vec![("control".into(), 5000.0), ("green".into(), 5000.0)]);
-        let split = expected_split(weights, &observed).unwrap();
+        let split = expected_split(&configs, "shop", "cta", &observed).unwrap();
         assert_eq!(
             split,
             [
@@ -376,13 +343,14 @@ mod tests {
 
     #[test]
     fn without_a_config_the_variants_seen_share_equally() {
+        let configs = TenantConfigs::default();
         let observed = [summary("a", 510), summary("b", 490)];
-        let split = expected_split(Expected::EqualOverObserved, &observed).unwrap();
+        let split = expected_split(&configs, "news", "layout", &observed).unwrap();
         assert_eq!(split, [("a".to_owned(), 510, 1.0), ("b".to_owned(), 490, 1.0)]);
         let test = test_split(&split).unwrap();
         assert!(!test.mismatch && test.p_value > 0.5, "{test:?}");
         // One variant seen and no config: nothing to compare.
-        let one = expected_split(Expected::EqualOverObserved, &observed[..1]).unwrap();
+        let one = expected_split(&configs, "news", "layout", &observed[..1]).unwrap();
         assert_eq!(test_split(&one), None);
     }
 

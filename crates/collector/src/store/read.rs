@@ -171,19 +171,21 @@ fn per_metric(
 ) -> String {
     let branches: String = shapes
         .iter()
-        .filter(|shape| {
-            shape
-                .key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        })
-        .filter_map(|shape| value(shape).map(|value| format!(" WHEN '{}' THEN {value}", shape.key)))
+        .filter_map(|shape| Some(format!(" WHEN {} THEN {}", key_literal(&shape.key)?, value(shape)?)))
         .collect();
     if branches.is_empty() {
         format!("CAST(NULL AS {sql_type})")
     } else {
         format!("(CASE {column}{branches} ELSE CAST(NULL AS {sql_type}) END)")
     }
+}
+
+/// A metric key as an SQL string literal. Keys are validated to letters, digits, `-`, `_` and `.`
+/// (the key alphabet) before they get here; anything else is left out rather than quoted.
+fn key_literal(key: &str) -> Option<String> {
+    key.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        .then(|| format!("'{key}'"))
 }
 
 /// A finite number as an SQL literal of type DOUBLE PRECISION.
@@ -334,7 +336,7 @@ impl Store {
         let (quantiles, upper) = if winsorized.is_empty() {
             (String::new(), absolute)
         } else {
-            let keys: Vec<String> = winsorized.iter().map(|shape| format!("'{}'", shape.key)).collect();
+            let keys: Vec<String> = winsorized.iter().filter_map(|shape| key_literal(&shape.key)).collect();
             let q = per_metric("metric", shapes, |shape| shape.winsorize.map(real), "DOUBLE PRECISION");
             (
                 format!(
