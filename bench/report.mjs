@@ -13,7 +13,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
+import { ROOT } from "../scripts/lib/paths.mjs";
 
 function option(name) {
   const index = process.argv.indexOf(name);
@@ -22,6 +22,10 @@ function option(name) {
   if (value === undefined || value.startsWith("--")) fail(`${name} needs a value`);
   return value;
 }
+/**
+ * @param {string} message
+ * @returns {never}
+ */
 function fail(message) {
   console.error(`bench/report.mjs: ${message}`);
   process.exit(2);
@@ -41,7 +45,7 @@ function figures(name, { optional = false } = {}) {
   try {
     return JSON.parse(fs.readFileSync(file, "utf8"));
   } catch (error) {
-    fail(`${file}: not JSON (${error.message})`);
+    fail(`${file}: not JSON (${/** @type {Error} */ (error).message})`);
   }
 }
 
@@ -55,7 +59,8 @@ function field(doc, name, dotted) {
 /** A figure: a field that must be a finite number (a NaN or a null would print as a figure). */
 function figure(doc, name, dotted) {
   const value = field(doc, name, dotted);
-  if (typeof value !== "number" || !Number.isFinite(value)) fail(`${name}: \`${dotted}\` is ${JSON.stringify(value)}, not a number`);
+  if (typeof value !== "number" || !Number.isFinite(value))
+    fail(`${name}: \`${dotted}\` is ${JSON.stringify(value)}, not a number`);
   return value;
 }
 
@@ -87,7 +92,10 @@ function machine() {
     rustc: run("rustc", ["--version"]),
     node: process.version,
     commit: run("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]),
-    load: os.loadavg().map((l) => f(l)).join(" "),
+    load: os
+      .loadavg()
+      .map((l) => f(l))
+      .join(" "),
   };
 }
 
@@ -153,13 +161,19 @@ function edgeSection() {
   };
   const n = (key, what) => figure(edge, "edge.json", `summary.${key}.${what}`);
   for (const key of Object.keys(s)) {
-    if (n(key, "errors") !== 0) fail(`edge.json: target ${key} counted ${s[key].errors} error(s) (socket errors or non-2xx/3xx responses)`);
+    if (n(key, "errors") !== 0)
+      fail(`edge.json: target ${key} counted ${s[key].errors} error(s) (socket errors or non-2xx/3xx responses)`);
   }
   const rows = Object.keys(label)
     .filter((key) => s[key])
-    .map((key) => `| ${label[key]} | ${thousands(n(key, "rps"))} | ${f(n(key, "p50"))} | ${f(n(key, "p99"))} | ${f(n(key, "cpuMs"), 3)} |`);
+    .map(
+      (key) =>
+        `| ${label[key]} | ${thousands(n(key, "rps"))} | ${f(n(key, "p50"))} | ${f(n(key, "p99"))} | ${f(n(key, "cpuMs"), 3)} |`,
+    );
   const size = (key, name) =>
-    b[key] ? `| ${name} | ${b[key].uploadKiB} KiB | ${b[key].gzipKiB} KiB | ${b[key].wasmBytes ? `${thousands(b[key].wasmBytes)} B` : "—"} |` : "";
+    b[key]
+      ? `| ${name} | ${b[key].uploadKiB} KiB | ${b[key].gzipKiB} KiB | ${b[key].wasmBytes ? `${thousands(b[key].wasmBytes)} B` : "—"} |`
+      : "";
   const ratio = (kind, what) => figure(edge, "edge.json", `comparison.${kind}.${what}`);
   const visitor = (kind) =>
     `| ${kind} visitor | ${percent(ratio(kind, "cohortVsPassthrough"))} (${verdict(c[kind].targets.atLeast90PercentOfPassthrough)}) | ${percent(ratio(kind, "growthbookVsPassthrough"))} | ${times(ratio(kind, "cohortVsGrowthbook"))} (${verdict(c[kind].targets.aheadOfGrowthbook)}) | ${times(ratio(kind, "cpuCapacity.cohortVsGrowthbook"))} |`;
@@ -211,7 +225,10 @@ results for ${thousands(n("results_units"))} exposed units in ${f(n("results_med
 
 function headline() {
   const lines = [];
-  if (native) lines.push(`- engine, native: **${times(native.fastest_peer_ratio)}** faster than the fastest peer (${native.fastest_peer}; target 3×)`);
+  if (native)
+    lines.push(
+      `- engine, native: **${times(native.fastest_peer_ratio)}** faster than the fastest peer (${native.fastest_peer}; target 3×)`,
+    );
   lines.push(`- engine, Wasm vs GrowthBook's JS SDK: **${times(js.ratio["cohort/growthbook"])}** (target 5×)`);
   const c = edge.comparison;
   lines.push(

@@ -73,7 +73,8 @@ function cargoPackages() {
       const targets = {};
       if (new RegExp(`^${auto}\\s*=\\s*false`, "m").test(toml) || !exists(path.join(dir, folder))) return targets;
       for (const entry of fs.readdirSync(path.join(ROOT, dir, folder), { withFileTypes: true })) {
-        if (entry.isFile() && entry.name.endsWith(".rs")) targets[entry.name.slice(0, -3)] = path.join(dir, folder, entry.name);
+        if (entry.isFile() && entry.name.endsWith(".rs"))
+          targets[entry.name.slice(0, -3)] = path.join(dir, folder, entry.name);
         if (entry.isDirectory() && exists(path.join(dir, folder, entry.name, "main.rs"))) {
           targets[entry.name] = path.join(dir, folder, entry.name, "main.rs");
         }
@@ -82,10 +83,15 @@ function cargoPackages() {
     };
     const targets = (kind, folder, auto) => {
       const found = discovered(folder, auto);
-      for (const t of declared(kind)) if (t.name) found[t.name] = path.join(dir, t.path ?? path.join(folder, `${t.name}.rs`));
+      for (const t of declared(kind))
+        if (t.name) found[t.name] = path.join(dir, t.path ?? path.join(folder, `${t.name}.rs`));
       return found;
     };
-    packages.set(name, { dir: dir || ".", benches: targets("bench", "benches", "autobenches"), tests: targets("test", "tests", "autotests") });
+    packages.set(name, {
+      dir: dir || ".",
+      benches: targets("bench", "benches", "autobenches"),
+      tests: targets("test", "tests", "autotests"),
+    });
   };
   walk("");
   return packages;
@@ -127,13 +133,15 @@ function checkCargo(command) {
   if (!pkg) return `no Cargo package named ${crate} in this repository`;
   if (sub === "bench") {
     const bench = option("--bench");
-    if (bench && !pkg.benches[bench]) return `${crate} has no bench target ${bench} (has: ${Object.keys(pkg.benches).join(", ") || "none"})`;
+    if (bench && !pkg.benches[bench])
+      return `${crate} has no bench target ${bench} (has: ${Object.keys(pkg.benches).join(", ") || "none"})`;
     if (!bench && Object.keys(pkg.benches).length === 0) return `${crate} has no bench targets`;
   }
   if (sub === "test") {
     const test = option("--test");
     if (test && !pkg.tests[test]) return `${crate} has no test target ${test} (tests/${test}.rs)`;
-    if (words.includes("--bench") && !pkg.benches[option("--bench")]) return `${crate} has no bench target ${option("--bench")}`;
+    if (words.includes("--bench") && !pkg.benches[option("--bench")])
+      return `${crate} has no bench target ${option("--bench")}`;
   }
   return "ok";
 }
@@ -161,7 +169,8 @@ function checkBenchmark(command, file) {
   const bench = command.match(/cargo\s+bench\b.*?(?:-p|--package)\s+([\w-]+).*?--bench\s+([\w-]+)/);
   if (bench) {
     const source = packages.get(bench[1]).benches[bench[2]];
-    if (path.normalize(source) !== path.normalize(file)) return `${file} is not the source of ${bench[1]}'s bench ${bench[2]} (${source})`;
+    if (path.normalize(source) !== path.normalize(file))
+      return `${file} is not the source of ${bench[1]}'s bench ${bench[2]} (${source})`;
   }
   return "ok";
 }
@@ -193,7 +202,10 @@ function normalize(text) {
       while (j + 1 < text.length && (text[j + 1] === " " || text[j + 1] === "\t")) j++;
       // Blank lines and table rows stay separate lines: a claim never spans them.
       const next = text[j + 1];
-      out += next === "\n" || next === "|" || next === undefined || (text[j + 1] === "`" && text.startsWith("```", j + 1)) ? "\n" : " ";
+      out +=
+        next === "\n" || next === "|" || next === undefined || (text[j + 1] === "`" && text.startsWith("```", j + 1))
+          ? "\n"
+          : " ";
       lineAt.push(line);
       line += 1;
       i = j;
@@ -221,7 +233,8 @@ function claimAt(text, index) {
 const rows = [];
 for (const doc of documents) {
   const { text, lineAt } = normalize(read(doc));
-  const record = (index, kind, cites, ok) => rows.push({ where: `${doc}:${lineAt[index]}`, claim: claimAt(text, index), kind, cites, ok });
+  const record = (index, kind, cites, ok) =>
+    rows.push({ where: `${doc}:${lineAt[index]}`, claim: claimAt(text, index), kind, cites, ok });
   const taken = []; // [start, end) spans already checked as a benchmark citation or a link
   const inTaken = (index) => taken.some(([start, end]) => index >= start && index < end);
 
@@ -247,7 +260,8 @@ for (const doc of documents) {
     taken.push([m.index, m.index + m[0].length]);
   }
   // cargo bench / cargo test commands anywhere.
-  const cargo = /cargo\s+(?:bench|test)(?:\s+(?:-p\s+[\w-]+|--package\s+[\w-]+|--bench\s+[\w-]+|--test\s+[\w-]+|--tests|--benches|--workspace|--release|--target\s+[\w-]+))*/g;
+  const cargo =
+    /cargo\s+(?:bench|test)(?:\s+(?:-p\s+[\w-]+|--package\s+[\w-]+|--bench\s+[\w-]+|--test\s+[\w-]+|--tests|--benches|--workspace|--release|--target\s+[\w-]+))*/g;
   for (const m of text.matchAll(cargo)) {
     if (inTaken(m.index) || !/\s(-p|--package)\s/.test(m[0])) continue;
     record(m.index, "cargo", m[0], checkCargo(m[0]));
@@ -277,7 +291,8 @@ const broken = rows.filter((r) => r.ok !== "ok");
 if (LIST) {
   const cell = (s) => String(s).replace(/\|/g, "\\|");
   console.log("| where | claim | cites | ok |\n|---|---|---|---|");
-  for (const r of rows) console.log(`| ${r.where} | ${cell(r.claim)} | ${r.kind}: \`${cell(r.cites)}\` | ${cell(r.ok)} |`);
+  for (const r of rows)
+    console.log(`| ${r.where} | ${cell(r.claim)} | ${r.kind}: \`${cell(r.cites)}\` | ${cell(r.ok)} |`);
   console.log();
 }
 const perKind = {};
@@ -286,7 +301,8 @@ const kinds = Object.entries(perKind)
   .map(([kind, count]) => `${count} ${kind}`)
   .join(", ");
 if (broken.length) {
-  for (const r of broken) console.error(`check-claims: ${r.where}: "${r.claim}" cites ${r.kind} \`${r.cites}\`: ${r.ok}`);
+  for (const r of broken)
+    console.error(`check-claims: ${r.where}: "${r.claim}" cites ${r.kind} \`${r.cites}\`: ${r.ok}`);
   console.error(`check-claims: ${broken.length} of ${rows.length} citations broken (${kinds})`);
   process.exit(1);
 }

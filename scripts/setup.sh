@@ -4,7 +4,8 @@
 #
 #   scripts/setup.sh            toolchain, wasm target, wasm-bindgen CLI
 #   scripts/setup.sh --browser  also Chromium + ChromeDriver (browser tests)
-#   scripts/setup.sh --edge     also worker-build, the npm tooling (wrangler/workerd, esbuild, wasm-opt)
+#   scripts/setup.sh --edge     also worker-build, the npm tooling (wrangler/workerd, esbuild, wasm-opt,
+#                               and eslint, prettier and typescript for `npm run lint`)
 #                               and the sqlite3 shell (the delivery test reads the collector's database)
 #   scripts/setup.sh --monitoring  also promtool (Debian's prometheus package), which checks and
 #                                  unit-tests deploy/prometheus/alerts.yml
@@ -75,7 +76,7 @@ if $want_edge; then
   fi
   # Skipped while node_modules is newer than the lockfile it was installed from.
   if [[ ! -x node_modules/.bin/wrangler || package-lock.json -nt node_modules/.package-lock.json ]]; then
-    step "installing npm tooling (wrangler/workerd, esbuild, binaryen)"
+    step "installing npm tooling (wrangler/workerd, esbuild, binaryen, eslint, prettier, typescript)"
     npm ci --no-audit --no-fund
   fi
   if ! command -v sqlite3 >/dev/null 2>&1; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every test: formatting, the documents' citations (scripts/check-claims.mjs), lints, native
-# tests, the Prometheus alert rules' unit tests, the vector suite in headless Chromium and against
-# GrowthBook's SDK, and the edge worker's release Wasm build against its size budget.
-# Installs what it needs first.
+# Every test: formatting, the JavaScript's lints and type checks (`npm run lint`), the documents'
+# citations (scripts/check-claims.mjs), lints, native tests, the Prometheus alert rules' unit
+# tests, the vector suite in headless Chromium and against GrowthBook's SDK, and the edge worker's
+# release Wasm build against its size budget. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -19,6 +19,9 @@ counted() { "$@" 2>&1 | tee -a "$results"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "JavaScript: eslint, prettier, TypeScript checks (@ts-check)"
+npm run -s lint
 
 step "every file, benchmark, test and make target README, DESIGN and docs/ cite exists"
 node scripts/check-claims.mjs

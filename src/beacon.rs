@@ -1,224 +1,162 @@
-//! Exposures and conversions on their way out, after the response (`ctx.wait_until`).
-//!
-//! Records are gathered per isolate for [`FLUSH_DELAY`] and handed on as one batch per kind and
-//! tenant: a busy isolate makes one queue send (or subrequest) for many visitors instead of one per
-//! visitor. The request that opens a window keeps the isolate alive (`wait_until`) until its flush
-//! is done. A batch goes to the delivery queue (`BEACONS`, see `src/delivery.rs` for its consumer);
-//! if the queue is missing or refuses the send, it is POSTed signed straight to the collector as
-//! before (one retry), and what that cannot deliver is logged and counted as dropped.
+//! Exposures and conversions on their way out, after the response (`ctx.wait_until`): the sends
+//! [`cohort_core::edge::outbox`] decides. A batch goes to the delivery queue (`BEACONS`; its
+//! consumer is `src/delivery.rs`); if the queue is missing or refuses the send, it is POSTed signed
+//! straight to the collector, and what that cannot deliver is logged and counted as dropped.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
-use cohort_core::beacon::{MAX_BATCH_RECORDS, SIGNATURE_HEADER, TENANT_HEADER, TIMESTAMP_HEADER, sign_batch};
-use cohort_core::delivery::{self, Kind};
+use cohort_core::beacon::{SIGNATURE_HEADER, TENANT_HEADER, TIMESTAMP_HEADER, sign_batch};
+use cohort_core::delivery::{Answer, classify};
+use cohort_core::edge::outbox::{
+    DIRECT_RETRY_DELAY_MS, DirectNext, FLUSH_DELAY_MS, Flush, Outbox, Outgoing, direct_next,
+};
 use cohort_core::keys::BeaconKey;
+use cohort_core::wire::{self, Kind, RecordJson};
 use worker::wasm_bindgen::JsValue;
-use worker::{Delay, Fetch, Headers, Method, Queue, QueueContentType, RawMessageBuilder, Request, RequestInit};
+use worker::{Context, Delay, Env, Fetch, Headers, Method, QueueContentType, RawMessageBuilder, Request, RequestInit};
 
 use crate::log;
-
-/// Records of one kind and tenant, ready to leave.
-pub struct Batch {
-    /// Exposures or events.
-    pub kind: Kind,
-    /// Tenant whose key signs the batch.
-    pub tenant: String,
-    /// Its beacon key.
-    pub key: BeaconKey,
-    /// Each record's JSON.
-    pub records: Vec<String>,
-}
-
-/// Where batches go: the delivery queue if bound, else (and as its fallback) the collector.
-#[derive(Clone)]
-pub struct Route {
-    /// The producer binding of the delivery queue, or why there is none.
-    pub queue: Result<Queue, String>,
-    /// Collector base URL, for the direct fallback.
-    pub collector: Option<String>,
-}
-
-/// How long records wait for company before their batch is sent.
-pub const FLUSH_DELAY: Duration = Duration::from_millis(100);
-
-/// Records waiting for one (kind, tenant).
-struct Pending {
-    key: BeaconKey,
-    records: Vec<String>,
-}
+use crate::settings::Settings;
 
 thread_local! {
-    static PENDING: RefCell<HashMap<(Kind, String), Pending>> = RefCell::new(HashMap::new());
-    /// Records this isolate could deliver neither to the queue nor to the collector.
-    static DROPPED: Cell<u64> = const { Cell::new(0) };
+    static OUTBOX: RefCell<Outbox> = RefCell::new(Outbox::default());
 }
 
-/// Queues serialised records of `kind` under `tenant`'s key, and makes sure a flush is scheduled:
-/// after [`FLUSH_DELAY`], or at once when a full batch is waiting.
-pub fn enqueue(ctx: &worker::Context, route: Route, kind: Kind, tenant: &str, key: BeaconKey, records: Vec<String>) {
-    let slot = (kind, tenant.to_owned());
-    let (schedule, full) = PENDING.with(|pending| {
-        let mut pending = pending.borrow_mut();
-        let opened = !pending.contains_key(&slot);
-        let entry = pending.entry(slot.clone()).or_insert_with(|| Pending {
-            key,
-            records: Vec::new(),
-        });
-        entry.records.extend(records);
-        (opened, entry.records.len() >= MAX_BATCH_RECORDS)
+/// Adds `records` to the isolate's outbox and schedules their batch's send as the outbox says.
+pub fn enqueue(
+    ctx: &Context,
+    env: &Env,
+    settings: &Rc<Settings>,
+    kind: Kind,
+    tenant: &str,
+    key: BeaconKey,
+    records: Vec<RecordJson>,
+) {
+    let flush = OUTBOX.with(|outbox| outbox.borrow_mut().add(kind, tenant, key, records));
+    let delay = match flush {
+        Flush::Scheduled => return,
+        Flush::Now => None,
+        Flush::After => Some(Duration::from_millis(FLUSH_DELAY_MS)),
+    };
+    let (env, settings, tenant) = (env.clone(), settings.clone(), tenant.to_owned());
+    ctx.wait_until(async move {
+        if let Some(delay) = delay {
+            Delay::from(delay).await;
+        }
+        if let Some(batch) = OUTBOX.with(|outbox| outbox.borrow_mut().take(kind, &tenant)) {
+            deliver(batch, &env, &settings).await;
+        }
     });
-    if full {
-        let batch = take(&slot);
-        let route = route.clone();
-        ctx.wait_until(async move {
-            if let Some(batch) = batch {
-                deliver(batch, &route).await;
-            }
-        });
-    } else if schedule {
-        ctx.wait_until(async move {
-            Delay::from(FLUSH_DELAY).await;
-            if let Some(batch) = take(&slot) {
-                deliver(batch, &route).await;
-            }
-        });
-    }
-}
-
-/// Everything waiting for `slot`; the next record opens a new window.
-fn take(slot: &(Kind, String)) -> Option<Batch> {
-    let pending = PENDING.with(|pending| pending.borrow_mut().remove(slot))?;
-    Some(Batch {
-        kind: slot.0,
-        tenant: slot.1.clone(),
-        key: pending.key,
-        records: pending.records,
-    })
 }
 
 /// To the queue; if that fails, straight to the collector. Never panics.
-pub async fn deliver(batch: Batch, route: &Route) {
-    let sent = match &route.queue {
-        Ok(queue) => send_to_queue(queue, &batch).await.map_err(|e| e.to_string()),
-        Err(missing) => Err(missing.clone()),
+async fn deliver(batch: Outgoing, env: &Env, settings: &Settings) {
+    let sent = match env.queue(&settings.queue_binding) {
+        Ok(queue) => send_to_queue(&queue, &batch).await,
+        Err(error) => Err(format!("queue binding {}: {error}", settings.queue_binding)),
     };
-    match sent {
-        Ok(()) => return,
-        Err(error) => log::event(
-            "delivery.queue_failed",
-            &[
-                ("tenant", &batch.tenant),
-                ("kind", batch.kind.as_str()),
-                ("records", &batch.records.len().to_string()),
-                ("error", &error),
-                ("fallback", if route.collector.is_some() { "direct" } else { "none" }),
-            ],
+    let Err(error) = sent else { return };
+    log::event(
+        "delivery.queue_failed",
+        &[
+            ("tenant", &batch.tenant),
+            ("kind", batch.kind.as_str()),
+            ("records", &batch.records.len().to_string()),
+            ("error", &error),
+            (
+                "fallback",
+                if settings.collector_url.is_some() {
+                    "direct"
+                } else {
+                    "none"
+                },
+            ),
+        ],
+    );
+    match &settings.collector_url {
+        Some(collector) => send_direct(&batch, collector).await,
+        None => dropped(
+            &batch,
+            batch.records.len(),
+            "no delivery queue and COLLECTOR_URL is not set",
         ),
-    }
-    match &route.collector {
-        Some(collector) => send_direct(batch, collector).await,
-        None => dropped(&batch, "no delivery queue and COLLECTOR_URL is not set"),
     }
 }
 
-/// One text message per [`delivery::encode`] chunk (usually one). If a later chunk fails, the
-/// whole batch goes the fallback way too; the collector ignores the records sent twice.
-async fn send_to_queue(queue: &Queue, batch: &Batch) -> worker::Result<()> {
-    for message in delivery::encode(batch.kind, &batch.tenant, &batch.records) {
+/// One text message per envelope (usually one). If a later one fails, the whole batch goes the
+/// fallback way too; the collector ignores the records sent twice.
+async fn send_to_queue(queue: &worker::Queue, batch: &Outgoing) -> Result<(), String> {
+    for message in wire::encode(batch.kind, &batch.tenant, &batch.records) {
         let message =
             RawMessageBuilder::new(JsValue::from_str(&message)).build_with_content_type(QueueContentType::Text);
-        queue.send_raw(message).await?;
+        queue.send_raw(message).await.map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
 /// Logs and counts records that are lost.
-pub fn dropped(batch: &Batch, reason: &str) {
-    let total = DROPPED.with(|d| {
-        d.set(d.get() + batch.records.len() as u64);
-        d.get()
-    });
+fn dropped(batch: &Outgoing, records: usize, reason: &str) {
+    let total = OUTBOX.with(|outbox| outbox.borrow_mut().dropped(records));
     log::event(
         "beacon.dropped",
         &[
             ("tenant", &batch.tenant),
             ("kind", batch.kind.as_str()),
-            ("records", &batch.records.len().to_string()),
+            ("records", &records.to_string()),
             ("reason", reason),
             ("dropped_total", &total.to_string()),
         ],
     );
 }
 
-/// The direct path: signed POSTs of at most [`MAX_BATCH_RECORDS`] records; on failure waits and
-/// tries once more, then logs the records as dropped.
-async fn send_direct(batch: Batch, collector: &str) {
+/// The direct path: signed POSTs, each attempted as [`direct_next`] says.
+async fn send_direct(batch: &Outgoing, collector: &str) {
     let url = format!("{collector}{}", batch.kind.path());
-    for chunk in batch.records.chunks(MAX_BATCH_RECORDS) {
-        let body = format!("[{}]", chunk.join(",")).into_bytes();
-        let mut reason = String::new();
-        for attempt in 1..=2 {
-            match post(&url, &batch.tenant, &batch.key, &body).await {
-                Ok(answer) if (200..300).contains(&answer.status) => {
-                    reason.clear();
+    for (records, body) in batch.direct_bodies() {
+        let mut attempt = 1;
+        loop {
+            let answer = post(&url, &batch.tenant, &batch.key, body.as_bytes()).await;
+            if !matches!(answer, Answer::Accepted) {
+                log::event(
+                    "beacon.failed",
+                    &[
+                        ("tenant", &batch.tenant),
+                        ("answer", &format!("{answer:?}")),
+                        ("attempt", &attempt.to_string()),
+                    ],
+                );
+            }
+            match direct_next(answer, attempt) {
+                DirectNext::Delivered => break,
+                DirectNext::GiveUp(reason) => {
+                    dropped(batch, records, &reason);
                     break;
                 }
-                Ok(answer) => {
-                    reason = format!("collector answered {}", answer.status);
-                    log::event(
-                        "beacon.failed",
-                        &[
-                            ("tenant", &batch.tenant),
-                            ("status", &answer.status.to_string()),
-                            ("attempt", &attempt.to_string()),
-                        ],
-                    );
-                    if (400..500).contains(&answer.status) && answer.status != 429 {
-                        break; // the collector refused the data; sending it again cannot help
-                    }
-                }
-                Err(error) => {
-                    reason = format!("collector unreachable: {error}");
-                    log::event(
-                        "beacon.failed",
-                        &[
-                            ("tenant", &batch.tenant),
-                            ("error", &error.to_string()),
-                            ("attempt", &attempt.to_string()),
-                        ],
-                    );
+                DirectNext::Retry => {
+                    Delay::from(Duration::from_millis(DIRECT_RETRY_DELAY_MS)).await;
+                    attempt += 1;
                 }
             }
-            if attempt == 1 {
-                Delay::from(Duration::from_millis(250)).await;
-            }
-        }
-        if !reason.is_empty() {
-            let lost = Batch {
-                kind: batch.kind,
-                tenant: batch.tenant.clone(),
-                key: batch.key,
-                records: chunk.to_vec(),
-            };
-            dropped(&lost, &reason);
         }
     }
 }
 
-/// The collector's answer to one POST.
-pub struct Answer {
-    /// HTTP status.
-    pub status: u16,
-    /// Response body (error details).
-    pub body: String,
-    /// `Retry-After`, if sent.
-    pub retry_after: Option<String>,
+/// POSTs `body` signed for `tenant` to `url`, and reads the answer ([`classify`]).
+pub async fn post(url: &str, tenant: &str, key: &BeaconKey, body: &[u8]) -> Answer {
+    match try_post(url, tenant, key, body).await {
+        Ok((status, body, retry_after)) => classify(Ok(status), &body, retry_after.as_deref()),
+        Err(error) => classify(Err(&error.to_string()), "", None),
+    }
 }
 
-/// POSTs `body` signed for `tenant` to `url`.
-pub async fn post(url: &str, tenant: &str, key: &BeaconKey, body: &[u8]) -> worker::Result<Answer> {
+async fn try_post(
+    url: &str,
+    tenant: &str,
+    key: &BeaconKey,
+    body: &[u8],
+) -> worker::Result<(u16, String, Option<String>)> {
     // Signed at send time, so a retry carries a fresh timestamp inside the replay window.
     let now = (worker::Date::now().as_millis() / 1000) as i64;
     let headers = Headers::new();
@@ -240,9 +178,5 @@ pub async fn post(url: &str, tenant: &str, key: &BeaconKey, body: &[u8]) -> work
     } else {
         response.text().await.unwrap_or_default()
     };
-    Ok(Answer {
-        status,
-        body,
-        retry_after,
-    })
+    Ok((status, body, retry_after))
 }

@@ -1,19 +1,17 @@
-//! Tenant configs from KV, cached per isolate.
-//!
-//! `host:<hostname>` → tenant id and `tenant:<id>` → config JSON, each compiled once and kept for
-//! `CONFIG_TTL_SECONDS`. After that the stale value is served while one background refresh runs;
-//! when KV fails or holds an invalid config the last known good value stays in use. A miss costs at
-//! most one KV read per key; a hit costs none.
+//! Tenant configs from KV, cached per isolate: the KV reads that
+//! [`cohort_core::edge::config_cache::ConfigCache`] (the policy: TTL, stale-while-revalidate,
+//! last known good) asks for.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
+use cohort_core::Tenant;
 use cohort_core::edge::TenantKeys;
-use cohort_core::{MasterSecret, Tenant};
-use worker::{Context, Env, KvStore};
+use cohort_core::edge::config_cache::{CacheKey, Cached, ConfigCache, tenant_from_kv, tenant_id_from_kv};
+use worker::{Context, Env};
 
 use crate::log;
+use crate::now_ms;
 use crate::settings::Settings;
 
 /// A compiled tenant with its derived keys.
@@ -24,197 +22,82 @@ pub struct LoadedTenant {
     pub keys: TenantKeys,
 }
 
-struct Entry<T> {
-    value: T,
-    fetched_at_ms: f64,
-    refreshing: bool,
-}
-
-#[derive(Default)]
-struct Cache {
-    /// `None` caches "no tenant serves this host" so unknown hosts cost no KV reads either.
-    hosts: HashMap<String, Entry<Option<String>>>,
-    tenants: HashMap<String, Entry<Rc<LoadedTenant>>>,
-}
-
 thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    /// The isolate's cache; created on first use with the deployment's TTL.
+    static CACHE: RefCell<Option<ConfigCache<Rc<LoadedTenant>>>> = const { RefCell::new(None) };
 }
 
-/// The cached value for `key`, and whether this caller should start its background refresh (the
-/// entry is past its TTL and no refresh is running yet).
-fn lookup<T: Clone>(entries: &mut HashMap<String, Entry<T>>, key: &str, now_ms: f64, ttl_ms: f64) -> Option<(T, bool)> {
-    let entry = entries.get_mut(key)?;
-    let start_refresh = now_ms - entry.fetched_at_ms >= ttl_ms && !entry.refreshing;
-    entry.refreshing |= start_refresh;
-    Some((entry.value.clone(), start_refresh))
+fn with_cache<R>(settings: &Settings, f: impl FnOnce(&mut ConfigCache<Rc<LoadedTenant>>) -> R) -> R {
+    CACHE.with(|cache| {
+        f(cache
+            .borrow_mut()
+            .get_or_insert_with(|| ConfigCache::new(settings.ttl_ms)))
+    })
 }
 
-/// What the isolate's cache knows about a host, without reading KV.
-pub enum Cached {
-    /// No tenant claims the host (cached too, so unknown hosts cost no KV reads).
+/// What the isolate's cache knows about a host, without waiting for KV.
+pub enum Lookup {
+    /// No tenant claims the host.
     NoTenant,
     /// The tenant serving the host.
     Tenant(Rc<LoadedTenant>),
-    /// The host or its tenant has not been read in this isolate yet: [`load`] it.
+    /// Not read in this isolate yet: [`load`] it.
     NotLoaded,
 }
 
-/// The cached answer for `host`. An entry past its TTL is still served, and the first caller to
-/// see it stale starts the one background refresh (`ctx.wait_until`).
-pub fn cached(env: &Env, ctx: &Context, settings: &Settings, host: &str, now_ms: f64) -> Cached {
-    let cached_host = CACHE.with(|cache| lookup(&mut cache.borrow_mut().hosts, host, now_ms, settings.ttl_ms));
-    let tenant_id = match cached_host {
-        None => return Cached::NotLoaded,
-        Some((value, start_refresh)) => {
-            if start_refresh {
-                spawn_refresh(env, ctx, settings, Key::Host(host.to_owned()));
+/// The cached answer for `host`; starts the background refreshes the policy asks for.
+pub fn lookup(env: &Env, ctx: &Context, settings: &Rc<Settings>, host: &str, now_ms: f64) -> Lookup {
+    let (cached, refresh) = with_cache(settings, |cache| cache.lookup(host, now_ms));
+    for key in refresh {
+        let env = env.clone();
+        let settings = settings.clone();
+        ctx.wait_until(async move {
+            if let Err(error) = read(&env, &settings, &key).await {
+                // Keep serving the last known good value; a later request tries again.
+                log::event("config.refresh_failed", &[("key", &key.kv_key()), ("error", &error)]);
+                with_cache(&settings, |cache| cache.refresh_failed(&key));
             }
-            value
-        }
-    };
-    let Some(tenant_id) = tenant_id else {
-        return Cached::NoTenant;
-    };
-    let cached_tenant =
-        CACHE.with(|cache| lookup(&mut cache.borrow_mut().tenants, &tenant_id, now_ms, settings.ttl_ms));
-    match cached_tenant {
-        None => Cached::NotLoaded,
-        Some((loaded, start_refresh)) => {
-            if start_refresh {
-                spawn_refresh(env, ctx, settings, Key::Tenant(tenant_id));
-            }
-            Cached::Tenant(loaded)
-        }
+        });
+    }
+    match cached {
+        Cached::NoTenant => Lookup::NoTenant,
+        Cached::Tenant(loaded) => Lookup::Tenant(loaded),
+        Cached::Missing(_) => Lookup::NotLoaded,
     }
 }
 
-/// Reads from KV what the cache lacks for `host` (at most one read per key) and returns the tenant
-/// serving it. An error (KV down, an invalid config) caches nothing, so the next request tries again.
-pub async fn load(env: &Env, settings: &Settings, host: &str, now_ms: f64) -> worker::Result<Option<Rc<LoadedTenant>>> {
-    let known_host = CACHE.with(|cache| cache.borrow().hosts.get(host).map(|entry| entry.value.clone()));
-    let tenant_id = match known_host {
-        Some(value) => value,
-        None => {
-            let value = read_host(&env.kv(&settings.binding)?, host).await?;
-            store_host(host, value.clone(), now_ms);
-            value
-        }
-    };
-    let Some(tenant_id) = tenant_id else { return Ok(None) };
-    if let Some(loaded) = CACHE.with(|cache| cache.borrow().tenants.get(&tenant_id).map(|entry| entry.value.clone())) {
-        return Ok(Some(loaded));
+/// Reads from KV what the cache lacks for `host` (at most one read per key). An error (KV down,
+/// an invalid config) caches nothing, so the next request tries again.
+pub async fn load(env: &Env, settings: &Settings, host: &str) -> Result<(), String> {
+    // At most two reads: the host, then its tenant.
+    while let Some(key) = with_cache(settings, |cache| cache.missing(host)) {
+        read(env, settings, &key).await?;
     }
-    let loaded = Rc::new(read_tenant(&env.kv(&settings.binding)?, &tenant_id, &settings.secret).await?);
-    store_tenant(&tenant_id, loaded.clone(), now_ms);
-    Ok(Some(loaded))
+    Ok(())
 }
 
-/// The tenant serving `host`, or `None` for hosts no tenant claims; reads KV on a miss.
-pub async fn tenant_for_host(
-    env: &Env,
-    ctx: &Context,
-    settings: &Settings,
-    host: &str,
-    now_ms: f64,
-) -> worker::Result<Option<Rc<LoadedTenant>>> {
-    match cached(env, ctx, settings, host, now_ms) {
-        Cached::Tenant(loaded) => Ok(Some(loaded)),
-        Cached::NoTenant => Ok(None),
-        Cached::NotLoaded => load(env, settings, host, now_ms).await,
-    }
-}
-
-enum Key {
-    Host(String),
-    Tenant(String),
-}
-
-fn spawn_refresh(env: &Env, ctx: &Context, settings: &Settings, key: Key) {
-    let env = env.clone();
-    let settings = settings.clone();
-    ctx.wait_until(async move {
-        let now_ms = worker::Date::now().as_millis() as f64;
-        let outcome = match env.kv(&settings.binding) {
-            Err(error) => Err(error),
-            Ok(kv) => match &key {
-                Key::Host(host) => read_host(&kv, host).await.map(|value| store_host(host, value, now_ms)),
-                Key::Tenant(id) => read_tenant(&kv, id, &settings.secret)
-                    .await
-                    .map(|loaded| store_tenant(id, Rc::new(loaded), now_ms)),
-            },
-        };
-        if let Err(error) = outcome {
-            // Keep serving the last known good value; try again on a later request.
-            let name = match &key {
-                Key::Host(host) => format!("host:{host}"),
-                Key::Tenant(id) => format!("tenant:{id}"),
-            };
-            log::event(
-                "config.refresh_failed",
-                &[("key", &name), ("error", &error.to_string())],
-            );
-            CACHE.with(|cache| {
-                let mut cache = cache.borrow_mut();
-                match &key {
-                    Key::Host(host) => cache.hosts.get_mut(host).map(|e| e.refreshing = false),
-                    Key::Tenant(id) => cache.tenants.get_mut(id).map(|e| e.refreshing = false),
-                };
-            });
-        }
-    });
-}
-
-async fn read_host(kv: &KvStore, host: &str) -> worker::Result<Option<String>> {
+/// Reads one key from KV into the cache.
+async fn read(env: &Env, settings: &Settings, key: &CacheKey) -> Result<(), String> {
+    let kv = env
+        .kv(&settings.binding)
+        .map_err(|e| format!("KV binding {}: {e}", settings.binding))?;
     let value = kv
-        .get(&format!("host:{host}"))
+        .get(&key.kv_key())
         .text()
         .await
-        .map_err(|e| worker::Error::RustError(e.to_string()))?;
-    Ok(value.map(|id| id.trim().to_owned()).filter(|id| !id.is_empty()))
-}
-
-async fn read_tenant(kv: &KvStore, tenant_id: &str, secret: &MasterSecret) -> worker::Result<LoadedTenant> {
-    let key = format!("tenant:{tenant_id}");
-    let json = kv
-        .get(&key)
-        .text()
-        .await
-        .map_err(|e| worker::Error::RustError(e.to_string()))?
-        .ok_or_else(|| worker::Error::RustError(format!("{key} is missing")))?;
-    let tenant = Tenant::from_json(&json).map_err(|e| worker::Error::RustError(format!("{key}: {e}")))?;
-    if tenant.id != tenant_id {
-        return Err(worker::Error::RustError(format!(
-            "{key} holds the config of tenant `{}`",
-            tenant.id
-        )));
+        .map_err(|e| format!("{}: {e}", key.kv_key()))?;
+    let now = now_ms() as f64;
+    match key {
+        CacheKey::Host(host) => {
+            let tenant_id = tenant_id_from_kv(value.as_deref());
+            with_cache(settings, |cache| cache.store_host(host, tenant_id, now));
+        }
+        CacheKey::Tenant(id) => {
+            let tenant = tenant_from_kv(id, value.as_deref())?;
+            let keys = TenantKeys::derive(&settings.secret, &tenant.id);
+            let loaded = Rc::new(LoadedTenant { tenant, keys });
+            with_cache(settings, |cache| cache.store_tenant(id, loaded, now));
+        }
     }
-    let keys = TenantKeys::derive(secret, &tenant.id);
-    Ok(LoadedTenant { tenant, keys })
-}
-
-fn store_host(host: &str, value: Option<String>, now_ms: f64) {
-    CACHE.with(|cache| {
-        cache.borrow_mut().hosts.insert(
-            host.to_owned(),
-            Entry {
-                value,
-                fetched_at_ms: now_ms,
-                refreshing: false,
-            },
-        );
-    });
-}
-
-fn store_tenant(tenant_id: &str, loaded: Rc<LoadedTenant>, now_ms: f64) {
-    CACHE.with(|cache| {
-        cache.borrow_mut().tenants.insert(
-            tenant_id.to_owned(),
-            Entry {
-                value: loaded,
-                fetched_at_ms: now_ms,
-                refreshing: false,
-            },
-        );
-    });
+    Ok(())
 }

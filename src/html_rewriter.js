@@ -1,6 +1,8 @@
+// @ts-check
 // Applies a variant's HTML edits with workerd's native, streaming HTMLRewriter.
-// The edits come from the engine (cohort-core's Action type, in src/page.rs's plan); this file only
-// maps them onto the runtime API, so all decisions stay in Rust.
+// The edits come from the engine (cohort-core's Action type, in the page plan of
+// cohort_core::edge::origin); this file only maps them onto the runtime API, so all decisions stay
+// in Rust.
 
 /** `response` streamed through `actions`, with the assignments script when `assignmentsJson` is set. */
 export function rewriteHtml(response, actions, assignmentsJson) {
@@ -18,7 +20,11 @@ export function rewriteHtml(response, actions, assignmentsJson) {
   if (assignmentsJson !== undefined && assignmentsJson !== null) {
     // For pages that use the browser build: the visitor's assignments, readable without a request.
     const script = `<script type="application/json" id="cohort-assignments">${assignmentsJson}</script>`;
-    rewriter = rewriter.on("head", { element: (head) => head.append(script, { html: true }) });
+    rewriter = rewriter.on("head", {
+      element: (head) => {
+        head.append(script, { html: true });
+      },
+    });
   }
   return rewriter.transform(response);
 }
@@ -54,11 +60,21 @@ function apply(element, action) {
       break;
     case "insert_html":
       switch (action.position) {
-        case "before": element.before(action.html, { html: true }); break;
-        case "after": element.after(action.html, { html: true }); break;
-        case "prepend": element.prepend(action.html, { html: true }); break;
-        case "append": element.append(action.html, { html: true }); break;
-        case "replace": element.setInnerContent(action.html, { html: true }); break;
+        case "before":
+          element.before(action.html, { html: true });
+          break;
+        case "after":
+          element.after(action.html, { html: true });
+          break;
+        case "prepend":
+          element.prepend(action.html, { html: true });
+          break;
+        case "append":
+          element.append(action.html, { html: true });
+          break;
+        case "replace":
+          element.setInnerContent(action.html, { html: true });
+          break;
       }
       break;
     case "remove":

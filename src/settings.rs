@@ -1,12 +1,13 @@
 //! The worker's environment bindings (`wrangler.toml` vars and secrets), read once per isolate:
-//! they never change while an isolate lives.
+//! they never change while an isolate lives. (`ORIGIN_OVERRIDE` is read by `src/entry.mjs`, which
+//! needs it to fail open, and handed in with each request's facts.)
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use cohort_core::MasterSecret;
 use cohort_core::delivery::RetryPolicy;
-use worker::{Env, Result};
+use worker::Env;
 
 const DEFAULT_TTL_SECONDS: f64 = 60.0;
 const DEFAULT_KV_BINDING: &str = "CONFIG";
@@ -25,8 +26,6 @@ pub struct Settings {
     pub secret: MasterSecret,
     /// Collector base URL (no trailing slash); beacons are dropped (and logged) without it.
     pub collector_url: Option<String>,
-    /// Origin for every tenant's traffic (local runs); a tenant's `edge.origin` wins.
-    pub origin_override: Option<String>,
     /// Producer binding of the delivery queue (beacons go straight to the collector without it).
     pub queue_binding: String,
     /// Producer binding of the dead-letter queue.
@@ -40,7 +39,7 @@ pub struct Settings {
 }
 
 /// A non-empty text binding.
-pub fn var(env: &Env, name: &str) -> Option<String> {
+fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
 }
 
@@ -50,7 +49,7 @@ thread_local! {
 }
 
 /// The bindings, read on the first request of the isolate.
-pub fn settings(env: &Env) -> Result<Rc<Settings>> {
+pub fn settings(env: &Env) -> Result<Rc<Settings>, String> {
     if let Some(settings) = SETTINGS.with(|cell| cell.borrow().clone()) {
         return Ok(settings);
     }
@@ -59,8 +58,8 @@ pub fn settings(env: &Env) -> Result<Rc<Settings>> {
         .map(|s| s.to_string())
         .ok()
         .or_else(|| var(env, "COHORT_SECRET"))
-        .ok_or_else(|| worker::Error::RustError("COHORT_SECRET is not set".into()))?;
-    let secret = MasterSecret::new(secret).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        .ok_or("COHORT_SECRET is not set")?;
+    let secret = MasterSecret::new(secret).map_err(|e| format!("COHORT_SECRET: {e}"))?;
     let ttl_seconds = var(env, "CONFIG_TTL_SECONDS")
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(DEFAULT_TTL_SECONDS);
@@ -69,7 +68,6 @@ pub fn settings(env: &Env) -> Result<Rc<Settings>> {
         ttl_ms: ttl_seconds * 1000.0,
         secret,
         collector_url: var(env, "COLLECTOR_URL").map(|url| url.trim_end_matches('/').to_owned()),
-        origin_override: var(env, "ORIGIN_OVERRIDE"),
         queue_binding: var(env, "BEACON_QUEUE_BINDING").unwrap_or_else(|| DEFAULT_QUEUE_BINDING.into()),
         dead_letter_binding: var(env, "DEAD_LETTER_QUEUE_BINDING")
             .unwrap_or_else(|| DEFAULT_DEAD_LETTER_BINDING.into()),

@@ -3,6 +3,7 @@
 // for in `x-forwarded-host`; split-URL routing shows up as another path or host.
 //
 //   node www/origin.mjs --port 8791
+import { once } from "node:events";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -18,7 +19,10 @@ const SITES = {
     header: "shop/header.html",
     pages: {
       "/": { file: "shop/index.html", title: "Trailhead Outfitters" },
-      "/products/trail-shoes": { file: "shop/products/trail-shoes.html", title: "Ridge Runner trail shoes · Trailhead Outfitters" },
+      "/products/trail-shoes": {
+        file: "shop/products/trail-shoes.html",
+        title: "Ridge Runner trail shoes · Trailhead Outfitters",
+      },
       "/checkout/cart": { file: "shop/checkout/cart.html", title: "Checkout · Trailhead Outfitters" },
       // checkout-flow's `one-page` variant routes every checkout path here.
       "/checkout-onepage": { file: "shop/checkout-onepage.html", title: "Checkout · Trailhead Outfitters" },
@@ -28,7 +32,10 @@ const SITES = {
     header: "news/header.html",
     pages: {
       "/": { file: "news/index.html", title: "The Daily Ledger" },
-      "/politics/2026/11/budget-vote": { file: "news/politics/2026-11-budget-vote.html", title: "Budget vote set for Thursday · The Daily Ledger" },
+      "/politics/2026/11/budget-vote": {
+        file: "news/politics/2026-11-budget-vote.html",
+        title: "Budget vote set for Thursday · The Daily Ledger",
+      },
     },
   },
   // article-layout's `wide` variant routes articles to the new front end's host: the same story
@@ -36,7 +43,11 @@ const SITES = {
   "news-wide": {
     header: "news/header.html",
     pages: {
-      "/politics/2026/11/budget-vote": { file: "news/politics/2026-11-budget-vote.html", title: "Budget vote set for Thursday · The Daily Ledger", bodyClass: "wide" },
+      "/politics/2026/11/budget-vote": {
+        file: "news/politics/2026-11-budget-vote.html",
+        title: "Budget vote set for Thursday · The Daily Ledger",
+        bodyClass: "wide",
+      },
     },
   },
 };
@@ -45,7 +56,12 @@ const read = (file) => fs.readFileSync(path.join(ROOT, file), "utf8");
 
 /** A page set in the layout with its site's header. */
 function render(layout, site, page) {
-  const fields = { title: page.title, body_class: page.bodyClass ?? "", header: read(site.header), content: read(page.file) };
+  const fields = {
+    title: page.title,
+    body_class: page.bodyClass ?? "",
+    header: read(site.header),
+    content: read(page.file),
+  };
   return layout.replace(/\{\{(\w+)\}\}/g, (_, name) => fields[name]);
 }
 
@@ -76,7 +92,11 @@ function siteOf(request) {
 }
 
 function send(response, status, type, body, cacheControl) {
-  response.writeHead(status, { "content-type": type, "cache-control": cacheControl, "content-length": Buffer.byteLength(body) });
+  response.writeHead(status, {
+    "content-type": type,
+    "cache-control": cacheControl,
+    "content-length": Buffer.byteLength(body),
+  });
   response.end(body);
 }
 
@@ -85,7 +105,8 @@ function handle(request, response) {
   if (request.method !== "GET" && request.method !== "HEAD") {
     return send(response, 405, "text/plain; charset=utf-8", "method not allowed\n", "no-store");
   }
-  if (ASSETS[pathname]) return send(response, 200, ASSETS[pathname], ASSET_BODIES.get(pathname), "public, max-age=3600");
+  if (ASSETS[pathname])
+    return send(response, 200, ASSETS[pathname], ASSET_BODIES.get(pathname), "public, max-age=3600");
   const html = RENDERED.get(`${siteOf(request)} ${pathname}`);
   if (html === undefined) {
     const body = `<!doctype html><title>Not found</title><h1>Not found</h1><p>${siteOf(request) ?? "unknown site"}: no page at this path.</p>`;
@@ -101,16 +122,24 @@ export async function startDemoOrigin({ port = 0 } = {}) {
     try {
       handle(request, response);
     } catch (error) {
-      send(response, 500, "text/plain; charset=utf-8", `origin error: ${error.message}\n`, "no-store");
+      send(
+        response,
+        500,
+        "text/plain; charset=utf-8",
+        `origin error: ${/** @type {Error} */ (error).message}\n`,
+        "no-store",
+      );
     }
   });
-  await new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", resolve);
-  });
+  server.listen(port, "127.0.0.1");
+  await once(server, "listening"); // rejects if "error" comes first (the port is taken)
   return {
-    port: server.address().port,
-    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }),
+    port: /** @type {import("node:net").AddressInfo} */ (server.address()).port,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(resolve);
+      }),
   };
 }
 

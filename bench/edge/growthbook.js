@@ -1,3 +1,4 @@
+// @ts-check
 // GrowthBook's edge worker (@growthbook/edge-cloudflare, the package's own handleRequest) for the
 // peer comparison. Configured the way its README deploys it, through env vars
 // (PROXY_TARGET, GROWTHBOOK_API_HOST, GROWTHBOOK_CLIENT_KEY, PERSIST_UUID; see run.mjs): it fetches

@@ -1,3 +1,4 @@
+// @ts-check
 // The floor for any worker that edits pages: the JS pass-through plus the same 3 edits (the ACTIONS
 // binding, cohort-core Action JSON) streamed through workerd's native HTMLRewriter by the Cohort
 // worker's own shim, with no engine, cookie or beacon. With SKIP_REWRITE set it only copies the

@@ -1,3 +1,4 @@
+// @ts-check
 // Stands in for Workers KV. workerd's `kvNamespace` binding sends each read to this service as
 // `GET https://fake-host/<url-encoded key>?urlencoded=true`; a missing key is a 404. The values
 // come from the KV_ENTRIES text binding (a JSON object of key → value), written by run.mjs.

@@ -1,3 +1,4 @@
+// @ts-check
 // Baseline for the benchmark: forwards every request to the origin untouched, the same way the
 // Cohort worker reaches a loopback origin (ORIGIN_OVERRIDE + x-forwarded-host), and does nothing else.
 export default {

@@ -1,3 +1,4 @@
+// @ts-check
 // Stands in for the Cohort worker's delivery queue (the BEACONS producer binding). workerd's `queue`
 // binding turns each `send` into an HTTP request to this service; it accepts every message and
 // counts them (GET /stats answers {requests, bytes}), so exposures take the production path (one

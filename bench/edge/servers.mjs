@@ -63,7 +63,9 @@ function collector() {
       if (req.headers["cohort-signature"]) stats.signed += 1;
       try {
         stats.records += JSON.parse(body.toString()).length;
-      } catch {}
+      } catch {
+        // Not a JSON array: the batch still counts, its records do not.
+      }
       res.writeHead(200, { "content-type": "application/json" }).end('{"accepted":true}');
     });
   });
@@ -76,7 +78,7 @@ function features(file) {
     req.resume();
     if (req.url === "/stats") {
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(stats));
-    } else if (req.method === "GET" && req.url.startsWith("/api/features/")) {
+    } else if (req.method === "GET" && req.url?.startsWith("/api/features/")) {
       stats.requests += 1;
       res.writeHead(200, { "content-type": "application/json", "content-length": payload.length }).end(payload);
     } else {

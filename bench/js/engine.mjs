@@ -34,10 +34,9 @@ import zlib from "node:zlib";
 
 import { GrowthBook } from "@growthbook/growthbook";
 
+import { ROOT } from "../../scripts/lib/paths.mjs";
 import { cohortTenant, growthbookExperiments, loadWorkload } from "./workload.mjs";
 
-const HERE = import.meta.dirname;
-const ROOT = path.resolve(HERE, "../..");
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
 const option = (name) => {
@@ -67,7 +66,10 @@ let pkg = option("--pkg");
 if (!pkg) {
   pkg = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-browser-pkg-"));
   log(`building the browser package into ${pkg}`);
-  execFileSync("bash", [path.join(ROOT, "scripts/build-browser.sh"), pkg], { cwd: ROOT, stdio: ["ignore", process.stderr, process.stderr] });
+  execFileSync("bash", [path.join(ROOT, "scripts/build-browser.sh"), pkg], {
+    cwd: ROOT,
+    stdio: ["ignore", process.stderr, process.stderr],
+  });
 }
 const wasmPath = path.join(pkg, "cohort_browser_bg.wasm");
 const wasmBytes = fs.readFileSync(wasmPath);
@@ -117,10 +119,12 @@ function check(name, assigned, variants) {
   // A 50/50 split over 11 experiments: both variants should occur (not everyone in control).
   const distinct = new Set(variants);
   if (distinct.size < 2) {
-    console.error(`bench-js: ${name} put the visitor in one variant everywhere (${[...distinct]}): is the split applied?`);
+    console.error(
+      `bench-js: ${name} put the visitor in one variant everywhere (${[...distinct]}): is the split applied?`,
+    );
     process.exit(1);
   }
-  return Object.fromEntries(got.map((k, i) => [k, variants[[...assigned].indexOf(k)]]));
+  return Object.fromEntries(got.map((k) => [k, variants[[...assigned].indexOf(k)]]));
 }
 const cohortDecisions = cases.cohort().filter((d) => d.variant !== undefined);
 const cohortAssigned = check(
@@ -131,22 +135,34 @@ const cohortAssigned = check(
 // The evaluate-only case must do the round trip's work, only without the JSON at either end.
 const evaluateOnly = cases["cohort-evaluate-only"]();
 if (JSON.stringify(JSON.parse(evaluateOnly)) !== JSON.stringify(cases.cohort())) {
-  console.error(`bench-js: cohort-evaluate-only answers ${evaluateOnly}, the round trip ${JSON.stringify(cases.cohort())}`);
+  console.error(
+    `bench-js: cohort-evaluate-only answers ${evaluateOnly}, the round trip ${JSON.stringify(cases.cohort())}`,
+  );
   process.exit(1);
 }
 const gbChecked = {};
 for (const name of ["growthbook", "growthbook-new-instance"]) {
   const results = cases[name]();
   const inExp = results.map((r, i) => [gbExperiments[i].key, r]).filter(([, r]) => r.inExperiment);
-  gbChecked[name] = check(name, inExp.map(([k]) => k), inExp.map(([, r]) => r.value));
+  gbChecked[name] = check(
+    name,
+    inExp.map(([k]) => k),
+    inExp.map(([, r]) => r.value),
+  );
 }
 // Same SDK, same attributes: a fresh instance per evaluation must assign what the shared one does.
 if (JSON.stringify(gbChecked.growthbook) !== JSON.stringify(gbChecked["growthbook-new-instance"])) {
-  console.error(`bench-js: growthbook-new-instance assigns ${JSON.stringify(gbChecked["growthbook-new-instance"])}, growthbook ${JSON.stringify(gbChecked.growthbook)}`);
+  console.error(
+    `bench-js: growthbook-new-instance assigns ${JSON.stringify(gbChecked["growthbook-new-instance"])}, growthbook ${JSON.stringify(gbChecked.growthbook)}`,
+  );
   process.exit(1);
 }
 const gbAssigned = Object.fromEntries(
-  cases.growthbook().map((r, i) => [gbExperiments[i].key, r]).filter(([, r]) => r.inExperiment).map(([k, r]) => [k, r.value]),
+  cases
+    .growthbook()
+    .map((r, i) => [gbExperiments[i].key, r])
+    .filter(([, r]) => r.inExperiment)
+    .map(([k, r]) => [k, r.value]),
 );
 log(`cohort assigns ${Object.keys(cohortAssigned).length} experiments: ${JSON.stringify(cohortAssigned)}`);
 log(`growthbook assigns ${Object.keys(gbAssigned).length} experiments: ${JSON.stringify(gbAssigned)}`);
@@ -173,7 +189,8 @@ const median = (values) => {
 };
 
 const loadBefore = os.loadavg();
-for (const [name, fn] of Object.entries(cases)) runFor(fn, WARMUP);
+for (const fn of Object.values(cases)) runFor(fn, WARMUP);
+/** @type {Record<string, number[]>} case → ops/s per round */
 const rounds = Object.fromEntries(Object.keys(cases).map((name) => [name, []]));
 for (let round = 1; round <= ROUNDS; round++) {
   for (const [name, fn] of Object.entries(cases)) {
@@ -195,7 +212,9 @@ const summary = Object.fromEntries(
 /** Median over the rounds of a's ops/s ÷ b's in the same round. */
 const ratioOf = (a, b) => Number(median(rounds[a].map((x, i) => x / rounds[b][i])).toFixed(2));
 const ratio = ratioOf("cohort", "growthbook");
-const gbPackage = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/@growthbook/growthbook/package.json"), "utf8"));
+const gbPackage = JSON.parse(
+  fs.readFileSync(path.join(ROOT, "node_modules/@growthbook/growthbook/package.json"), "utf8"),
+);
 const cpus = os.cpus();
 const result = {
   benchmark: "engine-wasm-vs-js",
@@ -203,7 +222,10 @@ const result = {
   quick: QUICK,
   machine: {
     cpu: `${cpus.length} × ${cpus[0]?.model ?? "?"}`,
-    load: `${loadBefore.map((l) => l.toFixed(2)).join(" ")} before, ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} after`,
+    load: `${loadBefore.map((l) => l.toFixed(2)).join(" ")} before, ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")} after`,
   },
   versions: {
     node: process.version,
@@ -237,5 +259,7 @@ if (OUT) {
 } else {
   process.stdout.write(text);
 }
-log(`cohort ${summary.cohort.opsPerSecond} ops/s, growthbook ${summary.growthbook.opsPerSecond} ops/s: ${ratio.toFixed(2)}× (target ≥ ${TARGET_RATIO}×: ${ratio >= TARGET_RATIO ? "met" : "not met"})`);
+log(
+  `cohort ${summary.cohort.opsPerSecond} ops/s, growthbook ${summary.growthbook.opsPerSecond} ops/s: ${ratio.toFixed(2)}× (target ≥ ${TARGET_RATIO}×: ${ratio >= TARGET_RATIO ? "met" : "not met"})`,
+);
 if (sink < 0) console.log(sink);

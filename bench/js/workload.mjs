@@ -7,9 +7,16 @@ import path from "node:path";
 const HERE = import.meta.dirname;
 export const WORKLOAD_PATH = path.resolve(HERE, "../workload.json");
 
+/**
+ * The parts of bench/workload.json the translations read.
+ * @typedef {{ experiments: { key: string, targeting: Record<string, unknown>,
+ *   variants: { key: string, weight: number }[] }[] }} Workload
+ */
+
 export function loadWorkload(file = WORKLOAD_PATH) {
   const workload = JSON.parse(fs.readFileSync(file, "utf8"));
-  if (workload.experiments.length !== 20) throw new Error(`workload: expected 20 experiments, got ${workload.experiments.length}`);
+  if (workload.experiments.length !== 20)
+    throw new Error(`workload: expected 20 experiments, got ${workload.experiments.length}`);
   return workload;
 }
 
@@ -23,8 +30,14 @@ function renameAttributes(condition, names) {
  * `attributeNames` maps workload attribute names to the names the caller's context uses (the edge
  * worker computes `device` itself and exposes the site's cookies as `cookies.<name>`).
  * `actions(experimentKey, variantKey)` gives each variant's actions (default none).
+ * @param {Workload} workload
+ * @param {{ tenant?: string, hostnames?: string[], attributeNames?: Record<string, string>,
+ *   actions?: (experimentKey: string, variantKey: string) => object[] }} [options]
  */
-export function cohortTenant(workload, { tenant = "workload", hostnames = ["workload.bench.test"], attributeNames = {}, actions } = {}) {
+export function cohortTenant(
+  workload,
+  { tenant = "workload", hostnames = ["workload.bench.test"], attributeNames = {}, actions } = {},
+) {
   return {
     schema: 1,
     tenant,

@@ -19,7 +19,7 @@ const configDoc = readFileSync(new URL("docs/config.md", root), "utf8");
 // The package exports only `evalCondition` and the GrowthBook classes; its hash function lives in
 // util.mjs, which the "exports" map hides from bare specifiers, so it is loaded by file URL.
 const growthbookPackage = import.meta.resolve("@growthbook/growthbook/package.json");
-const { hash: growthbookHash } = await import(new URL("./dist/esm/util.mjs", growthbookPackage));
+const { hash: growthbookHash } = await import(new URL("./dist/esm/util.mjs", growthbookPackage).href);
 
 const DIFFERENCES_ANCHOR = "docs/config.md#deliberate-differences-from-growthbook";
 const differencesSection = configDoc.match(/^### Deliberate differences from GrowthBook\n([\s\S]*?)^#/m)?.[1];
@@ -71,7 +71,11 @@ test("GrowthBook's hash version 2 gives every growthbook_v2 bucket in testdata/b
   const cases = bucketing.growthbook_v2;
   assert.ok(cases.length >= 30, `only ${cases.length} growthbook_v2 cases`);
   for (const { seed, unit, bucket } of cases) {
-    assert.equal(toBucket(growthbookHash(seed, unit, 2)), bucket, `seed ${JSON.stringify(seed)}, unit ${JSON.stringify(unit)}`);
+    assert.equal(
+      toBucket(growthbookHash(seed, unit, 2)),
+      bucket,
+      `seed ${JSON.stringify(seed)}, unit ${JSON.stringify(unit)}`,
+    );
   }
   console.log(`${cases.length} growthbook_v2 buckets compared with GrowthBook's hash`);
 });
@@ -80,8 +84,16 @@ test("GrowthBook's hash version 2 gives every growthbook_v2 bucket in testdata/b
 // (docs/config.md, "How assignment works"); GrowthBook has no counterpart for the tenant holdout or
 // layers, so those decisions are not compared.
 const DECIDED_BEFORE_HASH = new Set([
-  "path_not_matched", "unknown_forced_variant", "draft", "stopped", "not_started", "ended",
-  "paused", "not_targeted", "holdout", "outside_layer",
+  "path_not_matched",
+  "unknown_forced_variant",
+  "draft",
+  "stopped",
+  "not_started",
+  "ended",
+  "paused",
+  "not_targeted",
+  "holdout",
+  "outside_layer",
 ]);
 
 test("the GrowthBook SDK running each growthbook-v2 experiment agrees with testdata/evaluations.json", () => {

@@ -43,7 +43,7 @@ function parsePercent(text, where) {
   if (!match) throw new Error(`${where}: \`${text}\` is not a percentage`);
   const decimals = (match[3] || "").length;
   const value = Number(`${match[1]}${match[2]}.${match[3] || "0"}`) / 100;
-  return { value, halfUlp: 0.5 * 10 ** -decimals / 100 };
+  return { value, halfUlp: (0.5 * 10 ** -decimals) / 100 };
 }
 
 /** "+1.23 pp" → the absolute change as a fraction. */
@@ -51,7 +51,7 @@ function parsePoints(text, where) {
   const match = /^([+-]?\d+(?:\.\d+)?) pp$/.exec(text);
   if (!match) throw new Error(`${where}: \`${text}\` is not percentage points`);
   const decimals = (match[1].split(".")[1] || "").length;
-  return { value: Number(match[1]) / 100, halfUlp: 0.5 * 10 ** -decimals / 100 };
+  return { value: Number(match[1]) / 100, halfUlp: (0.5 * 10 ** -decimals) / 100 };
 }
 
 /** "+1,234.50" → a plain number. */
@@ -75,7 +75,8 @@ function expectClose(shown, actual, where) {
 }
 
 function expectEqual(shown, actual, where) {
-  if (shown !== actual) throw new Error(`${where}: shows ${JSON.stringify(shown)}, the API says ${JSON.stringify(actual)}`);
+  if (shown !== actual)
+    throw new Error(`${where}: shows ${JSON.stringify(shown)}, the API says ${JSON.stringify(actual)}`);
 }
 
 /** p-values are shown with three significant digits, or as "< 0.001". */
@@ -86,7 +87,8 @@ function expectPValue(text, p, where) {
     return;
   }
   const shown = Number(text);
-  if (!/^\d\.\d+$|^0\.0*\d+$/.test(text) || Number.isNaN(shown)) throw new Error(`${where}: \`${text}\` is not a p-value`);
+  if (!/^\d\.\d+$|^0\.0*\d+$/.test(text) || Number.isNaN(shown))
+    throw new Error(`${where}: \`${text}\` is not a p-value`);
   const digits = text.replace(/^0\.0*/, "").replace(".", "").length;
   if (digits !== 3) throw new Error(`${where}: \`${text}\` does not have 3 significant digits`);
   const halfUlp = 0.5 * 10 ** (Math.floor(Math.log10(p)) - 2);
@@ -104,6 +106,9 @@ function readPage() {
     return found ? found.textContent.trim() : null;
   };
   const has = (node, testid) => node.querySelector(`[data-testid="${testid}"]`) !== null;
+  // The dashboard's elements are HTML elements, whose `dataset` the checks read.
+  const all = (node, selector) => /** @type {HTMLElement[]} */ ([...node.querySelectorAll(selector)]);
+  const one = (node, selector) => /** @type {HTMLElement | null} */ (node.querySelector(selector));
   return {
     state: document.body.dataset.state,
     query: document.body.dataset.query ?? null,
@@ -111,7 +116,7 @@ function readPage() {
     viewSummary: text(document, "view-summary"),
     viewError: document.querySelector('[data-testid="view-error"]:not([hidden])')?.textContent.trim() ?? null,
     overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
-    experiments: [...document.querySelectorAll('[data-testid="experiment"]')].map((card) => ({
+    experiments: all(document, '[data-testid="experiment"]').map((card) => ({
       key: card.dataset.experiment,
       name: text(card, "experiment-name"),
       status: text(card, "experiment-status"),
@@ -123,21 +128,23 @@ function readPage() {
       guardrailWarning: has(card, "guardrail-warning"),
       // The warning leads the card: nothing but the header (and the holdout note) before it.
       guardrailWarningFirst:
-        card.querySelector('[data-testid="guardrail-warning"]')?.previousElementSibling?.matches("header, .holdout-note") ?? null,
-      guardrailBreaches: [...card.querySelectorAll('[data-testid="guardrail-breach"]')].map((item) => ({
+        card
+          .querySelector('[data-testid="guardrail-warning"]')
+          ?.previousElementSibling?.matches("header, .holdout-note") ?? null,
+      guardrailBreaches: all(card, '[data-testid="guardrail-breach"]').map((item) => ({
         metric: item.dataset.metric,
         variant: item.dataset.variant,
         measure: item.dataset.measure,
         text: item.textContent.trim(),
       })),
-      method: card.querySelector('[data-testid="inference-method"]')?.dataset.method ?? null,
+      method: one(card, '[data-testid="inference-method"]')?.dataset.method ?? null,
       methodText: text(card, "inference-method"),
       multipleComparisons: text(card, "multiple-comparisons"),
       noExposures: has(card, "no-exposures"),
       noExposuresInSlice: has(card, "no-exposures-in-slice"),
       noResults: has(card, "no-results"),
       timelineDrawn: card.querySelector('[data-testid="timeline-chart"] canvas') !== null,
-      metricHeads: [...card.querySelectorAll('[data-testid="metric"]')].map((section) => ({
+      metricHeads: all(card, '[data-testid="metric"]').map((section) => ({
         metric: section.dataset.metric,
         name: text(section, "metric-name"),
         kind: text(section, "metric-kind"),
@@ -145,15 +152,15 @@ function readPage() {
         direction: text(section, "metric-direction"),
         window: text(section, "metric-window"),
         capping: text(section, "metric-capping"),
-        appliedCap: section.querySelector('[data-testid="metric-capping"]')?.dataset.appliedCap ?? null,
+        appliedCap: one(section, '[data-testid="metric-capping"]')?.dataset.appliedCap ?? null,
         cuped: text(section, "metric-cuped"),
-        cupedApplied: section.querySelector('[data-testid="metric-cuped"]')?.dataset.applied ?? null,
+        cupedApplied: one(section, '[data-testid="metric-cuped"]')?.dataset.applied ?? null,
         undefinedNote: has(section, "metric-undefined"),
       })),
-      tables: [...card.querySelectorAll('[data-testid="results-table"]')].map((table) => ({
+      tables: all(card, '[data-testid="results-table"]').map((table) => ({
         metric: table.dataset.metric,
         measure: table.dataset.measure,
-        rows: [...table.querySelectorAll('[data-testid="variant-row"]')].map((row) => ({
+        rows: all(table, '[data-testid="variant-row"]').map((row) => ({
           variant: row.dataset.variant,
           units: text(row, "units"),
           expectedShare: text(row, "expected-share"),
@@ -161,21 +168,21 @@ function readPage() {
           conversionRate: text(row, "conversion-rate"),
           meanValue: text(row, "mean-value"),
           lift: text(row, "lift-estimate") ?? text(row, "lift"),
-          liftKind: row.querySelector('[data-testid="lift"]')?.dataset.liftKind ?? null,
+          liftKind: one(row, '[data-testid="lift"]')?.dataset.liftKind ?? null,
           liftCi: text(row, "lift-ci"),
           pValue: text(row, "p-value"),
           pRaw: text(row, "p-raw"),
           pAdjusted: text(row, "p-adjusted"),
-          verdict: row.querySelector('[data-testid="verdict"]')?.dataset.verdict ?? null,
-          significant: row.querySelector('[data-testid="verdict"]')?.dataset.significant ?? null,
+          verdict: one(row, '[data-testid="verdict"]')?.dataset.verdict ?? null,
+          significant: one(row, '[data-testid="verdict"]')?.dataset.significant ?? null,
           verdictText: text(row, "verdict-text") ?? text(row, "verdict"),
           verdictCaveat: text(row, "verdict-caveat"),
         })),
       })),
-      forestRows: [...card.querySelectorAll('[data-testid="forest-plot"]')].map((plot) => ({
+      forestRows: all(card, '[data-testid="forest-plot"]').map((plot) => ({
         metric: plot.dataset.metric,
         measure: plot.dataset.measure,
-        variants: [...plot.querySelectorAll('[data-testid="forest-row"]')].map((row) => ({
+        variants: all(plot, '[data-testid="forest-row"]').map((row) => ({
           variant: row.dataset.variant,
           verdict: row.dataset.verdict,
         })),
@@ -210,12 +217,24 @@ function checkTable(table, results, where) {
     expectClose(parsePercent(row.expectedShare, `${at} expected share`), units.expected_share, `${at} expected share`);
     if (conversion) {
       expectEqual(parseCount(row.conversions, `${at} conversions`), expected.converted_units, `${at} conversions`);
-      expectClose(parsePercent(row.conversionRate, `${at} conversion rate`), expected.conversion_rate, `${at} conversion rate`);
+      expectClose(
+        parsePercent(row.conversionRate, `${at} conversion rate`),
+        expected.conversion_rate,
+        `${at} conversion rate`,
+      );
     } else {
       expectClose(parseDecimal(row.meanValue, `${at} mean value`), expected.mean_value, `${at} mean value`);
     }
     const comparison = conversion ? expected.conversion_vs_control : expected.value_vs_control;
-    const seen = { variant: row.variant, units: units.exposed_units, pValue: null, pValueAdjusted: null, significant: false, verdict: null, lift: null };
+    const seen = {
+      variant: row.variant,
+      units: units.exposed_units,
+      pValue: null,
+      pValueAdjusted: null,
+      significant: false,
+      verdict: null,
+      lift: null,
+    };
     if (conversion) seen.conversionRate = expected.conversion_rate;
     else seen.meanValue = expected.mean_value;
     if (row.variant === results.control) {
@@ -256,7 +275,11 @@ function checkTable(table, results, where) {
     const arrow = comparison.absolute_lift > 0 ? "▲ " : comparison.absolute_lift < 0 ? "▼ " : "";
     expectEqual(row.verdictText, decided ? `${arrow}${comparison.verdict}` : "inconclusive", `${at} verdict text`);
     // A fixed-horizon verdict says it holds only at the planned look; a sequential one needs no caveat.
-    expectEqual(row.verdictCaveat !== null, decided && results.inference.method === "fixed", `${at} fixed-horizon caveat`);
+    expectEqual(
+      row.verdictCaveat !== null,
+      decided && results.inference.method === "fixed",
+      `${at} fixed-horizon caveat`,
+    );
     return {
       ...seen,
       pValue: comparison.p_value,
@@ -289,7 +312,11 @@ function checkMetricHead(head, metric, where) {
   expectEqual(head.name, metric.metric, `${where} name`);
   expectEqual(head.kind, metric.kind, `${where} kind`);
   expectEqual(head.guardrailTag, metric.guardrail, `${where} guardrail tag`);
-  expectEqual(head.direction, metric.direction === "lower" ? "Lower is better" : "Higher is better", `${where} direction`);
+  expectEqual(
+    head.direction,
+    metric.direction === "lower" ? "Lower is better" : "Higher is better",
+    `${where} direction`,
+  );
   expectEqual(
     head.window,
     (metric.window_hours ?? null) === null
@@ -307,10 +334,20 @@ function checkMetricHead(head, metric, where) {
     expectClose(parseDecimal(cap[1], `${where} applied cap`), metric.capping.applied_cap, `${where} applied cap`);
     expectEqual(Number(head.appliedCap), metric.capping.applied_cap, `${where} applied cap attribute`);
     if ((metric.capping.absolute ?? null) !== null) {
-      expectEqual(cap[2].includes(`limit ±${metric.capping.absolute.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`), true, `${where} absolute cap in \`${cap[2]}\``);
+      expectEqual(
+        cap[2].includes(
+          `limit ±${metric.capping.absolute.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`,
+        ),
+        true,
+        `${where} absolute cap in \`${cap[2]}\``,
+      );
     }
     if ((metric.capping.percentile ?? null) !== null) {
-      expectEqual(cap[2].includes(`${Number((metric.capping.percentile * 100).toPrecision(4))}`), true, `${where} percentile in \`${cap[2]}\``);
+      expectEqual(
+        cap[2].includes(`${Number((metric.capping.percentile * 100).toPrecision(4))}`),
+        true,
+        `${where} percentile in \`${cap[2]}\``,
+      );
     }
   }
   const applied = metric.cuped?.applied === true;
@@ -331,7 +368,14 @@ function checkExperiment(shown, listed, results) {
   expectEqual(shown.name, holdout ? "Tenant holdout" : listed.name || listed.key, `${where} name`);
   expectEqual(shown.holdoutNote, holdout, `${where} holdout note`);
   const listedUnits = listed.exposed_units.toLocaleString("en-US");
-  const summary = { key: shown.key, name: shown.name, status: listed.status ?? null, units: listed.exposed_units, srm: false, variants: [] };
+  const summary = {
+    key: shown.key,
+    name: shown.name,
+    status: listed.status ?? null,
+    units: listed.exposed_units,
+    srm: false,
+    variants: [],
+  };
   if (listed.exposed_units === 0) {
     expectEqual(shown.units, `${listedUnits} units`, `${where} units`);
     expectEqual(shown.noExposures, true, `${where} "no exposures" note`);
@@ -340,7 +384,11 @@ function checkExperiment(shown, listed, results) {
   }
   const sliceUnits = results.variants.reduce((sum, v) => sum + v.exposed_units, 0);
   const sliced = isSliced(results.slice);
-  expectEqual(shown.units, sliced ? `${sliceUnits.toLocaleString("en-US")} of ${listedUnits} units` : `${listedUnits} units`, `${where} units`);
+  expectEqual(
+    shown.units,
+    sliced ? `${sliceUnits.toLocaleString("en-US")} of ${listedUnits} units` : `${listedUnits} units`,
+    `${where} units`,
+  );
   Object.assign(summary, { sliceUnits, method: results.inference.method, controlVariant: results.control });
 
   expectEqual(shown.method, results.inference.method, `${where} method`);
@@ -350,12 +398,21 @@ function checkExperiment(shown, listed, results) {
   const comparisons = results.multiple_comparisons.comparisons;
   if (comparisons > 0) {
     const counted = new RegExp(`adjusted across ${comparisons.toLocaleString("en-US")} comparisons?:`);
-    expectEqual(counted.test(shown.multipleComparisons ?? ""), true, `${where} adjustment line \`${shown.multipleComparisons}\``);
+    expectEqual(
+      counted.test(shown.multipleComparisons ?? ""),
+      true,
+      `${where} adjustment line \`${shown.multipleComparisons}\``,
+    );
   }
   const breaches = guardrailBreaches(results);
   expectEqual(shown.guardrailWarning, breaches.length > 0, `${where} guardrail warning shown`);
-  expectEqual(shown.guardrailBreaches.map((b) => `${b.metric}/${b.variant}/${b.measure}`).join(" "), breaches.join(" "), `${where} guardrail breaches`);
-  if (breaches.length > 0) expectEqual(shown.guardrailWarningFirst, true, `${where} guardrail warning at the top of the card`);
+  expectEqual(
+    shown.guardrailBreaches.map((b) => `${b.metric}/${b.variant}/${b.measure}`).join(" "),
+    breaches.join(" "),
+    `${where} guardrail breaches`,
+  );
+  if (breaches.length > 0)
+    expectEqual(shown.guardrailWarningFirst, true, `${where} guardrail warning at the top of the card`);
   Object.assign(summary, { guardrailWarning: shown.guardrailWarning, guardrailBreaches: shown.guardrailBreaches });
 
   const mismatch = results.sample_ratio.mismatch === true;
@@ -369,7 +426,11 @@ function checkExperiment(shown, listed, results) {
   }
   expectEqual(shown.timelineDrawn, true, `${where} exposures-over-time chart drawn`);
 
-  expectEqual(shown.metricHeads.map((h) => h.metric).join(" "), results.metrics.map((m) => m.metric).join(" "), `${where} metric sections`);
+  expectEqual(
+    shown.metricHeads.map((h) => h.metric).join(" "),
+    results.metrics.map((m) => m.metric).join(" "),
+    `${where} metric sections`,
+  );
   shown.metricHeads.forEach((head, i) => checkMetricHead(head, results.metrics[i], `${where} ${head.metric} header`));
   summary.metricHeads = Object.fromEntries(shown.metricHeads.map((head) => [head.metric, head]));
 
@@ -378,7 +439,11 @@ function checkExperiment(shown, listed, results) {
     ...(m.variants.some((v) => v.mean_value !== null) ? [`${m.metric}/value`] : []),
   ]);
   if (results.metrics.length > 0) {
-    expectEqual(shown.tables.map((t) => `${t.metric}/${t.measure}`).join(" "), expectedTables.join(" "), `${where} tables`);
+    expectEqual(
+      shown.tables.map((t) => `${t.metric}/${t.measure}`).join(" "),
+      expectedTables.join(" "),
+      `${where} tables`,
+    );
   }
   const perMetric = new Map();
   const perValue = new Map();
@@ -404,7 +469,10 @@ function checkExperiment(shown, listed, results) {
     verdict: rows.verdict,
   });
   summary.variants = results.variants.map((units) => {
-    const pick = (map) => Object.fromEntries([...map].map(([metric, rows]) => [metric, figures(rows.find((r) => r.variant === units.variant))]));
+    const pick = (map) =>
+      Object.fromEntries(
+        [...map].map(([metric, rows]) => [metric, figures(rows.find((r) => r.variant === units.variant))]),
+      );
     const metrics = pick(perMetric);
     const first = Object.values(metrics)[0] ?? { conversionRate: null, lift: null, pValue: null, significant: false };
     return { variant: units.variant, units: units.exposed_units, ...first, metrics, values: pick(perValue) };
@@ -412,9 +480,13 @@ function checkExperiment(shown, listed, results) {
   return summary;
 }
 
-/** Opens `${baseUrl}/dashboard/?search#tenant=…&token=…` and waits until the page is ready.
+/**
+ * Opens `${baseUrl}/dashboard/?search#tenant=…&token=…` and waits until the page is ready.
  * Resolves with the page, the problems it reported so far (console errors, page errors, HTTP
- * errors) and close(). */
+ * errors) and close().
+ * @param {{ baseUrl: string, tenant: string, token: string, viewport?: { width: number, height: number },
+ *   search?: string }} options
+ */
 export async function openDashboard({ baseUrl, tenant, token, viewport = { width: 1280, height: 900 }, search = "" }) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-dashboard-chromium-"));
   const problems = [];
@@ -452,10 +524,13 @@ export async function openDashboard({ baseUrl, tenant, token, viewport = { width
 
 /** Waits until the page has loaded (or failed) and every timeline it shows is drawn. */
 export async function waitUntilShown(page) {
-  await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.state), null, { timeout: 30_000 });
+  await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.state ?? ""), null, {
+    timeout: 30_000,
+  });
   // Charts draw on the next frames; wait until every card with exposures has its canvas.
   await page.waitForFunction(
-    () => [...document.querySelectorAll('[data-testid="timeline-chart"]')].every((chart) => chart.querySelector("canvas")),
+    () =>
+      [...document.querySelectorAll('[data-testid="timeline-chart"]')].every((chart) => chart.querySelector("canvas")),
     null,
     { timeout: 10_000 },
   );
@@ -466,6 +541,8 @@ export async function waitUntilShown(page) {
  * says it applied (`body[data-query]`, which the caller may pin with `expectQuery`). Throws on
  * the first difference. Returns { query, viewSummary, overflowPx, experiments: [...] } (see
  * checkDashboard).
+ * @param {import("playwright-core").Page} page
+ * @param {{ baseUrl: string, tenant: string, token: string, expectQuery?: string }} options
  */
 export async function checkShown(page, { baseUrl, tenant, token, expectQuery }) {
   const shown = await page.evaluate(readPage);
@@ -483,7 +560,12 @@ export async function checkShown(page, { baseUrl, tenant, token, expectQuery }) 
     const listed = list.experiments.find((e) => e.key === card.key);
     const results =
       listed.exposed_units > 0
-        ? await api(baseUrl, tenant, token, `/experiments/${encodeURIComponent(card.key)}/results?${shown.query}`)
+        ? await api(
+            baseUrl,
+            tenant,
+            token,
+            `/experiments/${encodeURIComponent(String(card.key))}/results?${shown.query}`,
+          )
         : null;
     slice ??= results?.slice ?? null;
     experiments.push(checkExperiment(card, listed, results));
@@ -492,11 +574,22 @@ export async function checkShown(page, { baseUrl, tenant, token, expectQuery }) 
   for (const [name, value] of Object.entries(slice ?? {})) {
     if (["config_version", "country", "device"].includes(name)) {
       const label = name === "config_version" ? "config version" : name;
-      expectEqual(shown.viewSummary.includes(`${label} ${value}`), true, `view summary \`${shown.viewSummary}\` names ${label} ${value}`);
+      expectEqual(
+        shown.viewSummary.includes(`${label} ${value}`),
+        true,
+        `view summary \`${shown.viewSummary}\` names ${label} ${value}`,
+      );
     }
   }
-  if (slice && !isSliced(slice)) expectEqual(shown.viewSummary.startsWith("Showing all units"), true, `view summary \`${shown.viewSummary}\``);
-  return { query: shown.query, viewSummary: shown.viewSummary, viewError: shown.viewError, overflowPx: shown.overflow, experiments };
+  if (slice && !isSliced(slice))
+    expectEqual(shown.viewSummary.startsWith("Showing all units"), true, `view summary \`${shown.viewSummary}\``);
+  return {
+    query: shown.query,
+    viewSummary: shown.viewSummary,
+    viewError: shown.viewError,
+    overflowPx: shown.overflow,
+    experiments,
+  };
 }
 
 /**
@@ -510,6 +603,8 @@ export async function checkShown(page, { baseUrl, tenant, token, expectQuery }) 
  * [metric]: {...} }, values: { [metric]: {...} } }] }] }, where a variant's top-level figures are
  * those of the first metric's conversion table in key order (null without conversions),
  * `significant` is the API's (from the adjusted p-value) and `lift` is relative when the API has it.
+ * @param {{ baseUrl: string, tenant: string, token: string, screenshotPath?: string,
+ *   viewport?: { width: number, height: number }, search?: string }} options
  */
 export async function checkDashboard({ baseUrl, tenant, token, screenshotPath, viewport, search = "" }) {
   const { page, problems, close } = await openDashboard({ baseUrl, tenant, token, viewport, search });

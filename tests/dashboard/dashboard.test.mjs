@@ -13,11 +13,11 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
 
-import { cohortBinary, startCohortCollector } from "../../scripts/pipeline.mjs";
-import { freePort } from "../edge/harness.mjs";
+import { cohortBinary, startCohortCollector } from "../../scripts/lib/cohort.mjs";
+import { freePort } from "../../scripts/lib/http.mjs";
+import { ROOT } from "../../scripts/lib/paths.mjs";
 import { CHROMIUM, CHROMIUM_ARGS, checkDashboard, checkShown, openDashboard, waitUntilShown } from "./check.mjs";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
 const TARGET = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target");
 const DASHBOARD_DIR = path.join(ROOT, "www/dashboard");
 const SCREENSHOTS = path.join(TARGET, "screenshots");
@@ -28,7 +28,15 @@ const HOLDOUT = "_holdout";
 
 /** An experiment that splits its units evenly between `control` and one treatment. */
 function fiftyFifty(key, name, status, treatment) {
-  return { key, name, status, variants: [{ key: "control", weight: 5000 }, { key: treatment, weight: 5000 }] };
+  return {
+    key,
+    name,
+    status,
+    variants: [
+      { key: "control", weight: 5000 },
+      { key: treatment, weight: 5000 },
+    ],
+  };
 }
 
 const CONFIG = {
@@ -63,8 +71,24 @@ function exposureId(tenant, experiment, unit) {
   return createHash("sha256").update(["exposure", tenant, experiment, unit].join("\0")).digest("hex").slice(0, 32);
 }
 
-function exposure(experiment, variant, unit, timestamp, { configVersion = CONFIG.version, country = "DE", device = "desktop" } = {}) {
-  return { id: exposureId(TENANT, experiment, unit), tenant: TENANT, experiment, variant, unit, config_version: configVersion, timestamp, country, device };
+function exposure(
+  experiment,
+  variant,
+  unit,
+  timestamp,
+  { configVersion = CONFIG.version, country = "DE", device = "desktop" } = {},
+) {
+  return {
+    id: exposureId(TENANT, experiment, unit),
+    tenant: TENANT,
+    experiment,
+    variant,
+    unit,
+    config_version: configVersion,
+    timestamp,
+    country,
+    device,
+  };
 }
 
 function conversion(id, unit, metric, value, timestamp) {
@@ -116,7 +140,11 @@ const PLAN = [
 ];
 
 /** Audience of checkout-button unit i (see PLAN). */
-const audience = (i) => ({ country: i % 5 === 0 ? "AT" : "DE", device: i % 2 === 1 ? "mobile" : "desktop", configVersion: i < 300 ? 6 : 7 });
+const audience = (i) => ({
+  country: i % 5 === 0 ? "AT" : "DE",
+  device: i % 2 === 1 ? "mobile" : "desktop",
+  configVersion: i < 300 ? 6 : 7,
+});
 
 /** Tenant-holdout membership: 2000 visitors, every 10th held out; 10% of the held-out buy, 12.5% of the rest. */
 const HOLDOUT_VISITORS = 2000;
@@ -132,7 +160,8 @@ function seedRecords() {
       exposures.push(exposure(experiment, variant, unit, at, mixedAudience ? audience(i) : {}));
       if (buys?.(i)) events.push(conversion(`${unit}.purchase`, unit, "purchase", 20 + (i % 7) * 5, at + 60_000));
       // Before assignment both arms are alike: the same units bought, by the same rule.
-      if (mixedAudience && i % 10 === 0) events.push(conversion(`${unit}.purchase-before`, unit, "purchase", 30, at - 10 * 60_000));
+      if (mixedAudience && i % 10 === 0)
+        events.push(conversion(`${unit}.purchase-before`, unit, "purchase", 30, at - 10 * 60_000));
       if (refunds?.(i)) events.push(conversion(`${unit}.refund`, unit, "refund", null, at + 120_000));
       if (addsToCart?.(i)) events.push(conversion(`${unit}.cart`, unit, "add-to-cart", null, at + 30_000));
       if (signsUp?.(i)) events.push(conversion(`${unit}.signup`, unit, "signup", null, at + 1000));
@@ -142,7 +171,8 @@ function seedRecords() {
     const unit = `visitor.${i}`;
     const at = exposedAt(i, HOLDOUT_VISITORS);
     exposures.push(exposure(HOLDOUT, heldOut(i) ? "holdout" : "rest", unit, at));
-    if (heldOut(i) ? i % 100 === 0 : i % 8 === 1) events.push(conversion(`${unit}.purchase`, unit, "purchase", 40, at + 60_000));
+    if (heldOut(i) ? i % 100 === 0 : i % 8 === 1)
+      events.push(conversion(`${unit}.purchase`, unit, "purchase", 40, at + 60_000));
   }
   return { exposures, events };
 }
@@ -150,7 +180,9 @@ function seedRecords() {
 async function postSigned(baseUrl, route, records) {
   const body = JSON.stringify(records);
   const timestamp = Math.floor(Date.now() / 1000);
-  const signature = createHmac("sha256", tenantKey("beacon-signing", TENANT)).update(`${timestamp}.${body}`).digest("hex");
+  const signature = createHmac("sha256", tenantKey("beacon-signing", TENANT))
+    .update(`${timestamp}.${body}`)
+    .digest("hex");
   const response = await fetch(`${baseUrl}${route}`, {
     method: "POST",
     headers: {
@@ -186,7 +218,8 @@ before(async () => {
   fs.writeFileSync(configFile, JSON.stringify(CONFIG, null, 2));
   collector = await startCollector(dir, ["--tenant-config", configFile, "--dashboard-dir", DASHBOARD_DIR]);
   const { exposures, events } = seedRecords();
-  for (let i = 0; i < exposures.length; i += 500) await postSigned(collector.url, "/v1/exposures", exposures.slice(i, i + 500));
+  for (let i = 0; i < exposures.length; i += 500)
+    await postSigned(collector.url, "/v1/exposures", exposures.slice(i, i + 500));
   for (let i = 0; i < events.length; i += 500) await postSigned(collector.url, "/v1/events", events.slice(i, i + 500));
 });
 
@@ -207,27 +240,38 @@ const byKey = (seen, key) => {
 const credentials = () => ({ baseUrl: collector.url, tenant: TENANT, token: readToken(TENANT) });
 
 test("the dashboard shows the API's numbers, sequential verdicts with adjusted p-values, guardrails, SRM and the holdout", async () => {
-  const seen = await checkDashboard({ ...credentials(), screenshotPath: path.join(SCREENSHOTS, "dashboard-desktop.png") });
+  const seen = await checkDashboard({
+    ...credentials(),
+    screenshotPath: path.join(SCREENSHOTS, "dashboard-desktop.png"),
+  });
   assert.equal(seen.query, "inference=sequential", "sequential is the default method");
   assert.deepEqual(
     seen.experiments.map((e) => e.key),
     ["checkout-button", "pricing-page", "hero-copy", "legacy-banner", HOLDOUT],
     "config order first, then the experiment only the data shows, then the tenant holdout, always last",
   );
-  for (const experiment of seen.experiments.filter((e) => e.units > 0)) assert.equal(experiment.method, "sequential", experiment.key);
+  for (const experiment of seen.experiments.filter((e) => e.units > 0))
+    assert.equal(experiment.method, "sequential", experiment.key);
 
   const planted = byKey(seen, "checkout-button");
   const green = planted.variants.find((v) => v.variant === "green");
   assert.equal(planted.srm, false);
   assert.equal(green.units, 1000);
-  assert.equal(green.metrics.purchase.verdict, "better", "10% → 20% purchases is better, even always-valid and Holm-adjusted");
+  assert.equal(
+    green.metrics.purchase.verdict,
+    "better",
+    "10% → 20% purchases is better, even always-valid and Holm-adjusted",
+  );
   assert.ok(green.metrics.purchase.pValueAdjusted < 0.001, `adjusted p = ${green.metrics.purchase.pValueAdjusted}`);
   assert.ok(Math.abs(green.metrics.purchase.lift - 1.0) < 1e-9, "a relative lift of +100%");
   assert.equal(green.metrics.signup.verdict, "inconclusive", "signups were planted equal");
   // 25% → 30%: too little for an always-valid verdict, and its Holm adjustment shows.
   const cart = green.metrics["add-to-cart"];
   assert.equal(cart.verdict, "inconclusive");
-  assert.ok(cart.pValue >= 0.001 && cart.pValueAdjusted >= 1.5 * cart.pValue, `p = ${cart.pValue}, adjusted ${cart.pValueAdjusted}`);
+  assert.ok(
+    cart.pValue >= 0.001 && cart.pValueAdjusted >= 1.5 * cart.pValue,
+    `p = ${cart.pValue}, adjusted ${cart.pValueAdjusted}`,
+  );
 
   // Refunds are a lower-is-better guardrail: 2% → 10% is "worse", and the card says so first.
   assert.equal(green.metrics.refund.verdict, "worse");
@@ -236,7 +280,10 @@ test("the dashboard shows the API's numbers, sequential verdicts with adjusted p
     planted.guardrailBreaches.map((b) => [b.metric, b.variant, b.measure]),
     [["refund", "green", "conversion"]],
   );
-  assert.match(planted.guardrailBreaches[0].text, /^refund \(conversion rate\) in green: \+400\.0% against control, p < 0\.001 \(adj\. < 0\.001\)\.$/);
+  assert.match(
+    planted.guardrailBreaches[0].text,
+    /^refund \(conversion rate\) in green: \+400\.0% against control, p < 0\.001 \(adj\. < 0\.001\)\.$/,
+  );
   assert.equal(byKey(seen, "pricing-page").guardrailWarning, false, "no guardrail got worse there");
 
   const heads = planted.metricHeads;
@@ -259,12 +306,21 @@ test("the dashboard shows the API's numbers, sequential verdicts with adjusted p
     "the SRM warning shows for the skewed experiment only",
   );
   assert.equal(byKey(seen, "hero-copy").units, 0);
-  assert.deepEqual(byKey(seen, "legacy-banner").variants.map((v) => v.units), [150, 150]);
+  assert.deepEqual(
+    byKey(seen, "legacy-banner").variants.map((v) => v.units),
+    [150, 150],
+  );
 
   const holdout = byKey(seen, HOLDOUT);
   assert.equal(holdout.name, "Tenant holdout");
   assert.equal(holdout.controlVariant, "holdout");
-  assert.deepEqual(holdout.variants.map((v) => [v.variant, v.units]), [["holdout", 200], ["rest", 1800]]);
+  assert.deepEqual(
+    holdout.variants.map((v) => [v.variant, v.units]),
+    [
+      ["holdout", 200],
+      ["rest", 1800],
+    ],
+  );
 });
 
 test("on a 360 px phone the same numbers show without horizontal scrolling", async () => {
@@ -280,15 +336,22 @@ test("on a 360 px phone the same numbers show without horizontal scrolling", asy
 
 /** Resolves once the page shows the results of `query` (its data-query) with every chart drawn. */
 async function waitForView(page, query) {
-  await page.waitForFunction((expected) => document.body.dataset.state === "ready" && document.body.dataset.query === expected, query, {
-    timeout: 30_000,
-  });
+  await page.waitForFunction(
+    (expected) => document.body.dataset.state === "ready" && document.body.dataset.query === expected,
+    query,
+    {
+      timeout: 30_000,
+    },
+  );
   await waitUntilShown(page);
 }
 
 /** The query strings of the results requests the page made since `since` (an index into `log`). */
 const resultsQueries = (log, since = 0) =>
-  log.slice(since).filter((url) => new URL(url).pathname.endsWith("/results")).map((url) => new URL(url).search.slice(1));
+  log
+    .slice(since)
+    .filter((url) => new URL(url).pathname.endsWith("/results"))
+    .map((url) => new URL(url).search.slice(1));
 
 test("switching to fixed-horizon re-queries, says the intervals hold for one planned look, and changes verdicts", async () => {
   const { page, problems, close } = await openDashboard(credentials());
@@ -303,22 +366,30 @@ test("switching to fixed-horizon re-queries, says the intervals hold for one pla
       assert.equal(lines.length, 4, `one method line per experiment with exposures: ${JSON.stringify(lines)}`);
       return lines;
     };
-    for (const line of await methodLines()) assert.match(line, /^Sequential \(always-valid\) intervals: safe to look at any time\./);
+    for (const line of await methodLines())
+      assert.match(line, /^Sequential \(always-valid\) intervals: safe to look at any time\./);
 
     await page.getByTestId("inference-fixed").check();
     await waitForView(page, "inference=fixed");
     const queries = resultsQueries(requested);
-    assert.ok(queries.length >= 4 && queries.every((q) => q === "inference=fixed"), `results re-queried with inference=fixed: ${queries}`);
+    assert.ok(
+      queries.length >= 4 && queries.every((q) => q === "inference=fixed"),
+      `results re-queried with inference=fixed: ${queries}`,
+    );
     const fixed = await checkShown(page, { ...credentials(), expectQuery: "inference=fixed" });
-    for (const line of await methodLines()) assert.match(line, /^Fixed-horizon: valid only if you look once, at the planned sample size\./);
+    for (const line of await methodLines())
+      assert.match(line, /^Fixed-horizon: valid only if you look once, at the planned sample size\./);
     assert.match(fixed.viewSummary, /fixed-horizon inference/);
 
     // The modest add-to-cart effect passes a single planned look, not the always-valid test.
-    const cart = (seen) => byKey(seen, "checkout-button").variants.find((v) => v.variant === "green").metrics["add-to-cart"];
+    const cart = (seen) =>
+      byKey(seen, "checkout-button").variants.find((v) => v.variant === "green").metrics["add-to-cart"];
     assert.equal(cart(sequential).verdict, "inconclusive");
     assert.equal(cart(fixed).verdict, "better");
     assert.ok(cart(fixed).pValue < cart(sequential).pValue, "fixed-horizon p-values are the smaller ones");
-    const caveat = page.locator('[data-testid="experiment"][data-experiment="checkout-button"] [data-testid="results-table"][data-metric="add-to-cart"] [data-variant="green"] [data-testid="verdict-caveat"]');
+    const caveat = page.locator(
+      '[data-testid="experiment"][data-experiment="checkout-button"] [data-testid="results-table"][data-metric="add-to-cart"] [data-variant="green"] [data-testid="verdict-caveat"]',
+    );
     assert.equal(await caveat.textContent(), "only if this is the planned look");
     await page.screenshot({ path: path.join(SCREENSHOTS, "dashboard-fixed-horizon.png"), fullPage: true });
 
@@ -331,7 +402,8 @@ test("switching to fixed-horizon re-queries, says the intervals hold for one pla
     await page.getByTestId("inference-sequential").check();
     await waitForView(page, "inference=sequential");
     const back = await checkShown(page, { ...credentials(), expectQuery: "inference=sequential" });
-    for (const line of await methodLines()) assert.match(line, /^Sequential \(always-valid\) intervals: safe to look at any time\./);
+    for (const line of await methodLines())
+      assert.match(line, /^Sequential \(always-valid\) intervals: safe to look at any time\./);
     assert.equal(cart(back).verdict, "inconclusive", "back to the always-valid verdict");
     assert.equal(new URL(page.url()).search, "");
     assert.deepEqual(problems, []);
@@ -349,7 +421,11 @@ test("a slice narrows the units to the filters given; a refused value shows the 
       const since = requested.length;
       await page.getByTestId("apply-view").click();
       await waitForView(page, query);
-      assert.deepEqual([...new Set(resultsQueries(requested, since))], [query], "every results request carries the slice");
+      assert.deepEqual(
+        [...new Set(resultsQueries(requested, since))],
+        [query],
+        "every results request carries the slice",
+      );
       return checkShown(page, { ...credentials(), expectQuery: query });
     };
     const units = (seen, key) => byKey(seen, key).variants.map((v) => v.units);
@@ -388,16 +464,22 @@ test("a slice narrows the units to the filters given; a refused value shows the 
 
     // Not a country code: the collector's 400 message shows; the results of the last good view stay.
     const before = await page.getByTestId("experiment").count();
-    const refusal = await fetch(`${collector.url}/v1/tenants/${TENANT}/experiments/checkout-button/results?country=D1`, {
-      headers: { authorization: `Bearer ${readToken(TENANT)}` },
-    });
+    const refusal = await fetch(
+      `${collector.url}/v1/tenants/${TENANT}/experiments/checkout-button/results?country=D1`,
+      {
+        headers: { authorization: `Bearer ${readToken(TENANT)}` },
+      },
+    );
     assert.equal(refusal.status, 400);
     const { error } = await refusal.json();
     assert.equal(error.code, "bad_query");
     await page.getByTestId("slice-country").fill("D1");
     await page.getByTestId("apply-view").click();
     await page.getByTestId("view-error").waitFor({ state: "visible" });
-    assert.equal(await page.getByTestId("view-error").textContent(), `The collector refused this view: ${error.message}`);
+    assert.equal(
+      await page.getByTestId("view-error").textContent(),
+      `The collector refused this view: ${error.message}`,
+    );
     assert.equal(await page.getByTestId("slice-country").getAttribute("aria-invalid"), "true");
     assert.equal(await page.evaluate(() => document.body.dataset.state), "ready");
     assert.equal(await page.getByTestId("experiment").count(), before);
@@ -414,8 +496,14 @@ test("a slice narrows the units to the filters given; a refused value shows the 
 
     // Only the refused requests may have failed (Chromium logs each failed load to the console too).
     const refused = (line) => line.includes("country=D1") || line.includes("status of 400");
-    assert.deepEqual(problems.filter((line) => !refused(line)), []);
-    assert.ok(problems.some((line) => line.startsWith("HTTP 400") && line.includes("country=D1")), problems.join("\n"));
+    assert.deepEqual(
+      problems.filter((line) => !refused(line)),
+      [],
+    );
+    assert.ok(
+      problems.some((line) => line.startsWith("HTTP 400") && line.includes("country=D1")),
+      problems.join("\n"),
+    );
   } finally {
     await close();
   }
@@ -424,14 +512,21 @@ test("a slice narrows the units to the filters given; a refused value shows the 
 test("a link with a slice opens that view: config version 6 assigned units 0-299", async () => {
   const seen = await checkDashboard({ ...credentials(), search: "config_version=6" });
   assert.equal(seen.query, "inference=sequential&config_version=6");
-  assert.deepEqual(byKey(seen, "checkout-button").variants.map((v) => v.units), [300, 300]);
+  assert.deepEqual(
+    byKey(seen, "checkout-button").variants.map((v) => v.units),
+    [300, 300],
+  );
   assert.equal(byKey(seen, "pricing-page").sliceUnits, 0);
   assert.match(seen.viewSummary, /config version 6/);
 });
 
 test("the sign-in form loads a tenant; a wrong token is refused with a message", async () => {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-dashboard-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    args: CHROMIUM_ARGS,
+    headless: true,
+  });
   try {
     const page = context.pages()[0] ?? (await context.newPage());
     const pageErrors = [];
@@ -445,7 +540,10 @@ test("the sign-in form loads a tenant; a wrong token is refused with a message",
     await page.getByTestId("token-input").fill("not-the-token");
     await page.getByRole("button", { name: "Show results" }).click();
     await page.waitForFunction(() => document.body.dataset.state === "error");
-    assert.match(await page.getByTestId("status").textContent(), /read token is not valid for tenant “dash-shop”/);
+    assert.match(
+      (await page.getByTestId("status").textContent()) ?? "",
+      /read token is not valid for tenant “dash-shop”/,
+    );
 
     await page.getByTestId("token-input").fill(readToken(TENANT));
     await page.getByRole("button", { name: "Show results" }).click();
@@ -472,7 +570,9 @@ test("an invalid tenant config stops startup naming the file, the JSON path and 
     fs.writeFileSync(file, JSON.stringify(bad));
     await assert.rejects(
       startCollector(badDir, ["--tenant-config", file]),
-      (error) => error.message.includes(`${file}: experiments[0].variants: weights sum to 9000, expected 10000`),
+      (error) =>
+        error instanceof Error &&
+        error.message.includes(`${file}: experiments[0].variants: weights sum to 9000, expected 10000`),
     );
   } finally {
     fs.rmSync(badDir, { recursive: true, force: true });

@@ -9,37 +9,50 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { cohortBinary, startCohortCollector, stickyCookie } from "../../scripts/lib/cohort.mjs";
+import { freePort, request } from "../../scripts/lib/http.mjs";
+import { ROOT } from "../../scripts/lib/paths.mjs";
+import { eventually, sleep } from "../../scripts/lib/wait.mjs";
+import { putKv, startWorker, tenantEntries } from "../../scripts/lib/wrangler.mjs";
 import {
-  ROOT,
   SECRET,
   bucketOf,
-  eventually,
   exposuresOf,
-  freePort,
   holdoutVariant,
   logEvents,
-  putKv,
   quiet,
   recordsOf,
-  request,
-  sleep,
   startCollector,
   startOrigin,
-  startWorker,
-  stickyCookie,
-  tenantEntries,
   tenantKey,
 } from "./harness.mjs";
-import { cohortBinary, startCohortCollector } from "../../scripts/pipeline.mjs";
 
 const VISITORS = 10_000;
 const CONCURRENCY = 16;
 
 const twoExperiments = (tenant, hashKey) => ({
-  schema: 1, tenant, version: 1, hostnames: [`${tenant}.test`], hash_key: hashKey,
+  schema: 1,
+  tenant,
+  version: 1,
+  hostnames: [`${tenant}.test`],
+  hash_key: hashKey,
   experiments: [
-    { key: "banner", status: "running", variants: [{ key: "control", weight: 5000 }, { key: "blue", weight: 5000 }] },
-    { key: "pricing", status: "running", variants: [{ key: "control", weight: 3000 }, { key: "annual", weight: 7000 }] },
+    {
+      key: "banner",
+      status: "running",
+      variants: [
+        { key: "control", weight: 5000 },
+        { key: "blue", weight: 5000 },
+      ],
+    },
+    {
+      key: "pricing",
+      status: "running",
+      variants: [
+        { key: "control", weight: 3000 },
+        { key: "annual", weight: 7000 },
+      ],
+    },
   ],
 });
 // With a 10% holdout: every new unit also sends its holdout record (`_holdout`), and held-out
@@ -87,11 +100,17 @@ async function exposedUnits(tenant, experiment) {
 /** Rows of the collector's SQLite file, through the sqlite3 shell. */
 function sqlite(query) {
   try {
-    const out = execFileSync("sqlite3", [path.join(dataDir, "cohort.db"), query], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+    const out = execFileSync("sqlite3", [path.join(dataDir, "cohort.db"), query], {
+      encoding: "utf8",
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return out.split("\n").filter(Boolean);
   } catch (error) {
-    if (error.code === "ENOENT") {
-      throw new Error("the sqlite3 shell is not installed: run `scripts/setup.sh --edge` (or `apt-get install sqlite3`)");
+    if (/** @type {NodeJS.ErrnoException} */ (error).code === "ENOENT") {
+      throw new Error(
+        "the sqlite3 shell is not installed: run `scripts/setup.sh --edge` (or `apt-get install sqlite3`)",
+        { cause: error },
+      );
     }
     throw error;
   }
@@ -143,7 +162,12 @@ before(async () => {
   stub = await startCollector();
   collectorPort = await freePort();
   collector = await startRealCollector();
-  putKv(stateDir, { ...tenantEntries(OUTAGE), ...tenantEntries(RELAY), ...tenantEntries(STUBBED), ...tenantEntries(SHOP) });
+  putKv(stateDir, {
+    ...tenantEntries(OUTAGE),
+    ...tenantEntries(RELAY),
+    ...tenantEntries(STUBBED),
+    ...tenantEntries(SHOP),
+  });
   const vars = {
     COHORT_SECRET: SECRET,
     ORIGIN_OVERRIDE: `http://127.0.0.1:${origin.port}`,
@@ -157,7 +181,12 @@ before(async () => {
     // Few attempts, so a collector that stays down dead-letters quickly.
     startWorker({
       stateDir,
-      vars: { ...vars, COLLECTOR_URL: `http://127.0.0.1:${stub.port}`, DELIVERY_RETRY_MAX_SECONDS: "1", DELIVERY_MAX_ATTEMPTS: "4" },
+      vars: {
+        ...vars,
+        COLLECTOR_URL: `http://127.0.0.1:${stub.port}`,
+        DELIVERY_RETRY_MAX_SECONDS: "1",
+        DELIVERY_MAX_ATTEMPTS: "4",
+      },
     }),
   ]);
 });
@@ -222,9 +251,13 @@ describe("durable delivery through the queue", () => {
     // outside the holdout and one holdout record per unit (about 28,000 rows).
     const outageExposures = visitors.reduce((n, v) => n + Object.keys(recorded(v, OUTAGE)).length, 0);
     assert.equal(await metric("cohort_ingested_records_total", "exposure"), outageExposures);
-    const rows = sqlite("SELECT experiment || ' ' || variant || ' ' || unit_id FROM exposures WHERE tenant_id = 'outage'");
+    const rows = sqlite(
+      "SELECT experiment || ' ' || variant || ' ' || unit_id FROM exposures WHERE tenant_id = 'outage'",
+    );
     const want = all
-      .flatMap((v) => Object.entries(recorded(v, OUTAGE)).map(([experiment, variant]) => `${experiment} ${variant} ${v.unit}`))
+      .flatMap((v) =>
+        Object.entries(recorded(v, OUTAGE)).map(([experiment, variant]) => `${experiment} ${variant} ${v.unit}`),
+      )
       .sort();
     assert.deepEqual(rows.sort(), want, "exactly the expected (experiment, variant, unit) rows, each once");
     assert.equal(logEvents(realWorker, "delivery.dead_lettered").length, 0, "nothing dead-lettered");
@@ -247,7 +280,10 @@ describe("durable delivery through the queue", () => {
     const visitors = await visit(stubWorker.port, "relay.test", 50, 4);
     for (const [i, visitor] of visitors.entries()) {
       const response = await request({
-        port: stubWorker.port, host: "relay.test", path: "/_cohort/track", method: "POST",
+        port: stubWorker.port,
+        host: "relay.test",
+        path: "/_cohort/track",
+        method: "POST",
         headers: { cookie: visitor.cookie, "content-type": "application/json" },
         body: JSON.stringify({ metric: "signup", id: `signup-${i}` }),
       });
@@ -255,20 +291,32 @@ describe("durable delivery through the queue", () => {
     }
     const expected = tally(visitors, RELAY);
     assert.ok(await eventually(async () => sum(await exposedUnits("relay", "banner")) === 50, 20_000, 200));
-    assert.ok(await eventually(async () => (await metric("cohort_ingested_records_total", "conversion")) - conversionsBefore === 50, 20_000, 200));
+    assert.ok(
+      await eventually(
+        async () => (await metric("cohort_ingested_records_total", "conversion")) - conversionsBefore === 50,
+        20_000,
+        200,
+      ),
+    );
     await eventually(() => stub.state.loseAcks === 0, 5000, 200);
     await sleep(2500); // retries of the lost acknowledgements land as duplicates
     const lost = stub.batches.filter((b) => b.lostAck);
     assert.equal(lost.length, 2, "two acknowledgements were lost after the commit");
     const duplicates =
-      (await metric("cohort_duplicate_records_total", "exposure")) - exposuresBefore +
-      (await metric("cohort_duplicate_records_total", "conversion")) - duplicateConversionsBefore;
+      (await metric("cohort_duplicate_records_total", "exposure")) -
+      exposuresBefore +
+      (await metric("cohort_duplicate_records_total", "conversion")) -
+      duplicateConversionsBefore;
     const resent = lost.reduce((n, b) => n + b.records.length, 0);
     assert.ok(duplicates >= resent, `${duplicates} duplicates ignored for ${resent} records sent again`);
     for (const [experiment, variants] of Object.entries(expected)) {
       assert.deepEqual(await exposedUnits("relay", experiment), variants);
     }
-    assert.equal((await metric("cohort_ingested_records_total", "conversion")) - conversionsBefore, 50, "each event once");
+    assert.equal(
+      (await metric("cohort_ingested_records_total", "conversion")) - conversionsBefore,
+      50,
+      "each event once",
+    );
     stub.state.forward = null;
   });
 
@@ -278,10 +326,13 @@ describe("durable delivery through the queue", () => {
     const visitors = await visit(stubWorker.port, "stubbed.test", 20, 2);
     assert.ok(await eventually(() => visitors.every((v) => exposuresOf(stub, v.unit).length === 2), 15_000, 200));
     await sleep(1500);
-    for (const visitor of visitors) assert.equal(exposuresOf(stub, visitor.unit).length, 2, "each exposure accepted once");
+    for (const visitor of visitors)
+      assert.equal(exposuresOf(stub, visitor.unit).length, 2, "each exposure accepted once");
     const failed = stub.batches.slice(start).filter((b) => b.status === 500);
     assert.equal(failed.length, 3);
-    assert.ok(logEvents(stubWorker, "delivery.batch").some((e) => Number(e.retried) > 0 && e.retry_reasons.includes("500")));
+    assert.ok(
+      logEvents(stubWorker, "delivery.batch").some((e) => Number(e.retried) > 0 && e.retry_reasons.includes("500")),
+    );
   });
 
   test("a poisoned record goes to the dead-letter queue with the reason; the rest still flows", async () => {
@@ -291,16 +342,34 @@ describe("durable delivery through the queue", () => {
     await Promise.all(
       events.map(({ visitor, metric, id }) =>
         request({
-          port: stubWorker.port, host: "stubbed.test", path: "/_cohort/track", method: "POST",
+          port: stubWorker.port,
+          host: "stubbed.test",
+          path: "/_cohort/track",
+          method: "POST",
           headers: { cookie: visitor.cookie, "content-type": "application/json" },
           body: JSON.stringify({ metric, id, value: 10 }),
         }),
       ),
     );
     const accepted = () =>
-      stub.batches.filter((b) => b.path === "/v1/events" && b.status === 200).flatMap((b) => b.records).map((r) => r.id);
-    assert.ok(await eventually(() => ["order-0", "order-1", "order-3", "order-4", "order-5"].every((id) => accepted().includes(id)), 15_000, 200));
-    assert.ok(await eventually(() => logEvents(stubWorker, "delivery.dead_letter").some((e) => e.ids === "order-2"), 15_000, 200));
+      stub.batches
+        .filter((b) => b.path === "/v1/events" && b.status === 200)
+        .flatMap((b) => b.records)
+        .map((r) => r.id);
+    assert.ok(
+      await eventually(
+        () => ["order-0", "order-1", "order-3", "order-4", "order-5"].every((id) => accepted().includes(id)),
+        15_000,
+        200,
+      ),
+    );
+    assert.ok(
+      await eventually(
+        () => logEvents(stubWorker, "delivery.dead_letter").some((e) => e.ids === "order-2"),
+        15_000,
+        200,
+      ),
+    );
     const [letter] = logEvents(stubWorker, "delivery.dead_letter").filter((e) => e.ids === "order-2");
     assert.match(letter.reason, /collector answered 400 invalid_record at records\[\d+\]\.metric/);
     assert.equal(letter.tenant, "stubbed");
@@ -319,12 +388,16 @@ describe("durable delivery through the queue", () => {
     const [visitor] = await visit(stubWorker.port, "stubbed.test", 1, 1);
     const ids = new Set();
     assert.ok(
-      await eventually(() => {
-        for (const e of logEvents(stubWorker, "delivery.dead_letter")) {
-          if (e.body.includes(visitor.unit)) ids.add(e.reason);
-        }
-        return ids.size > 0;
-      }, 20_000, 200),
+      await eventually(
+        () => {
+          for (const e of logEvents(stubWorker, "delivery.dead_letter")) {
+            if (e.body.includes(visitor.unit)) ids.add(e.reason);
+          }
+          return ids.size > 0;
+        },
+        20_000,
+        200,
+      ),
       "dead-lettered after DELIVERY_MAX_ATTEMPTS",
     );
     assert.match([...ids][0], /^gave up after 4 attempts: collector answered 500/);
@@ -338,7 +411,11 @@ describe("tenant holdout", () => {
     assert.ok(vectors.cases.some((c) => c.seed === "holdout:shop"));
     for (const c of vectors.cases) {
       const { hash, bucket } = bucketOf(c.hash_key, c.seed, c.unit);
-      assert.deepEqual({ hash: hash.toString(16).padStart(16, "0"), bucket }, { hash: c.hash, bucket: c.bucket }, JSON.stringify(c));
+      assert.deepEqual(
+        { hash: hash.toString(16).padStart(16, "0"), bucket },
+        { hash: c.hash, bucket: c.bucket },
+        JSON.stringify(c),
+      );
     }
   });
 
@@ -360,13 +437,19 @@ describe("tenant holdout", () => {
     }
     const expected = new Set(visitors.map((v) => v.expected));
     assert.deepEqual([...expected].sort(), ["holdout", "rest"], `${visitors.length} visitors`);
-    assert.ok(await eventually(() => visitors.every((v) => recordsOf(stub, v.unit, "_holdout").length > 0), 15_000, 200));
+    assert.ok(
+      await eventually(() => visitors.every((v) => recordsOf(stub, v.unit, "_holdout").length > 0), 15_000, 200),
+    );
     await quiet(stub); // a duplicate would arrive now
     for (const { unit, assignments, expected } of visitors) {
       const records = recordsOf(stub, unit, "_holdout");
       assert.equal(records.length, 1, `unit ${unit}: ${JSON.stringify(records)}`);
       const [record] = records;
-      assert.equal(record.variant, expected, `unit ${unit}: bucket ${bucketOf(SHOP.hash_key, "holdout:shop", unit).bucket}`);
+      assert.equal(
+        record.variant,
+        expected,
+        `unit ${unit}: bucket ${bucketOf(SHOP.hash_key, "holdout:shop", unit).bucket}`,
+      );
       assert.equal(record.tenant, "shop");
       assert.equal(record.config_version, SHOP.version);
       assert.equal(record.device, "desktop");
@@ -380,4 +463,3 @@ describe("tenant holdout", () => {
 function sum(counts) {
   return Object.values(counts ?? {}).reduce((a, b) => a + (b ?? 0), 0);
 }
-

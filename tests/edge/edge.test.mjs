@@ -6,24 +6,21 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { stickyCookie } from "../../scripts/lib/cohort.mjs";
+import { request } from "../../scripts/lib/http.mjs";
+import { eventually, sleep } from "../../scripts/lib/wait.mjs";
+import { putKv, startWorker, tenantEntries } from "../../scripts/lib/wrangler.mjs";
 import {
   DELIVERY_SETTLE_MS,
   SECRET,
   assignmentsSeenByOrigin,
   bucketOf,
-  eventually,
   exposuresOf,
   logEvents,
   previewToken,
   quiet,
-  putKv,
-  request,
-  sleep,
   startCollector,
   startOrigin,
-  startWorker,
-  stickyCookie,
-  tenantEntries,
   unitOf,
 } from "./harness.mjs";
 
@@ -31,55 +28,112 @@ const HASH_KEY = "6a1f0c3e9b2d4f5a8c7e1d0b3a2f4e6c";
 
 function shopConfig({ version = 1, heroWeights = [5000, 5000], pricingCoverage = 2000 } = {}) {
   return {
-    schema: 1, tenant: "shop", version, hostnames: ["shop.test"], hash_key: HASH_KEY,
+    schema: 1,
+    tenant: "shop",
+    version,
+    hostnames: ["shop.test"],
+    hash_key: HASH_KEY,
     edge: { opt_out_cookie: "no_experiments", inject_assignments: true },
     experiments: [
-      { key: "hero", status: "running", paths: ["/"], variants: [
-        { key: "control", weight: heroWeights[0] },
-        { key: "bold", weight: heroWeights[1], actions: [
-          { type: "set_text", selector: "h1.title", text: "Bold & new" },
-          { type: "set_attribute", selector: "#cta", name: "data-variant", value: "bold" },
-          { type: "remove", selector: "#promo" },
-        ] },
-      ] },
-      { key: "pricing", status: "running", paths: ["/pricing"], coverage: pricingCoverage, variants: [
-        { key: "control", weight: 5000 },
-        { key: "annual-first", weight: 5000, actions: [{ type: "request_header", name: "x-pricing", value: "annual" }] },
-      ] },
-      { key: "checkout", status: "running", paths: ["/checkout"], variants: [
-        { key: "control", weight: 0 },
-        { key: "one-page", weight: 10000, actions: [{ type: "route", path: "/checkout-onepage" }] },
-      ] },
-      { key: "data-api", status: "running", paths: ["/data.json"], variants: [
-        { key: "control", weight: 0 },
-        { key: "edited", weight: 10000, actions: [{ type: "set_text", selector: "h1", text: "EDITED" }] },
-      ] },
+      {
+        key: "hero",
+        status: "running",
+        paths: ["/"],
+        variants: [
+          { key: "control", weight: heroWeights[0] },
+          {
+            key: "bold",
+            weight: heroWeights[1],
+            actions: [
+              { type: "set_text", selector: "h1.title", text: "Bold & new" },
+              { type: "set_attribute", selector: "#cta", name: "data-variant", value: "bold" },
+              { type: "remove", selector: "#promo" },
+            ],
+          },
+        ],
+      },
+      {
+        key: "pricing",
+        status: "running",
+        paths: ["/pricing"],
+        coverage: pricingCoverage,
+        variants: [
+          { key: "control", weight: 5000 },
+          {
+            key: "annual-first",
+            weight: 5000,
+            actions: [{ type: "request_header", name: "x-pricing", value: "annual" }],
+          },
+        ],
+      },
+      {
+        key: "checkout",
+        status: "running",
+        paths: ["/checkout"],
+        variants: [
+          { key: "control", weight: 0 },
+          { key: "one-page", weight: 10000, actions: [{ type: "route", path: "/checkout-onepage" }] },
+        ],
+      },
+      {
+        key: "data-api",
+        status: "running",
+        paths: ["/data.json"],
+        variants: [
+          { key: "control", weight: 0 },
+          { key: "edited", weight: 10000, actions: [{ type: "set_text", selector: "h1", text: "EDITED" }] },
+        ],
+      },
       // A selector the config accepts but workerd's HTMLRewriter refuses (no :hover in a document).
-      { key: "bad-selector", status: "running", paths: ["/bad-selector"], variants: [
-        { key: "control", weight: 0 },
-        { key: "broken", weight: 10000, actions: [{ type: "set_text", selector: "h1:hover", text: "never shown" }] },
-      ] },
+      {
+        key: "bad-selector",
+        status: "running",
+        paths: ["/bad-selector"],
+        variants: [
+          { key: "control", weight: 0 },
+          { key: "broken", weight: 10000, actions: [{ type: "set_text", selector: "h1:hover", text: "never shown" }] },
+        ],
+      },
     ],
   };
 }
 
 const NEWS = {
-  schema: 1, tenant: "news", version: 1, hostnames: ["news.test"], hash_key: "0b9e8d7c6a5f4e3d2c1b0a9f8e7d6c5b",
+  schema: 1,
+  tenant: "news",
+  version: 1,
+  hostnames: ["news.test"],
+  hash_key: "0b9e8d7c6a5f4e3d2c1b0a9f8e7d6c5b",
   edge: { inject_assignments: true },
   experiments: [
-    { key: "headline", status: "running", paths: ["/"], variants: [
-      { key: "control", weight: 5000 }, { key: "question", weight: 5000 },
-    ] },
+    {
+      key: "headline",
+      status: "running",
+      paths: ["/"],
+      variants: [
+        { key: "control", weight: 5000 },
+        { key: "question", weight: 5000 },
+      ],
+    },
   ],
 };
 
 /** A tenant whose pages render variants server-side: no HTML edits, no injected script. */
 const PLAIN = {
-  schema: 1, tenant: "plain", version: 1, hostnames: ["plain.test"], hash_key: "1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f",
+  schema: 1,
+  tenant: "plain",
+  version: 1,
+  hostnames: ["plain.test"],
+  hash_key: "1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f",
   experiments: [
-    { key: "server-side", status: "running", variants: [
-      { key: "control", weight: 5000 }, { key: "treatment", weight: 5000 },
-    ] },
+    {
+      key: "server-side",
+      status: "running",
+      variants: [
+        { key: "control", weight: 5000 },
+        { key: "treatment", weight: 5000 },
+      ],
+    },
   ],
 };
 
@@ -149,7 +203,9 @@ async function untilConfigLive(host, requestPath, experiment, version, ms = 20_0
     if (versions.includes(version)) return;
     seen.push(...versions);
   }
-  assert.fail(`config version ${version} of ${host} never went live within ${ms} ms; exposures carried versions ${JSON.stringify([...new Set(seen)])}`);
+  assert.fail(
+    `config version ${version} of ${host} never went live within ${ms} ms; exposures carried versions ${JSON.stringify([...new Set(seen)])}`,
+  );
 }
 
 /**
@@ -191,8 +247,11 @@ describe("tenants and stickiness", () => {
   test("a new visitor gets a signed host-only cookie; the same cookie gets the same variant", async () => {
     const first = await get("shop.test", "/");
     assert.equal(first.status, 200);
-    const cookieHeader = first.headers["set-cookie"][0];
-    assert.match(cookieHeader, /^__Host-cohort=[A-Za-z0-9_-]+; Path=\/; Max-Age=34560000; Secure; HttpOnly; SameSite=Lax$/);
+    const cookieHeader = first.headers["set-cookie"]?.[0] ?? "";
+    assert.match(
+      cookieHeader,
+      /^__Host-cohort=[A-Za-z0-9_-]+; Path=\/; Max-Age=34560000; Secure; HttpOnly; SameSite=Lax$/,
+    );
     const variant = assignmentsSeenByOrigin(origin).hero;
     const cookie = stickyCookie(first);
     for (let i = 0; i < 3; i++) {
@@ -205,6 +264,7 @@ describe("tenants and stickiness", () => {
   test("a tampered cookie starts a new unit without breaking the page", async () => {
     const first = await get("shop.test", "/");
     const cookie = stickyCookie(first);
+    assert.ok(cookie, "a new visitor gets the sticky cookie");
     const tampered = cookie.slice(0, -2) + (cookie.endsWith("AA") ? "BA" : "AA");
     const response = await get("shop.test", "/", { cookie: tampered });
     assert.equal(response.status, 200);
@@ -378,7 +438,7 @@ describe("exposure beacons", () => {
     assert.ok(batches.every((b) => b.signatureValid));
   });
 
-  test("a slow or failing collector never slows the response; the queue retries until it answers", async () => {
+  test("a slow or failing collector never slows the response; the queue retries until it answers", async (t) => {
     collector.state.mode = "slow";
     const slow = await get("news.test", "/");
     assert.equal(slow.status, 200);
@@ -390,12 +450,17 @@ describe("exposure beacons", () => {
     assert.ok(await eventually(() => exposuresOf(collector, slowUnit).length === 1, 8000), "accepted once answered");
     await quiet(collector, 1000);
     collector.state.mode = "down";
+    // Restored even when an assertion fails, so one failure does not cascade into later tests.
+    t.after(() => {
+      collector.state.mode = "ok";
+    });
     const start = collector.batches.length;
     const down = await get("news.test", "/");
     const unit = unitOf(down);
     assert.equal(down.status, 200);
     assert.ok(down.ms < 1500);
-    const tried = (n) => collector.batches.slice(start).filter((b) => b.records.some((r) => r.unit === unit)).length >= n;
+    const tried = (n) =>
+      collector.batches.slice(start).filter((b) => b.records.some((r) => r.unit === unit)).length >= n;
     assert.ok(await eventually(() => tried(2), 8000), "retried from the queue while the collector is down");
     collector.state.mode = "ok";
     assert.ok(await eventually(() => exposuresOf(collector, unit).length === 1, 8000), "delivered once it answers");
@@ -410,12 +475,19 @@ describe("exposure beacons", () => {
     // wrangler relays the worker's log lines on its own schedule: the line may trail the POST.
     const logged = () => logEvents(directWorker, "delivery.queue_failed");
     assert.ok(await eventually(() => logged().length > 0), "the queue failure is logged");
-    assert.ok(logged().every((e) => e.fallback === "direct"), "the fallback was the direct POST");
+    assert.ok(
+      logged().every((e) => e.fallback === "direct"),
+      "the fallback was the direct POST",
+    );
   });
 
-  test("the direct fallback retries once, then counts what it drops", async () => {
+  test("the direct fallback retries once, then counts what it drops", async (t) => {
     await quiet(collector);
     collector.state.mode = "down";
+    // Restored even when an assertion fails, so one failure does not cascade into later tests.
+    t.after(() => {
+      collector.state.mode = "ok";
+    });
     const start = collector.batches.length;
     const response = await request({ port: directWorker.port, host: "news.test", path: "/" });
     assert.equal(response.status, 200);
@@ -424,10 +496,8 @@ describe("exposure beacons", () => {
     assert.ok(await eventually(() => logEvents(directWorker, "beacon.dropped").length > 0, 5000));
     assert.equal(attempts(), 2, "one retry after the failure, then dropped");
     const [drop] = logEvents(directWorker, "beacon.dropped").slice(-1);
-    assert.equal(drop.reason, "collector answered 500");
+    assert.equal(drop.reason, "collector answered 500 storage_unavailable: down");
     assert.ok(Number(drop.dropped_total) >= 1);
-    collector.state.mode = "ok";
-    await sleep(300);
   });
 });
 
@@ -438,7 +508,10 @@ describe("config changes", () => {
       const response = await get("shop.test", "/");
       visitors.push({ cookie: stickyCookie(response), variant: assignmentsSeenByOrigin(origin).hero });
     }
-    assert.ok(visitors.some((v) => v.variant === "control"), "some visitors start in control");
+    assert.ok(
+      visitors.some((v) => v.variant === "control"),
+      "some visitors start in control",
+    );
     putKv(stateDir, tenantEntries(shopConfig({ version: 2, heroWeights: [0, 10000] })));
     await sleep(1200); // past the TTL: the next request serves the old config and refreshes in the background
     await untilConfigLive("shop.test", "/", "hero", 2);
@@ -457,11 +530,16 @@ describe("config changes", () => {
     // the variants are also checked against the contract's ranges, on new units (no cookie), at
     // 20% and at 90% coverage: ranges that moved an included unit would fail one of the two.
     const pricing = shopConfig().experiments.find((e) => e.key === "pricing");
+    assert.ok(pricing);
     const expected = (coverage, unit) => contractVariant(HASH_KEY, pricing.key, pricing.variants, coverage, unit);
     const visitors = [];
     for (let i = 0; i < 25; i++) {
       const response = await get("shop.test", "/pricing");
-      const visitor = { unit: unitOf(response), cookie: stickyCookie(response), variant: assignmentsSeenByOrigin(origin).pricing };
+      const visitor = {
+        unit: unitOf(response),
+        cookie: stickyCookie(response),
+        variant: assignmentsSeenByOrigin(origin).pricing,
+      };
       assert.equal(visitor.variant, expected(2000, visitor.unit), `unit ${visitor.unit} at 20% coverage`);
       visitors.push(visitor);
     }
@@ -514,7 +592,10 @@ describe("QA preview links and first-party endpoints", () => {
     const unit = unitOf(page);
     const start = collector.batches.length;
     const response = await request({
-      port: worker.port, host: "news.test", path: "/_cohort/track", method: "POST",
+      port: worker.port,
+      host: "news.test",
+      path: "/_cohort/track",
+      method: "POST",
       headers: { cookie, "content-type": "application/json" },
       body: JSON.stringify({ metric: "subscribe", value: 9.99, id: "sub-1" }),
     });
@@ -523,12 +604,21 @@ describe("QA preview links and first-party endpoints", () => {
     const batch = collector.batches.slice(start).find((b) => b.path === "/v1/events");
     assert.ok(batch.signatureValid);
     assert.deepEqual(
-      { unit: batch.records[0].unit, metric: batch.records[0].metric, value: batch.records[0].value, id: batch.records[0].id },
+      {
+        unit: batch.records[0].unit,
+        metric: batch.records[0].metric,
+        value: batch.records[0].value,
+        id: batch.records[0].id,
+      },
       { unit, metric: "subscribe", value: 9.99, id: "sub-1" },
     );
     const bad = await request({
-      port: worker.port, host: "news.test", path: "/_cohort/track", method: "POST",
-      headers: { cookie }, body: JSON.stringify({ metric: "has spaces" }),
+      port: worker.port,
+      host: "news.test",
+      path: "/_cohort/track",
+      method: "POST",
+      headers: { cookie },
+      body: JSON.stringify({ metric: "has spaces" }),
     });
     assert.equal(bad.status, 400);
     assert.match(JSON.parse(bad.body).error.message, /events\[0\]\.metric/);

@@ -1,27 +1,16 @@
-// Test harness for the edge worker: a real origin, a stub collector and real workerd
-// (`wrangler dev`), each on a free loopback port, started by the suite and stopped by process id.
-import { spawn, execFileSync } from "node:child_process";
+// Test-only helpers for the edge worker's suites: a real origin and a stub collector on free
+// loopback ports, signatures and buckets computed independently of the worker, and readers of what
+// the worker logged and the collector received. The worker itself runs under `wrangler dev`
+// (scripts/lib/wrangler.mjs), stopped by process id.
 import { createHmac } from "node:crypto";
-import fs from "node:fs";
+import { once } from "node:events";
 import http from "node:http";
-import net from "node:net";
-import os from "node:os";
-import path from "node:path";
 
-export const ROOT = path.resolve(import.meta.dirname, "../..");
+import { freePort } from "../../scripts/lib/http.mjs";
+import { QUEUE_BATCH_TIMEOUT_SECONDS, QUEUE_RETRY_DELAY_SECONDS } from "../../scripts/lib/wrangler.mjs";
+import { sleep } from "../../scripts/lib/wait.mjs";
+
 export const SECRET = "edge-suite-platform-secret-0123456789abcdef";
-const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
-
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
 
 export const ORIGIN_HTML =
   '<!doctype html><html><head><title>Origin</title></head><body><h1 class="title">Welcome</h1>' +
@@ -31,17 +20,19 @@ export const ORIGIN_HTML =
 export async function startOrigin() {
   const requests = [];
   const server = http.createServer((req, res) => {
+    const url = String(req.url); // always set on a request a server received
     requests.push({ path: req.url, headers: req.headers });
-    if (req.url.startsWith("/data.json")) {
+    if (url.startsWith("/data.json")) {
       res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=60" });
       res.end('{"items":[1,2,3],"note":"<h1 class=\\"title\\">not html</h1>"}');
       return;
     }
     res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "public, max-age=60" });
-    res.end(ORIGIN_HTML.replace("Welcome", `Welcome to ${req.url.split("?")[0]}`));
+    res.end(ORIGIN_HTML.replace("Welcome", `Welcome to ${url.split("?")[0]}`));
   });
   const port = await freePort();
-  await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
+  server.listen(port, "127.0.0.1");
+  await once(server, "listening");
   return { port, requests, close: () => new Promise((resolve) => server.close(resolve)) };
 }
 
@@ -92,7 +83,9 @@ export async function startCollector() {
       };
       if (state.forward) {
         try {
-          const answer = await fetch(new URL(req.url, state.forward), { method: "POST", headers: req.headers, body });
+          // Node joins a repeated header into one string, except Set-Cookie, which no batch carries.
+          const headers = /** @type {Record<string, string>} */ (req.headers);
+          const answer = await fetch(new URL(String(req.url), state.forward), { method: "POST", headers, body });
           const json = await answer.json();
           if (state.loseAcks > 0 && answer.ok) {
             state.loseAcks--;
@@ -106,12 +99,14 @@ export async function startCollector() {
       }
       const poisoned = state.reject ? records.findIndex(state.reject) : -1;
       const answer = () => {
-        if (state.mode === "down") send(500, { error: { code: "down", message: "down" } });
+        if (state.mode === "down") send(500, { error: { code: "storage_unavailable", message: "down" } });
         else if (state.failNext > 0) {
           state.failNext--;
           send(500, { error: { code: "storage_unavailable", message: "try later" } });
         } else if (poisoned >= 0) {
-          send(400, { error: { code: "invalid_record", message: "refused by the test", index: poisoned, field: "metric" } });
+          send(400, {
+            error: { code: "invalid_record", message: "refused by the test", index: poisoned, field: "metric" },
+          });
         } else send(200, { accepted: records.length, inserted: records.length, duplicates: 0 });
       };
       if (state.mode === "slow") setTimeout(answer, 3000);
@@ -119,31 +114,19 @@ export async function startCollector() {
     });
   });
   const port = await freePort();
-  await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
-  return { port, batches, state, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }) };
+  server.listen(port, "127.0.0.1");
+  await once(server, "listening");
+  return {
+    port,
+    batches,
+    state,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(resolve);
+      }),
+  };
 }
-
-/** Writes KV entries into the local state wrangler dev reads. */
-export function putKv(stateDir, entries) {
-  const file = path.join(stateDir, `bulk-${process.hrtime.bigint()}.json`);
-  fs.writeFileSync(file, JSON.stringify(Object.entries(entries).map(([key, value]) => ({ key, value }))));
-  execFileSync(WRANGLER, ["kv", "bulk", "put", file, "--binding", "CONFIG", "--local", "--persist-to", stateDir], {
-    cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-    stdio: "pipe",
-  });
-}
-
-/** A tenant config as KV entries: its `tenant:` key and one `host:` key per hostname. */
-export function tenantEntries(config) {
-  const entries = { [`tenant:${config.tenant}`]: JSON.stringify(config) };
-  for (const host of config.hostnames) entries[`host:${host}`] = config.tenant;
-  return entries;
-}
-
-/** The delivery queues' batch timeout and retry delay in the suite (seconds), test-sized. */
-export const QUEUE_BATCH_TIMEOUT_SECONDS = 0.2;
-export const QUEUE_RETRY_DELAY_SECONDS = 1;
 
 /**
  * How long a check that nothing (more) arrives waits: a queued beacon reaches the collector after
@@ -152,137 +135,16 @@ export const QUEUE_RETRY_DELAY_SECONDS = 1;
  */
 export const DELIVERY_SETTLE_MS = (QUEUE_BATCH_TIMEOUT_SECONDS + QUEUE_RETRY_DELAY_SECONDS) * 1000 + 2000;
 
-/**
- * The delivery queues of the repository's wrangler.toml with test-sized waits (the batch timeout
- * and retry delay above): the `BEACONS` producer and its consumer (this same worker), and the
- * dead-letter queue with its producer binding (reasons) and its consumer (the log). wrangler dev
- * runs them in its local queue broker.
- */
-function queueSections() {
-  return [
-    "[[queues.producers]]",
-    'binding = "BEACONS"',
-    'queue = "cohort-beacons"',
-    "[[queues.producers]]",
-    'binding = "DEAD_LETTERS"',
-    'queue = "cohort-beacons-dlq"',
-    "[[queues.consumers]]",
-    'queue = "cohort-beacons"',
-    "max_batch_size = 100",
-    `max_batch_timeout = ${QUEUE_BATCH_TIMEOUT_SECONDS}`,
-    "max_retries = 100",
-    'dead_letter_queue = "cohort-beacons-dlq"',
-    `retry_delay = ${QUEUE_RETRY_DELAY_SECONDS}`,
-    "[[queues.consumers]]",
-    'queue = "cohort-beacons-dlq"',
-    "max_batch_size = 100",
-    `max_batch_timeout = ${QUEUE_BATCH_TIMEOUT_SECONDS}`,
-  ];
-}
-
-/**
- * Starts the built worker (build/ from scripts/build-worker.sh) in `wrangler dev`, with a config
- * of its own so no build runs here, on `port` or a free one. Resolves once it answers. `queues:
- * false` leaves the delivery queues out (beacons then go straight to the collector).
- */
-export async function startWorker({ stateDir, vars, port: requestedPort, queues = {} }) {
-  const port = requestedPort ?? (await freePort());
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-edge-worker-"));
-  const config = [
-    'name = "cohort-edge-test"',
-    `main = "${path.join(ROOT, "src/entry.mjs")}"`,
-    'compatibility_date = "2026-04-01"',
-    "[[kv_namespaces]]",
-    'binding = "CONFIG"',
-    'id = "cohort-config"',
-    ...(queues ? queueSections() : []),
-  ].join("\n");
-  fs.writeFileSync(path.join(dir, "wrangler.toml"), config);
-  const args = ["dev", "--config", path.join(dir, "wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port),
-    "--persist-to", stateDir, "--inspector-port", String(await freePort())];
-  for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
-  const child = spawn(WRANGLER, args, {
-    cwd: ROOT,
-    detached: true, // its own process group, so stopping it stops workerd too
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const log = [];
-  child.stdout.on("data", (d) => log.push(d.toString()));
-  child.stderr.on("data", (d) => log.push(d.toString()));
-  const stop = () => {
-    try {
-      process.kill(-child.pid, "SIGTERM");
-    } catch {}
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited:\n${log.join("")}`);
-    try {
-      await request({ port, host: "nobody.test", path: "/" });
-      return { port, log, stop };
-    } catch {
-      await sleep(250);
-    }
-  }
-  stop();
-  throw new Error(`wrangler dev did not answer within 90 s:\n${log.join("")}`);
-}
-
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-export const BROWSER_UA =
-  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
-
-/** One HTTP/1.1 request with a chosen Host header; resolves with status, headers, body and time. */
-export function request({ port, host, path: requestPath = "/", method = "GET", headers = {}, body }) {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const req = http.request(
-      { host: "127.0.0.1", port, path: requestPath, method, headers: { host, "user-agent": BROWSER_UA, ...headers } },
-      (res) => {
-        const chunks = [];
-        res.on("data", (c) => chunks.push(c));
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString(),
-            ms: performance.now() - started,
-          }),
-        );
-      },
-    );
-    req.setTimeout(20_000, () => req.destroy(new Error("request timed out")));
-    req.on("error", reject);
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
-}
-
-/** The sticky cookie from a response, ready to send back (`name=value`). */
-export function stickyCookie(response) {
-  const cookies = response.headers["set-cookie"] ?? [];
-  const cookie = cookies.find((c) => c.startsWith("__Host-cohort=") || c.startsWith("cohort="));
-  return cookie?.split(";")[0];
-}
-
 /** The experiment=variant pairs the origin was told for its most recent request. */
 export function assignmentsSeenByOrigin(origin) {
   const last = origin.requests.at(-1);
   const header = last?.headers["cohort-assignments"] ?? "";
-  return Object.fromEntries(header.split(",").filter(Boolean).map((pair) => pair.trim().split("=")));
-}
-
-/** Waits until `predicate()` (sync or async) holds or `ms` pass, asking every `everyMs`; returns whether it held. */
-export async function eventually(predicate, ms = 5000, everyMs = 50) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await predicate()) return true;
-    await sleep(everyMs);
-  }
-  return await predicate();
+  return Object.fromEntries(
+    header
+      .split(",")
+      .filter(Boolean)
+      .map((pair) => pair.trim().split("=")),
+  );
 }
 
 /**
@@ -335,7 +197,7 @@ export function unitOf(response) {
 }
 
 const MASK64 = (1n << 64n) - 1n;
-const rotl64 = (x, bits) => ((x << bits) | (x >> (64n - bits))) & MASK64;
+const rotl64 = (/** @type {bigint} */ x, /** @type {bigint} */ bits) => ((x << bits) | (x >> (64n - bits))) & MASK64;
 
 /** SipHash-1-3 of `message` under a 16-byte key (both Buffers), as a 64-bit BigInt. */
 function siphash13(key, message) {
@@ -343,21 +205,37 @@ function siphash13(key, message) {
   const k1 = key.readBigUInt64LE(8);
   const v = [k0 ^ 0x736f6d6570736575n, k1 ^ 0x646f72616e646f6dn, k0 ^ 0x6c7967656e657261n, k1 ^ 0x7465646279746573n];
   const round = () => {
-    v[0] = (v[0] + v[1]) & MASK64; v[1] = rotl64(v[1], 13n); v[1] ^= v[0]; v[0] = rotl64(v[0], 32n);
-    v[2] = (v[2] + v[3]) & MASK64; v[3] = rotl64(v[3], 16n); v[3] ^= v[2];
-    v[0] = (v[0] + v[3]) & MASK64; v[3] = rotl64(v[3], 21n); v[3] ^= v[0];
-    v[2] = (v[2] + v[1]) & MASK64; v[1] = rotl64(v[1], 17n); v[1] ^= v[2]; v[2] = rotl64(v[2], 32n);
+    v[0] = (v[0] + v[1]) & MASK64;
+    v[1] = rotl64(v[1], 13n);
+    v[1] ^= v[0];
+    v[0] = rotl64(v[0], 32n);
+    v[2] = (v[2] + v[3]) & MASK64;
+    v[3] = rotl64(v[3], 16n);
+    v[3] ^= v[2];
+    v[0] = (v[0] + v[3]) & MASK64;
+    v[3] = rotl64(v[3], 21n);
+    v[3] ^= v[0];
+    v[2] = (v[2] + v[1]) & MASK64;
+    v[1] = rotl64(v[1], 17n);
+    v[1] ^= v[2];
+    v[2] = rotl64(v[2], 32n);
   };
   const whole = message.length - (message.length % 8);
   for (let i = 0; i < whole; i += 8) {
     const m = message.readBigUInt64LE(i);
-    v[3] ^= m; round(); v[0] ^= m;
+    v[3] ^= m;
+    round();
+    v[0] ^= m;
   }
   let last = BigInt(message.length & 0xff) << 56n;
   for (let i = whole; i < message.length; i++) last |= BigInt(message[i]) << BigInt(8 * (i - whole));
-  v[3] ^= last; round(); v[0] ^= last;
+  v[3] ^= last;
+  round();
+  v[0] ^= last;
   v[2] ^= 0xffn;
-  round(); round(); round();
+  round();
+  round();
+  round();
   return v[0] ^ v[1] ^ v[2] ^ v[3];
 }
 
@@ -386,7 +264,9 @@ export function recordsOf(collector, unit, experiment) {
 
 /** A preview token signed like `cohort preview-link` signs them. */
 export function previewToken(tenant, forced, expiresInSeconds) {
-  const payload = Buffer.from(JSON.stringify({ t: tenant, x: Math.floor(Date.now() / 1000) + expiresInSeconds, f: forced }));
+  const payload = Buffer.from(
+    JSON.stringify({ t: tenant, x: Math.floor(Date.now() / 1000) + expiresInSeconds, f: forced }),
+  );
   const tag = createHmac("sha256", tenantKey("preview-link", tenant)).update(payload).digest().subarray(0, 16);
   return `${payload.toString("base64url")}.${tag.toString("base64url")}`;
 }

@@ -8,8 +8,16 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 
-import { BROWSER_UA, ROOT, request, stickyCookie } from "../edge/harness.mjs";
-import { SHOP_CONFIG, loadgen, readToken, results as readResults, startPipeline, waitForCollector } from "../../scripts/pipeline.mjs";
+import {
+  loadgen,
+  readToken,
+  results as readResults,
+  stickyCookie,
+  waitForCollector,
+} from "../../scripts/lib/cohort.mjs";
+import { BROWSER_UA, request } from "../../scripts/lib/http.mjs";
+import { ROOT } from "../../scripts/lib/paths.mjs";
+import { SHOP_CONFIG, startPipeline } from "../../scripts/lib/pipeline.mjs";
 
 const SECRET = "pipeline-suite-platform-secret-0123456789abcdef";
 let pipeline;
@@ -41,10 +49,30 @@ async function visit(host, page) {
 
 test("visitors land in the collector exactly once and the planted effect is significant", async () => {
   const { code, summary } = await loadgen(pipeline.edge.port, [
-    "--host", "shop.localhost", "--config", SHOP_CONFIG, "--page", "/", "--metric", "purchase", "--conversion-rate", "0.10",
-    "--effect", "hero-banner=free-shipping:2", "--visitors", "1200", "--concurrency", "8", "--returning", "0.3",
+    "--host",
+    "shop.localhost",
+    "--config",
+    SHOP_CONFIG,
+    "--page",
+    "/",
+    "--metric",
+    "purchase",
+    "--conversion-rate",
+    "0.10",
+    "--effect",
+    "hero-banner=free-shipping:2",
+    "--visitors",
+    "1200",
+    "--concurrency",
+    "8",
+    "--returning",
+    "0.3",
   ]);
-  assert.equal(code, 0, `loadgen failed: ${JSON.stringify(summary.failures)} ${JSON.stringify(summary.sticky_violations)}`);
+  assert.equal(
+    code,
+    0,
+    `loadgen failed: ${JSON.stringify(summary.failures)} ${JSON.stringify(summary.sticky_violations)}`,
+  );
   assert.equal(summary.visitors, 1200);
   assert.ok(summary.returning_visitors > 250, `only ${summary.returning_visitors} returning visitors`);
   assert.deepEqual(summary.sticky_violations, []);
@@ -58,7 +86,10 @@ test("visitors land in the collector exactly once and the planted effect is sign
   const documents = await waitForCollector(pipeline.collector, "shop", summary, SECRET);
   assert.ok(documents._holdout, `the holdout was not checked: ${Object.keys(documents)}`);
   assert.equal(documents._holdout.control, "holdout");
-  assert.deepEqual(documents._holdout.variants.map((v) => v.variant), ["holdout", "rest"]);
+  assert.deepEqual(
+    documents._holdout.variants.map((v) => v.variant),
+    ["holdout", "rest"],
+  );
   // Every visitor is one new unit, so one holdout record at the collector: 5% of them held out
   // (shop.json).
   const [heldOut, rest] = documents._holdout.variants.map((v) => v.exposed_units);
@@ -73,9 +104,17 @@ test("visitors land in the collector exactly once and the planted effect is sign
   assert.equal(results.inference.method, "sequential", "results are always-valid by default");
   // The test reads the effect once, at the sample size it fixed in advance (1,200 visitors): the
   // one reading fixed-horizon figures are valid for, and the more powerful one at this size.
-  const fixed = await readResults(pipeline.collector, "shop", "hero-banner", readToken("shop", SECRET), "?inference=fixed");
+  const fixed = await readResults(
+    pipeline.collector,
+    "shop",
+    "hero-banner",
+    readToken("shop", SECRET),
+    "?inference=fixed",
+  );
   assert.equal(fixed.inference.method, "fixed");
-  const treated = fixed.metrics.find((m) => m.metric === "purchase").variants.find((v) => v.variant === "free-shipping").conversion_vs_control;
+  const treated = fixed.metrics
+    .find((m) => m.metric === "purchase")
+    .variants.find((v) => v.variant === "free-shipping").conversion_vs_control;
   assert.ok(treated.p_value < 0.01, `p = ${treated.p_value}`);
   assert.ok(treated.relative_ci.low > 0, `interval ${JSON.stringify(treated.relative_ci)}`);
   assert.equal(treated.verdict, "better");
@@ -108,7 +147,7 @@ test("the shop's hero is rewritten at the edge for free-shipping visitors only",
     const rewritten = response.body.includes("Free shipping on every order over €30");
     assert.equal(rewritten, variant === "free-shipping", `variant ${variant}`);
     assert.equal(response.body.includes('class="hero-badge"'), variant === "free-shipping");
-    assert.match(response.headers["cache-control"], /^private/);
+    assert.match(response.headers["cache-control"] ?? "", /^private/);
   }
   assert.equal(seen.size, 2, `saw only ${[...seen]}`);
 });

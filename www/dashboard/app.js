@@ -102,8 +102,22 @@ function svg(tag, attributes = {}) {
   return node;
 }
 
+/**
+ * The element of index.html with this id (or of a card this script rendered): every id this
+ * script looks up is on the page, so there is no null to handle.
+ * @param {string} id
+ */
+function byId(id) {
+  return /** @type {HTMLElement} */ (byId(id));
+}
+
+/** The form of index.html with this id. @param {string} id */
+function formById(id) {
+  return /** @type {HTMLFormElement} */ (byId(id));
+}
+
 function setStatus(message, isError = false) {
-  const status = document.getElementById("status");
+  const status = byId("status");
   status.textContent = message;
   status.classList.toggle("error", isError);
 }
@@ -114,8 +128,9 @@ function setStatus(message, isError = false) {
  * history), else from sessionStorage. */
 function readCredentials() {
   const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
-  if (fragment.has("tenant") && fragment.has("token")) {
-    const credentials = { tenant: fragment.get("tenant").trim(), token: fragment.get("token").trim() };
+  const [tenant, token] = [fragment.get("tenant"), fragment.get("token")];
+  if (tenant !== null && token !== null) {
+    const credentials = { tenant: tenant.trim(), token: token.trim() };
     sessionStorage.setItem(STORAGE_KEY, JSON.stringify(credentials));
     history.replaceState(null, "", location.pathname + location.search);
     return credentials;
@@ -163,7 +178,9 @@ async function api(credentials, path) {
 /** The method in force, as one line a person can act on; peeking is safe only under sequential. */
 function methodText(inference) {
   if (inference.method === "sequential") {
-    const tuning = inference.sequential_tuning ? ` Intervals are tightest around ${formatCount(inference.sequential_tuning)} units.` : "";
+    const tuning = inference.sequential_tuning
+      ? ` Intervals are tightest around ${formatCount(inference.sequential_tuning)} units.`
+      : "";
     return `Sequential (always-valid) intervals: safe to look at any time.${tuning}`;
   }
   if (inference.method === "fixed") {
@@ -175,7 +192,9 @@ function methodText(inference) {
 /** Short name of the interval, for captions. */
 function intervalName(results) {
   const level = formatLevel(results.confidence);
-  return results.inference.method === "sequential" ? `${level} always-valid interval` : `${level} fixed-horizon interval`;
+  return results.inference.method === "sequential"
+    ? `${level} always-valid interval`
+    : `${level} fixed-horizon interval`;
 }
 
 /** A better/worse verdict (adjusted p-value, direction-aware) or "inconclusive"; the arrow is the
@@ -229,7 +248,11 @@ function liftCell(comparison, measure, label) {
     "td",
     { class: "num", "data-testid": "lift", "data-label": label, "data-lift-kind": lift.kind },
     el("span", { "data-testid": "lift-estimate", text: lift.format(lift.estimate) }),
-    el("span", { class: "ci", "data-testid": "lift-ci", text: `${lift.format(lift.low)} to ${lift.format(lift.high)}` }),
+    el("span", {
+      class: "ci",
+      "data-testid": "lift-ci",
+      text: `${lift.format(lift.low)} to ${lift.format(lift.high)}`,
+    }),
   );
 }
 
@@ -245,7 +268,11 @@ function pValueCell(comparison) {
     { class: "num", "data-testid": "p-value", "data-label": "p-value" },
     el("span", { "data-testid": "p-raw", text: formatPValue(comparison.p_value) }),
     " ",
-    el("span", { class: "adjusted", "data-testid": "p-adjusted", text: `(adj. ${formatPValue(comparison.p_value_adjusted)})` }),
+    el("span", {
+      class: "adjusted",
+      "data-testid": "p-adjusted",
+      text: `(adj. ${formatPValue(comparison.p_value_adjusted)})`,
+    }),
   );
 }
 
@@ -289,7 +316,9 @@ function resultsTable(results, metric, measure) {
         conversion ? numberCell("conversion-rate", "Conversion rate", formatPercent(row.conversion_rate)) : null,
         isControl ? numberCell("lift", liftLabel, "baseline") : liftCell(comparison, measure, liftLabel),
         isControl ? numberCell("p-value", "p-value", "—") : pValueCell(comparison),
-        isControl ? el("td", { "data-testid": "verdict", "data-label": "Verdict", text: "—" }) : verdictCell(comparison, results),
+        isControl
+          ? el("td", { "data-testid": "verdict", "data-label": "Verdict", text: "—" })
+          : verdictCell(comparison, results),
       ),
     );
   }
@@ -309,7 +338,8 @@ function resultsTable(results, metric, measure) {
 function niceTicks(low, high, count) {
   const rough = (high - low) / count;
   const magnitude = 10 ** Math.floor(Math.log10(rough));
-  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((candidate) => candidate >= rough);
+  // 10 × magnitude ≥ rough always, so one of them is found.
+  const step = /** @type {number} */ ([1, 2, 5, 10].map((m) => m * magnitude).find((candidate) => candidate >= rough));
   const ticks = [];
   for (let value = Math.ceil(low / step) * step; value <= high + step * 1e-9; value += step) {
     // Snap away binary noise such as 0.30000000000000004, and -0 to 0.
@@ -324,7 +354,11 @@ const VERDICT_COLOURS = { better: "#17803d", worse: "#b42318" };
 /** A forest plot: one row per treatment, its lift estimate and interval against zero. */
 function forestPlot(results, metric, measure, width) {
   const rows = metric.variants
-    .map((row, index) => ({ row, index, comparison: measure === "conversion" ? row.conversion_vs_control : row.value_vs_control }))
+    .map((row, index) => ({
+      row,
+      index,
+      comparison: measure === "conversion" ? row.conversion_vs_control : row.value_vs_control,
+    }))
     .filter(({ row, comparison }) => row.variant !== results.control && comparison);
   if (rows.length === 0) return null;
   // Every row must be drawn on one scale: relative only if every treatment has it.
@@ -367,11 +401,31 @@ function forestPlot(results, metric, measure, width) {
     const lift = lifts[i];
     const y = top + i * rowHeight + rowHeight / 2;
     const colour = VERDICT_COLOURS[comparison.verdict] ?? PALETTE[index % PALETTE.length];
-    const group = svg("g", { "data-testid": "forest-row", "data-variant": row.variant, "data-verdict": comparison.verdict });
-    group.append(svg("text", { x: 0, y: y + 4, text: row.variant.length > 18 ? `${row.variant.slice(0, 17)}…` : row.variant }));
-    group.append(svg("line", { x1: x(lift.low), x2: x(lift.high), y1: y, y2: y, stroke: colour, "stroke-width": 3, "stroke-linecap": "round" }));
+    const group = svg("g", {
+      "data-testid": "forest-row",
+      "data-variant": row.variant,
+      "data-verdict": comparison.verdict,
+    });
+    group.append(
+      svg("text", { x: 0, y: y + 4, text: row.variant.length > 18 ? `${row.variant.slice(0, 17)}…` : row.variant }),
+    );
+    group.append(
+      svg("line", {
+        x1: x(lift.low),
+        x2: x(lift.high),
+        y1: y,
+        y2: y,
+        stroke: colour,
+        "stroke-width": 3,
+        "stroke-linecap": "round",
+      }),
+    );
     group.append(svg("circle", { cx: x(lift.estimate), cy: y, r: 5, fill: colour }));
-    group.append(svg("title", { text: `${row.variant}: ${lift.format(lift.estimate)} (${lift.format(lift.low)} to ${lift.format(lift.high)}), ${comparison.verdict}` }));
+    group.append(
+      svg("title", {
+        text: `${row.variant}: ${lift.format(lift.estimate)} (${lift.format(lift.low)} to ${lift.format(lift.high)}), ${comparison.verdict}`,
+      }),
+    );
     plot.append(group);
   });
   return plot;
@@ -381,7 +435,10 @@ function renderForest(container, results, metric, measure) {
   const draw = () => {
     const width = Math.max(260, Math.floor(container.clientWidth));
     const plot = forestPlot(results, metric, measure, width);
-    const caption = el("p", { class: "forest-caption", text: `Lift over ${results.control} with its ${intervalName(results)}` });
+    const caption = el("p", {
+      class: "forest-caption",
+      text: `Lift over ${results.control} with its ${intervalName(results)}`,
+    });
     container.replaceChildren(...(plot ? [caption, plot] : []));
   };
   draw();
@@ -401,12 +458,21 @@ function srmNotice(results) {
       "div",
       { class: "srm-warning", role: "alert", "data-testid": "srm-warning" },
       el("strong", { text: "⚠ Sample ratio mismatch" }),
-      el("p", { text: `Units did not split as expected (χ² p ${formatPValue(test.p_value).startsWith("<") ? "" : "= "}${formatPValue(test.p_value)}): ${shares}.` }),
-      el("p", { text: "Assignment or exposure logging is broken; do not trust this experiment's lifts until it is fixed." }),
+      el("p", {
+        text: `Units did not split as expected (χ² p ${formatPValue(test.p_value).startsWith("<") ? "" : "= "}${formatPValue(test.p_value)}): ${shares}.`,
+      }),
+      el("p", {
+        text: "Assignment or exposure logging is broken; do not trust this experiment's lifts until it is fixed.",
+      }),
     );
   }
-  if (test.p_value === undefined) return el("p", { class: "srm-ok", "data-testid": "srm-ok", text: "Sample ratio: not enough data to test." });
-  return el("p", { class: "srm-ok", "data-testid": "srm-ok", text: `Sample ratio as expected (χ² p = ${formatPValue(test.p_value)}).` });
+  if (test.p_value === undefined)
+    return el("p", { class: "srm-ok", "data-testid": "srm-ok", text: "Sample ratio: not enough data to test." });
+  return el("p", {
+    class: "srm-ok",
+    "data-testid": "srm-ok",
+    text: `Sample ratio as expected (χ² p = ${formatPValue(test.p_value)}).`,
+  });
 }
 
 /** Exposures per bucket and variant, with uPlot. Returns a resize function. */
@@ -419,11 +485,18 @@ function renderTimeline(container, timeline) {
   const series = timeline.variants.map((variant) => timeline.points.map((p) => p.units[variant] ?? 0));
   const width = () => Math.max(260, Math.floor(container.clientWidth));
   const bucket = timeline.bucket_seconds;
+  /** @type {uPlot.Options} */
   const options = {
     width: width(),
     height: 220,
     scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [{}, { label: `units per ${bucket >= 3600 ? `${bucket / 3600} h` : bucket >= 60 ? `${bucket / 60} min` : `${bucket} s`}`, size: 50 }],
+    axes: [
+      {},
+      {
+        label: `units per ${bucket >= 3600 ? `${bucket / 3600} h` : bucket >= 60 ? `${bucket / 60} min` : `${bucket} s`}`,
+        size: 50,
+      },
+    ],
     legend: { live: true },
     series: [
       {},
@@ -448,7 +521,11 @@ function experimentTitle(experiment) {
 
 function statusBadge(experiment, testid) {
   if (isHoldout(experiment)) return el("span", { class: "badge holdout", "data-testid": testid, text: "holdout" });
-  return el("span", { class: `badge ${experiment.status || "unknown"}`, "data-testid": testid, text: experiment.status || "not in config" });
+  return el("span", {
+    class: `badge ${experiment.status || "unknown"}`,
+    "data-testid": testid,
+    text: experiment.status || "not in config",
+  });
 }
 
 /** "p = 0.0120 (adj. 0.0360)" or "p < 0.001 (adj. 0.00200)". */
@@ -467,7 +544,8 @@ function guardrailBreaches(results) {
         ["value", row.value_vs_control],
       ];
       for (const [measure, comparison] of measures) {
-        if (comparison && comparison.verdict === "worse") breaches.push({ metric: metric.metric, variant: row.variant, measure, comparison });
+        if (comparison && comparison.verdict === "worse")
+          breaches.push({ metric: metric.metric, variant: row.variant, measure, comparison });
       }
     }
   }
@@ -502,17 +580,23 @@ function guardrailWarning(results, breaches) {
 function ordinal(n) {
   const rounded = Number(n.toPrecision(4));
   if (!Number.isInteger(rounded)) return `${rounded}th`;
-  const suffix = rounded % 100 >= 11 && rounded % 100 <= 13 ? "th" : { 1: "st", 2: "nd", 3: "rd" }[rounded % 10] || "th";
+  const suffix =
+    rounded % 100 >= 11 && rounded % 100 <= 13 ? "th" : { 1: "st", 2: "nd", 3: "rd" }[rounded % 10] || "th";
   return `${rounded}${suffix}`;
 }
 
 function cappingText(capping) {
   if (!capping) return "Not capped";
   const limits = [
-    capping.absolute !== null && capping.absolute !== undefined ? `limit ±${valueFormat.format(capping.absolute)}` : null,
-    capping.percentile !== null && capping.percentile !== undefined ? `${ordinal(capping.percentile * 100)} percentile` : null,
+    capping.absolute !== null && capping.absolute !== undefined
+      ? `limit ±${valueFormat.format(capping.absolute)}`
+      : null,
+    capping.percentile !== null && capping.percentile !== undefined
+      ? `${ordinal(capping.percentile * 100)} percentile`
+      : null,
   ].filter(Boolean);
-  if (capping.applied_cap === null || capping.applied_cap === undefined) return `Capping: ${limits.join(", ")} (no values to cap)`;
+  if (capping.applied_cap === null || capping.applied_cap === undefined)
+    return `Capping: ${limits.join(", ")} (no values to cap)`;
   return `Capped per unit at ${valueFormat.format(capping.applied_cap)} (${limits.join(", ")})`;
 }
 
@@ -524,7 +608,11 @@ function cupedText(cuped) {
 /** How the metric is analysed: kind, guardrail, direction, window, capping, CUPED. */
 function metricHeader(metric) {
   const facts = [
-    el("span", { "data-testid": "metric-direction", "data-direction": metric.direction, text: metric.direction === "lower" ? "Lower is better" : "Higher is better" }),
+    el("span", {
+      "data-testid": "metric-direction",
+      "data-direction": metric.direction,
+      text: metric.direction === "lower" ? "Lower is better" : "Higher is better",
+    }),
     el("span", {
       "data-testid": "metric-window",
       text:
@@ -532,9 +620,19 @@ function metricHeader(metric) {
           ? "Every conversion after the first exposure counts"
           : `Conversions within ${formatCount(metric.window_hours)} h of the first exposure`,
     }),
-    el("span", { "data-testid": "metric-capping", "data-applied-cap": metric.capping?.applied_cap ?? null, text: cappingText(metric.capping) }),
-    el("span", { "data-testid": "metric-cuped", "data-applied": metric.cuped?.applied ? "true" : "false", text: cupedText(metric.cuped) }),
-    metric.defined ? null : el("span", { "data-testid": "metric-undefined", text: "Not defined in the tenant config: defaults apply" }),
+    el("span", {
+      "data-testid": "metric-capping",
+      "data-applied-cap": metric.capping?.applied_cap ?? null,
+      text: cappingText(metric.capping),
+    }),
+    el("span", {
+      "data-testid": "metric-cuped",
+      "data-applied": metric.cuped?.applied ? "true" : "false",
+      text: cupedText(metric.cuped),
+    }),
+    metric.defined
+      ? null
+      : el("span", { "data-testid": "metric-undefined", text: "Not defined in the tenant config: defaults apply" }),
   ].filter(Boolean);
   return el(
     "header",
@@ -545,9 +643,15 @@ function metricHeader(metric) {
       el("span", { "data-testid": "metric-name", text: metric.metric }),
       " ",
       el("span", { class: "tag", "data-testid": "metric-kind", text: metric.kind }),
-      metric.guardrail ? el("span", { class: "tag guardrail", "data-testid": "metric-guardrail", text: "guardrail" }) : null,
+      metric.guardrail
+        ? el("span", { class: "tag guardrail", "data-testid": "metric-guardrail", text: "guardrail" })
+        : null,
     ),
-    el("p", { class: "metric-facts", "data-testid": "metric-facts" }, ...facts.flatMap((fact, i) => (i === 0 ? [fact] : [" · ", fact]))),
+    el(
+      "p",
+      { class: "metric-facts", "data-testid": "metric-facts" },
+      ...facts.flatMap((fact, i) => (i === 0 ? [fact] : [" · ", fact])),
+    ),
   );
 }
 
@@ -561,7 +665,11 @@ function methodNotice(results) {
   return el(
     "div",
     { class: `method method-${results.inference.method}` },
-    el("p", { "data-testid": "inference-method", "data-method": results.inference.method, text: methodText(results.inference) }),
+    el("p", {
+      "data-testid": "inference-method",
+      "data-method": results.inference.method,
+      text: methodText(results.inference),
+    }),
     adjustment && adjustment.comparisons > 0
       ? el("p", {
           class: "adjustment",
@@ -577,10 +685,16 @@ function resultsUnits(results) {
   return results.variants.reduce((sum, v) => sum + v.exposed_units, 0);
 }
 
-const isSliced = (slice) => Boolean(slice) && Object.keys(slice).some((key) => slice[key] !== null && slice[key] !== undefined);
+const isSliced = (slice) =>
+  Boolean(slice) && Object.keys(slice).some((key) => slice[key] !== null && slice[key] !== undefined);
 
 function renderExperiment(experiment, results, timeline, redraws) {
-  const card = el("article", { class: "experiment", "data-testid": "experiment", "data-experiment": experiment.key, id: `experiment-${experiment.key}` });
+  const card = el("article", {
+    class: "experiment",
+    "data-testid": "experiment",
+    "data-experiment": experiment.key,
+    id: `experiment-${experiment.key}`,
+  });
   const sliced = results !== null && isSliced(results.slice);
   const units = sliced
     ? `${formatCount(resultsUnits(results))} of ${formatCount(experiment.exposed_units)} units`
@@ -609,7 +723,13 @@ function renderExperiment(experiment, results, timeline, redraws) {
     return card;
   }
   if (results === null) {
-    card.append(el("p", { class: "empty", "data-testid": "no-results", text: "Results not shown: the collector refused the view (see above)." }));
+    card.append(
+      el("p", {
+        class: "empty",
+        "data-testid": "no-results",
+        text: "Results not shown: the collector refused the view (see above).",
+      }),
+    );
     return card;
   }
   const breaches = guardrailBreaches(results);
@@ -617,21 +737,47 @@ function renderExperiment(experiment, results, timeline, redraws) {
   card.append(srmNotice(results));
   card.append(methodNotice(results));
   if (resultsUnits(results) === 0) {
-    card.append(el("p", { class: "empty", "data-testid": "no-exposures-in-slice", text: "No exposures in this slice." }));
+    card.append(
+      el("p", { class: "empty", "data-testid": "no-exposures-in-slice", text: "No exposures in this slice." }),
+    );
     return card;
   }
   if (results.metrics.length === 0) {
     card.append(el("p", { class: "empty", text: "No conversions yet." }));
-    card.append(resultsTable(results, { metric: "", variants: results.variants.map((v) => ({ variant: v.variant, converted_units: 0, conversion_rate: 0, conversion_vs_control: null })) }, "conversion"));
+    card.append(
+      resultsTable(
+        results,
+        {
+          metric: "",
+          variants: results.variants.map((v) => ({
+            variant: v.variant,
+            converted_units: 0,
+            conversion_rate: 0,
+            conversion_vs_control: null,
+          })),
+        },
+        "conversion",
+      ),
+    );
   }
   for (const metric of results.metrics) {
-    const section = el("section", { class: "metric", "data-testid": "metric", "data-metric": metric.metric, "data-guardrail": metric.guardrail ? "true" : "false" });
+    const section = el("section", {
+      class: "metric",
+      "data-testid": "metric",
+      "data-metric": metric.metric,
+      "data-guardrail": metric.guardrail ? "true" : "false",
+    });
     section.append(metricHeader(metric));
     const measures = ["conversion", ...(metric.variants.some((v) => v.mean_value !== null) ? ["value"] : [])];
     for (const measure of measures) {
       section.append(el("h4", { text: measure === "conversion" ? "Conversion rate" : "Value per unit" }));
       section.append(resultsTable(results, metric, measure));
-      const forest = el("div", { class: "forest", "data-testid": "forest-plot", "data-metric": metric.metric, "data-measure": measure });
+      const forest = el("div", {
+        class: "forest",
+        "data-testid": "forest-plot",
+        "data-metric": metric.metric,
+        "data-measure": measure,
+      });
       section.append(forest);
       redraws.push(() => renderForest(forest, results, metric, measure));
     }
@@ -649,17 +795,25 @@ function overviewRow(experiment, results) {
   const mismatch = results && results.sample_ratio.mismatch === true;
   const worse = results ? guardrailBreaches(results).length > 0 : false;
   const jump = el("button", { type: "button", text: experimentTitle(experiment) });
-  jump.addEventListener("click", () => document.getElementById(`experiment-${experiment.key}`).scrollIntoView({ behavior: "smooth" }));
+  jump.addEventListener("click", () => byId(`experiment-${experiment.key}`).scrollIntoView({ behavior: "smooth" }));
   const checks = [
     mismatch ? el("span", { class: "badge srm", "data-testid": "summary-srm", text: "SRM" }) : null,
-    worse ? el("span", { class: "badge guardrail", "data-testid": "summary-guardrail", text: "guardrail worse" }) : null,
+    worse
+      ? el("span", { class: "badge guardrail", "data-testid": "summary-guardrail", text: "guardrail worse" })
+      : null,
   ].filter(Boolean);
   return el(
     "tr",
     { "data-testid": "experiment-summary", "data-experiment": experiment.key },
     el("td", {}, jump),
     el("td", {}, statusBadge(experiment)),
-    el("td", { class: "num", text: results && isSliced(results.slice) ? `${formatCount(resultsUnits(results))} of ${formatCount(experiment.exposed_units)}` : formatCount(experiment.exposed_units) }),
+    el("td", {
+      class: "num",
+      text:
+        results && isSliced(results.slice)
+          ? `${formatCount(resultsUnits(results))} of ${formatCount(experiment.exposed_units)}`
+          : formatCount(experiment.exposed_units),
+    }),
     el("td", {}, ...(checks.length > 0 ? checks : [results ? "ok" : "—"])),
   );
 }
@@ -682,12 +836,14 @@ function viewQuery(view) {
 }
 
 function viewForm() {
-  return document.getElementById("view");
+  return formById("view");
 }
 
 function readViewForm() {
   const form = viewForm();
-  const field = (name) => form.elements.namedItem(name);
+  // index.html has every field read here; `inference` is a radio group (a RadioNodeList).
+  const field = (name) =>
+    /** @type {HTMLInputElement | HTMLSelectElement | RadioNodeList} */ (form.elements.namedItem(name));
   const view = { inference: field("inference").value || "sequential" };
   const text = {
     config_version: field("config_version").value.trim(),
@@ -705,7 +861,9 @@ function readViewForm() {
 
 function fillViewForm(view) {
   const form = viewForm();
-  const field = (name) => form.elements.namedItem(name);
+  // index.html has every field read here; `inference` is a radio group (a RadioNodeList).
+  const field = (name) =>
+    /** @type {HTMLInputElement | HTMLSelectElement | RadioNodeList} */ (form.elements.namedItem(name));
   field("inference").value = view.inference;
   field("config_version").value = view.config_version ?? "";
   field("country").value = view.country ?? "";
@@ -735,7 +893,10 @@ function describeSlice(slice) {
   if (given("device")) parts.push(`device ${slice.device}`);
   if (given("from_ms") || given("to_ms")) {
     const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    const range = [given("from_ms") ? `from ${formatLocalTime(slice.from_ms)}` : null, given("to_ms") ? `before ${formatLocalTime(slice.to_ms)}` : null];
+    const range = [
+      given("from_ms") ? `from ${formatLocalTime(slice.from_ms)}` : null,
+      given("to_ms") ? `before ${formatLocalTime(slice.to_ms)}` : null,
+    ];
     parts.push(`first exposed ${range.filter(Boolean).join(" ")} (${zone})`);
   }
   return parts.length > 0 ? `units with ${parts.join(", ")}` : "all units";
@@ -743,7 +904,7 @@ function describeSlice(slice) {
 
 /** What the page shows: the slice the collector applied and the method it used. */
 function showViewSummary(slice, method) {
-  const summary = document.getElementById("view-summary");
+  const summary = byId("view-summary");
   summary.textContent = `Showing ${describeSlice(slice)}; ${method === "fixed" ? "fixed-horizon" : "sequential"} inference.`;
   summary.dataset.sliced = isSliced(slice) ? "true" : "false";
 }
@@ -752,7 +913,7 @@ function showViewSummary(slice, method) {
 function showViewError(error) {
   const form = viewForm();
   for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
-  const box = document.getElementById("view-error");
+  const box = byId("view-error");
   if (!error) {
     box.hidden = true;
     box.textContent = "";
@@ -762,7 +923,8 @@ function showViewError(error) {
   box.hidden = false;
   const parameter = /^([a-z_]+):/.exec(error.message)?.[1];
   const input = parameter && form.elements.namedItem(parameter);
-  if (input instanceof HTMLInputElement || input instanceof HTMLSelectElement) input.setAttribute("aria-invalid", "true");
+  if (input instanceof HTMLInputElement || input instanceof HTMLSelectElement)
+    input.setAttribute("aria-invalid", "true");
 }
 
 /** A 400 `bad_query` from the results endpoint: the view (not the session) is at fault. */
@@ -782,7 +944,7 @@ async function load(credentials, view) {
   const generation = ++loadGeneration;
   credentialsInUse = credentials;
   document.body.dataset.state = "loading";
-  const form = document.getElementById("sign-in");
+  const form = formById("sign-in");
   form.tenant.value = credentials.tenant;
   form.token.value = credentials.token;
   viewForm().hidden = false;
@@ -821,12 +983,14 @@ async function load(credentials, view) {
     }
     const first = loaded.find(({ results }) => results !== null)?.results;
     showViewSummary(first ? first.slice : sliceOfView(view), first ? first.inference.method : view.inference);
-    document.getElementById("overview-title").textContent = `Experiments of ${list.tenant}`;
-    document.getElementById("overview-rows").replaceChildren(...loaded.map(({ experiment, results }) => overviewRow(experiment, results)));
-    document.getElementById("overview").hidden = loaded.length === 0;
+    byId("overview-title").textContent = `Experiments of ${list.tenant}`;
+    byId("overview-rows").replaceChildren(...loaded.map(({ experiment, results }) => overviewRow(experiment, results)));
+    byId("overview").hidden = loaded.length === 0;
     const redraws = [];
-    const container = document.getElementById("experiments");
-    container.replaceChildren(...loaded.map(({ experiment, results, timeline }) => renderExperiment(experiment, results, timeline, redraws)));
+    const container = byId("experiments");
+    container.replaceChildren(
+      ...loaded.map(({ experiment, results, timeline }) => renderExperiment(experiment, results, timeline, redraws)),
+    );
     // Charts measure their container, so they are drawn once the cards are in the page.
     const resizers = redraws.map((draw) => draw());
     let pending = 0;
@@ -836,7 +1000,10 @@ async function load(credentials, view) {
     };
     const alarms = loaded.filter(({ results }) => results && results.sample_ratio.mismatch === true).length;
     const worse = loaded.filter(({ results }) => results && guardrailBreaches(results).length > 0).length;
-    const notes = [alarms ? `${alarms} with a sample-ratio mismatch` : null, worse ? `${worse} with a guardrail that got worse` : null].filter(Boolean);
+    const notes = [
+      alarms ? `${alarms} with a sample-ratio mismatch` : null,
+      worse ? `${worse} with a guardrail that got worse` : null,
+    ].filter(Boolean);
     statusShown =
       loaded.length === 0
         ? `No experiments for ${list.tenant} yet.`
@@ -850,9 +1017,9 @@ async function load(credentials, view) {
     const message =
       error instanceof ApiError && error.status === 401
         ? `The read token is not valid for tenant “${credentials.tenant}”.`
-        : `Could not load results: ${error.message}`;
-    document.getElementById("experiments").replaceChildren();
-    document.getElementById("overview").hidden = true;
+        : `Could not load results: ${/** @type {Error} */ (error).message}`;
+    byId("experiments").replaceChildren();
+    byId("overview").hidden = true;
     tenantShown = null;
     setStatus(message, true);
     document.body.dataset.state = "error";
@@ -860,7 +1027,7 @@ async function load(credentials, view) {
 }
 
 function start() {
-  const form = document.getElementById("sign-in");
+  const form = formById("sign-in");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const credentials = { tenant: form.tenant.value.trim(), token: form.token.value.trim() };
@@ -874,8 +1041,9 @@ function start() {
     if (credentialsInUse) load(credentialsInUse, readViewForm());
   });
   // A method switch applies at once (with the slice as typed).
-  for (const radio of view.querySelectorAll('input[name="inference"]')) radio.addEventListener("change", () => view.requestSubmit());
-  document.getElementById("clear-slice").addEventListener("click", () => {
+  for (const radio of view.querySelectorAll('input[name="inference"]'))
+    radio.addEventListener("change", () => view.requestSubmit());
+  byId("clear-slice").addEventListener("click", () => {
     fillViewForm({ inference: readViewForm().inference });
     view.requestSubmit();
   });

@@ -14,10 +14,8 @@
 use std::collections::BTreeMap;
 
 use cohort_core::bucket::HashKey;
-use cohort_core::evaluate::{Decision, Outcome, Reason, Source};
 use cohort_core::{Context, Tenant};
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 /// A compiled tenant config, evaluated many times.
@@ -98,70 +96,7 @@ pub fn evaluate_tenant(tenant: &Tenant, context_json: &str, clock: fn() -> i64) 
         sticky: &[],
         forced: &context.forced,
     });
-    serde_json::to_string(&DecisionsJson(&evaluation.decisions)).map_err(|e| format!("decisions: {e}"))
-}
-
-/// The decisions as [`Decision::to_json`] renders them, byte for byte (`serde_json::Value` sorts
-/// object keys, so the fields go out in that order), but serialised straight into the output
-/// string: building a `Value` per decision and printing it through `Display` took most of a page's
-/// `evaluate` call (bench/js/engine.mjs, `node --cpu-prof`).
-struct DecisionsJson<'a, 't>(&'a [Decision<'t>]);
-
-impl Serialize for DecisionsJson<'_, '_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for decision in self.0 {
-            seq.serialize_element(&DecisionJson(decision))?;
-        }
-        seq.end()
-    }
-}
-
-struct DecisionJson<'a, 't>(&'a Decision<'t>);
-
-impl Serialize for DecisionJson<'_, '_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let experiment = &self.0.experiment.key;
-        match &self.0.outcome {
-            Outcome::Assigned {
-                variant,
-                source,
-                bucket,
-                log_exposure,
-            } => {
-                let mut map = serializer.serialize_map(Some(5))?;
-                map.serialize_entry("bucket", bucket)?;
-                map.serialize_entry("experiment", experiment)?;
-                map.serialize_entry("exposure", log_exposure)?;
-                map.serialize_entry(
-                    "source",
-                    match source {
-                        Source::Bucketed => "bucketed",
-                        Source::Sticky => "sticky",
-                        Source::Forced => "forced",
-                        Source::Winner => "winner",
-                    },
-                )?;
-                map.serialize_entry("variant", &self.0.experiment.variants[*variant].key)?;
-                map.end()
-            }
-            Outcome::Excluded(reason) => {
-                let mut map = serializer.serialize_map(None)?;
-                if let Reason::HeldOut { bucket }
-                | Reason::OutsideLayer { bucket }
-                | Reason::OutsideCoverage { bucket } = reason
-                {
-                    map.serialize_entry("bucket", bucket)?;
-                }
-                map.serialize_entry("experiment", experiment)?;
-                if let Reason::UnknownForcedVariant(variant) = reason {
-                    map.serialize_entry("forced_variant", variant)?;
-                }
-                map.serialize_entry("reason", reason.code())?;
-                map.end()
-            }
-        }
-    }
+    serde_json::to_string(&evaluation.decisions).map_err(|e| format!("decisions: {e}"))
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -182,38 +117,4 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The direct serialiser writes exactly what `Decision::to_json` + `Value::to_string` wrote.
-    #[test]
-    fn decisions_json_is_byte_identical_to_to_json() {
-        let vectors: serde_json::Value =
-            serde_json::from_str(include_str!("../../../testdata/evaluations.json")).unwrap();
-        let tenant = Tenant::from_json(&vectors["config"].to_string()).unwrap();
-        let mut checked = 0;
-        for case in vectors["cases"].as_array().unwrap() {
-            let context = &case["context"];
-            if context.get("sticky").is_some() {
-                continue;
-            }
-            let got = evaluate_tenant(&tenant, &context.to_string(), || 0).unwrap();
-            let parsed: ContextJson = serde_json::from_value(context.clone()).unwrap();
-            let evaluation = tenant.evaluate(&Context {
-                unit_id: &parsed.unit,
-                attributes: &parsed.attributes,
-                path: &parsed.path,
-                now_ms: parsed.now.unwrap_or(0),
-                sticky: &[],
-                forced: &parsed.forced,
-            });
-            let want = serde_json::Value::Array(evaluation.decisions.iter().map(|d| d.to_json()).collect()).to_string();
-            assert_eq!(got, want, "context {context}");
-            checked += 1;
-        }
-        assert!(checked >= 20);
-    }
 }

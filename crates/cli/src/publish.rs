@@ -6,6 +6,7 @@
 //! `wrangler dev` reads); without it wrangler writes the Cloudflare namespace, authenticated by
 //! its usual `CLOUDFLARE_API_TOKEN` / `CLOUDFLARE_ACCOUNT_ID` environment.
 
+use cohort_core::wire::{host_key, tenant_key};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -104,7 +105,7 @@ pub fn run(args: &PublishArgs) -> Result<ExitCode, String> {
                 tenant.id
             );
         }
-        let key = format!("tenant:{}", tenant.id);
+        let key = tenant_key(&tenant.id);
         if stored.contains(&key) {
             let current = args.get(&key)?;
             // A stored config that no longer parses has no version to protect: it is replaced.
@@ -121,7 +122,7 @@ pub fn run(args: &PublishArgs) -> Result<ExitCode, String> {
             }
         }
         for host in &tenant.hostnames {
-            let key = format!("host:{host}");
+            let key = host_key(host);
             if stored.contains(&key) {
                 let owner = args.get(&key)?;
                 if owner != tenant.id {
@@ -137,11 +138,11 @@ pub fn run(args: &PublishArgs) -> Result<ExitCode, String> {
     let entries: Vec<serde_json::Value> = tenants
         .iter()
         .flat_map(|(_, tenant, json)| {
-            let config = serde_json::json!({ "key": format!("tenant:{}", tenant.id), "value": json });
+            let config = serde_json::json!({ "key": tenant_key(&tenant.id), "value": json });
             let hosts = tenant
                 .hostnames
                 .iter()
-                .map(|host| serde_json::json!({ "key": format!("host:{host}"), "value": tenant.id }));
+                .map(|host| serde_json::json!({ "key": host_key(host), "value": tenant.id }));
             std::iter::once(config).chain(hosts)
         })
         .collect();

@@ -3,19 +3,20 @@
 use axum::http::{HeaderMap, StatusCode, header};
 use cohort_core::beacon::{REPLAY_WINDOW_SECONDS, SIGNATURE_HEADER, TENANT_HEADER, TIMESTAMP_HEADER};
 use cohort_core::keys::{MasterSecret, SignatureError};
+use cohort_core::wire::ErrorCode;
 
 use crate::error::ApiError;
 
-fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+fn unauthorized(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message)
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
     headers
         .get(name)
-        .ok_or_else(|| unauthorized("missing_signature", format!("the `{name}` header is missing")))?
+        .ok_or_else(|| unauthorized(ErrorCode::MissingSignature, format!("the `{name}` header is missing")))?
         .to_str()
-        .map_err(|_| unauthorized("bad_signature", format!("the `{name}` header is not text")))
+        .map_err(|_| unauthorized(ErrorCode::BadSignature, format!("the `{name}` header is not text")))
 }
 
 /// Checks a batch's signature and returns the tenant it was signed for. `now` is Unix seconds.
@@ -28,19 +29,22 @@ pub fn authenticate_batch(
     let tenant = header_text(headers, TENANT_HEADER)?;
     let timestamp = header_text(headers, TIMESTAMP_HEADER)?;
     let signature = header_text(headers, SIGNATURE_HEADER)?;
-    let timestamp: i64 = timestamp
-        .parse()
-        .map_err(|_| unauthorized("bad_signature", format!("`{TIMESTAMP_HEADER}` is not Unix seconds")))?;
+    let timestamp: i64 = timestamp.parse().map_err(|_| {
+        unauthorized(
+            ErrorCode::BadSignature,
+            format!("`{TIMESTAMP_HEADER}` is not Unix seconds"),
+        )
+    })?;
     match secret
         .beacon_key(tenant)
         .verify(timestamp, body, signature, now, REPLAY_WINDOW_SECONDS)
     {
         Ok(()) => Ok(tenant.to_owned()),
         Err(SignatureError::Expired { age_seconds }) => Err(unauthorized(
-            "expired_signature",
+            ErrorCode::ExpiredSignature,
             format!("signed {age_seconds} s from the collector's clock; the window is {REPLAY_WINDOW_SECONDS} s"),
         )),
-        Err(error) => Err(unauthorized("bad_signature", error.to_string())),
+        Err(error) => Err(unauthorized(ErrorCode::BadSignature, error.to_string())),
     }
 }
 
@@ -50,10 +54,13 @@ pub fn authorize_results(secret: &MasterSecret, headers: &HeaderMap, tenant: &st
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("missing_token", "expected `Authorization: Bearer <read token>`"))?;
+        .ok_or_else(|| unauthorized(ErrorCode::MissingToken, "expected `Authorization: Bearer <read token>`"))?;
     if secret.verify_results_read_token(tenant, token.trim()) {
         Ok(())
     } else {
-        Err(unauthorized("bad_token", "the read token is not valid for this tenant"))
+        Err(unauthorized(
+            ErrorCode::BadToken,
+            "the read token is not valid for this tenant",
+        ))
     }
 }

@@ -2,6 +2,7 @@
 //! `/dashboard/`. Only plain relative paths inside the directory are served: no `..`, no
 //! absolute or hidden paths, and nothing a symlink leads out of the directory to.
 
+use cohort_core::wire::ErrorCode;
 use std::path::{Component, Path, PathBuf};
 
 use axum::extract::{Path as UrlPath, State};
@@ -36,7 +37,7 @@ fn content_type(path: &Path) -> &'static str {
 fn not_found(request: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound,
         format!("no dashboard file `{request}`"),
     )
 }
@@ -47,7 +48,7 @@ async fn resolve(root: &Path, request: &str) -> Result<PathBuf, ApiError> {
     let bad_path = |reason: &str| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_path",
+            ErrorCode::BadPath,
             format!("dashboard path `{request}`: {reason}"),
         )
     };
@@ -153,16 +154,16 @@ mod tests {
         assert_eq!(resolve(&root, "").await.unwrap(), root.join("index.html"));
         assert_eq!(resolve(&root, "vendor/a.js").await.unwrap(), root.join("vendor/a.js"));
         for (request, code) in [
-            ("../secret.txt", "bad_path"),
-            ("vendor/../../secret.txt", "bad_path"),
-            ("./index.html", "bad_path"),
-            ("/etc/passwd", "bad_path"),
-            ("vendor//a.js", "bad_path"),
-            ("..\\secret.txt", "bad_path"),
-            (".git/config", "bad_path"),
-            ("missing.js", "not_found"),
+            ("../secret.txt", ErrorCode::BadPath),
+            ("vendor/../../secret.txt", ErrorCode::BadPath),
+            ("./index.html", ErrorCode::BadPath),
+            ("/etc/passwd", ErrorCode::BadPath),
+            ("vendor//a.js", ErrorCode::BadPath),
+            ("..\\secret.txt", ErrorCode::BadPath),
+            (".git/config", ErrorCode::BadPath),
+            ("missing.js", ErrorCode::NotFound),
             #[cfg(unix)]
-            ("link.txt", "not_found"),
+            ("link.txt", ErrorCode::NotFound),
         ] {
             assert_eq!(resolve(&root, request).await.unwrap_err().code, code, "{request}");
         }

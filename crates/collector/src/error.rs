@@ -1,36 +1,31 @@
 //! The collector's HTTP errors: a stable code and a short message for the client; the detail
 //! goes to the log where the error is made.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use cohort_core::wire::{ErrorCode, ErrorDetail};
 
-/// An error answered to a client.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An error answered to a client; its body is the wire contract [`ErrorDetail`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     /// HTTP status.
-    #[serde(skip)]
     pub status: StatusCode,
     /// Stable machine-readable code, e.g. `bad_signature`; also the `reason` label of the
     /// rejection metric.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// What is wrong, for a person.
     pub message: String,
     /// Index of the offending record in the batch, if one record is at fault.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
     /// The offending field of that record.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// Seconds until a rate-limited tenant may send again (also the `Retry-After` header).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_after_seconds: Option<u64>,
+    pub retry_after_seconds: Option<u32>,
 }
 
 impl ApiError {
     /// An error with no record attached.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -43,7 +38,7 @@ impl ApiError {
 
     /// A 400 for a query parameter that cannot be used; the message starts with its name.
     pub fn bad_query(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message)
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadQuery, message)
     }
 
     /// A 503 for a failed read: the detail goes to the log, the client hears to retry.
@@ -56,14 +51,14 @@ impl ApiError {
         tracing::error!(%error, tenant, experiment, "reading {what} failed");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
+            ErrorCode::StorageUnavailable,
             format!("could not read {what}; retry later"),
         )
     }
 
     /// A 400 naming the record and field at fault.
     pub fn invalid_record(
-        code: &'static str,
+        code: ErrorCode,
         index: usize,
         field: impl Into<String>,
         message: impl Into<String>,
@@ -76,14 +71,23 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a ApiError,
+impl ApiError {
+    /// The body as the wire contract has it.
+    pub fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code,
+            message: self.message.clone(),
+            index: self.index,
+            field: self.field.clone(),
+            retry_after_seconds: self.retry_after_seconds,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(ErrorBody { error: &self })).into_response();
+        let body = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+        let mut response = (self.status, body, self.detail().to_body()).into_response();
         if let Some(seconds) = self.retry_after_seconds {
             response
                 .headers_mut()

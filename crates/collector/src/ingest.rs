@@ -1,6 +1,7 @@
 //! `POST /v1/exposures` and `POST /v1/events`: size limit, signature, parse, rate limit,
 //! validation, then one all-or-nothing write. Every refusal happens before the write.
 
+use cohort_core::wire::ErrorCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
@@ -94,8 +95,8 @@ pub(crate) async fn events(
 
 fn observe_rejection<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
     if let Err(error) = &result {
-        state.metrics.record_rejection(error.code);
-        tracing::info!(status = error.status.as_u16(), code = error.code, index = error.index, field = error.field, message = %error.message, "batch refused");
+        state.metrics.record_rejection(error.code.as_str());
+        tracing::info!(status = error.status.as_u16(), code = error.code.as_str(), index = error.index, field = error.field, message = %error.message, "batch refused");
     }
     result
 }
@@ -108,7 +109,7 @@ fn unix_now() -> (i64, i64) {
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        ErrorCode::BodyTooLarge,
         format!("the body is over the {limit}-byte limit"),
     )
 }
@@ -131,7 +132,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<axum
         } else {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "body_unreadable",
+                ErrorCode::BodyUnreadable,
                 format!("reading the body failed: {error}"),
             )
         }
@@ -163,8 +164,8 @@ fn parse_batch<R: IngestRecord>(body: &[u8]) -> Result<Vec<R>, ApiError> {
         // Broken JSON, or anything but an array, is `malformed_json` (with the record index when
         // the break is inside one); a record with a wrong or missing field is `invalid_record`.
         let code = match error.inner().classify() {
-            serde_json::error::Category::Data => "invalid_record",
-            _ => "malformed_json",
+            serde_json::error::Category::Data => ErrorCode::InvalidRecord,
+            _ => ErrorCode::MalformedJson,
         };
         match index {
             Some(index) => ApiError {
@@ -173,7 +174,7 @@ fn parse_batch<R: IngestRecord>(body: &[u8]) -> Result<Vec<R>, ApiError> {
             },
             None => ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "malformed_json",
+                ErrorCode::MalformedJson,
                 format!("expected a JSON array of records: {message}"),
             ),
         }
@@ -184,7 +185,7 @@ fn check_records<R: IngestRecord>(records: &[R], tenant: &str) -> Result<(), Api
     for (index, record) in records.iter().enumerate() {
         if record.tenant() != tenant {
             return Err(ApiError::invalid_record(
-                "tenant_mismatch",
+                ErrorCode::TenantMismatch,
                 index,
                 "tenant",
                 format!(
@@ -194,7 +195,12 @@ fn check_records<R: IngestRecord>(records: &[R], tenant: &str) -> Result<(), Api
             ));
         }
         record.check().map_err(|error| {
-            ApiError::invalid_record("invalid_record", index, error.field, format!("record {index}: {error}"))
+            ApiError::invalid_record(
+                ErrorCode::InvalidRecord,
+                index,
+                error.field,
+                format!("record {index}: {error}"),
+            )
         })?;
     }
     Ok(())
@@ -212,18 +218,18 @@ async fn ingest<R: IngestRecord>(
     if records.len() > MAX_BATCH_RECORDS {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_records",
+            ErrorCode::TooManyRecords,
             format!("{} records in one batch; at most {MAX_BATCH_RECORDS}", records.len()),
         ));
     }
     if let Err(wait) = state.rate_limiter.try_acquire(&tenant, records.len(), Instant::now()) {
         state.metrics.record_rate_limited(&tenant);
-        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u32;
         return Err(ApiError {
             retry_after_seconds: Some(seconds),
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!("tenant `{tenant}` is over its rate limit; retry in {seconds} s"),
             )
         });
@@ -240,7 +246,7 @@ async fn ingest<R: IngestRecord>(
             tracing::error!(%error, tenant, records = accepted, "batch not stored");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
+                ErrorCode::StorageUnavailable,
                 "the batch was not stored; retry later",
             )
         })?;
@@ -276,6 +282,6 @@ mod tests {
             .unwrap_err();
         assert_eq!((error.index, error.field.as_deref()), (Some(0), Some("timestamp")));
         let error = parse_batch::<Conversion>(br#"{"id":"a"}"#).unwrap_err();
-        assert_eq!((error.code, error.index), ("malformed_json", None));
+        assert_eq!((error.code, error.index), (ErrorCode::MalformedJson, None));
     }
 }

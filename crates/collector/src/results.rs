@@ -675,7 +675,11 @@ mod tests {
             vec![("control".to_owned(), 5000.0), ("green".to_owned(), 5000.0)]
         );
         for bad in ["control", "control:-1", "a:1,a:2", "a:0", "a:x"] {
-            assert_eq!(parse_weights(bad).unwrap_err().code, "bad_query", "{bad}");
+            assert_eq!(
+                parse_weights(bad).unwrap_err().code,
+                cohort_core::wire::ErrorCode::BadQuery,
+                "{bad}"
+            );
         }
     }
 

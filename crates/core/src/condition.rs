@@ -1086,38 +1086,35 @@ mod tests {
         }
     }
 
+    /// The shared vectors (`cohort-vectors`; its loader refuses duplicate names and a case with
+    /// both or neither of an expected result and an error), every failure listed at once.
     #[test]
     fn shared_vectors() {
-        let file: Value = serde_json::from_str(include_str!("../../../testdata/conditions.json")).unwrap();
-        let cases = file["cases"].as_array().expect("cases array");
+        use cohort_vectors::ConditionExpectation;
+
+        let cases = cohort_vectors::conditions().cases;
         assert!(cases.len() >= 120, "only {} vectors", cases.len());
-        let mut names = std::collections::HashSet::new();
         let mut failures = Vec::new();
-        for case in cases {
-            let name = case["name"].as_str().expect("name");
-            assert!(names.insert(name), "duplicate vector name: {name}");
-            let compiled = Condition::compile(&case["condition"]);
-            match (case.get("expected"), case.get("error")) {
-                (Some(expected), None) => match compiled {
+        for case in &cases {
+            let name = &case.name;
+            let compiled = Condition::compile(&case.condition);
+            match &case.expected {
+                ConditionExpectation::Evaluates { matches, .. } => match compiled {
                     Ok(c) => {
-                        let got = c.matches(&case["attributes"]);
-                        if Some(got) != expected.as_bool() {
-                            failures.push(format!("{name}: expected {expected}, got {got}"));
+                        let got = c.matches(&case.attributes);
+                        if got != *matches {
+                            failures.push(format!("{name}: expected {matches}, got {got}"));
                         }
                     }
                     Err(e) => failures.push(format!("{name}: unexpected compile error {e}")),
                 },
-                (None, Some(error)) => {
-                    let needle = error.as_str().expect("error is a string");
-                    match compiled {
-                        Ok(_) => failures.push(format!("{name}: compiled, expected `{needle}`")),
-                        Err(e) if !e.to_string().contains(needle) => {
-                            failures.push(format!("{name}: error `{e}` lacks `{needle}`"))
-                        }
-                        Err(_) => {}
+                ConditionExpectation::Rejected { error_contains } => match compiled {
+                    Ok(_) => failures.push(format!("{name}: compiled, expected `{error_contains}`")),
+                    Err(e) if !e.to_string().contains(error_contains.as_str()) => {
+                        failures.push(format!("{name}: error `{e}` lacks `{error_contains}`"))
                     }
-                }
-                _ => failures.push(format!("{name}: needs exactly one of expected/error")),
+                    Err(_) => {}
+                },
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));

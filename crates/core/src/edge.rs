@@ -1,8 +1,16 @@
 //! What the edge worker does with one request, decided without I/O.
 //!
-//! The worker adapter (`src/`) turns a platform request into a [`Visit`], calls [`plan`], and
-//! carries the [`Plan`] out: origin URL and headers, HTML edits, `Set-Cookie`, exposures. Keeping
+//! The worker (`src/`) reads a platform request into a [`serve::Request`], calls [`serve::serve`]
+//! and carries the [`serve::Served`] out: a page's origin request and edits ([`origin`]), an
+//! endpoint's answer, or the request passed on untouched, and the records it beacons through its
+//! [`outbox`]. [`plan`] is the engine's part: assignment, cookie, exposures. The isolate's config
+//! cache policy is [`config_cache`]; the queue consumer's is [`crate::delivery::consumer`]. Keeping
 //! every decision here makes it testable natively and identical on every platform.
+
+pub mod config_cache;
+pub mod origin;
+pub mod outbox;
+pub mod serve;
 
 use std::collections::BTreeMap;
 
@@ -69,17 +77,9 @@ pub struct Geo {
     pub colo: Option<String>,
 }
 
-/// The platform-free facts of one request.
+/// What a request says about its visitor: the headers the engine reads and the CDN's geography.
 #[derive(Debug, Clone, Default)]
-pub struct Visit<'a> {
-    /// Full request URL.
-    pub url: &'a str,
-    /// Hostname without port.
-    pub host: &'a str,
-    /// Path, percent-encoded as received.
-    pub path: &'a str,
-    /// Query string without `?`.
-    pub query: &'a str,
+pub struct Visitor<'a> {
     /// `User-Agent`.
     pub user_agent: &'a str,
     /// `Accept-Language`.
@@ -90,10 +90,25 @@ pub struct Visit<'a> {
     pub cookie_header: &'a str,
     /// `Sec-GPC`.
     pub sec_gpc: &'a str,
-    /// `Sec-Purpose`, or the older `Purpose` / `X-Purpose`.
+    /// The prefetch/prerender headers (`Sec-Purpose`, `Purpose`, `X-Purpose`, `X-Moz`) joined with `;`.
     pub purpose: &'a str,
     /// CDN geography.
     pub geo: Geo,
+}
+
+/// The platform-free facts of one page view.
+#[derive(Debug, Clone, Default)]
+pub struct Visit<'a> {
+    /// Full request URL.
+    pub url: &'a str,
+    /// Hostname without port.
+    pub host: &'a str,
+    /// Path, percent-encoded as received.
+    pub path: &'a str,
+    /// Query string without `?`.
+    pub query: &'a str,
+    /// The visitor.
+    pub visitor: Visitor<'a>,
 }
 
 /// Why a visitor is served the default experience with no cookie and no exposure.
@@ -205,7 +220,7 @@ pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, 
     }
 
     let cookie_name = cookie_name(tenant);
-    let incoming = cookie_value(visit.cookie_header, cookie_name);
+    let incoming = cookie_value(visit.visitor.cookie_header, cookie_name);
     let previous = match incoming.map(|value| StickyCookie::decode(value, &keys.cookie, now, COOKIE_MAX_AGE_SECONDS)) {
         Some(Ok(cookie)) => Some(cookie),
         Some(Err(error)) => {
@@ -227,12 +242,12 @@ pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, 
         }
     }
 
-    let device = device_class(visit.user_agent);
+    let device = device_class(visit.visitor.user_agent);
     let mut attributes = attributes(visit, device);
     if let Some(object) = attributes.as_object_mut() {
         object.insert("id".into(), Value::String(unit_id.clone()));
     }
-    let country = visit.geo.country.clone().filter(|c| c.len() == 2);
+    let country = visit.visitor.geo.country.clone().filter(|c| c.len() == 2);
     // Holdout membership is recorded once per unit: when its id is issued (no cookie, or one that
     // failed verification). Returning units were recorded when they were new.
     if previous.is_none()
@@ -330,18 +345,18 @@ fn finish_headers(plan: &mut Plan) {
 
 /// Bots, prefetches, GPC and opted-out visitors are not experimented on.
 pub fn exclusion(tenant: &Tenant, visit: &Visit<'_>) -> Option<Exclusion> {
-    if is_bot(visit.user_agent) {
+    if is_bot(visit.visitor.user_agent) {
         return Some(Exclusion::Bot);
     }
-    let purpose = visit.purpose.to_ascii_lowercase();
+    let purpose = visit.visitor.purpose.to_ascii_lowercase();
     if purpose.contains("prefetch") || purpose.contains("prerender") {
         return Some(Exclusion::Prefetch);
     }
-    if visit.sec_gpc.trim() == "1" {
+    if visit.visitor.sec_gpc.trim() == "1" {
         return Some(Exclusion::GlobalPrivacyControl);
     }
     if let Some(name) = &tenant.edge.opt_out_cookie
-        && cookie_value(visit.cookie_header, name).is_some()
+        && cookie_value(visit.visitor.cookie_header, name).is_some()
     {
         return Some(Exclusion::OptedOut);
     }
@@ -411,6 +426,7 @@ pub fn device_class(user_agent: &str) -> DeviceClass {
 /// edge's geography (`country`, `region`, `city`, `asn`, `colo`). [`plan`] adds the unit's `id`.
 pub fn attributes(visit: &Visit<'_>, device: DeviceClass) -> Value {
     let languages: Vec<Value> = visit
+        .visitor
         .accept_language
         .split(',')
         .filter_map(|part| part.split(';').next().map(str::trim))
@@ -426,7 +442,7 @@ pub fn attributes(visit: &Visit<'_>, device: DeviceClass) -> Value {
             (key != PREVIEW_PARAM).then(|| (percent_decode(key), Value::String(percent_decode(value))))
         })
         .collect();
-    let cookies: Map<String, Value> = cookie_pairs(visit.cookie_header)
+    let cookies: Map<String, Value> = cookie_pairs(visit.visitor.cookie_header)
         .filter(|(name, _)| *name != HOST_COOKIE_NAME && *name != DOMAIN_COOKIE_NAME)
         .map(|(name, value)| (name.to_owned(), Value::String(value.to_owned())))
         .collect();
@@ -436,7 +452,7 @@ pub fn attributes(visit: &Visit<'_>, device: DeviceClass) -> Value {
         "path": visit.path,
         "query": query,
         "device": device.as_str(),
-        "browser": browser(visit.user_agent),
+        "browser": browser(visit.visitor.user_agent),
         "cookies": cookies,
     });
     let object = attributes.as_object_mut().expect("built as an object");
@@ -444,10 +460,10 @@ pub fn attributes(visit: &Visit<'_>, device: DeviceClass) -> Value {
         object.insert("language".into(), Value::String(first.clone()));
     }
     object.insert("languages".into(), Value::Array(languages));
-    if !visit.referer.is_empty() {
-        object.insert("referrer".into(), Value::String(visit.referer.to_owned()));
+    if !visit.visitor.referer.is_empty() {
+        object.insert("referrer".into(), Value::String(visit.visitor.referer.to_owned()));
     }
-    let geo = &visit.geo;
+    let geo = &visit.visitor.geo;
     for (key, value) in [
         ("country", &geo.country),
         ("region", &geo.region),
@@ -661,14 +677,16 @@ mod tests {
             host: "shop.example",
             path: "/",
             query: "utm_source=ad",
-            user_agent: CHROME_MOBILE,
-            accept_language: "de-DE,de;q=0.9,en;q=0.8",
-            cookie_header: cookie,
-            geo: Geo {
-                country: Some("DE".into()),
-                ..Geo::default()
+            visitor: Visitor {
+                user_agent: CHROME_MOBILE,
+                accept_language: "de-DE,de;q=0.9,en;q=0.8",
+                cookie_header: cookie,
+                geo: Geo {
+                    country: Some("DE".into()),
+                    ..Geo::default()
+                },
+                ..Visitor::default()
             },
-            ..Visit::default()
         }
     }
 
@@ -835,12 +853,20 @@ mod tests {
         let cases: [(&str, Edit, Exclusion); 4] = [
             (
                 "bot",
-                |v| v.user_agent = "Googlebot/2.1 (+http://www.google.com/bot.html)",
+                |v| v.visitor.user_agent = "Googlebot/2.1 (+http://www.google.com/bot.html)",
                 Exclusion::Bot,
             ),
-            ("prefetch", |v| v.purpose = "prefetch;prerender", Exclusion::Prefetch),
-            ("gpc", |v| v.sec_gpc = "1", Exclusion::GlobalPrivacyControl),
-            ("opt-out", |v| v.cookie_header = "no_tests=1", Exclusion::OptedOut),
+            (
+                "prefetch",
+                |v| v.visitor.purpose = "prefetch;prerender",
+                Exclusion::Prefetch,
+            ),
+            ("gpc", |v| v.visitor.sec_gpc = "1", Exclusion::GlobalPrivacyControl),
+            (
+                "opt-out",
+                |v| v.visitor.cookie_header = "no_tests=1",
+                Exclusion::OptedOut,
+            ),
         ];
         for (name, edit, expected) in cases {
             let mut v = visit("");
@@ -901,7 +927,7 @@ mod tests {
     #[test]
     fn attributes_carry_request_and_geo() {
         let mut v = visit("theme=dark; __Host-cohort=abc");
-        v.geo = Geo {
+        v.visitor.geo = Geo {
             country: Some("DE".into()),
             region: Some("Bavaria".into()),
             city: None,

@@ -49,6 +49,7 @@ pub mod paths;
 pub mod preview;
 mod tenant;
 pub mod time;
+pub mod wire;
 
 pub use condition::{Condition, ConditionError};
 pub use config::{

@@ -2,7 +2,7 @@
 //! how a consumer packs messages into collector batches, and what it does with each answer.
 //!
 //! The edge sends each isolate window's records of one tenant as an [`Envelope`] (a queue message
-//! of at most [`MAX_MESSAGE_BYTES`]). The consumer decodes a batch of messages, [`pack`]s them
+//! of at most [`crate::wire::MAX_MESSAGE_BYTES`]). The consumer decodes a batch of messages, [`pack`]s them
 //! into signed collector batches of whole messages, and reads every answer with [`classify`]:
 //!
 //! - [`Answer::Accepted`] (2xx): the messages are acknowledged;
@@ -15,121 +15,16 @@
 //!
 //! Queues deliver at least once; the collector makes redelivery harmless (the first exposure of a
 //! tenant, experiment and unit wins; conversions are kept once per event id). Pure: no clock, no
-//! I/O; `src/delivery.rs` carries the decisions out.
+//! I/O: [`consumer::Consumer`] drives these decisions for one queue batch, and the worker's
+//! `src/delivery.rs` only carries them out.
 
-use serde::Deserialize;
-use serde_json::Value;
+use crate::beacon::MAX_BATCH_RECORDS;
+use crate::wire::{DeadLetterMessage, ENVELOPE_VERSION, Envelope, ErrorDetail, Kind, RecordJson, records_body};
 
-use crate::beacon::{EVENTS_PATH, EXPOSURES_PATH, MAX_BATCH_RECORDS};
+pub mod consumer;
 
-/// Most bytes of one queue message body (Cloudflare Queues allows 128 KB including about 100
-/// bytes of metadata; this leaves room).
-pub const MAX_MESSAGE_BYTES: usize = 100_000;
 /// Most bytes of one collector batch body (the collector's default limit is 1 MiB).
 pub const MAX_BATCH_BYTES: usize = 900_000;
-/// Envelope format version.
-pub const ENVELOPE_VERSION: u8 = 1;
-
-/// What a message carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// [`crate::Exposure`] records, for `POST /v1/exposures`.
-    Exposures,
-    /// [`crate::Conversion`] records, for `POST /v1/events`.
-    Events,
-}
-
-impl Kind {
-    /// The collector endpoint path.
-    pub fn path(self) -> &'static str {
-        match self {
-            Kind::Exposures => EXPOSURES_PATH,
-            Kind::Events => EVENTS_PATH,
-        }
-    }
-
-    /// The name used in messages and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Exposures => "exposures",
-            Kind::Events => "events",
-        }
-    }
-}
-
-/// One queue message: records of one tenant and kind, each kept as its JSON text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// Record kind.
-    pub kind: Kind,
-    /// Tenant whose key signs the records.
-    pub tenant: String,
-    /// Each record's JSON.
-    pub records: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireEnvelope {
-    v: u8,
-    kind: Kind,
-    tenant: String,
-    records: Vec<Value>,
-}
-
-/// JSON text of a string.
-fn quoted(text: &str) -> String {
-    Value::from(text).to_string()
-}
-
-fn envelope_text(kind: Kind, tenant: &str, records: &[String]) -> String {
-    format!(
-        r#"{{"v":{ENVELOPE_VERSION},"kind":"{}","tenant":{},"records":[{}]}}"#,
-        kind.as_str(),
-        quoted(tenant),
-        records.join(",")
-    )
-}
-
-/// Queue message bodies for `records` (each a record's JSON): as few as fit, each at most
-/// [`MAX_MESSAGE_BYTES`] and [`MAX_BATCH_RECORDS`] records (a single record larger than that
-/// still gets a message of its own, which the queue will refuse).
-pub fn encode(kind: Kind, tenant: &str, records: &[String]) -> Vec<String> {
-    let overhead = envelope_text(kind, tenant, &[]).len();
-    let mut messages = Vec::new();
-    let mut start = 0;
-    let mut bytes = overhead;
-    for (i, record) in records.iter().enumerate() {
-        let size = record.len() + 1;
-        if i > start && (bytes + size > MAX_MESSAGE_BYTES || i - start >= MAX_BATCH_RECORDS) {
-            messages.push(envelope_text(kind, tenant, &records[start..i]));
-            start = i;
-            bytes = overhead;
-        }
-        bytes += size;
-    }
-    if start < records.len() {
-        messages.push(envelope_text(kind, tenant, &records[start..]));
-    }
-    messages
-}
-
-/// Reads a message body written by [`encode`]; the error says why it cannot be delivered.
-pub fn decode(body: &str) -> Result<Envelope, String> {
-    let wire: WireEnvelope = serde_json::from_str(body).map_err(|e| format!("undecodable message: {e}"))?;
-    if wire.v != ENVELOPE_VERSION {
-        return Err(format!("unsupported message version {}", wire.v));
-    }
-    if wire.records.is_empty() || wire.records.len() > MAX_BATCH_RECORDS {
-        return Err(format!("{} records in one message", wire.records.len()));
-    }
-    Ok(Envelope {
-        kind: wire.kind,
-        tenant: wire.tenant,
-        records: wire.records.iter().map(Value::to_string).collect(),
-    })
-}
 
 /// The records of one message inside a [`Batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +32,7 @@ pub struct Part {
     /// Index of the message in the consumer's batch.
     pub message: usize,
     /// Its records still to be delivered.
-    pub records: Vec<String>,
+    pub records: Vec<RecordJson>,
 }
 
 /// One signed request to the collector: whole messages of one tenant and kind.
@@ -154,12 +49,8 @@ pub struct Batch {
 impl Batch {
     /// The request body: a JSON array of every part's records.
     pub fn body(&self) -> String {
-        let records: Vec<&str> = self
-            .parts
-            .iter()
-            .flat_map(|p| p.records.iter().map(String::as_str))
-            .collect();
-        format!("[{}]", records.join(","))
+        let records: Vec<&RecordJson> = self.parts.iter().flat_map(|p| &p.records).collect();
+        records_body(&records)
     }
 
     /// Number of records.
@@ -174,7 +65,7 @@ impl Batch {
 }
 
 fn part_bytes(part: &Part) -> usize {
-    part.records.iter().map(|r| r.len() + 1).sum()
+    part.records.iter().map(|r| r.get().len() + 1).sum()
 }
 
 /// Packs decoded messages (`(index, envelope)`) into collector batches: per tenant and kind, whole
@@ -234,25 +125,6 @@ pub enum Answer {
     },
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    index: Option<usize>,
-    #[serde(default)]
-    field: Option<String>,
-    #[serde(default)]
-    retry_after_seconds: Option<u32>,
-}
-
 /// Reads the collector's answer: `status` (`Err` with the error when no answer came), its body
 /// and its `Retry-After` header.
 pub fn classify(status: Result<u16, &str>, body: &str, retry_after: Option<&str>) -> Answer {
@@ -268,12 +140,11 @@ pub fn classify(status: Result<u16, &str>, body: &str, retry_after: Option<&str>
     if (200..300).contains(&status) {
         return Answer::Accepted;
     }
-    let detail = serde_json::from_str::<ErrorBody>(body).ok().map(|b| b.error);
-    let code = detail.as_ref().map_or("", |d| d.code.as_str());
+    let detail = ErrorDetail::from_body(body);
     let mut reason = format!("collector answered {status}");
-    if !code.is_empty() {
+    if let Some(detail) = &detail {
         reason.push(' ');
-        reason.push_str(code);
+        reason.push_str(detail.code.as_str());
     }
     if let Some(detail) = &detail {
         if let Some(index) = detail.index {
@@ -311,7 +182,7 @@ pub struct DeadLetter {
     /// Tenant.
     pub tenant: String,
     /// The records.
-    pub records: Vec<String>,
+    pub records: Vec<RecordJson>,
     /// Why they are dead.
     pub reason: String,
 }
@@ -421,18 +292,19 @@ impl RetryPolicy {
     }
 }
 
-/// The body of a message on the dead-letter queue: the reason, where the records came from, and
-/// the records themselves (so they can be replayed).
+/// The dead-letter queue message for `dead`.
 pub fn dead_letter_body(dead: &DeadLetter, message_id: &str, attempts: u32, status: Option<u16>) -> String {
-    format!(
-        r#"{{"v":{ENVELOPE_VERSION},"kind":"{}","tenant":{},"reason":{},"status":{},"attempts":{attempts},"message_id":{},"records":[{}]}}"#,
-        dead.kind.as_str(),
-        quoted(&dead.tenant),
-        quoted(&dead.reason),
-        status.map_or("null".to_owned(), |s| s.to_string()),
-        quoted(message_id),
-        dead.records.join(",")
-    )
+    DeadLetterMessage {
+        v: ENVELOPE_VERSION,
+        kind: dead.kind,
+        tenant: dead.tenant.clone(),
+        reason: dead.reason.clone(),
+        status,
+        attempts,
+        message_id: message_id.to_owned(),
+        records: dead.records.clone(),
+    }
+    .to_text()
 }
 
 /// What the dead-letter consumer logs for one dead letter.
@@ -450,25 +322,14 @@ pub struct DeadLetterSummary {
     pub ids: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct WireDeadLetter {
-    kind: Kind,
-    tenant: String,
-    reason: String,
-    records: Vec<Value>,
-}
-
-fn ids(records: &[Value]) -> Vec<String> {
-    records
-        .iter()
-        .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_owned))
-        .collect()
+fn ids(records: &[RecordJson]) -> Vec<String> {
+    records.iter().filter_map(RecordJson::id).collect()
 }
 
 /// Reads a dead-letter queue message: one written by [`dead_letter_body`], or an original
 /// [`Envelope`] the queue itself moved there (its consumer kept failing), or anything else.
 pub fn summarize_dead_letter(body: &str) -> DeadLetterSummary {
-    if let Ok(dead) = serde_json::from_str::<WireDeadLetter>(body) {
+    if let Ok(dead) = serde_json::from_str::<DeadLetterMessage>(body) {
         return DeadLetterSummary {
             reason: dead.reason,
             tenant: Some(dead.tenant),
@@ -477,7 +338,7 @@ pub fn summarize_dead_letter(body: &str) -> DeadLetterSummary {
             ids: ids(&dead.records),
         };
     }
-    if let Ok(wire) = serde_json::from_str::<WireEnvelope>(body) {
+    if let Ok(wire) = serde_json::from_str::<Envelope>(body) {
         return DeadLetterSummary {
             reason: "moved by the queue: its consumer failed on every attempt".into(),
             tenant: Some(wire.tenant),
@@ -498,15 +359,18 @@ pub fn summarize_dead_letter(body: &str) -> DeadLetterSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{MAX_MESSAGE_BYTES, decode, encode};
+    use serde_json::Value;
 
-    fn records(n: usize, pad: usize) -> Vec<String> {
+    fn records(n: usize, pad: usize) -> Vec<RecordJson> {
         (0..n)
-            .map(|i| format!(r#"{{"id":"r{i}","pad":"{}"}}"#, "x".repeat(pad)))
+            .map(|i| RecordJson::parse(&format!(r#"{{"id":"r{i}","pad":"{}"}}"#, "x".repeat(pad))).unwrap())
             .collect()
     }
 
     fn envelope(tenant: &str, kind: Kind, n: usize) -> Envelope {
         Envelope {
+            v: ENVELOPE_VERSION,
             kind,
             tenant: tenant.into(),
             records: records(n, 0),
@@ -530,7 +394,7 @@ mod tests {
         let messages = encode(Kind::Events, "news", &big);
         assert!(messages.len() > 1);
         assert!(messages.iter().all(|m| m.len() <= MAX_MESSAGE_BYTES));
-        let back: Vec<String> = messages.iter().flat_map(|m| decode(m).unwrap().records).collect();
+        let back: Vec<RecordJson> = messages.iter().flat_map(|m| decode(m).unwrap().records).collect();
         assert_eq!(back, big);
         let many = records(2_500, 0);
         let messages = encode(Kind::Exposures, "shop", &many);
@@ -631,7 +495,7 @@ mod tests {
         assert_eq!(dead.len(), 1);
         assert_eq!(
             (dead[0].message, dead[0].records.clone()),
-            (1, vec![r#"{"id":"r1","pad":""}"#.to_owned()])
+            (1, vec![RecordJson::parse(r#"{"id":"r1","pad":""}"#).unwrap()])
         );
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].records(), 4);
@@ -649,7 +513,7 @@ mod tests {
             tenant: "shop".into(),
             parts: vec![Part {
                 message: 5,
-                records: vec!["{}".into()],
+                records: vec![RecordJson::parse("{}").unwrap()],
             }],
         };
         let (dead, rest) = reject(last, "bad", Some(0));
@@ -717,7 +581,7 @@ mod tests {
             message: 0,
             kind: Kind::Events,
             tenant: "shop".into(),
-            records: vec![r#"{"id":"order-9","metric":"poison"}"#.into()],
+            records: vec![RecordJson::parse(r#"{"id":"order-9","metric":"poison"}"#).unwrap()],
             reason: "collector answered 400 invalid_record".into(),
         };
         let body = dead_letter_body(&dead, "m-1", 3, Some(400));

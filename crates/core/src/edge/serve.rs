@@ -1,0 +1,414 @@
+//! One request to a tenant's host, decided start to finish as data: a page to fetch and rewrite,
+//! an answer of the worker's own endpoints (`/_cohort/assignments`, `/_cohort/track`), or the
+//! request passed on untouched; plus the records to beacon and the lines to log. The worker only
+//! carries out the [`Served`] it gets back.
+
+use serde::Serialize;
+
+use super::origin::{PagePlan, UrlParts, page_plan};
+use super::{TenantKeys, Visit, Visitor, plan, query_param, track_events};
+use crate::tenant::Tenant;
+use crate::wire::{ErrorCode, ErrorDetail, RecordJson};
+
+/// Paths under this prefix are the worker's own; the rest of a tenant's host is its site.
+pub const ENDPOINT_PREFIX: &str = "/_cohort/";
+/// `GET`: the visitor's unit and assignments, for single-page apps (`?path=` names the page).
+pub const ASSIGNMENTS_PATH: &str = "/_cohort/assignments";
+/// `POST`: conversion events for the visitor's unit.
+pub const TRACK_PATH: &str = "/_cohort/track";
+/// Largest `/_cohort/track` body read.
+pub const MAX_TRACK_BODY: usize = 16 * 1024;
+
+/// The request facts the edge decides on: what the worker reads from the platform's request.
+#[derive(Debug, Clone, Default)]
+pub struct Request<'a> {
+    /// HTTP method, upper case.
+    pub method: &'a str,
+    /// Absolute URL.
+    pub url: &'a str,
+    /// The visitor's headers and geography.
+    pub visitor: Visitor<'a>,
+    /// The body of a `POST` to an endpoint (read by the worker before deciding), else `None`.
+    pub body: Option<&'a [u8]>,
+}
+
+/// An answer the worker gives itself, without the origin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: String,
+}
+
+/// How the worker handles the request. Serialised for `src/entry.mjs` with a `kind` tag.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Handling {
+    /// Pass the request on untouched.
+    Pass,
+    /// Fetch the origin as planned and apply the plan to its response.
+    Page(PagePlan),
+    /// Answer with this.
+    Reply(Reply),
+}
+
+/// One structured log line: an event name and its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Event name, e.g. `preview_ignored`.
+    pub event: &'static str,
+    /// Its fields.
+    pub fields: Vec<(&'static str, String)>,
+}
+
+/// Everything decided for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    /// What to do with the request.
+    pub handling: Handling,
+    /// Exposures to beacon (after the response).
+    pub exposures: Vec<RecordJson>,
+    /// Conversions to beacon (after the response).
+    pub conversions: Vec<RecordJson>,
+    /// Lines to log.
+    pub log: Vec<LogLine>,
+}
+
+impl Served {
+    fn new(handling: Handling) -> Served {
+        Served {
+            handling,
+            exposures: Vec::new(),
+            conversions: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+}
+
+/// Which endpoint a request under [`ENDPOINT_PREFIX`] is, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Assignments,
+    Track,
+}
+
+fn endpoint(method: &str, path: &str) -> Option<Endpoint> {
+    match (method, path) {
+        ("GET", ASSIGNMENTS_PATH) => Some(Endpoint::Assignments),
+        ("POST", TRACK_PATH) => Some(Endpoint::Track),
+        _ => None,
+    }
+}
+
+/// Decides one request to `tenant`'s host. `override_origin` is the worker's `ORIGIN_OVERRIDE`
+/// (a tenant's own `edge.origin` wins). `random` seeds a new unit id (first half) and the ids of
+/// conversions sent without one (second half). An error (a URL that is not absolute http(s)):
+/// the worker passes the request on untouched.
+pub fn serve(
+    tenant: &Tenant,
+    keys: &TenantKeys,
+    request: &Request<'_>,
+    override_origin: Option<&str>,
+    now_ms: i64,
+    random: [u8; 32],
+) -> Result<Served, String> {
+    let url =
+        UrlParts::parse(request.url).ok_or_else(|| format!("request URL `{}` is not absolute http(s)", request.url))?;
+    let own = url.path.starts_with(ENDPOINT_PREFIX);
+    let endpoint = if own {
+        match endpoint(request.method, url.path) {
+            Some(endpoint) => Some(endpoint),
+            // Not ours to answer: the origin decides what a stray `/_cohort/` request gets.
+            None => return Ok(Served::new(Handling::Pass)),
+        }
+    } else {
+        None
+    };
+    let host = url.host.to_ascii_lowercase();
+    // The assignments endpoint answers for the page a single-page app is showing.
+    let page_path = match endpoint {
+        Some(Endpoint::Assignments) => query_param(url.query, "path").unwrap_or_else(|| "/".into()),
+        _ => url.path.to_owned(),
+    };
+    let visit = Visit {
+        url: request.url,
+        host: &host,
+        path: &page_path,
+        query: url.query,
+        visitor: request.visitor.clone(),
+    };
+    let (unit_random, event_random) = split(random);
+    let mut plan = plan(tenant, keys, &visit, now_ms, unit_random);
+    let mut log = Vec::new();
+    if let Some(problem) = plan.preview_problem.take() {
+        log.push(LogLine {
+            event: "preview_ignored",
+            fields: vec![("tenant", tenant.id.clone()), ("reason", problem)],
+        });
+    }
+    let exposures = plan
+        .exposures
+        .iter()
+        .map(RecordJson::of)
+        .collect::<serde_json::Result<_>>()
+        .map_err(|e| format!("exposure: {e}"))?;
+    let mut conversions = Vec::new();
+    let handling = match endpoint {
+        None => {
+            let base = tenant.edge.origin.as_deref().or(override_origin);
+            let mut plan = plan;
+            plan.exposures.clear();
+            Handling::Page(page_plan(tenant, plan, &url, request.url, base))
+        }
+        Some(Endpoint::Assignments) => Handling::Reply(reply(
+            200,
+            Some(plan.assignments_json().to_string()),
+            plan.set_cookie.as_deref(),
+        )),
+        Some(Endpoint::Track) => {
+            let (reply, accepted) = track(tenant, &plan, request.body.unwrap_or_default(), now_ms, event_random);
+            conversions = accepted;
+            Handling::Reply(reply)
+        }
+    };
+    Ok(Served {
+        handling,
+        exposures,
+        conversions,
+        log,
+    })
+}
+
+fn split(random: [u8; 32]) -> ([u8; 16], [u8; 16]) {
+    let mut first = [0u8; 16];
+    let mut second = [0u8; 16];
+    first.copy_from_slice(&random[..16]);
+    second.copy_from_slice(&random[16..]);
+    (first, second)
+}
+
+/// An endpoint's answer: never cached, with the sticky cookie when it changed.
+fn reply(status: u16, json_body: Option<String>, set_cookie: Option<&str>) -> Reply {
+    let mut headers = vec![("cache-control".to_owned(), "no-store".to_owned())];
+    if json_body.is_some() {
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+    }
+    if let Some(cookie) = set_cookie {
+        headers.push(("set-cookie".to_owned(), cookie.to_owned()));
+    }
+    Reply {
+        status,
+        headers,
+        body: json_body.unwrap_or_default(),
+    }
+}
+
+/// `POST /_cohort/track`: conversions for the visitor's unit (bots, GPC and opted-out visitors are
+/// not tracked: 204).
+fn track(tenant: &Tenant, plan: &super::Plan, body: &[u8], now_ms: i64, random: [u8; 16]) -> (Reply, Vec<RecordJson>) {
+    let cookie = plan.set_cookie.as_deref();
+    let Some(unit) = &plan.unit_id else {
+        return (reply(204, None, cookie), Vec::new());
+    };
+    if body.len() > MAX_TRACK_BODY {
+        let error = ErrorDetail::new(ErrorCode::BodyTooLarge, format!("body over {MAX_TRACK_BODY} bytes"));
+        return (reply(413, Some(error.to_body()), cookie), Vec::new());
+    }
+    let conversions = match track_events(body, &tenant.id, unit, now_ms, random) {
+        Ok(conversions) => conversions,
+        Err(reason) => {
+            let error = ErrorDetail::new(ErrorCode::InvalidEvent, reason);
+            return (reply(400, Some(error.to_body()), cookie), Vec::new());
+        }
+    };
+    let records: Vec<RecordJson> = match conversions.iter().map(RecordJson::of).collect() {
+        Ok(records) => records,
+        Err(error) => {
+            let error = ErrorDetail::new(ErrorCode::InvalidEvent, error.to_string());
+            return (reply(400, Some(error.to_body()), cookie), Vec::new());
+        }
+    };
+    let accepted = format!(r#"{{"accepted":{}}}"#, records.len());
+    (reply(202, Some(accepted), cookie), records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MasterSecret;
+    use crate::wire::ErrorDetail;
+    use serde_json::{Value, json};
+
+    const CHROME: &str =
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn tenant() -> (Tenant, TenantKeys) {
+        let tenant = Tenant::from_json(
+            &json!({
+                "schema": 1, "tenant": "shop", "version": 3, "hostnames": ["shop.example"],
+                "hash_key": "000102030405060708090a0b0c0d0e0f",
+                "experiments": [{"key": "hero", "status": "running", "paths": ["/products/*"], "variants": [
+                    {"key": "control", "weight": 0},
+                    {"key": "bold", "weight": 10000, "actions": [{"type": "set_text", "selector": "h1", "text": "Hi"}]}
+                ]}]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let keys = TenantKeys::derive(&MasterSecret::new("s".repeat(32)).unwrap(), "shop");
+        (tenant, keys)
+    }
+
+    fn request<'a>(method: &'a str, url: &'a str, body: Option<&'a [u8]>) -> Request<'a> {
+        Request {
+            method,
+            url,
+            visitor: Visitor {
+                user_agent: CHROME,
+                ..Visitor::default()
+            },
+            body,
+        }
+    }
+
+    fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
+        reply.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn a_page_is_planned_and_its_exposures_leave_beside_the_plan() {
+        let (tenant, keys) = tenant();
+        let served = serve(
+            &tenant,
+            &keys,
+            &request("GET", "https://shop.example/products/1", None),
+            Some("http://127.0.0.1:9000"),
+            NOW,
+            [7; 32],
+        )
+        .unwrap();
+        let Handling::Page(page) = &served.handling else {
+            panic!("{:?}", served.handling)
+        };
+        assert_eq!(page.origin, "http://127.0.0.1:9000/products/1");
+        assert!(page.set_cookie.is_some() && page.personalised);
+        assert_eq!(page.actions.len(), 1);
+        assert_eq!(served.exposures.len(), 1);
+        let exposure: Value = serde_json::from_str(served.exposures[0].get()).unwrap();
+        assert_eq!(
+            (exposure["experiment"].as_str(), exposure["variant"].as_str()),
+            (Some("hero"), Some("bold"))
+        );
+        let json: Value = serde_json::to_value(&served.handling).unwrap();
+        assert_eq!(json["kind"], "page");
+        assert_eq!(json["origin"], "http://127.0.0.1:9000/products/1");
+    }
+
+    #[test]
+    fn the_assignments_endpoint_answers_for_the_named_page() {
+        let (tenant, keys) = tenant();
+        let url = "https://shop.example/_cohort/assignments?path=%2Fproducts%2F9";
+        let served = serve(&tenant, &keys, &request("GET", url, None), None, NOW, [7; 32]).unwrap();
+        let Handling::Reply(reply) = &served.handling else {
+            panic!("{:?}", served.handling)
+        };
+        assert_eq!(reply.status, 200);
+        assert_eq!(header(reply, "cache-control"), Some("no-store"));
+        assert!(header(reply, "set-cookie").is_some_and(|c| c.starts_with("__Host-cohort=")));
+        let body: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(body["assignments"]["hero"], "bold");
+        assert_eq!(served.exposures.len(), 1, "an app's page view is an exposure too");
+        let elsewhere = serve(
+            &tenant,
+            &keys,
+            &request("GET", "https://shop.example/_cohort/assignments", None),
+            None,
+            NOW,
+            [7; 32],
+        )
+        .unwrap();
+        let Handling::Reply(reply) = &elsewhere.handling else {
+            panic!()
+        };
+        let body: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(body["assignments"], json!({}), "the home page runs no experiment");
+    }
+
+    #[test]
+    fn track_accepts_refuses_and_skips_as_documented() {
+        let (tenant, keys) = tenant();
+        let url = "https://shop.example/_cohort/track";
+        let body = br#"[{"metric":"purchase","value":12.5,"id":"o-1"},{"metric":"signup"}]"#;
+        let served = serve(&tenant, &keys, &request("POST", url, Some(body)), None, NOW, [7; 32]).unwrap();
+        let Handling::Reply(reply) = &served.handling else {
+            panic!()
+        };
+        assert_eq!((reply.status, reply.body.as_str()), (202, r#"{"accepted":2}"#));
+        assert_eq!(served.conversions.len(), 2);
+        let second: Value = serde_json::from_str(served.conversions[1].get()).unwrap();
+        assert_eq!(second["id"], "07070707070707070707070707070707-1");
+
+        let bad = serve(
+            &tenant,
+            &keys,
+            &request("POST", url, Some(br#"{"metric":"x","value":1e308}"#)),
+            None,
+            NOW,
+            [7; 32],
+        )
+        .unwrap();
+        let Handling::Reply(reply) = &bad.handling else {
+            panic!()
+        };
+        assert_eq!(reply.status, 400);
+        let error = ErrorDetail::from_body(&reply.body).unwrap();
+        assert_eq!(error.code, ErrorCode::InvalidEvent);
+        assert!(error.message.starts_with("events[0].value"), "{}", error.message);
+        assert!(bad.conversions.is_empty());
+
+        let huge = vec![b' '; MAX_TRACK_BODY + 1];
+        let served = serve(&tenant, &keys, &request("POST", url, Some(&huge)), None, NOW, [7; 32]).unwrap();
+        let Handling::Reply(reply) = &served.handling else {
+            panic!()
+        };
+        assert_eq!(reply.status, 413);
+
+        let mut bot = request("POST", url, Some(body));
+        bot.visitor.user_agent = "Googlebot/2.1";
+        let served = serve(&tenant, &keys, &bot, None, NOW, [7; 32]).unwrap();
+        let Handling::Reply(reply) = &served.handling else {
+            panic!()
+        };
+        assert_eq!((reply.status, reply.body.as_str()), (204, ""));
+        assert!(served.conversions.is_empty() && served.exposures.is_empty());
+    }
+
+    #[test]
+    fn stray_endpoint_requests_and_bad_urls_pass_through() {
+        let (tenant, keys) = tenant();
+        for (method, url) in [
+            ("GET", "https://shop.example/_cohort/track"),
+            ("POST", "https://shop.example/_cohort/assignments"),
+            ("GET", "https://shop.example/_cohort/other"),
+        ] {
+            let served = serve(&tenant, &keys, &request(method, url, None), None, NOW, [7; 32]).unwrap();
+            assert_eq!(served.handling, Handling::Pass, "{method} {url}");
+            assert!(served.exposures.is_empty());
+        }
+        assert!(serve(&tenant, &keys, &request("GET", "/relative", None), None, NOW, [7; 32]).is_err());
+    }
+
+    #[test]
+    fn an_ignored_preview_token_is_logged() {
+        let (tenant, keys) = tenant();
+        let url = "https://shop.example/products/1?cohort_preview=garbage";
+        let served = serve(&tenant, &keys, &request("GET", url, None), None, NOW, [7; 32]).unwrap();
+        assert_eq!(served.log.len(), 1);
+        assert_eq!(served.log[0].event, "preview_ignored");
+        assert_eq!(served.log[0].fields[0], ("tenant", "shop".to_owned()));
+    }
+}

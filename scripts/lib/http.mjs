@@ -1,0 +1,98 @@
+// HTTP on loopback: free ports, one request with a chosen Host header, waiting for a server to answer.
+import http from "node:http";
+import net from "node:net";
+
+import { sleep } from "./wait.mjs";
+
+/** A desktop Chrome: the edge worker treats a request without a browser's User-Agent as a bot. */
+export const BROWSER_UA =
+  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago (the system picks it).
+ * @returns {Promise<number>}
+ */
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = /** @type {net.AddressInfo} */ (server.address());
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+/**
+ * @typedef {object} Answer
+ * @property {number} status
+ * @property {http.IncomingHttpHeaders} headers
+ * @property {string} body
+ * @property {number} ms from sending the request to the end of the body
+ */
+
+/**
+ * One HTTP/1.1 request to 127.0.0.1:`port` with a chosen Host header and a browser's User-Agent
+ * (unless `headers` name another); fails after `timeoutMs` without an answer.
+ * @param {{ port: number, host: string, path?: string, method?: string,
+ *   headers?: http.OutgoingHttpHeaders, body?: string | Buffer, timeoutMs?: number }} request
+ * @returns {Promise<Answer>}
+ */
+export function request({
+  port,
+  host,
+  path: requestPath = "/",
+  method = "GET",
+  headers = {},
+  body,
+  timeoutMs = 20_000,
+}) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const req = http.request(
+      { host: "127.0.0.1", port, path: requestPath, method, headers: { host, "user-agent": BROWSER_UA, ...headers } },
+      (res) => {
+        /** @type {Buffer[]} */
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+            ms: performance.now() - started,
+          }),
+        );
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error("request timed out")));
+    req.on("error", reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+/**
+ * Asks `probe` every `intervalMs` until it resolves with a value other than undefined (a
+ * rejection counts as "not yet"), while `child` runs, for at most `timeoutMs`. Each caller words
+ * its own failure: resolves with `{ ready: true, value }`, `{ exited: true }` (the process ended
+ * first) or `{ timedOut: true }`.
+ * @template T
+ * @param {{ child: import("node:child_process").ChildProcess, probe: () => Promise<T | undefined>,
+ *   timeoutMs: number, intervalMs: number }} options
+ * @returns {Promise<{ ready: true, value: T } | { exited: true } | { timedOut: true }>}
+ */
+export async function waitForServer({ child, probe, timeoutMs, intervalMs }) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) return { exited: true };
+    try {
+      const value = await probe();
+      if (value !== undefined) return { ready: true, value };
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(intervalMs);
+  }
+  return { timedOut: true };
+}

@@ -1,0 +1,93 @@
+// The whole pipeline on this machine: the demo origin (www/), the collector on SQLite with the
+// dashboard, and the edge worker in `wrangler dev` with the example tenants published to its local
+// KV. The demo (scripts/pipeline.mjs) runs it on fixed ports; tests/pipeline/ on free ones.
+//
+// Needs, built beforehand: the cohort binary (cargo build -p cohort-cli), the worker
+// (scripts/build-worker.sh) and the dashboard's vendored files (scripts/build-dashboard.sh).
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+
+import { startDemoOrigin } from "../../www/origin.mjs";
+import { cohortBinary, startCohortCollector } from "./cohort.mjs";
+import { freePort } from "./http.mjs";
+import { ROOT } from "./paths.mjs";
+import { startWorker } from "./wrangler.mjs";
+
+export const TENANT_CONFIGS = ["examples/tenants/shop.json", "examples/tenants/news.json"].map((f) =>
+  path.join(ROOT, f),
+);
+export const [SHOP_CONFIG, NEWS_CONFIG] = TENANT_CONFIGS;
+
+/** Where the demo's fixed ports can be changed. */
+const PORT_VARIABLES = {
+  edge: "COHORT_DEMO_EDGE_PORT",
+  collector: "COHORT_DEMO_COLLECTOR_PORT",
+  origin: "COHORT_DEMO_ORIGIN_PORT",
+};
+
+/**
+ * Fails with a clear message when a fixed port is taken (the demo's well-known ports).
+ * @param {number} port
+ * @param {keyof typeof PORT_VARIABLES} what
+ */
+async function ensureFree(port, what) {
+  await new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", () =>
+      reject(new Error(`port ${port} (${what}) is in use; set ${PORT_VARIABLES[what]} to use another`)),
+    );
+    server.listen(port, "127.0.0.1", () => server.close(resolve));
+  });
+}
+
+/**
+ * Starts origin, collector and edge; publishes the example tenants to the edge's local KV with
+ * `cohort publish`. Ports left out are chosen free. Resolves with the parts and stop().
+ * @param {{ stateDir: string, secret: string, ports?: { edge?: number, collector?: number, origin?: number } }} options
+ */
+export async function startPipeline({ stateDir, secret, ports = {} }) {
+  fs.mkdirSync(stateDir, { recursive: true });
+  for (const [what, port] of Object.entries(ports)) {
+    if (port) await ensureFree(port, /** @type {keyof typeof PORT_VARIABLES} */ (what));
+  }
+  /** @type {{ stop: () => Promise<unknown> }[]} */
+  const started = [];
+  const stop = async () => {
+    for (const part of started.reverse()) await part.stop();
+  };
+  try {
+    const origin = await startDemoOrigin({ port: ports.origin ?? 0 });
+    started.push({ stop: origin.close });
+    const collector = await startCohortCollector({
+      port: ports.collector ?? (await freePort()),
+      database: path.join(stateDir, "cohort.db"),
+      secret,
+      args: [
+        ...TENANT_CONFIGS.flatMap((config) => ["--tenant-config", config]),
+        "--dashboard-dir",
+        path.join(ROOT, "www/dashboard"),
+      ],
+    });
+    started.push(collector);
+    execFileSync(cohortBinary(), ["publish", "--local", "--persist-to", stateDir, ...TENANT_CONFIGS], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const edge = await startWorker({
+      stateDir,
+      port: ports.edge,
+      vars: {
+        COHORT_SECRET: secret,
+        COLLECTOR_URL: collector.url,
+        ORIGIN_OVERRIDE: `http://127.0.0.1:${origin.port}`,
+      },
+    });
+    started.push({ stop: async () => edge.stop() });
+    return { origin, collector, edge, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

@@ -1,0 +1,137 @@
+//! Raw JavaScript access, in one place: fields of plain JS objects (the entry's request facts,
+//! `request.cf`, queue messages) read by name.
+
+use cohort_core::edge::Geo;
+use worker::js_sys::{Object, Reflect};
+use worker::wasm_bindgen::JsValue;
+
+/// `target[name]`, or `undefined` when it cannot be read.
+pub fn field(target: &JsValue, name: &str) -> JsValue {
+    if !target.is_object() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(target, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `target[name]` as text; empty when missing or not a string.
+pub fn text(target: &JsValue, name: &str) -> String {
+    field(target, name).as_string().unwrap_or_default()
+}
+
+/// `{ name: value }`, for options objects the platform takes (`{ delaySeconds }`).
+pub fn object(name: &str, value: JsValue) -> JsValue {
+    let object = Object::new();
+    let _ = Reflect::set(&object, &JsValue::from_str(name), &value);
+    object.into()
+}
+
+/// The names of the `RequestFacts` object `src/entry.mjs` builds (its JSDoc `@typedef
+/// RequestFacts`), in the order [`RequestFacts::read`] reads them. A test holds the two equal.
+pub const REQUEST_FIELDS: [&str; 14] = [
+    "method",
+    "url",
+    "userAgent",
+    "acceptLanguage",
+    "referer",
+    "cookie",
+    "secGpc",
+    "purpose",
+    "originOverride",
+    "country",
+    "region",
+    "city",
+    "asn",
+    "colo",
+];
+
+/// What the entry read from one request (headers, `request.cf`, the deployment's origin override).
+pub struct RequestFacts {
+    /// HTTP method.
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// `User-Agent`.
+    pub user_agent: String,
+    /// `Accept-Language`.
+    pub accept_language: String,
+    /// `Referer`.
+    pub referer: String,
+    /// `Cookie`.
+    pub cookie: String,
+    /// `Sec-GPC`.
+    pub sec_gpc: String,
+    /// The prefetch/prerender headers joined with `;`.
+    pub purpose: String,
+    /// `ORIGIN_OVERRIDE`, when the deployment sets one.
+    pub origin_override: Option<String>,
+    /// `request.cf`'s geography.
+    pub geo: Geo,
+}
+
+impl RequestFacts {
+    /// Reads the entry's facts object field by field; a missing or mistyped field reads as empty
+    /// (unknown, for the geography).
+    pub fn read(facts: &JsValue) -> RequestFacts {
+        let [
+            method,
+            url,
+            user_agent,
+            accept_language,
+            referer,
+            cookie,
+            sec_gpc,
+            purpose,
+            origin_override,
+            country,
+            region,
+            city,
+            asn,
+            colo,
+        ] = REQUEST_FIELDS.map(|name| field(facts, name));
+        let text = |value: JsValue| value.as_string().unwrap_or_default();
+        let known = |value: JsValue| value.as_string().filter(|v| !v.is_empty());
+        RequestFacts {
+            method: text(method),
+            url: text(url),
+            user_agent: text(user_agent),
+            accept_language: text(accept_language),
+            referer: text(referer),
+            cookie: text(cookie),
+            sec_gpc: text(sec_gpc),
+            purpose: text(purpose),
+            origin_override: known(origin_override),
+            geo: Geo {
+                country: known(country),
+                region: known(region),
+                city: known(city),
+                asn: asn
+                    .as_f64()
+                    .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
+                    .map(|n| n as u32),
+                colo: known(colo),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::REQUEST_FIELDS;
+
+    /// The entry's `@typedef {Object} RequestFacts` lists the same properties in the same order.
+    #[test]
+    fn the_entry_builds_the_facts_this_module_reads() {
+        let entry = include_str!("entry.mjs");
+        let start = entry
+            .find("@typedef {Object} RequestFacts")
+            .expect("entry.mjs declares RequestFacts");
+        let declared: Vec<&str> = entry[start..]
+            .lines()
+            .skip(1)
+            .take_while(|line| line.trim_start().starts_with("* @property"))
+            .filter_map(|line| line.split('}').nth(1)?.split_whitespace().next())
+            .map(|name| name.trim_matches(|c| c == '[' || c == ']'))
+            .collect();
+        assert_eq!(declared, REQUEST_FIELDS);
+    }
+}
