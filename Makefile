@@ -1,11 +1,16 @@
 # The README's two commands. Each installs what it needs (scripts/setup.sh) and skips what is there.
-.PHONY: demo test bench bench-engine bench-edge fuzz vectors
+.PHONY: demo test check bench bench-engine bench-edge fuzz vectors
 
 demo:          ## the whole pipeline: origin, collector, edge, simulated visitors, dashboard (Ctrl-C stops)
 	bash scripts/demo.sh
 
 test:          ## fmt, doc citations, clippy, native tests, alert rules (promtool), browser vector suite, worker size budget
 	bash scripts/test.sh
+
+check:         ## the inner loop, installs nothing: cargo fmt --check, clippy (warnings are errors), native tests
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace
 
 bench:         ## Cohort vs the peers (engine native and Wasm, edge, collector): writes bench/RESULTS.md
 	bash scripts/bench.sh

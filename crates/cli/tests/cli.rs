@@ -1,4 +1,5 @@
 //! The `cohort` binary as users run it: exit codes, messages naming file and JSON path, stdin.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

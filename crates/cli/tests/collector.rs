@@ -5,6 +5,7 @@
 //! SIGKILL leaves the process's writes in the kernel's page cache, so the kill -9 test shows
 //! all-or-nothing batches and no acknowledged loss across a process crash, not an fsync before
 //! each 2xx; durability.rs shows that.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

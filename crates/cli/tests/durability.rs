@@ -7,6 +7,7 @@
 //!
 //! strace comes from `scripts/setup.sh --durability` (Debian package `strace`); without it the
 //! test fails with that hint rather than skip.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

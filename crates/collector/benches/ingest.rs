@@ -19,6 +19,7 @@
 //! bytes per exposure and per conversion (the SQLite file after the results load, WAL
 //! checkpointed: `page_count × page_size`, split by table and index with `dbstat`). Records are
 //! shaped like the edge's: 32-hex-character unit ids in random order, country and device set.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Results as an analyst relies on them: hostile values refused or capped, metric definitions
 //! (window, cap, direction, guardrail), sequential and fixed-horizon inference, CUPED from
 //! pre-exposure activity, adjusted p-values, slices, and the tenant holdout.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! store's own writer connection: on SQLite `synchronous = FULL` (2) in WAL mode, on PostgreSQL
 //! `synchronous_commit = on` with `fsync = on`. (crates/cli/tests/durability.rs watches the real
 //! binary fsync before each acknowledgement.)
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The dashboard's API over stored data: the experiment listing (config ∪ data), the exposure
 //! timeline, results that take their split from a loaded config, and the static file routes.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

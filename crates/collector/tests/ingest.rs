@@ -1,4 +1,5 @@
 //! Ingest through the router: what is accepted is stored once; everything refused changes nothing.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The collector's own monitoring, read from `GET /metrics` as Prometheus would: the scheduled
 //! sample-ratio check (started directly and by a burst of exposures) and the delivery-lag
 //! histogram. Nothing here calls the results endpoint: the gauges must not need a reader.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

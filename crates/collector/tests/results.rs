@@ -1,5 +1,6 @@
 //! The results endpoint over stored data: counts, conversions after first exposure, the tests'
 //! figures, the sample-ratio alarm, and tenant isolation of read tokens.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 mod common;
 

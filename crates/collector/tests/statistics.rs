@@ -1,6 +1,7 @@
 //! The statistics against reference values from independent implementations
 //! (`testdata/statistics.py`): scipy for the distributions and fixed-horizon tests, GrowthBook's
 //! gbstats for the confidence sequences and CUPED, statsmodels for the p-value adjustments.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 
 use cohort_collector::stats::{
     Adjustment, ArmSums, Comparison, Inference, Sample, chi_square_sf, compare, cuped_theta, normal_cdf,

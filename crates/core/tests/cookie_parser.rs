@@ -4,6 +4,7 @@
 //! refused with its own error, or accepted where the format allows it, and never panic; the run
 //! must reach every case and every error the decoder can return, so a removed check shows up as a
 //! case that is accepted (or refused for another reason) and fails.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::cell::RefCell;

@@ -1,6 +1,7 @@
 //! Properties users rely on: uniform buckets, ramp-up never moves an included unit, layers never
 //! overlap, the holdout record matches the engine's holdout, sticky cookies round-trip, decoding
 //! never panics.
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is a failed test
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::BTreeMap;
