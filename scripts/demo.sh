@@ -11,7 +11,7 @@ source scripts/env.sh
 
 bash scripts/setup.sh --edge
 step "building the cohort CLI, the edge worker and the dashboard"
-cargo build -p cohort-cli
+cargo build -p cohort-cli -p cohort-loadgen
 bash scripts/build-worker.sh
 bash scripts/build-dashboard.sh
 

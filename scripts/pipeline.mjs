@@ -1,6 +1,6 @@
 // The demo: the whole pipeline on this machine (scripts/lib/pipeline.mjs: the demo origin, the
 // collector on SQLite with the dashboard, the edge worker in `wrangler dev` with the example
-// tenants) on fixed ports, `cohort loadgen` visitors through it, then the results and the
+// tenants) on fixed ports, `cohort-loadgen` visitors through it, then the results and the
 // dashboard's address. `make demo` runs it (scripts/demo.sh builds what it needs first).
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";

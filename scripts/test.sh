@@ -63,7 +63,7 @@ counted node --test --test-timeout=300000 --test-reporter=spec tests/conformance
 
 step "results dashboard in headless Chromium against the real collector binary"
 bash scripts/build-dashboard.sh
-cargo build -p cohort-cli
+cargo build -p cohort-cli -p cohort-loadgen
 counted node --test --test-timeout=300000 --test-reporter=spec tests/dashboard/
 
 step "edge worker in real workerd (wrangler dev): end-to-end suite"
@@ -78,7 +78,7 @@ fi
 # tests/edge/delivery.test.mjs runs the real collector binary built for the dashboard step above.
 WRANGLER_SEND_METRICS=false counted node --test --test-timeout=300000 --test-reporter=spec tests/edge/
 
-step "the whole pipeline as make demo runs it: origin, collector, edge, cohort loadgen, dashboard"
+step "the whole pipeline as make demo runs it: origin, collector, edge, cohort-loadgen, dashboard"
 WRANGLER_SEND_METRICS=false counted node --test --test-timeout=300000 --test-reporter=spec tests/pipeline/
 
 step "browser package (wasm-bindgen --target web)"

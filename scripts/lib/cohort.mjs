@@ -1,5 +1,5 @@
-// The cohort binary (`cargo build -p cohort-cli`): the collector on loopback, its results API,
-// read tokens and `cohort loadgen`; and the sticky cookie the edge worker sets.
+// The cohort binaries (`cargo build -p cohort-cli -p cohort-loadgen`): the collector on loopback,
+// its results API, read tokens and `cohort-loadgen`; and the sticky cookie the edge worker sets.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -9,11 +9,15 @@ import { ROOT } from "./paths.mjs";
 import { startProcess } from "./processes.mjs";
 import { sleep } from "./wait.mjs";
 
-/** The cohort binary of the current build (debug, shared with the tests). */
-export function cohortBinary() {
+/**
+ * A binary of the current build (debug, shared with the tests): `cohort` or `cohort-loadgen`.
+ * @param {"cohort" | "cohort-loadgen"} name
+ */
+export function cohortBinary(name = "cohort") {
   const target = process.env.CARGO_TARGET_DIR ?? path.join(ROOT, "target");
-  const binary = path.join(target, "debug", "cohort");
-  if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: run \`cargo build -p cohort-cli\` first`);
+  const binary = path.join(target, "debug", name);
+  const crate = name === "cohort" ? "cohort-cli" : name;
+  if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: run \`cargo build -p ${crate}\` first`);
   return binary;
 }
 
@@ -80,21 +84,26 @@ export async function results(collector, tenant, experiment, token, query = "") 
 }
 
 /**
- * Runs `cohort loadgen --json` against the edge; resolves with its summary and exit code.
+ * Runs `cohort-loadgen --json` against the edge; resolves with its summary and exit code.
  * Progress goes to stderr when `progress` is set.
  * @param {number} edgePort
  * @param {string[]} args
  * @returns {Promise<{ code: number | null, summary: any }>} `any`: loadgen's JSON, read field by field by the caller
  */
 export async function loadgen(edgePort, args, { progress = false } = {}) {
-  const run = startProcess(cohortBinary(), ["loadgen", "--edge", `http://127.0.0.1:${edgePort}`, "--json", ...args]);
+  const run = startProcess(cohortBinary("cohort-loadgen"), [
+    "--edge",
+    `http://127.0.0.1:${edgePort}`,
+    "--json",
+    ...args,
+  ]);
   if (progress) run.child.stderr?.on("data", (chunk) => process.stderr.write(chunk));
   const { code } = await run.exited;
   let summary;
   try {
     summary = JSON.parse(run.stdout.join(""));
   } catch {
-    throw new Error(`cohort loadgen ${args.join(" ")} exited ${code} without a summary:\n${run.log.join("")}`);
+    throw new Error(`cohort-loadgen ${args.join(" ")} exited ${code} without a summary:\n${run.log.join("")}`);
   }
   return { code, summary };
 }

@@ -2,7 +2,7 @@
 // dashboard, and the edge worker in `wrangler dev` with the example tenants published to its local
 // KV. The demo (scripts/pipeline.mjs) runs it on fixed ports; tests/pipeline/ on free ones.
 //
-// Needs, built beforehand: the cohort binary (cargo build -p cohort-cli), the worker
+// Needs, built beforehand: the cohort binary (cargo build -p cohort-cli -p cohort-loadgen), the worker
 // (scripts/build-worker.sh) and the dashboard's vendored files (scripts/build-dashboard.sh).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";

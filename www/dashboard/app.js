@@ -108,7 +108,7 @@ function svg(tag, attributes = {}) {
  * @param {string} id
  */
 function byId(id) {
-  return /** @type {HTMLElement} */ (byId(id));
+  return /** @type {HTMLElement} */ (document.getElementById(id));
 }
 
 /** The form of index.html with this id. @param {string} id */

@@ -2,9 +2,7 @@
 
 mod access;
 mod collector;
-mod loadgen;
 mod publish;
-mod random;
 mod simulate;
 
 use std::collections::BTreeMap;
@@ -47,9 +45,6 @@ enum Command {
     Token(access::TokenArgs),
     /// Print a signed, expiring QA link that forces variants at the edge (COHORT_SECRET).
     PreviewLink(access::PreviewLinkArgs),
-    /// Drive simulated visitors through a running edge: pages with cookies, returning visits
-    /// that must keep their variants, conversions with a planted effect; prints the ground truth.
-    Loadgen(loadgen::LoadgenArgs),
 }
 
 #[derive(clap::Args)]
@@ -89,7 +84,6 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Token(args) => access::token(&args),
         Command::PreviewLink(args) => access::preview_link(&args),
-        Command::Loadgen(args) => loadgen::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use cohort_collector::stats::sample_ratio_test;
 use cohort_core::{Context, HashMode, Outcome};
 
-use crate::random::SplitMix64;
+use cohort_core::simulation::SplitMix64;
 
 /// Arguments of `cohort simulate`.
 #[derive(clap::Args)]

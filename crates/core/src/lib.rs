@@ -47,6 +47,7 @@ pub mod keys;
 pub mod metric;
 pub mod paths;
 pub mod preview;
+pub mod simulation;
 mod tenant;
 pub mod time;
 pub mod wire;

@@ -1,4 +1,5 @@
-//! `cohort loadgen`: simulated visitors through a running edge worker.
+//! `cohort-loadgen`: simulated visitors through a running edge worker. A test and demo tool, kept
+//! out of the `cohort` binary that operators deploy.
 //!
 //! Each visitor is a browser with a cookie jar: it views the configured pages (getting its sticky
 //! cookie on the first), asks `/_cohort/assignments` which variants it has, sometimes comes back
@@ -29,11 +30,14 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
-use crate::random::SplitMix64;
+use clap::Parser;
+use cohort_core::simulation::SplitMix64;
 
-/// Arguments of `cohort loadgen`.
-#[derive(clap::Args)]
-pub struct LoadgenArgs {
+/// Drive simulated visitors through a running edge: pages with cookies, returning visits that must
+/// keep their variants, conversions with a planted effect; prints the ground truth.
+#[derive(Parser)]
+#[command(name = "cohort-loadgen", version)]
+struct LoadgenArgs {
     /// The edge worker's base URL, e.g. `http://127.0.0.1:8787` (plain HTTP on a local edge).
     #[arg(long)]
     edge: String,
@@ -207,7 +211,9 @@ impl Scenario {
             unit: "loadgen".into(),
             metric: args.metric.clone(),
             value: None,
-            timestamp: super::now_ms(),
+            timestamp: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
         };
         probe
             .validate()
@@ -218,7 +224,13 @@ impl Scenario {
         if args.language.bytes().any(|b| b.is_ascii_control()) {
             return Err("--language: control characters are not allowed".into());
         }
-        let tenant = args.config.as_deref().map(super::load_tenant).transpose()?;
+        let tenant = match &args.config {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(Tenant::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+            }
+        };
         if let Some(tenant) = &tenant
             && !tenant.hostnames.contains(&args.host)
         {
@@ -667,7 +679,18 @@ async fn report_progress(host: String, total: u64, done: Arc<AtomicU64>, tally: 
     }
 }
 
-pub fn run(args: &LoadgenArgs) -> Result<ExitCode, String> {
+fn main() -> ExitCode {
+    let args = LoadgenArgs::parse();
+    match run(&args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("cohort-loadgen: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &LoadgenArgs) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,5 +1,6 @@
-//! SplitMix64: a tiny, well-mixed generator for reproducible simulations (`simulate`, `loadgen`).
-//! Not for secrets: unit ids at the edge come from the platform's CSPRNG.
+//! SplitMix64: a tiny, well-mixed, seeded generator for reproducible simulations (`cohort
+//! simulate`, `cohort-loadgen`). The engine itself never draws from it; not for secrets: unit ids at
+//! the edge come from the platform's CSPRNG.
 
 /// A SplitMix64 state; the same seed gives the same sequence.
 pub struct SplitMix64(pub u64);
