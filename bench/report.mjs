@@ -262,7 +262,7 @@ function missedTargets() {
   streams the page through workerd's native HTMLRewriter with 3 edits, and does nothing else,
   already loses a large share of a plain pass-through's throughput (its *JS pass-through + 3 edits*
   row), and every page here carries ${edge.workload.expectedTargeted} edits. Cohort's pages already take one call into
-  the Wasm per request (\`src/page.rs\`, plumbing in \`src/entry.mjs\`).${
+  the Wasm per request (\`src/serve.rs\`, plumbing in \`src/entry.mjs\`).${
     // Only a quiet baseline tail makes a p99 comparison mean something (as bench/edge/run.mjs judges it).
     edge.summary.passthrough.c1p99 > 5
       ? ` Tail latency cannot be compared here: with one connection the pass-through's own p99 is

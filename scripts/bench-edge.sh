@@ -73,7 +73,8 @@ trap 'exit 130' INT TERM
 
 step "benchmarking (scratch: $work)"
 # Bounded: wrk runs have their own time limits; `timeout` caps the whole run at 15 minutes.
-BENCH_WORK="$work" timeout --signal=TERM 900 node bench/edge/run.mjs &
+# Profile mode (BENCH_PROFILE) talks to workerd's inspector over Node's WebSocket (flagged on Node 20).
+BENCH_WORK="$work" timeout --signal=TERM 900 node ${BENCH_PROFILE:+--experimental-websocket} bench/edge/run.mjs &
 runner=$!
 wait "$runner"
 runner=""

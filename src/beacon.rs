@@ -12,7 +12,7 @@ use cohort_core::delivery::{Answer, classify};
 use cohort_core::edge::outbox::{
     DIRECT_RETRY_DELAY_MS, DirectNext, FLUSH_DELAY_MS, Flush, Outbox, Outgoing, direct_next,
 };
-use cohort_core::keys::BeaconKey;
+use cohort_core::secrets::BeaconKey;
 use cohort_core::wire::{self, Kind, RecordJson};
 use worker::wasm_bindgen::JsValue;
 use worker::{Context, Delay, Env, Fetch, Headers, Method, QueueContentType, RawMessageBuilder, Request, RequestInit};

@@ -73,7 +73,10 @@ pub fn handle(
     }
     let tenant = &loaded.tenant.id;
     let key = loaded.keys.beacon;
-    for (kind, records) in [(Kind::Exposures, served.exposures), (Kind::Events, served.conversions)] {
+    for (kind, records) in [
+        (Kind::Exposures, served.exposures),
+        (Kind::Conversions, served.conversions),
+    ] {
         if !records.is_empty() {
             beacon::enqueue(&ctx, &env, &settings, kind, tenant, key, records);
         }

@@ -22,7 +22,10 @@
 //
 // Environment: BENCH_WORK (scratch dir, required), BENCH_DURATION (seconds per run, default 5),
 // BENCH_ROUNDS (default 6), BENCH_WARMUP (seconds, default 3), BENCH_OUT (results file),
-// BENCH_JSON_OUT (also write the figures as JSON there), BENCH_PEERS_ONLY=1 (the peer comparison
+// BENCH_JSON_OUT (also write the figures as JSON there), BENCH_BASELINE (the JSON of an earlier
+// full run, default bench/edge/baseline.json when it exists: its overhead ratios are set beside this
+// run's in the report), BENCH_PROFILE=target,... (profile mode: instead of the rounds, each named
+// target's CPU profile, written to BENCH_PROFILE_OUT, default bench/edge/profile.md), BENCH_PEERS_ONLY=1 (the peer comparison
 // only: pass-through, Cohort on the workload tenant, GrowthBook; results to $BENCH_WORK/results.md
 // unless BENCH_OUT is set, so the committed full results stay), BENCH_QUICK=1 (peers only, and 2 s
 // runs, 1 round, 1 s warm-up: the test command's smoke run).
@@ -39,6 +42,7 @@ import { startProcess } from "../../scripts/lib/processes.mjs";
 import { sleep } from "../../scripts/lib/wait.mjs";
 import { WRANGLER, tenantEntries } from "../../scripts/lib/wrangler.mjs";
 import { cohortTenant, growthbookExperiments, loadWorkload } from "../js/workload.mjs";
+import { profileWhile, summarize } from "./profile.mjs";
 import { PAGE } from "./servers.mjs";
 
 const HERE = import.meta.dirname;
@@ -54,6 +58,9 @@ const LATENCY_DURATION = Number(process.env.BENCH_LATENCY_DURATION ?? (QUICK ? 1
 // A quick run must not replace the committed full results.
 const OUT = process.env.BENCH_OUT ?? (PEERS_ONLY ? path.join(WORK, "results.md") : path.join(HERE, "results.md"));
 const JSON_OUT = process.env.BENCH_JSON_OUT;
+// Profile mode: these targets' CPU profiles instead of the rounds (bench/edge/profile.mjs).
+const PROFILE = (process.env.BENCH_PROFILE ?? "").split(",").filter(Boolean);
+const PROFILE_OUT = process.env.BENCH_PROFILE_OUT ?? path.join(HERE, "profile.md");
 const WORKERD = path.join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
 const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
 
@@ -575,7 +582,9 @@ async function main() {
     path.join(WORK, "config.capnp"),
     capnpConfig({ bundles, ports, originPort, collectorPort, featuresPort }),
   );
-  const workerd = start("workerd", WORKERD, ["serve", path.join(WORK, "config.capnp")], "workerd.log");
+  const inspectorPort = PROFILE.length > 0 ? await freePort() : 0;
+  const inspector = inspectorPort ? [`--inspector-addr=127.0.0.1:${inspectorPort}`] : [];
+  const workerd = start("workerd", WORKERD, ["serve", path.join(WORK, "config.capnp"), ...inspector], "workerd.log");
   for (const name of Object.keys(SERVICES)) await waitFor(ports[name], `workerd socket ${name}`, workerd);
   const workerdVersion = execFileSync(WORKERD, ["--version"]).toString().trim();
 
@@ -670,7 +679,7 @@ async function main() {
   ];
   const fullTargets = [
     { key: "rust-passthrough", port: ports["rust-passthrough"], headers: {} },
-    // A host no tenant serves: the Cohort worker's fixed cost (src/entry.mjs, one planPage call
+    // A host no tenant serves: the Cohort worker's fixed cost (src/entry.mjs, one handle call
     // answering from the isolate's cache that no tenant claims the host, the pass-through).
     { key: "cohort-unknown-host", port: ports.cohort, headers: { Host: "unknown.bench.test" } },
     { key: "cohort-new", port: ports.cohort, headers: {} },
@@ -690,6 +699,16 @@ async function main() {
   const targets = PEERS_ONLY ? peerTargets : [...peerTargets, ...fullTargets];
   log(`warm-up: ${WARMUP} s per target`);
   for (const t of targets) wrk(`${t.key} (warm-up)`, t.port, WARMUP, t.headers, 16, t.path);
+  if (PROFILE.length > 0) {
+    await writeProfiles(
+      targets
+        .filter((t) => PROFILE.includes(t.key))
+        .map((t) => ({ ...t, service: Object.keys(SERVICES).find((name) => ports[name] === t.port) ?? t.key })),
+      inspectorPort,
+      { workerdVersion, date: new Date().toISOString() },
+    );
+    return;
+  }
 
   /** @type {Record<string, Run[]>} target → its runs, one per round */
   const runs = Object.fromEntries(targets.map((t) => [t.key, []]));
@@ -838,6 +857,140 @@ function comparison(r) {
   return out;
 }
 
+/**
+ * The Cohort worker's overhead as paired ratios (round by round, medians): a rewritten page
+ * against the same edits without Cohort (*JS pass-through + 3 edits*), a page without edits and a
+ * host of no tenant against the JS pass-through; CPU capacity likewise.
+ * @param {any} r
+ */
+function overhead(r) {
+  const pair = (/** @type {string} */ key, /** @type {string} */ base) => ({
+    rps: pairedRps(r.runs, key, base),
+    cpu: pairedCpu(r.runs, key, base),
+  });
+  return {
+    newVsEditsFloor: pair("cohort-new", "js-rewrite"),
+    returningVsEditsFloor: pair("cohort-returning", "js-rewrite"),
+    noEditsVsPassthrough: pair("cohort-no-edits", "passthrough"),
+    unknownHostVsPassthrough: pair("cohort-unknown-host", "passthrough"),
+    cpuMs: Object.fromEntries(
+      ["cohort-new", "cohort-returning", "cohort-no-edits", "cohort-unknown-host", "js-rewrite", "passthrough"].map(
+        (key) => [key, r.summary[key].cpuMs],
+      ),
+    ),
+    wasmGzipBytes: r.bundles.cohort.wasmGzip,
+  };
+}
+
+/**
+ * Profile mode: each target loaded for DURATION seconds under V8's sampling profiler, and where its
+ * CPU went, per request, into PROFILE_OUT.
+ * @param {{ key: string, service: string, port: number, headers: Record<string, string>, path?: string }[]} targets
+ * @param {number} inspectorPort
+ * @param {{ workerdVersion: string, date: string }} about
+ */
+async function writeProfiles(targets, inspectorPort, about) {
+  const missing = PROFILE.filter((key) => !targets.some((t) => t.key === key));
+  if (missing.length > 0) fail(`BENCH_PROFILE names no target ${missing.join(", ")}`);
+  const sections = [];
+  for (const t of targets) {
+    log(`profiling ${t.key}: ${DURATION} s`);
+    /** @type {ReturnType<typeof parseWrk> | undefined} */
+    let load;
+    const profile = await profileWhile(inspectorPort, t.service, () => {
+      load = wrk(`${t.key} (profiled)`, t.port, DURATION, t.headers, 16, t.path);
+    });
+    const measured = load ?? fail(`${t.key}: the profiled load did not run`);
+    const summary = summarize(profile);
+    const perRequest = (/** @type {number} */ ms) => ((ms * 1000) / measured.requests).toFixed(1);
+    sections.push(`## ${t.key}
+
+${measured.requests} requests in ${DURATION} s (${Math.round(measured.rps)} req/s with the profiler on); the
+isolate was busy ${summary.busyMs.toFixed(0)} ms of ${summary.totalMs.toFixed(0)} ms sampled.
+
+| where | µs per request | share of busy time |
+|---|---:|---:|
+${summary.categories.map((c) => `| ${c.what} | ${perRequest(c.ms)} | ${(c.share * 100).toFixed(1)}% |`).join("\n")}
+
+Top functions by self time:
+
+| function | where | µs per request | share |
+|---|---|---:|---:|
+${summary.top.map((fn) => `| \`${fn.name}\` | ${fn.category} | ${perRequest(fn.ms)} | ${(fn.share * 100).toFixed(1)}% |`).join("\n")}
+`);
+  }
+  const text = `# Edge worker CPU profiles
+
+Generated by \`BENCH_PROFILE=${PROFILE.join(",")} bash scripts/bench-edge.sh\` on ${about.date} (${about.workerdVersion},
+commit ${gitCommit()}); do not edit by hand. Each target was loaded with \`wrk -t1 -c16\` for ${DURATION} s
+(after a ${WARMUP} s warm-up) while V8's sampling profiler ran in the worker's isolate over workerd's
+inspector protocol (bench/edge/profile.mjs). Self time is sorted by where it was spent: the
+Cohort worker's JavaScript (\`src/entry.mjs\`, \`src/html_rewriter.js\`), the wasm-bindgen glue,
+the Wasm (the engine and the Rust I/O layer; its function names are stripped in the release
+build), and the runtime underneath, which the profiler sees only as native time: fetch, streams,
+the HTMLRewriter's parser, garbage collection. The profiler's own overhead lowers req/s; the shares
+are the point.
+
+${sections.join("\n")}`;
+  fs.writeFileSync(PROFILE_OUT, text);
+  log(`wrote ${PROFILE_OUT}`);
+}
+
+/** The commit the benchmarked worker was built from (a `+` when the tree had changes). */
+function gitCommit() {
+  const run = (/** @type {string[]} */ args) => execFileSync("git", args, { cwd: HERE, encoding: "utf8" }).trim();
+  try {
+    return run(["rev-parse", "--short", "HEAD"]) + (run(["status", "--porcelain", "--", "src", "crates"]) ? "+" : "");
+  } catch {
+    return "unknown";
+  }
+}
+
+/**
+ * The overhead ratios of an earlier full run (BENCH_BASELINE) beside this run's, with the targets
+ * the edge works towards; empty without a baseline.
+ * @param {any} r
+ */
+function baselineSection(r) {
+  const file = process.env.BENCH_BASELINE ?? path.join(HERE, "baseline.json");
+  if (PEERS_ONLY || !fs.existsSync(file)) return "";
+  const before = JSON.parse(fs.readFileSync(file, "utf8"));
+  if (!before.overhead) fail(`${file} has no overhead figures: it is not the JSON of a full run`);
+  const now = overhead(r);
+  const pctOf = (/** @type {number} */ x) => `${Math.round(x * 100)}%`;
+  const f = (/** @type {number} */ n) => n.toFixed(3);
+  const kib = (/** @type {number} */ bytes) => (bytes / 1024).toFixed(1);
+  const rows = [
+    ["returning visitor, rewritten page ÷ the same edits without Cohort", "returningVsEditsFloor", 0.9],
+    ["new visitor ÷ the same edits without Cohort", "newVsEditsFloor", 0.85],
+    ["returning visitor, page without HTML edits ÷ JS pass-through", "noEditsVsPassthrough", 0.85],
+    ["host of no tenant ÷ JS pass-through", "unknownHostVsPassthrough", 0.95],
+  ].map(([label, key, target]) => {
+    const [b, n] = [before.overhead[key], now[key]];
+    const met = n.rps >= Number(target) ? "met" : "**not met**";
+    return `| ${label} | ${pctOf(b.rps)} (CPU ${pctOf(b.cpu)}) | ${pctOf(n.rps)} (CPU ${pctOf(n.cpu)}) | ≥ ${pctOf(Number(target))}: ${met} |`;
+  });
+  const cpuRows = Object.keys(now.cpuMs).map(
+    (key) => `| workerd CPU per request, ${key} | ${f(before.overhead.cpuMs[key])} ms | ${f(now.cpuMs[key])} ms | |`,
+  );
+  const wasm = `| Cohort \`.wasm\`, gzip -9 | ${kib(before.overhead.wasmGzipBytes)} KiB | ${kib(now.wasmGzipBytes)} KiB | no larger: ${now.wasmGzipBytes <= before.overhead.wasmGzipBytes ? "met" : "**not met**"} |`;
+  return `
+## Against the baseline
+
+The same method (this script, full mode) on the worker of commit ${before.commit ?? "?"}
+(${before.date}, \`${path.relative(path.join(HERE, "../.."), file)}\`) and on this run's worker
+(commit ${gitCommit()}). Ratios are paired round by round, medians; "CPU" is the same ratio by
+workerd CPU per request (CPU capacity). Each run is on this shared 2-core machine: the rounds'
+spread is in "Every run" below.
+
+| measure | baseline | this run | target |
+|---|---:|---:|---|
+${rows.join("\n")}
+${cpuRows.join("\n")}
+${wasm}
+`;
+}
+
 /** The JSON result for the orchestrator (BENCH_JSON_OUT): the peer comparison first, then all targets. */
 function jsonResult(r) {
   const size = (b) =>
@@ -845,6 +998,7 @@ function jsonResult(r) {
   return {
     benchmark: "edge",
     date: r.date,
+    commit: gitCommit(),
     quick: QUICK,
     peersOnly: PEERS_ONLY,
     machine: r.machine,
@@ -859,6 +1013,7 @@ function jsonResult(r) {
     // rps, p50/p99 (ms, 16 connections), c1p50/c1p99 (ms, 1 connection), cpuMs (workerd CPU per request)
     summary: r.summary,
     comparison: r.comparison,
+    overhead: PEERS_ONLY ? undefined : overhead(r),
     queueStats: r.queueStats,
     collectorStats: r.collectorStats,
   };
@@ -1010,7 +1165,7 @@ ${row("rewrite-native", "Rust + 3 edits, native HTMLRewriter", "passthrough")}
 experiments there act on the origin request only (a route and request headers, as server-side
 experiments do): cookie, engine, personalised headers, but nothing streamed through a rewriter.
 The last five rows split the cost. *Host of no tenant* is the Cohort worker's fixed cost (its
-\`entry.mjs\`, one \`planPage\` call answering from the isolate's cache that no tenant claims the
+\`entry.mjs\`, one \`handle\` call answering from the isolate's cache that no tenant claims the
 host, and the pass-through). *JS pass-through, response copied* is what any worker pays to change
 a response header (\`Set-Cookie\`, \`Cache-Control\`): a new \`Response\` around the origin's body.
 *JS pass-through + 3 edits* is the floor for any worker that edits the page: no engine, no cookie,
@@ -1018,7 +1173,7 @@ no beacon, only the edits streamed through workerd's \`HTMLRewriter\` (by the Co
 \`src/html_rewriter.js\`); streaming a body through the isolate instead of handing it on untouched
 is most of what a rewritten page costs. *Rust pass-through* and *Rust + 3 edits* do the same from
 Rust through the \`worker\` crate: they are why the Cohort worker drives pages from JavaScript with
-one call into the Wasm per request (\`src/page.rs\`) rather than through the crate.
+one call into the Wasm per request (\`src/serve.rs\`) rather than through the crate.
 
 Bundle sizes (\`wrangler deploy --dry-run\`; Cloudflare limits the gzip figure; the wasm columns are
 the \`.wasm\` alone, gzip -9):
@@ -1037,7 +1192,7 @@ Targets:
             : `**not measurable in this run**: the pass-through's own p99 was ${f(s.passthrough.c1p99)} ms against a p50 of ${f(s.passthrough.c1p50)} ms (stalls from the shared machine and from the other isolates sharing workerd's one thread). The steady figure is p50 added: new visitor ${signed(s["cohort-new"].c1p50 - s.passthrough.c1p50)} ms, returning ${signed(s["cohort-returning"].c1p50 - s.passthrough.c1p50)} ms`
         }.
 - release \`.wasm\` ≤ 1 MiB and ≤ 400 KiB gzip: ${kib(b.cohort.wasmBytes)} KiB, ${kib(b.cohort.wasmGzip)} KiB gzip (${verdict(cohortWasmOk)}).
-
+${baselineSection(r)}
 ## 2. HTML rewriting: workerd's HTMLRewriter vs lol_html in Wasm
 
 Two minimal Rust workers (\`bench/edge/lol-html-worker\`, same \`worker\` crate, same release profile,

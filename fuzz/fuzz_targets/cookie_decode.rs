@@ -6,7 +6,7 @@ use std::hash::Hasher;
 
 use cohort_core::StickyCookie;
 use cohort_core::encoding::base64url_encode;
-use cohort_core::keys::CookieKey;
+use cohort_core::secrets::CookieKey;
 use libfuzzer_sys::fuzz_target;
 use siphasher::sip::SipHasher24;
 

@@ -5,6 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
+import { cohortBinary } from "./cohort.mjs";
 import { freePort, request, waitForServer } from "./http.mjs";
 import { ROOT } from "./paths.mjs";
 import { startProcess, terminateGroup } from "./processes.mjs";
@@ -30,15 +31,16 @@ export function putKv(stateDir, entries) {
 }
 
 /**
- * A tenant config as KV entries: its `tenant:` key and one `host:` key per hostname.
- * @param {{ tenant: string, hostnames: string[] }} config
+ * A tenant config as the KV entries `cohort publish` writes for it, from `cohort kv-entries` (the
+ * KV layout is defined once, in cohort_core::wire; the config must be valid).
+ * @param {object} config
  * @returns {Record<string, string>}
  */
 export function tenantEntries(config) {
-  /** @type {Record<string, string>} */
-  const entries = { [`tenant:${config.tenant}`]: JSON.stringify(config) };
-  for (const host of config.hostnames) entries[`host:${host}`] = config.tenant;
-  return entries;
+  const out = execFileSync(cohortBinary(), ["kv-entries", "-"], { input: JSON.stringify(config), encoding: "utf8" });
+  /** @type {{ key: string, value: string }[]} */
+  const entries = JSON.parse(out);
+  return Object.fromEntries(entries.map((entry) => [entry.key, entry.value]));
 }
 
 /** The delivery queues' batch timeout and retry delay under `startWorker` (seconds), test-sized. */

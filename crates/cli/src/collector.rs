@@ -11,7 +11,7 @@ use cohort_collector::{
     AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, Rate, RateLimits, SrmMonitorOptions, Store, TenantConfigs,
     WriterOptions, serve, shutdown_signal, srm_monitor,
 };
-use cohort_core::keys::MasterSecret;
+use cohort_core::secrets::MasterSecret;
 
 /// Flags of `cohort collector`; each can also come from its environment variable. The master
 /// secret comes only from `COHORT_SECRET`, so it never shows in a process listing.

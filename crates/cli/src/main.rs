@@ -39,6 +39,13 @@ enum Command {
     Collector(collector::CollectorArgs),
     /// Validate tenant configs and write them to the edge's KV (`tenant:` and `host:` keys).
     Publish(publish::PublishArgs),
+    /// Validate tenant configs and print the KV entries publishing them would write, as the JSON
+    /// of a KV bulk write (`[{"key", "value"}]`); writes nothing.
+    KvEntries {
+        /// Config files (`-` reads one from stdin).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Assign many random units and check each experiment's split with a chi-square test.
     Simulate(simulate::SimulateArgs),
     /// Print a tenant's read token for the results API (COHORT_SECRET).
@@ -81,6 +88,7 @@ fn main() -> ExitCode {
         Command::Match => match_lines(),
         Command::Collector(args) => collector::run(&args),
         Command::Publish(args) => publish::run(&args),
+        Command::KvEntries { files } => publish::print_entries(&files),
         Command::Simulate(args) => simulate::run(&args),
         Command::Token(args) => access::token(&args),
         Command::PreviewLink(args) => access::preview_link(&args),

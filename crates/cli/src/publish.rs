@@ -6,7 +6,8 @@
 //! `wrangler dev` reads); without it wrangler writes the Cloudflare namespace, authenticated by
 //! its usual `CLOUDFLARE_API_TOKEN` / `CLOUDFLARE_ACCOUNT_ID` environment.
 
-use cohort_core::wire::{host_key, tenant_key};
+use cohort_core::Tenant;
+use cohort_core::wire::{KvEntry, host_key, kv_entries, tenant_key};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -72,13 +73,17 @@ impl PublishArgs {
     }
 }
 
-/// `cohort publish`.
-pub fn run(args: &PublishArgs) -> Result<ExitCode, String> {
-    // Everything is validated before anything is written.
+/// Reads and validates config files (`-` is stdin), refusing a hostname two of them claim.
+fn read_configs(files: &[PathBuf]) -> Result<Vec<(&PathBuf, Tenant, String)>, String> {
     let mut tenants = Vec::new();
     let mut claimed: BTreeMap<String, String> = BTreeMap::new();
-    for file in &args.files {
-        let tenant = super::load_tenant(file)?;
+    for file in files {
+        let json = if file.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))?
+        } else {
+            std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
+        };
+        let tenant = Tenant::from_json(&json).map_err(|e| format!("{}: {e}", file.display()))?;
         for host in &tenant.hostnames {
             if let Some(other) = claimed.insert(host.clone(), tenant.id.clone())
                 && other != tenant.id
@@ -89,9 +94,25 @@ pub fn run(args: &PublishArgs) -> Result<ExitCode, String> {
                 ));
             }
         }
-        let json = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
         tenants.push((file, tenant, json));
     }
+    Ok(tenants)
+}
+
+/// `cohort kv-entries`: the KV entries `publish` would write, as wrangler's bulk JSON on stdout.
+pub fn print_entries(files: &[PathBuf]) -> Result<ExitCode, String> {
+    let entries: Vec<KvEntry> = read_configs(files)?
+        .iter()
+        .flat_map(|(_, tenant, json)| kv_entries(tenant, json))
+        .collect();
+    println!("{}", serde_json::to_string(&entries).map_err(|e| e.to_string())?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cohort publish`.
+pub fn run(args: &PublishArgs) -> Result<ExitCode, String> {
+    // Everything is validated before anything is written.
+    let tenants = read_configs(&args.files)?;
 
     let stored = args.stored_keys()?;
     // Each check is a wrangler call (about a second): with many tenants, say how far it got.
@@ -135,16 +156,9 @@ pub fn run(args: &PublishArgs) -> Result<ExitCode, String> {
         }
     }
 
-    let entries: Vec<serde_json::Value> = tenants
+    let entries: Vec<KvEntry> = tenants
         .iter()
-        .flat_map(|(_, tenant, json)| {
-            let config = serde_json::json!({ "key": tenant_key(&tenant.id), "value": json });
-            let hosts = tenant
-                .hostnames
-                .iter()
-                .map(|host| serde_json::json!({ "key": host_key(host), "value": tenant.id }));
-            std::iter::once(config).chain(hosts)
-        })
+        .flat_map(|(_, tenant, json)| kv_entries(tenant, json))
         .collect();
     let bulk = std::env::temp_dir().join(format!("cohort-publish-{}.json", std::process::id()));
     std::fs::write(&bulk, serde_json::to_vec(&entries).map_err(|e| e.to_string())?)

@@ -290,3 +290,37 @@ fn preview_links_verify_at_the_edge_and_are_checked_against_the_config() {
     );
     assert!(text(&long.stderr).contains("longer than 30 days"));
 }
+
+#[test]
+fn kv_entries_prints_what_publish_writes_and_refuses_invalid_configs() {
+    let out = cohort(
+        &["kv-entries", "examples/tenants/shop.json", "examples/tenants/news.json"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("a JSON array");
+    let shop =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tenants/shop.json")).unwrap();
+    assert_eq!(entries[0]["key"], "tenant:shop");
+    assert_eq!(entries[0]["value"], shop.as_str(), "the config exactly as validated");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["key"] == "host:shop.localhost" && e["value"] == "shop")
+    );
+    assert!(entries.iter().any(|e| e["key"] == "tenant:news"));
+
+    let from_stdin = cohort(&["kv-entries", "-"], Some(&shop));
+    assert!(from_stdin.status.success(), "{}", text(&from_stdin.stderr));
+    let first: Vec<serde_json::Value> = serde_json::from_slice(&from_stdin.stdout).unwrap();
+    assert_eq!(first[0], entries[0]);
+
+    let invalid = cohort(&["kv-entries", "-"], Some(r#"{"schema": 1}"#));
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(
+        text(&invalid.stderr).starts_with("cohort: -: "),
+        "{}",
+        text(&invalid.stderr)
+    );
+    assert!(invalid.stdout.is_empty());
+}

@@ -30,7 +30,7 @@ use cohort_collector::store::Batch;
 use cohort_collector::{AppState, CollectorConfig, RateLimits, Store, TenantConfigs, WriterOptions, serve};
 use cohort_core::beacon::{EXPOSURES_PATH, sign_batch};
 use cohort_core::cookie::unit_id_from_random;
-use cohort_core::keys::MasterSecret;
+use cohort_core::secrets::MasterSecret;
 use cohort_core::{Conversion, DeviceClass, Exposure};
 use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH};
-use cohort_core::keys::MasterSecret;
+use cohort_core::secrets::MasterSecret;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;

@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderMap, StatusCode, header};
 use cohort_core::beacon::{REPLAY_WINDOW_SECONDS, SIGNATURE_HEADER, TENANT_HEADER, TIMESTAMP_HEADER};
-use cohort_core::keys::{MasterSecret, SignatureError};
+use cohort_core::secrets::{MasterSecret, SignatureError};
 use cohort_core::wire::ErrorCode;
 
 use crate::error::ApiError;

@@ -10,7 +10,7 @@
 //! use cohort_collector::{
 //!     AppState, CollectorConfig, RateLimits, Store, TenantConfigs, WriterOptions, serve, shutdown_signal,
 //! };
-//! use cohort_core::keys::MasterSecret;
+//! use cohort_core::secrets::MasterSecret;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Store::open("sqlite://data/cohort.db", WriterOptions::default()).await?;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use cohort_core::bucket::{self, HashKey};
-use cohort_core::keys::CookieKey;
+use cohort_core::secrets::CookieKey;
 use cohort_core::{Context, StickyCookie, StickyEntry, Tenant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;

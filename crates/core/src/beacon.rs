@@ -6,7 +6,7 @@
 //! `"{timestamp}.{body}"`, [`TIMESTAMP_HEADER`] the Unix seconds it was signed at. The collector
 //! refuses a timestamp more than [`REPLAY_WINDOW_SECONDS`] from its clock.
 
-use crate::keys::BeaconKey;
+use crate::secrets::BeaconKey;
 
 /// Request header naming the tenant whose key signed the batch.
 pub const TENANT_HEADER: &str = "cohort-tenant";
@@ -47,7 +47,7 @@ pub fn sign_batch(key: &BeaconKey, tenant: &str, now: i64, body: &[u8]) -> Signe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::SignatureError;
+    use crate::secrets::SignatureError;
 
     #[test]
     fn signed_batches_verify_for_their_tenant_only() {

@@ -20,7 +20,7 @@ use std::hash::Hasher;
 use siphasher::sip::SipHasher24;
 
 use crate::encoding::{base64url_decode, base64url_encode, hex_decode, hex_encode};
-use crate::keys::{CookieKey, constant_time_eq};
+use crate::secrets::{CookieKey, constant_time_eq};
 
 /// The format byte this codec writes and reads.
 pub const FORMAT: u8 = 1;

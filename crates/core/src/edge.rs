@@ -11,6 +11,7 @@ pub mod config_cache;
 pub mod origin;
 pub mod outbox;
 pub mod serve;
+pub mod settings;
 
 use std::collections::BTreeMap;
 
@@ -20,8 +21,8 @@ use crate::config::{Action, Status};
 use crate::cookie::{StickyCookie, StickyEntry, unit_id_from_random};
 use crate::evaluate::{Context, Outcome};
 use crate::exposure::{Conversion, DeviceClass, Exposure, HOLDOUT_EXPERIMENT};
-use crate::keys::{BeaconKey, CookieKey, MasterSecret};
 use crate::preview::Preview;
+use crate::secrets::{BeaconKey, CookieKey, MasterSecret};
 use crate::tenant::Tenant;
 
 /// Sticky cookie lifetime: browsers cap cookies at 400 days.

@@ -43,10 +43,10 @@ pub mod encoding;
 mod error;
 pub mod evaluate;
 pub mod exposure;
-pub mod keys;
 pub mod metric;
 pub mod paths;
 pub mod preview;
+pub mod secrets;
 pub mod simulation;
 mod tenant;
 pub mod time;
@@ -60,8 +60,8 @@ pub use cookie::{CookieError, StickyCookie, StickyEntry};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use evaluate::{Context, Decision, Evaluation, Outcome, Reason, Source};
 pub use exposure::{Conversion, DeviceClass, Exposure, RecordError};
-pub use keys::{BeaconKey, CookieKey, MasterSecret};
 pub use metric::{MAX_CONVERSION_VALUE, MetricDefinition};
+pub use secrets::{BeaconKey, CookieKey, MasterSecret};
 pub use tenant::{
     Experiment, LayerSlot, MAX_EXPERIMENTS, MAX_KEY_LEN, MAX_VARIANTS, Tenant, Variant, tenant_id_problem,
 };

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::encoding::{base64url_decode, base64url_encode};
-use crate::keys::constant_time_eq;
+use crate::secrets::constant_time_eq;
 
 /// Longest token accepted before any decoding.
 pub const MAX_TOKEN_LEN: usize = 2048;

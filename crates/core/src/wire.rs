@@ -20,6 +20,29 @@ pub fn tenant_key(tenant: &str) -> String {
     format!("tenant:{tenant}")
 }
 
+/// One KV entry, in the shape of wrangler's and Cloudflare's bulk-write API (`[{key, value}]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KvEntry {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+}
+
+/// The KV entries that publish a tenant: its config JSON (`config_json`, exactly as validated)
+/// under [`tenant_key`], and its id under [`host_key`] for each of its hostnames.
+pub fn kv_entries(tenant: &crate::Tenant, config_json: &str) -> Vec<KvEntry> {
+    let config = KvEntry {
+        key: tenant_key(&tenant.id),
+        value: config_json.to_owned(),
+    };
+    let hosts = tenant.hostnames.iter().map(|host| KvEntry {
+        key: host_key(host),
+        value: tenant.id.clone(),
+    });
+    std::iter::once(config).chain(hosts).collect()
+}
+
 /// Most bytes of one queue message body (Cloudflare Queues allows 128 KB including about 100
 /// bytes of metadata; this leaves room).
 pub const MAX_MESSAGE_BYTES: usize = 100_000;
@@ -32,8 +55,10 @@ pub const ENVELOPE_VERSION: u8 = 1;
 pub enum Kind {
     /// [`crate::Exposure`] records, for `POST /v1/exposures`.
     Exposures,
-    /// [`crate::Conversion`] records, for `POST /v1/events`.
-    Events,
+    /// [`crate::Conversion`] records, for `POST /v1/events`. (The wire keeps the word `events`,
+    /// the collector's path and the name queued messages already carry.)
+    #[serde(rename = "events")]
+    Conversions,
 }
 
 impl Kind {
@@ -41,7 +66,7 @@ impl Kind {
     pub fn path(self) -> &'static str {
         match self {
             Kind::Exposures => EXPOSURES_PATH,
-            Kind::Events => EVENTS_PATH,
+            Kind::Conversions => EVENTS_PATH,
         }
     }
 
@@ -49,7 +74,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Exposures => "exposures",
-            Kind::Events => "events",
+            Kind::Conversions => "events",
         }
     }
 }
@@ -329,6 +354,19 @@ mod tests {
     fn kv_keys() {
         assert_eq!(host_key("shop.example"), "host:shop.example");
         assert_eq!(tenant_key("shop"), "tenant:shop");
+        let json = r#"{"schema":1,"tenant":"shop","version":2,"hostnames":["shop.example","www.shop.example"],
+            "hash_key":"000102030405060708090a0b0c0d0e0f","experiments":[]}"#;
+        let tenant = crate::Tenant::from_json(json).unwrap();
+        let entries = kv_entries(&tenant, json);
+        let pairs: Vec<(&str, &str)> = entries.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("tenant:shop", json),
+                ("host:shop.example", "shop"),
+                ("host:www.shop.example", "shop")
+            ]
+        );
     }
 
     #[test]

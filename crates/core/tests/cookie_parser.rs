@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use cohort_core::cookie::{FORMAT, MAX_ASSIGNMENTS, MAX_FUTURE_SKEW_SECS, MAX_UNIT_ID_LEN, MAX_VALUE_LEN, seal};
 use cohort_core::edge::COOKIE_MAX_AGE_SECONDS;
 use cohort_core::encoding::{base64url_encode, hex_encode};
-use cohort_core::keys::{CookieKey, MasterSecret};
+use cohort_core::secrets::{CookieKey, MasterSecret};
 use cohort_core::{CookieError, StickyCookie, StickyEntry};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestError, TestRunner};

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use cohort_core::bucket::{self, HashKey};
 use cohort_core::exposure::{HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
-use cohort_core::keys::CookieKey;
+use cohort_core::secrets::CookieKey;
 use cohort_core::{Context, Outcome, Reason, StickyCookie, StickyEntry, Tenant};
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //! (scripts/test.sh), so both builds of the engine are held to the same expected values.
 
 use cohort_core::bucket::{self, BucketRange, HashKey, growthbook};
-use cohort_core::keys::CookieKey;
+use cohort_core::secrets::CookieKey;
 use cohort_core::{Condition, Context, CookieError, StickyCookie, StickyEntry, Tenant};
 use cohort_vectors::{ConditionExpectation, CookieErrorKind, HoldoutVariant, MAX_AGE_SECONDS};
 use serde_json::Value;

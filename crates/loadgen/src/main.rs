@@ -273,7 +273,7 @@ struct EdgeConnection {
 }
 
 /// A response, read whole.
-struct Answer {
+struct Fetched {
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
@@ -302,7 +302,7 @@ impl EdgeConnection {
 
     /// Sends one request; a keep-alive connection the edge closed in the meantime is reopened
     /// once (track events carry ids, so even a repeated POST counts once).
-    async fn send(&mut self, build: impl Fn() -> Request<Full<Bytes>>) -> Result<Answer, String> {
+    async fn send(&mut self, build: impl Fn() -> Request<Full<Bytes>>) -> Result<Fetched, String> {
         let mut last_error = String::new();
         for _ in 0..2 {
             let sender = match self.open().await {
@@ -320,7 +320,7 @@ impl EdgeConnection {
                         .await
                         .map_err(|e| format!("reading the response body: {e}"))?
                         .to_bytes();
-                    return Ok(Answer {
+                    return Ok(Fetched {
                         status: parts.status,
                         headers: parts.headers,
                         body,
@@ -397,7 +397,7 @@ impl Visit<'_> {
         path: &str,
         body: Option<&Value>,
         expected: fn(StatusCode) -> bool,
-    ) -> Result<Answer, ()> {
+    ) -> Result<Fetched, ()> {
         let cookie = self.jar.header();
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let build = || {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cohort_core::Exposure;
 use cohort_core::beacon::{EXPOSURES_PATH, sign_batch};
-use cohort_core::keys::MasterSecret;
+use cohort_core::secrets::MasterSecret;
 use serde_json::Value;
 
 pub const SECRET: &str = "binary-test-secret-of-at-least-32-bytes!";

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use cohort_collector::{AppState, Backend, CollectorConfig, RateLimits, Store, TenantConfigs, WriterOptions, router};
 use cohort_core::beacon::sign_batch;
-use cohort_core::keys::MasterSecret;
+use cohort_core::secrets::MasterSecret;
 use cohort_core::{Conversion, Exposure};
 use serde_json::Value;
 use tower::ServiceExt;

@@ -391,7 +391,7 @@ mod tests {
     #[test]
     fn encode_splits_by_bytes_and_records() {
         let big = records(50, 5_000);
-        let messages = encode(Kind::Events, "news", &big);
+        let messages = encode(Kind::Conversions, "news", &big);
         assert!(messages.len() > 1);
         assert!(messages.iter().all(|m| m.len() <= MAX_MESSAGE_BYTES));
         let back: Vec<RecordJson> = messages.iter().flat_map(|m| decode(m).unwrap().records).collect();
@@ -420,7 +420,7 @@ mod tests {
             (0, envelope("shop", Kind::Exposures, 600)),
             (1, envelope("news", Kind::Exposures, 10)),
             (2, envelope("shop", Kind::Exposures, 300)),
-            (3, envelope("shop", Kind::Events, 2)),
+            (3, envelope("shop", Kind::Conversions, 2)),
             (4, envelope("shop", Kind::Exposures, 200)),
         ]);
         let shape: Vec<(&str, Kind, Vec<usize>)> = batches
@@ -433,7 +433,7 @@ mod tests {
                 ("news", Kind::Exposures, vec![1]),
                 ("shop", Kind::Exposures, vec![0, 2]),
                 ("shop", Kind::Exposures, vec![4]),
-                ("shop", Kind::Events, vec![3]),
+                ("shop", Kind::Conversions, vec![3]),
             ]
         );
         assert!(batches.iter().all(|b| b.records() <= MAX_BATCH_RECORDS));
@@ -486,8 +486,8 @@ mod tests {
     #[test]
     fn reject_with_index_dead_letters_one_record_and_resends_the_rest() {
         let batch = pack(vec![
-            (0, envelope("shop", Kind::Events, 3)),
-            (1, envelope("shop", Kind::Events, 2)),
+            (0, envelope("shop", Kind::Conversions, 3)),
+            (1, envelope("shop", Kind::Conversions, 2)),
         ])
         .remove(0);
         // records[4] is message 1's second record.
@@ -501,15 +501,15 @@ mod tests {
         assert_eq!(rest[0].records(), 4);
         // A message whose only record is dead leaves the batch.
         let single = pack(vec![
-            (0, envelope("shop", Kind::Events, 1)),
-            (1, envelope("shop", Kind::Events, 1)),
+            (0, envelope("shop", Kind::Conversions, 1)),
+            (1, envelope("shop", Kind::Conversions, 1)),
         ])
         .remove(0);
         let (dead, rest) = reject(single, "bad", Some(0));
         assert_eq!(dead[0].message, 0);
         assert_eq!(rest[0].messages().collect::<Vec<_>>(), vec![1]);
         let last = Batch {
-            kind: Kind::Events,
+            kind: Kind::Conversions,
             tenant: "shop".into(),
             parts: vec![Part {
                 message: 5,
@@ -524,8 +524,8 @@ mod tests {
     #[test]
     fn reject_without_index_isolates_messages_then_dead_letters_one() {
         let batch = pack(vec![
-            (0, envelope("shop", Kind::Events, 3)),
-            (1, envelope("shop", Kind::Events, 2)),
+            (0, envelope("shop", Kind::Conversions, 3)),
+            (1, envelope("shop", Kind::Conversions, 2)),
         ])
         .remove(0);
         let (dead, split) = reject(batch.clone(), "bad", None);
@@ -542,7 +542,7 @@ mod tests {
 
     #[test]
     fn rejecting_repeatedly_terminates() {
-        let mut work = pack((0..20).map(|i| (i, envelope("shop", Kind::Events, 5))).collect());
+        let mut work = pack((0..20).map(|i| (i, envelope("shop", Kind::Conversions, 5))).collect());
         let mut rounds = 0;
         let mut dead = 0;
         while let Some(batch) = work.pop() {
@@ -579,7 +579,7 @@ mod tests {
     fn dead_letters_carry_reason_and_records() {
         let dead = DeadLetter {
             message: 0,
-            kind: Kind::Events,
+            kind: Kind::Conversions,
             tenant: "shop".into(),
             records: vec![RecordJson::parse(r#"{"id":"order-9","metric":"poison"}"#).unwrap()],
             reason: "collector answered 400 invalid_record".into(),
@@ -592,7 +592,7 @@ mod tests {
         let summary = summarize_dead_letter(&body);
         assert_eq!(summary.reason, "collector answered 400 invalid_record");
         assert_eq!(summary.ids, vec!["order-9".to_owned()]);
-        assert_eq!(summary.kind, Some(Kind::Events));
+        assert_eq!(summary.kind, Some(Kind::Conversions));
         let moved = summarize_dead_letter(&encode(Kind::Exposures, "shop", &records(2, 0))[0]);
         assert!(moved.reason.contains("moved by the queue"));
         assert_eq!(moved.records, 2);

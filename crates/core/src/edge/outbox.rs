@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use crate::beacon::MAX_BATCH_RECORDS;
 use crate::delivery::Answer;
-use crate::keys::BeaconKey;
+use crate::secrets::BeaconKey;
 use crate::wire::{Kind, RecordJson, records_body};
 
 /// How long records wait for company before their batch leaves.
@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(outbox.add(Kind::Exposures, "shop", key, records(2)), Flush::After);
         assert_eq!(outbox.add(Kind::Exposures, "shop", key, records(3)), Flush::Scheduled);
         assert_eq!(
-            outbox.add(Kind::Events, "shop", key, records(1)),
+            outbox.add(Kind::Conversions, "shop", key, records(1)),
             Flush::After,
             "per kind"
         );
