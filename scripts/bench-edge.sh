@@ -34,7 +34,8 @@ fi
 
 if [[ -z "${BENCH_SKIP_BUILD:-}" ]]; then
   step "building the Cohort worker (build/)"
-  bash scripts/build-worker.sh
+  # A profile names the Wasm's functions; the release build strips them (rebuilt by the next run).
+  COHORT_KEEP_WASM_NAMES=${BENCH_PROFILE:+1} bash scripts/build-worker.sh
 fi
 # The peer workload's tenant must be a valid config (run.mjs checks it translates bench/workload.json).
 cargo run -q -p cohort-cli -- validate bench/edge/tenant-workload.json

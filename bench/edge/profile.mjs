@@ -71,28 +71,46 @@ export async function profileWhile(port, name, run, intervalUs = 200) {
 }
 
 /**
- * What a frame belongs to.
- * @param {{ functionName: string, url: string }} frame
+ * Which source module each line of an esbuild bundle comes from, by the `// path` line esbuild
+ * writes before each module: a function from a 0-based line number to that path.
+ * @param {string} bundleText
+ * @returns {(line: number) => string | undefined}
  */
-function category(frame) {
-  const { functionName: name, url } = frame;
-  if (name === "(garbage collector)") return "garbage collection";
-  if (name === "(idle)") return "idle";
-  if (name === "(program)" || name === "(root)") return "runtime (native: fetch, streams, HTMLRewriter's parser)";
-  if (url.startsWith("wasm://") || url.endsWith(".wasm") || /^(\$|wasm-function)/.test(name)) return "Wasm";
-  if (url.endsWith("entry.mjs")) return "JavaScript: src/entry.mjs";
-  if (url.endsWith("html_rewriter.js")) return "JavaScript: src/html_rewriter.js";
-  if (url.endsWith("index.js") || url.includes("/build/")) return "JavaScript: wasm-bindgen glue (build/index.js)";
-  if (url === "") return "runtime builtins (no script)";
-  return `JavaScript: ${url.split("/").slice(-2).join("/")}`;
+export function bundleModules(bundleText) {
+  /** @type {{ line: number, module: string }[]} */
+  const starts = [];
+  bundleText.split("\n").forEach((text, line) => {
+    const marker = text.match(/^\/\/ (\S+\.m?js)$/);
+    if (marker) starts.push({ line, module: marker[1].replace(/^(\.\.\/)+/, "") });
+  });
+  return (line) => starts.findLast((start) => start.line <= line)?.module;
 }
 
 /**
- * Self time per category and the top functions by self time, from a V8 CPU profile.
+ * What a frame belongs to.
+ * @param {{ functionName: string, url: string, lineNumber: number }} frame
+ * @param {(line: number) => string | undefined} moduleOf the bundle's modules
+ */
+function category(frame, moduleOf) {
+  const { functionName: name, url } = frame;
+  if (name === "(garbage collector)") return "garbage collection";
+  if (name === "(idle)") return "idle";
+  if (name === "(program)" || name === "(root)") return "runtime outside JavaScript (I/O, streams, HTML parsing)";
+  if (url.startsWith("wasm://") || url.endsWith(".wasm") || /^(\$|wasm-function)/.test(name)) return "Wasm";
+  if (url === "") return "runtime APIs called from JavaScript (fetch, HTMLRewriter, URL, Headers, ...)";
+  const module = moduleOf(frame.lineNumber) ?? url.split("/").pop();
+  if (module === "build/index.js") return "JavaScript: wasm-bindgen glue (build/index.js)";
+  return `JavaScript: ${module}`;
+}
+
+/**
+ * Self time per category and the top functions by self time, from a V8 CPU profile of a bundled
+ * worker (`moduleOf`: its modules, from {@link bundleModules}).
  * @param {{ nodes: { id: number, callFrame: { functionName: string, url: string, lineNumber: number } }[],
  *   samples: number[], timeDeltas: number[] }} profile
+ * @param {(line: number) => string | undefined} moduleOf
  */
-export function summarize(profile) {
+export function summarize(profile, moduleOf) {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   /** @type {Map<string, number>} */
   const categories = new Map();
@@ -103,10 +121,11 @@ export function summarize(profile) {
     const us = profile.timeDeltas[i + 1] ?? 0;
     const node = byId.get(id);
     if (!node) return;
-    const what = category(node.callFrame);
+    const what = category(node.callFrame, moduleOf);
     categories.set(what, (categories.get(what) ?? 0) + us);
     const frame = node.callFrame;
-    const key = `${frame.functionName || "(anonymous)"} ${frame.url.split("/").pop()}:${frame.lineNumber + 1}`;
+    const where = frame.url === "" ? "" : ` ${moduleOf(frame.lineNumber) ?? frame.url.split("/").pop()}`;
+    const key = `${frame.functionName || "(anonymous)"}${where}`;
     const entry = functions.get(key) ?? { category: what, us: 0 };
     entry.us += us;
     functions.set(key, entry);

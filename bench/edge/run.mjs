@@ -42,7 +42,7 @@ import { startProcess } from "../../scripts/lib/processes.mjs";
 import { sleep } from "../../scripts/lib/wait.mjs";
 import { WRANGLER, tenantEntries } from "../../scripts/lib/wrangler.mjs";
 import { cohortTenant, growthbookExperiments, loadWorkload } from "../js/workload.mjs";
-import { profileWhile, summarize } from "./profile.mjs";
+import { bundleModules, profileWhile, summarize } from "./profile.mjs";
 import { PAGE } from "./servers.mjs";
 
 const HERE = import.meta.dirname;
@@ -591,7 +591,12 @@ async function main() {
   // Sanity: every worker answers 200; Cohort mints a cookie and rewrites; a returning visitor
   // gets no new cookie; both rewriters produce the same page.
   const pageFromOrigin = (await get(originPort, BROWSER_HEADERS)).body;
-  const first = await get(ports.cohort, BROWSER_HEADERS);
+  // A new visitor whose variants edit the page (a unit in every experiment's control would see
+  // the origin's page): the returning visitor measured below is this one.
+  let first = await get(ports.cohort, BROWSER_HEADERS);
+  for (let tries = 1; tries < 50 && first.status === 200 && first.body === pageFromOrigin; tries++) {
+    first = await get(ports.cohort, BROWSER_HEADERS);
+  }
   const cookie = stickyCookie(first);
   if (first.status !== 200 || !cookie)
     fail(`Cohort worker: status ${first.status}, no sticky cookie; see ${WORK}/workerd.log`);
@@ -701,6 +706,7 @@ async function main() {
   for (const t of targets) wrk(`${t.key} (warm-up)`, t.port, WARMUP, t.headers, 16, t.path);
   if (PROFILE.length > 0) {
     await writeProfiles(
+      bundles,
       targets
         .filter((t) => PROFILE.includes(t.key))
         .map((t) => ({ ...t, service: Object.keys(SERVICES).find((name) => ports[name] === t.port) ?? t.key })),
@@ -885,11 +891,12 @@ function overhead(r) {
 /**
  * Profile mode: each target loaded for DURATION seconds under V8's sampling profiler, and where its
  * CPU went, per request, into PROFILE_OUT.
+ * @param {Record<string, { outdir: string, main?: string }>} bundles
  * @param {{ key: string, service: string, port: number, headers: Record<string, string>, path?: string }[]} targets
  * @param {number} inspectorPort
  * @param {{ workerdVersion: string, date: string }} about
  */
-async function writeProfiles(targets, inspectorPort, about) {
+async function writeProfiles(bundles, targets, inspectorPort, about) {
   const missing = PROFILE.filter((key) => !targets.some((t) => t.key === key));
   if (missing.length > 0) fail(`BENCH_PROFILE names no target ${missing.join(", ")}`);
   const sections = [];
@@ -901,7 +908,9 @@ async function writeProfiles(targets, inspectorPort, about) {
       load = wrk(`${t.key} (profiled)`, t.port, DURATION, t.headers, 16, t.path);
     });
     const measured = load ?? fail(`${t.key}: the profiled load did not run`);
-    const summary = summarize(profile);
+    const b = bundles[SERVICES[t.service]];
+    const main = b.main ?? fail(`the ${t.service} bundle has no script`);
+    const summary = summarize(profile, bundleModules(fs.readFileSync(path.join(b.outdir, main), "utf8")));
     const perRequest = (/** @type {number} */ ms) => ((ms * 1000) / measured.requests).toFixed(1);
     sections.push(`## ${t.key}
 
@@ -927,8 +936,9 @@ commit ${gitCommit()}); do not edit by hand. Each target was loaded with \`wrk -
 inspector protocol (bench/edge/profile.mjs). Self time is sorted by where it was spent: the
 Cohort worker's JavaScript (\`src/entry.mjs\`, \`src/html_rewriter.js\`), the wasm-bindgen glue,
 the Wasm (the engine and the Rust I/O layer; its function names are stripped in the release
-build), and the runtime underneath, which the profiler sees only as native time: fetch, streams,
-the HTMLRewriter's parser, garbage collection. The profiler's own overhead lowers req/s; the shares
+build), the runtime's APIs called from JavaScript (\`fetch\`, \`HTMLRewriter\`'s \`transform\` and
+\`on\`, \`URL\`, \`Headers\`: native code the profiler charges to the API), the runtime outside
+JavaScript (I/O, streams, HTML parsing), and garbage collection. The profiler's own overhead lowers req/s; the shares
 are the point.
 
 ${sections.join("\n")}`;
