@@ -89,7 +89,6 @@ impl RequestFacts {
             colo,
         ] = REQUEST_FIELDS.map(|name| field(facts, name));
         let text = |value: JsValue| value.as_string().unwrap_or_default();
-        let known = |value: JsValue| value.as_string().filter(|v| !v.is_empty());
         RequestFacts {
             method: text(method),
             url: text(url),
@@ -99,17 +98,14 @@ impl RequestFacts {
             cookie: text(cookie),
             sec_gpc: text(sec_gpc),
             purpose: text(purpose),
-            origin_override: known(origin_override),
-            geo: Geo {
-                country: known(country),
-                region: known(region),
-                city: known(city),
-                asn: asn
-                    .as_f64()
-                    .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
-                    .map(|n| n as u32),
-                colo: known(colo),
-            },
+            origin_override: origin_override.as_string().filter(|v| !v.is_empty()),
+            geo: Geo::from_raw(
+                country.as_string(),
+                region.as_string(),
+                city.as_string(),
+                asn.as_f64(),
+                colo.as_string(),
+            ),
         }
     }
 }

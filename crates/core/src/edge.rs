@@ -78,6 +78,29 @@ pub struct Geo {
     pub colo: Option<String>,
 }
 
+impl Geo {
+    /// The geography from the CDN's raw fields, as JavaScript hands them over: an empty text is
+    /// unknown, and an ASN is kept only when it is a whole number that fits in 32 bits.
+    pub fn from_raw(
+        country: Option<String>,
+        region: Option<String>,
+        city: Option<String>,
+        asn: Option<f64>,
+        colo: Option<String>,
+    ) -> Geo {
+        let known = |text: Option<String>| text.filter(|t| !t.is_empty());
+        Geo {
+            country: known(country),
+            region: known(region),
+            city: known(city),
+            asn: asn
+                .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
+                .map(|n| n as u32),
+            colo: known(colo),
+        }
+    }
+}
+
 /// What a request says about its visitor: the headers the engine reads and the CDN's geography.
 #[derive(Debug, Clone, Default)]
 pub struct Visitor<'a> {
@@ -1039,5 +1062,33 @@ mod tests {
         assert_eq!(query_param("a=1", "b"), None);
         assert_eq!(cookie_value("a=1; b=\"two\"", "b"), Some("two"));
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn raw_geography_keeps_only_usable_values() {
+        let geo = Geo::from_raw(
+            Some("DE".into()),
+            Some(String::new()),
+            None,
+            Some(3320.0),
+            Some("FRA".into()),
+        );
+        assert_eq!(
+            geo,
+            Geo {
+                country: Some("DE".into()),
+                region: None,
+                city: None,
+                asn: Some(3320),
+                colo: Some("FRA".into()),
+            }
+        );
+        for bad in [-1.0, 1.5, f64::from(u32::MAX) + 1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(Geo::from_raw(None, None, None, Some(bad), None).asn, None, "{bad}");
+        }
+        assert_eq!(
+            Geo::from_raw(None, None, None, Some(f64::from(u32::MAX)), None).asn,
+            Some(u32::MAX)
+        );
     }
 }
