@@ -1001,7 +1001,8 @@ workerd CPU per request (CPU capacity). Each run is on this shared 2-core machin
 spread is in "Every run" below. The 10-experiment tenant's returning visitor is the first new
 visitor of the run whose page is edited: its variants, and so how many edits its page takes, are
 drawn anew in every run, and its cost moves with them. The peer workload's visitor
-takes the same 11 edits in every run (last two rows but one): the steady comparison.
+takes the same 11 edits in every run (last two rows but one): the steady comparison. Where each
+target's time goes, and so why a target is missed: [profile.md](profile.md) (\`BENCH_PROFILE\`).
 
 | measure | baseline | this run | target |
 |---|---:|---:|---|
