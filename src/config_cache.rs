@@ -72,6 +72,10 @@ pub async fn load(env: &Env, settings: &Settings, host: &str) -> Result<(), Stri
     // At most two reads: the host, then its tenant.
     while let Some(key) = with_cache(settings, |cache| cache.missing(host)) {
         read(env, settings, &key).await?;
+        // Lets the end-to-end suite prove a trap inside this async call fails open.
+        if settings.test_panics.load_host.as_deref() == Some(host) {
+            panic!("deliberate panic in the tenant load, for the fail-open test");
+        }
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ pub fn handle(
     let url = cohort_core::edge::origin::UrlParts::parse(&facts.url)
         .ok_or_else(|| JsError::new(&format!("request URL `{}` is not absolute http(s)", facts.url)))?;
     // Lets the end-to-end suite prove that even a panic fails open; unset in every real deployment.
-    if settings.test_panic_path.as_deref() == Some(url.path) {
+    if settings.test_panics.path.as_deref() == Some(url.path) {
         panic!("deliberate panic for the fail-open test");
     }
     let host = url.host.to_ascii_lowercase();

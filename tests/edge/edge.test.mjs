@@ -142,6 +142,7 @@ let collector;
 let worker;
 let outageWorker;
 let directWorker;
+let trapWorker;
 let stateDir;
 
 before(async () => {
@@ -168,10 +169,16 @@ before(async () => {
   };
   // The second worker reads KV through a binding that does not exist: a KV outage. The third
   // sends to a queue binding that does not exist: beacons take the direct fallback.
-  [worker, outageWorker, directWorker] = await Promise.all([
+  // The fourth traps (panics) inside its async paths: news.test's tenant load, and the queue
+  // consumer's delivery of shop's records.
+  [worker, outageWorker, directWorker, trapWorker] = await Promise.all([
     startWorker({ stateDir, vars }),
     startWorker({ stateDir, vars: { ...vars, CONFIG_KV_BINDING: "KV_THAT_IS_DOWN" }, queues: false }),
     startWorker({ stateDir, vars: { ...vars, BEACON_QUEUE_BINDING: "QUEUE_THAT_IS_DOWN" } }),
+    startWorker({
+      stateDir,
+      vars: { ...vars, COHORT_TEST_PANIC_HOST: "news.test", COHORT_TEST_PANIC_DELIVERY_TENANT: "shop" },
+    }),
   ]);
 });
 
@@ -179,6 +186,7 @@ after(async () => {
   worker?.stop();
   outageWorker?.stop();
   directWorker?.stop();
+  trapWorker?.stop();
   await origin?.close();
   await collector?.close();
   fs.rmSync(stateDir, { recursive: true, force: true });
@@ -393,6 +401,41 @@ describe("fail open", () => {
     const next = await get("shop.test", "/");
     assert.equal(next.status, 200);
     assert.ok(stickyCookie(next), "the worker is back");
+  });
+
+  test("a trap inside the async tenant load serves the origin, and the next request works", async () => {
+    const trapped = await request({ port: trapWorker.port, host: "news.test", path: "/" });
+    assertUntouched(trapped, await direct("/"), "trapped tenant load");
+    const logged = await eventually(() => logEvents(trapWorker, "fail_open").some((e) => e.step === "handle"));
+    assert.ok(logged, `the trap is logged as a fail-open; log tail:\n${trapWorker.log.join("").slice(-1500)}`);
+    const next = await request({ port: trapWorker.port, host: "plain.test", path: "/" });
+    assert.equal(next.status, 200);
+    assert.ok(stickyCookie(next), "the re-initialised worker serves the next request");
+  });
+
+  test("a trap inside the queue consumer loses nothing and the consumer keeps working", async () => {
+    // shop's exposure reaches the collector, then the consumer traps: the entry's guard retries
+    // the batch instead of leaving it unsettled, and the next batch (another tenant) flows.
+    await quiet(collector);
+    const shop = await request({ port: trapWorker.port, host: "shop.test", path: "/" });
+    assert.equal(shop.status, 200);
+    const shopUnit = unitOf(shop);
+    assert.ok(shopUnit, "the page itself is served as usual");
+    assert.ok(
+      await eventually(() => exposuresOf(collector, shopUnit).length > 0, 8000),
+      "the record sent before the trap is stored",
+    );
+    const failed = () => logEvents(trapWorker, "delivery.consumer_failed");
+    assert.ok(await eventually(() => failed().length > 0, 8000), "the trap is caught and logged by the guard");
+    const afterTrap = collector.batches.length;
+    const plain = await request({ port: trapWorker.port, host: "plain.test", path: "/" });
+    assert.equal(plain.status, 200);
+    const plainDelivered = () =>
+      collector.batches.slice(afterTrap).some((b) => b.status === 200 && b.tenant === "plain");
+    assert.ok(await eventually(plainDelivered, 8000), "the consumer delivers the next batch after its trap");
+    // Its trapped batch comes back every 30 s and traps again: stop it before other tests count.
+    trapWorker.stop();
+    trapWorker = undefined;
   });
 
   test("an edit workerd's rewriter refuses serves the origin's page unedited", async () => {

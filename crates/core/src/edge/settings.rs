@@ -33,9 +33,21 @@ pub struct Settings {
     /// How the consumer retries (`DELIVERY_RETRY_BASE_SECONDS`, `DELIVERY_RETRY_MAX_SECONDS`,
     /// `DELIVERY_MAX_ATTEMPTS`, each defaulting to [`RetryPolicy::DEFAULT`]).
     pub retry: RetryPolicy,
-    /// A path that panics on purpose, for the fail-open test (`COHORT_TEST_PANIC_PATH`); unset in
-    /// real deployments.
-    pub test_panic_path: Option<String>,
+    /// Deliberate panics for the end-to-end fail-open tests; all unset in real deployments.
+    pub test_panics: TestPanics,
+}
+
+/// Where the worker panics on purpose, so the end-to-end suite can prove each path fails open:
+/// the synchronous decision, the asynchronous tenant load, and the queue consumer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestPanics {
+    /// `handle` panics for requests to this path (`COHORT_TEST_PANIC_PATH`).
+    pub path: Option<String>,
+    /// Loading the tenant of this host panics after its first KV read (`COHORT_TEST_PANIC_HOST`).
+    pub load_host: Option<String>,
+    /// The queue consumer panics after its first collector request when a batch carries records
+    /// of this tenant (`COHORT_TEST_PANIC_DELIVERY_TENANT`).
+    pub delivery_tenant: Option<String>,
 }
 
 impl Settings {
@@ -93,7 +105,11 @@ impl Settings {
             dead_letter_binding: var("DEAD_LETTER_QUEUE_BINDING").unwrap_or_else(|| "DEAD_LETTERS".into()),
             dead_letter_queue: var("DEAD_LETTER_QUEUE").unwrap_or_else(|| "cohort-beacons-dlq".into()),
             retry,
-            test_panic_path: var("COHORT_TEST_PANIC_PATH"),
+            test_panics: TestPanics {
+                path: var("COHORT_TEST_PANIC_PATH"),
+                load_host: var("COHORT_TEST_PANIC_HOST"),
+                delivery_tenant: var("COHORT_TEST_PANIC_DELIVERY_TENANT"),
+            },
         })
     }
 }
@@ -129,7 +145,7 @@ mod tests {
         );
         assert_eq!(settings.dead_letter_queue, "cohort-beacons-dlq");
         assert_eq!(settings.retry, RetryPolicy::DEFAULT);
-        assert_eq!(settings.test_panic_path, None);
+        assert_eq!(settings.test_panics, TestPanics::default());
     }
 
     #[test]
