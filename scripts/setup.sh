@@ -11,21 +11,29 @@
 #                                  unit-tests deploy/prometheus/alerts.yml
 #   scripts/setup.sh --durability  also strace (Debian), which crates/cli/tests/durability.rs runs
 #                                  the collector under to see it fsync before every 2xx
+#   scripts/setup.sh --statistics  also a Python environment with the pinned scipy, statsmodels and
+#                                  GrowthBook's gbstats (testdata/statistics-requirements.txt), in
+#                                  $STATISTICS_VENV, which regenerates testdata/statistics.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.130   # must equal the `wasm-bindgen` pin in Cargo.toml
 WORKER_BUILD_VERSION=0.8.7     # pairs with the `worker` crate version in Cargo.toml
+GBSTATS_VERSION=0.8.0          # testdata/statistics.py's independent implementation of the sequential tests
+# Outside the checkout, so a fresh clone reuses it; keyed by the requirements it was made from.
+STATISTICS_VENV="${STATISTICS_VENV:-$HOME/.cache/cohort/statistics-venv}"
 want_browser=false
 want_edge=false
 want_monitoring=false
 want_durability=false
+want_statistics=false
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=true ;;
     --edge) want_edge=true ;;
     --monitoring) want_monitoring=true ;;
     --durability) want_durability=true ;;
+    --statistics) want_statistics=true ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -125,5 +133,17 @@ fi
 if $want_durability && ! command -v strace >/dev/null 2>&1; then
   step "installing strace from Debian"
   apt_install strace
+fi
+if $want_statistics; then
+  stamp="$STATISTICS_VENV/requirements.txt"
+  if ! cmp -s testdata/statistics-requirements.txt "$stamp" 2>/dev/null; then
+    step "creating the statistics environment ($STATISTICS_VENV: scipy, statsmodels, gbstats $GBSTATS_VERSION; PyPI)"
+    python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+    rm -rf "$STATISTICS_VENV"
+    python3 -m venv "$STATISTICS_VENV" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$STATISTICS_VENV"; }
+    "$STATISTICS_VENV/bin/pip" install -q -r testdata/statistics-requirements.txt
+    "$STATISTICS_VENV/bin/pip" install -q --no-deps "gbstats==$GBSTATS_VERSION"
+    cp testdata/statistics-requirements.txt "$stamp"
+  fi
 fi
 step "setup complete"

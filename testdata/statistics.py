@@ -10,11 +10,12 @@ Writes testdata/statistics.json; the JSON is committed so the Rust tests need no
   SequentialTwoSidedTTest), absolute and relative lift.
 * statsmodels: holm and benjamini_hochberg (multipletests, methods "holm" and "fdr_bh").
 
-To rerun, in a virtual environment:
+To rerun, in a virtual environment with the pinned versions (`make test` does this in its own
+environment and fails if the output differs from the committed file):
 
-    pip install scipy statsmodels pydantic 'numpy>=2'
+    pip install -r testdata/statistics-requirements.txt
     pip install --no-deps gbstats==0.8.0
-    python3 testdata/statistics.py
+    python3 testdata/statistics.py [--out DIR]
 
 gbstats 0.8.0 declares numpy<2 and pandas<2, but the modules used here need only numpy, scipy and
 pydantic. numpy 2 matters: the welch sums were written with it (numpy 2.4, scipy 1.17, statsmodels 0.15),
@@ -23,6 +24,7 @@ and numpy 1.x reproduces those draws and sums only to the last digit or so.
 import json
 import math
 import os
+import sys
 
 import numpy as np
 from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
@@ -267,7 +269,9 @@ p_value_sets = [
 cases["holm"] = [adjustment_case(p_values, "holm") for p_values in p_value_sets]
 cases["benjamini_hochberg"] = [adjustment_case(p_values, "fdr_bh") for p_values in p_value_sets]
 
-path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "statistics.json")
+# `--out DIR` writes there instead (make test regenerates into a scratch dir and diffs).
+out_dir = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else os.path.dirname(os.path.abspath(__file__))
+path = os.path.join(out_dir, "statistics.json")
 with open(path, "w") as out:
     json.dump(cases, out, indent=1)
     out.write("\n")
