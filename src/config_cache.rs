@@ -35,18 +35,9 @@ fn with_cache<R>(settings: &Settings, f: impl FnOnce(&mut ConfigCache<Rc<LoadedT
     })
 }
 
-/// What the isolate's cache knows about a host, without waiting for KV.
-pub enum Lookup {
-    /// No tenant claims the host.
-    NoTenant,
-    /// The tenant serving the host.
-    Tenant(Rc<LoadedTenant>),
-    /// Not read in this isolate yet: [`load`] it.
-    NotLoaded,
-}
-
-/// The cached answer for `host`; starts the background refreshes the policy asks for.
-pub fn lookup(env: &Env, ctx: &Context, settings: &Rc<Settings>, host: &str, now_ms: f64) -> Lookup {
+/// The cached answer for `host` (`Missing`: not read in this isolate yet, [`load`] it); starts the
+/// background refreshes the policy asks for.
+pub fn lookup(env: &Env, ctx: &Context, settings: &Rc<Settings>, host: &str, now_ms: f64) -> Cached<Rc<LoadedTenant>> {
     let (cached, refresh) = with_cache(settings, |cache| cache.lookup(host, now_ms));
     for key in refresh {
         let env = env.clone();
@@ -59,11 +50,7 @@ pub fn lookup(env: &Env, ctx: &Context, settings: &Rc<Settings>, host: &str, now
             }
         });
     }
-    match cached {
-        Cached::NoTenant => Lookup::NoTenant,
-        Cached::Tenant(loaded) => Lookup::Tenant(loaded),
-        Cached::Missing(_) => Lookup::NotLoaded,
-    }
+    cached
 }
 
 /// Reads from KV what the cache lacks for `host` (at most one read per key). An error (KV down,

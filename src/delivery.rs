@@ -61,7 +61,7 @@ async fn consume(batch: &MessageBatch, env: &Env) {
         return;
     }
     let backlog = js::field(&js::field(&js::field(batch, "metadata"), "metrics"), "backlogCount").as_f64();
-    let mut consumer = Consumer::new(incoming.clone(), settings.retry);
+    let mut consumer = Consumer::new(incoming, settings.retry);
     match settings.collector_url.as_deref() {
         None => {
             log::event(
@@ -86,7 +86,7 @@ async fn consume(batch: &MessageBatch, env: &Env) {
     let letters = consumer.dead_letters();
     let dlq = env.queue(&settings.dead_letter_binding).ok();
     for letter in &letters {
-        let id = &incoming[letter.message].id;
+        let id = consumer.message_id(letter.message).to_owned();
         let sent = match &dlq {
             Some(dlq) => {
                 let raw = RawMessageBuilder::new(JsValue::from_str(&letter.body))
@@ -100,7 +100,7 @@ async fn consume(batch: &MessageBatch, env: &Env) {
                 "delivery.dead_lettered",
                 &[
                     ("queue", &queue),
-                    ("message_id", id),
+                    ("message_id", &id),
                     ("tenant", &letter.tenant),
                     ("kind", letter.kind.map_or("", |k| k.as_str())),
                     ("records", &letter.records.to_string()),
@@ -109,7 +109,7 @@ async fn consume(batch: &MessageBatch, env: &Env) {
             ),
             Err(error) => log::event(
                 "delivery.dead_letter_failed",
-                &[("queue", &queue), ("message_id", id), ("error", error)],
+                &[("queue", &queue), ("message_id", &id), ("error", error)],
             ),
         }
         consumer.dead_letter_sent(letter, sent.as_ref().map(|_| ()).map_err(String::as_str));

@@ -10,10 +10,11 @@ use cohort_core::wire::Kind;
 use worker::wasm_bindgen::prelude::*;
 use worker::{Context, Env};
 
-use crate::config_cache::{self, Lookup};
+use crate::config_cache;
 use crate::js::RequestFacts;
 use crate::settings::settings;
 use crate::{beacon, log, now_ms, random_bytes};
+use cohort_core::edge::config_cache::Cached;
 
 /// Decides one request (`facts`: the entry's `RequestFacts`; `body`: a `POST` body under
 /// `/_cohort/`). Returns `None` when the host's tenant is not in this isolate's cache yet (the
@@ -39,9 +40,9 @@ pub fn handle(
     let now = now_ms();
     let ctx = Context::new(ctx);
     let loaded = match config_cache::lookup(&env, &ctx, &settings, &host, now as f64) {
-        Lookup::NotLoaded => return Ok(None),
-        Lookup::NoTenant => return Ok(Some(String::new())),
-        Lookup::Tenant(loaded) => loaded,
+        Cached::Missing(_) => return Ok(None),
+        Cached::NoTenant => return Ok(Some(String::new())),
+        Cached::Tenant(loaded) => loaded,
     };
     let request = Request {
         method: &facts.method,
@@ -61,7 +62,7 @@ pub fn handle(
     let served = serve(
         &loaded.tenant,
         &loaded.keys,
-        &request,
+        request,
         facts.origin_override.as_deref(),
         now,
         random,

@@ -165,7 +165,11 @@ mod tests {
             #[cfg(unix)]
             ("link.txt", ErrorCode::NotFound),
         ] {
-            assert_eq!(resolve(&root, request).await.unwrap_err().code, code, "{request}");
+            assert_eq!(
+                resolve(&root, request).await.unwrap_err().detail.code,
+                code,
+                "{request}"
+            );
         }
     }
 }

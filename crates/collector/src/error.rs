@@ -5,22 +5,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cohort_core::wire::{ErrorCode, ErrorDetail};
 
-/// An error answered to a client; its body is the wire contract [`ErrorDetail`].
+/// An error answered to a client: an HTTP status and the wire contract's body, [`ErrorDetail`]
+/// (its `code` is also the `reason` label of the rejection metric).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// Stable machine-readable code, e.g. `bad_signature`; also the `reason` label of the
-    /// rejection metric.
-    pub code: ErrorCode,
-    /// What is wrong, for a person.
-    pub message: String,
-    /// Index of the offending record in the batch, if one record is at fault.
-    pub index: Option<usize>,
-    /// The offending field of that record.
-    pub field: Option<String>,
-    /// Seconds until a rate-limited tenant may send again (also the `Retry-After` header).
-    pub retry_after_seconds: Option<u32>,
+    /// What the body says.
+    pub detail: ErrorDetail,
 }
 
 impl ApiError {
@@ -28,11 +20,7 @@ impl ApiError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            code,
-            message: message.into(),
-            index: None,
-            field: None,
-            retry_after_seconds: None,
+            detail: ErrorDetail::new(code, message),
         }
     }
 
@@ -63,32 +51,24 @@ impl ApiError {
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> ApiError {
-        ApiError {
-            index: Some(index),
-            field: Some(field.into()),
-            ..ApiError::new(StatusCode::BAD_REQUEST, code, message)
-        }
+        let mut error = ApiError::new(StatusCode::BAD_REQUEST, code, message);
+        error.detail.index = Some(index);
+        error.detail.field = Some(field.into());
+        error
     }
-}
 
-impl ApiError {
-    /// The body as the wire contract has it.
-    pub fn detail(&self) -> ErrorDetail {
-        ErrorDetail {
-            code: self.code,
-            message: self.message.clone(),
-            index: self.index,
-            field: self.field.clone(),
-            retry_after_seconds: self.retry_after_seconds,
-        }
+    /// The same error, telling the client to come back in `seconds` (also `Retry-After`).
+    pub fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.detail.retry_after_seconds = Some(seconds);
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
-        let mut response = (self.status, body, self.detail().to_body()).into_response();
-        if let Some(seconds) = self.retry_after_seconds {
+        let mut response = (self.status, body, self.detail.to_body()).into_response();
+        if let Some(seconds) = self.detail.retry_after_seconds {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -381,7 +381,7 @@ mod tests {
         assert_eq!(parse_bucket_seconds("86400").unwrap(), 86_400);
         for bad in ["0", "86401", "-5", "1.5", "", "ten"] {
             assert_eq!(
-                parse_bucket_seconds(bad).unwrap_err().code,
+                parse_bucket_seconds(bad).unwrap_err().detail.code,
                 cohort_core::wire::ErrorCode::BadQuery,
                 "{bad}"
             );

@@ -95,8 +95,9 @@ pub(crate) async fn events(
 
 fn observe_rejection<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
     if let Err(error) = &result {
-        state.metrics.record_rejection(error.code.as_str());
-        tracing::info!(status = error.status.as_u16(), code = error.code.as_str(), index = error.index, field = error.field, message = %error.message, "batch refused");
+        let detail = &error.detail;
+        state.metrics.record_rejection(detail.code.as_str());
+        tracing::info!(status = error.status.as_u16(), code = detail.code.as_str(), index = detail.index, field = detail.field, message = %detail.message, "batch refused");
     }
     result
 }
@@ -168,10 +169,11 @@ fn parse_batch<R: IngestRecord>(body: &[u8]) -> Result<Vec<R>, ApiError> {
             _ => ErrorCode::MalformedJson,
         };
         match index {
-            Some(index) => ApiError {
-                field: field_of(error.path(), &message),
-                ..ApiError::invalid_record(code, index, "", format!("record {index}: {message}"))
-            },
+            Some(index) => {
+                let mut invalid = ApiError::invalid_record(code, index, "", format!("record {index}: {message}"));
+                invalid.detail.field = field_of(error.path(), &message);
+                invalid
+            }
             None => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::MalformedJson,
@@ -225,14 +227,12 @@ async fn ingest<R: IngestRecord>(
     if let Err(wait) = state.rate_limiter.try_acquire(&tenant, records.len(), Instant::now()) {
         state.metrics.record_rate_limited(&tenant);
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u32;
-        return Err(ApiError {
-            retry_after_seconds: Some(seconds),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::RateLimited,
-                format!("tenant `{tenant}` is over its rate limit; retry in {seconds} s"),
-            )
-        });
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            format!("tenant `{tenant}` is over its rate limit; retry in {seconds} s"),
+        )
+        .retry_after(seconds));
     }
     check_records(&records, &tenant)?;
 
@@ -277,11 +277,20 @@ mod tests {
         let error =
             parse_batch::<Conversion>(br#"[{"id":"a","tenant":"t","unit":"u","metric":"m","timestamp":1},{"id":"b"}]"#)
                 .unwrap_err();
-        assert_eq!((error.index, error.field.as_deref()), (Some(1), Some("tenant")));
+        assert_eq!(
+            (error.detail.index, error.detail.field.as_deref()),
+            (Some(1), Some("tenant"))
+        );
         let error = parse_batch::<Conversion>(br#"[{"id":"a","tenant":"t","unit":"u","metric":"m","timestamp":"x"}]"#)
             .unwrap_err();
-        assert_eq!((error.index, error.field.as_deref()), (Some(0), Some("timestamp")));
+        assert_eq!(
+            (error.detail.index, error.detail.field.as_deref()),
+            (Some(0), Some("timestamp"))
+        );
         let error = parse_batch::<Conversion>(br#"{"id":"a"}"#).unwrap_err();
-        assert_eq!((error.code, error.index), (ErrorCode::MalformedJson, None));
+        assert_eq!(
+            (error.detail.code, error.detail.index),
+            (ErrorCode::MalformedJson, None)
+        );
     }
 }

@@ -676,7 +676,7 @@ mod tests {
         );
         for bad in ["control", "control:-1", "a:1,a:2", "a:0", "a:x"] {
             assert_eq!(
-                parse_weights(bad).unwrap_err().code,
+                parse_weights(bad).unwrap_err().detail.code,
                 cohort_core::wire::ErrorCode::BadQuery,
                 "{bad}"
             );

@@ -143,6 +143,11 @@ impl Consumer {
         }
     }
 
+    /// The queue's id of message `message` (for logs).
+    pub fn message_id(&self, message: usize) -> &str {
+        &self.ids[message]
+    }
+
     /// Holds every message for a later retry because the worker cannot deliver at all (`reason`:
     /// what is missing from its configuration). Nothing is sent, nothing dead-lettered.
     pub fn hold_all(&mut self, reason: &str) {

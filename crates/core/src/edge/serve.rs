@@ -110,7 +110,7 @@ fn endpoint(method: &str, path: &str) -> Option<Endpoint> {
 pub fn serve(
     tenant: &Tenant,
     keys: &TenantKeys,
-    request: &Request<'_>,
+    request: Request<'_>,
     override_origin: Option<&str>,
     now_ms: i64,
     random: [u8; 32],
@@ -138,7 +138,7 @@ pub fn serve(
         host: &host,
         path: &page_path,
         query: url.query,
-        visitor: request.visitor.clone(),
+        visitor: request.visitor,
     };
     let (unit_random, event_random) = split(random);
     let mut plan = plan(tenant, keys, &visit, now_ms, unit_random);
@@ -159,8 +159,6 @@ pub fn serve(
     let handling = match endpoint {
         None => {
             let base = tenant.edge.origin.as_deref().or(override_origin);
-            let mut plan = plan;
-            plan.exposures.clear();
             Handling::Page(page_plan(tenant, plan, &url, request.url, base))
         }
         Some(Endpoint::Assignments) => Handling::Reply(reply(
@@ -285,7 +283,7 @@ mod tests {
         let served = serve(
             &tenant,
             &keys,
-            &request("GET", "https://shop.example/products/1", None),
+            request("GET", "https://shop.example/products/1", None),
             Some("http://127.0.0.1:9000"),
             NOW,
             [7; 32],
@@ -312,7 +310,7 @@ mod tests {
     fn the_assignments_endpoint_answers_for_the_named_page() {
         let (tenant, keys) = tenant();
         let url = "https://shop.example/_cohort/assignments?path=%2Fproducts%2F9";
-        let served = serve(&tenant, &keys, &request("GET", url, None), None, NOW, [7; 32]).unwrap();
+        let served = serve(&tenant, &keys, request("GET", url, None), None, NOW, [7; 32]).unwrap();
         let Handling::Reply(reply) = &served.handling else {
             panic!("{:?}", served.handling)
         };
@@ -325,7 +323,7 @@ mod tests {
         let elsewhere = serve(
             &tenant,
             &keys,
-            &request("GET", "https://shop.example/_cohort/assignments", None),
+            request("GET", "https://shop.example/_cohort/assignments", None),
             None,
             NOW,
             [7; 32],
@@ -343,7 +341,7 @@ mod tests {
         let (tenant, keys) = tenant();
         let url = "https://shop.example/_cohort/track";
         let body = br#"[{"metric":"purchase","value":12.5,"id":"o-1"},{"metric":"signup"}]"#;
-        let served = serve(&tenant, &keys, &request("POST", url, Some(body)), None, NOW, [7; 32]).unwrap();
+        let served = serve(&tenant, &keys, request("POST", url, Some(body)), None, NOW, [7; 32]).unwrap();
         let Handling::Reply(reply) = &served.handling else {
             panic!()
         };
@@ -355,7 +353,7 @@ mod tests {
         let bad = serve(
             &tenant,
             &keys,
-            &request("POST", url, Some(br#"{"metric":"x","value":1e308}"#)),
+            request("POST", url, Some(br#"{"metric":"x","value":1e308}"#)),
             None,
             NOW,
             [7; 32],
@@ -371,7 +369,7 @@ mod tests {
         assert!(bad.conversions.is_empty());
 
         let huge = vec![b' '; MAX_TRACK_BODY + 1];
-        let served = serve(&tenant, &keys, &request("POST", url, Some(&huge)), None, NOW, [7; 32]).unwrap();
+        let served = serve(&tenant, &keys, request("POST", url, Some(&huge)), None, NOW, [7; 32]).unwrap();
         let Handling::Reply(reply) = &served.handling else {
             panic!()
         };
@@ -379,7 +377,7 @@ mod tests {
 
         let mut bot = request("POST", url, Some(body));
         bot.visitor.user_agent = "Googlebot/2.1";
-        let served = serve(&tenant, &keys, &bot, None, NOW, [7; 32]).unwrap();
+        let served = serve(&tenant, &keys, bot, None, NOW, [7; 32]).unwrap();
         let Handling::Reply(reply) = &served.handling else {
             panic!()
         };
@@ -395,18 +393,18 @@ mod tests {
             ("POST", "https://shop.example/_cohort/assignments"),
             ("GET", "https://shop.example/_cohort/other"),
         ] {
-            let served = serve(&tenant, &keys, &request(method, url, None), None, NOW, [7; 32]).unwrap();
+            let served = serve(&tenant, &keys, request(method, url, None), None, NOW, [7; 32]).unwrap();
             assert_eq!(served.handling, Handling::Pass, "{method} {url}");
             assert!(served.exposures.is_empty());
         }
-        assert!(serve(&tenant, &keys, &request("GET", "/relative", None), None, NOW, [7; 32]).is_err());
+        assert!(serve(&tenant, &keys, request("GET", "/relative", None), None, NOW, [7; 32]).is_err());
     }
 
     #[test]
     fn an_ignored_preview_token_is_logged() {
         let (tenant, keys) = tenant();
         let url = "https://shop.example/products/1?cohort_preview=garbage";
-        let served = serve(&tenant, &keys, &request("GET", url, None), None, NOW, [7; 32]).unwrap();
+        let served = serve(&tenant, &keys, request("GET", url, None), None, NOW, [7; 32]).unwrap();
         assert_eq!(served.log.len(), 1);
         assert_eq!(served.log[0].event, "preview_ignored");
         assert_eq!(served.log[0].fields[0], ("tenant", "shop".to_owned()));
