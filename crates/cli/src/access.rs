@@ -13,6 +13,11 @@ pub struct TokenArgs {
     /// Tenant id.
     #[arg(long)]
     tenant: String,
+    /// Print an admin token (it changes the tenant's config) for this holder instead of the read
+    /// token: a person's e-mail address or a system's name, recorded as the author of every
+    /// change made with it.
+    #[arg(long, value_name = "LABEL")]
+    admin: Option<String>,
     /// Platform master secret.
     #[arg(long, env = "COHORT_SECRET", hide_env_values = true)]
     secret: String,
@@ -86,7 +91,17 @@ fn parse_ttl(text: &str) -> Result<i64, String> {
 /// `cohort token`: the tenant's bearer token for the results API.
 pub fn token(args: &TokenArgs) -> Result<ExitCode, String> {
     check_tenant(&args.tenant)?;
-    println!("{}", secret(&args.secret)?.results_read_token(&args.tenant));
+    let secret = secret(&args.secret)?;
+    let token = match &args.admin {
+        None => secret.results_read_token(&args.tenant),
+        Some(label) => secret.config_admin_token(&args.tenant, label).ok_or_else(|| {
+            format!(
+                "--admin `{label}`: expected 1 to {} letters, digits, `.`, `_`, `-` or `@`",
+                cohort_core::secrets::MAX_ADMIN_LABEL_LEN
+            )
+        })?,
+    };
+    println!("{token}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cohort_collector::control::{
+    self,
+    edge_kv::{CLOUDFLARE_API_BASE, CloudflareKv, EdgeKv, WranglerKv},
+};
 use cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING;
 use cohort_collector::{
     AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, Rate, RateLimits, SrmMonitorOptions, Store, TenantConfigs,
@@ -68,6 +72,78 @@ pub struct CollectorArgs {
     /// size; changing it afterwards to get a different answer defeats the guarantee.
     #[arg(long, value_name = "UNITS", env = "COHORT_SEQUENTIAL_TUNING", default_value_t = DEFAULT_SEQUENTIAL_TUNING)]
     sequential_tuning: f64,
+    /// Publish config versions to this Cloudflare account's KV through the REST API (with
+    /// --kv-namespace-id; the API token comes only from `CLOUDFLARE_API_TOKEN`).
+    #[arg(long, value_name = "ID", env = "CLOUDFLARE_ACCOUNT_ID", requires = "kv_namespace_id")]
+    kv_account_id: Option<String>,
+    /// The KV namespace bound to the edge worker as `CONFIG`.
+    #[arg(long, value_name = "ID", env = "COHORT_KV_NAMESPACE_ID", requires = "kv_account_id")]
+    kv_namespace_id: Option<String>,
+    /// Root of Cloudflare's API (a local stand-in in tests).
+    #[arg(long, value_name = "URL", env = "COHORT_KV_API_BASE", default_value = CLOUDFLARE_API_BASE)]
+    kv_api_base: String,
+    /// Publish config versions to wrangler's local KV instead (development): the edge worker's
+    /// wrangler.toml.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "COHORT_KV_WRANGLER_CONFIG",
+        conflicts_with = "kv_account_id"
+    )]
+    kv_wrangler_config: Option<PathBuf>,
+    /// With --kv-wrangler-config: wrangler's local state directory (its `--persist-to`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "COHORT_KV_PERSIST_TO",
+        requires = "kv_wrangler_config"
+    )]
+    kv_persist_to: Option<PathBuf>,
+    /// With --kv-wrangler-config: the KV binding.
+    #[arg(long, value_name = "NAME", env = "COHORT_KV_BINDING", default_value = "CONFIG")]
+    kv_binding: String,
+    /// With --kv-wrangler-config: the wrangler executable.
+    #[arg(long, env = "COHORT_WRANGLER", default_value = "node_modules/.bin/wrangler")]
+    wrangler: PathBuf,
+    /// Seconds between retries of config versions whose publish failed.
+    #[arg(long, env = "COHORT_PUBLISH_RETRY_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    publish_retry_seconds: u64,
+}
+
+/// Where config versions are published, from the KV flags.
+fn edge_kv(args: &CollectorArgs) -> Result<Option<EdgeKv>, String> {
+    if let (Some(account_id), Some(namespace_id)) = (&args.kv_account_id, &args.kv_namespace_id) {
+        let api_token = std::env::var("CLOUDFLARE_API_TOKEN")
+            .map_err(|_| "--kv-account-id: CLOUDFLARE_API_TOKEN is not set (a token with Workers KV Storage: Edit)")?;
+        let id_ok = |id: &str| !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !id_ok(account_id) || !id_ok(namespace_id) {
+            return Err(
+                "--kv-account-id, --kv-namespace-id: expected Cloudflare ids (1 to 32 letters and digits)".into(),
+            );
+        }
+        if !(args.kv_api_base.starts_with("https://") || args.kv_api_base.starts_with("http://")) {
+            return Err(format!("--kv-api-base {}: expected an http(s) URL", args.kv_api_base));
+        }
+        return Ok(Some(EdgeKv::Cloudflare(CloudflareKv {
+            api_base: args.kv_api_base.clone(),
+            account_id: account_id.clone(),
+            namespace_id: namespace_id.clone(),
+            api_token,
+        })));
+    }
+    let Some(config) = &args.kv_wrangler_config else {
+        return Ok(None);
+    };
+    if !config.is_file() {
+        return Err(format!("--kv-wrangler-config {}: no such file", config.display()));
+    }
+    Ok(Some(EdgeKv::Wrangler(WranglerKv {
+        wrangler: args.wrangler.clone(),
+        config: config.clone(),
+        binding: args.kv_binding.clone(),
+        persist_to: args.kv_persist_to.clone(),
+    })))
 }
 
 fn sequential_tuning(units: f64) -> Result<f64, String> {
@@ -149,6 +225,7 @@ pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
         max_body_bytes: args.max_body_bytes,
         rate_limits: rate_limits(args)?,
         tenant_configs: tenant_configs(&args.tenant_configs)?,
+        edge_kv: edge_kv(args)?,
         dashboard_dir: args.dashboard_dir.as_deref().map(dashboard_dir).transpose()?,
         sequential_tuning: sequential_tuning(args.sequential_tuning)?,
     };
@@ -169,14 +246,22 @@ pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
             .await
             .map_err(|e| format!("--listen {}: {e}", args.listen))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
+        let state = AppState::new(config, store);
+        let imported = control::import_configs(&state)
+            .await
+            .map_err(|e| format!("--tenant-config: {e}"))?;
         tracing::info!(
             %address,
-            backend = ?store.backend(),
-            tenant_configs = config.tenant_configs.len(),
-            dashboard = config.dashboard_dir.is_some(),
+            backend = ?state.store.backend(),
+            tenant_configs_imported = imported,
+            publishing = state.publisher.enabled(),
+            dashboard = state.config.dashboard_dir.is_some(),
             "collector listening"
         );
-        let state = AppState::new(config, store);
+        let publish_retries = state
+            .publisher
+            .enabled()
+            .then(|| control::spawn_publish_retries(state.clone(), Duration::from_secs(args.publish_retry_seconds)));
         let monitor = srm_monitor::spawn(
             state.clone(),
             SrmMonitorOptions {
@@ -186,6 +271,9 @@ pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
         );
         let served = serve(listener, state, shutdown_signal()).await;
         monitor.abort();
+        if let Some(retries) = publish_retries {
+            retries.abort();
+        }
         served.map_err(|e| format!("serving: {e}"))?;
         tracing::info!("collector stopped");
         Ok(ExitCode::SUCCESS)

@@ -48,7 +48,8 @@ enum Command {
     },
     /// Assign many random units and check each experiment's split with a chi-square test.
     Simulate(simulate::SimulateArgs),
-    /// Print a tenant's read token for the results API (COHORT_SECRET).
+    /// Print a tenant's read token for the results API, or with --admin an admin token for the
+    /// config API (COHORT_SECRET).
     Token(access::TokenArgs),
     /// Print a signed, expiring QA link that forces variants at the edge (COHORT_SECRET).
     PreviewLink(access::PreviewLinkArgs),

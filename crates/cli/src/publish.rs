@@ -1,10 +1,14 @@
-//! `cohort publish`: validate tenant configs, then write them to the edge's KV through wrangler.
+//! `cohort publish`: validate tenant configs, then store and publish them.
 //!
-//! KV layout (docs/edge.md, "Per request"): `tenant:<id>` → config JSON, `host:<hostname>` → tenant id. A
-//! config is refused unless its `version` is greater than the stored one, and a hostname already
-//! served by another tenant is refused too. `--local` writes wrangler's local KV (what
-//! `wrangler dev` reads); without it wrangler writes the Cloudflare namespace, authenticated by
-//! its usual `CLOUDFLARE_API_TOKEN` / `CLOUDFLARE_ACCOUNT_ID` environment.
+//! With `--collector URL` it is a client of the control plane (docs/control-plane.md): each
+//! config is `PUT` as the tenant's next version, which the collector records in its history and
+//! publishes to the edge. With `--direct` (for bootstrapping, before a collector runs) it writes
+//! the edge's KV itself through wrangler. KV layout (docs/edge.md, "Per request"):
+//! `tenant:<id>` → config JSON, `host:<hostname>` → tenant id. A config is refused unless its
+//! `version` is greater than the stored one, and a hostname already served by another tenant is
+//! refused too. `--local` (direct) writes wrangler's local KV (what `wrangler dev` reads); without
+//! it wrangler writes the Cloudflare namespace, authenticated by its usual
+//! `CLOUDFLARE_API_TOKEN` / `CLOUDFLARE_ACCOUNT_ID` environment.
 
 use cohort_core::Tenant;
 use cohort_core::wire::{KvEntry, host_key, kv_entries, tenant_key};
@@ -15,11 +19,33 @@ use std::process::{Command, ExitCode};
 /// Arguments of `cohort publish`.
 #[derive(clap::Args)]
 pub struct PublishArgs {
-    /// Tenant config files (JSON, schema 1).
+    /// Tenant config files (JSON, schema 1; `-` reads one from stdin).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Write wrangler's local KV (for `wrangler dev`) instead of the Cloudflare namespace.
+    /// The collector whose config API stores and publishes the configs (`http://host:port`).
+    #[arg(long, value_name = "URL", env = "COHORT_COLLECTOR_URL", required_unless_present_any = ["direct", "local"])]
+    collector: Option<String>,
+    /// With --collector: the admin token; without it, one is derived from COHORT_SECRET for
+    /// each config's tenant, labelled with --author.
+    #[arg(long, env = "COHORT_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// With --collector and COHORT_SECRET: the author recorded in the history.
+    #[arg(long, default_value = "cohort-cli")]
+    author: String,
+    /// With --collector: why, recorded in the history.
     #[arg(long)]
+    comment: Option<String>,
+    /// With --collector: apply a change that moves already assigned units.
+    #[arg(long)]
+    force: bool,
+    /// With --collector: show each config's diff without storing anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write the edge's KV through wrangler instead of the collector (bootstrapping).
+    #[arg(long, conflicts_with = "collector")]
+    direct: bool,
+    /// Direct: write wrangler's local KV (for `wrangler dev`) instead of the Cloudflare namespace.
+    #[arg(long, conflicts_with = "collector")]
     local: bool,
     /// With --local: the directory wrangler keeps local state in (its `--persist-to`).
     #[arg(long, requires = "local")]
@@ -113,6 +139,9 @@ pub fn print_entries(files: &[PathBuf]) -> Result<ExitCode, String> {
 pub fn run(args: &PublishArgs) -> Result<ExitCode, String> {
     // Everything is validated before anything is written.
     let tenants = read_configs(&args.files)?;
+    if let Some(collector) = &args.collector {
+        return through_collector(args, collector, &tenants);
+    }
 
     let stored = args.stored_keys()?;
     // Each check is a wrangler call (about a second): with many tenants, say how far it got.
@@ -176,4 +205,85 @@ pub fn run(args: &PublishArgs) -> Result<ExitCode, String> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The admin token for `tenant`: --token as given, or derived from COHORT_SECRET.
+fn admin_token(args: &PublishArgs, tenant: &str) -> Result<String, String> {
+    if let Some(token) = &args.token {
+        return Ok(token.clone());
+    }
+    let secret = std::env::var("COHORT_SECRET")
+        .map_err(|_| "--collector: give --token (COHORT_ADMIN_TOKEN) or set COHORT_SECRET".to_owned())?;
+    cohort_core::MasterSecret::new(secret)
+        .map_err(|e| e.to_string())?
+        .config_admin_token(tenant, &args.author)
+        .ok_or_else(|| format!("--author `{}`: letters, digits, `.`, `_`, `-` or `@` only", args.author))
+}
+
+/// PUTs each config to the collector's config API, in order; stops at the first refusal.
+fn through_collector(
+    args: &PublishArgs,
+    collector: &str,
+    tenants: &[(&PathBuf, Tenant, String)],
+) -> Result<ExitCode, String> {
+    if !(collector.starts_with("http://") || collector.starts_with("https://")) {
+        return Err(format!("--collector {collector}: expected an http(s) URL"));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))?;
+    let client = reqwest::Client::new();
+    runtime.block_on(async {
+        for (file, tenant, json) in tenants {
+            let config: serde_json::Value =
+                serde_json::from_str(json).map_err(|e| format!("{}: {e}", file.display()))?;
+            let mut body = serde_json::json!({"config": config, "force": args.force, "dry_run": args.dry_run});
+            if let Some(comment) = &args.comment {
+                body["comment"] = comment.clone().into();
+            }
+            let url = format!("{}/v1/tenants/{}/config", collector.trim_end_matches('/'), tenant.id);
+            let response = client
+                .put(&url)
+                .bearer_auth(admin_token(args, &tenant.id)?)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+                .timeout(std::time::Duration::from_secs(120))
+                .send()
+                .await
+                .map_err(|e| format!("{}: PUT {url}: {e}", file.display()))?;
+            let status = response.status();
+            let text = response.text().await.map_err(|e| format!("{}: {e}", file.display()))?;
+            if !status.is_success() {
+                let reason =
+                    cohort_core::wire::ErrorDetail::from_body(&text).map_or(text.clone(), |detail| detail.message);
+                return Err(format!(
+                    "{}: the collector refused it ({status}): {reason}",
+                    file.display()
+                ));
+            }
+            let answer: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: unreadable answer: {e}", file.display()))?;
+            let state = if args.dry_run {
+                "dry run, nothing stored".to_owned()
+            } else if answer["live"] == true {
+                "live".to_owned()
+            } else {
+                format!(
+                    "stored, not yet live ({}); the collector retries",
+                    answer["publish_error"].as_str().unwrap_or("publish pending")
+                )
+            };
+            println!(
+                "{}: tenant `{}` version {}: {state}",
+                file.display(),
+                tenant.id,
+                tenant.version
+            );
+            if let Some(diff) = answer.get("diff") {
+                println!("  diff: {diff}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -518,13 +518,16 @@ fn main() {
             max_body_bytes: cohort_collector::DEFAULT_MAX_BODY_BYTES,
             rate_limits: RateLimits::uniform(1e9),
             tenant_configs: bench_tenant_config(),
+            edge_kv: None,
             dashboard_dir: None,
             sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, AppState::new(config, store.clone()), async {
+        let state = AppState::new(config, store.clone());
+        cohort_collector::control::import_configs(&state).await.unwrap();
+        let server = tokio::spawn(serve(listener, state, async {
             let _ = stopped.await;
         }));
         let mut report = Report::new();

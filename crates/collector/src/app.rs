@@ -13,12 +13,14 @@ use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH};
 use cohort_core::secrets::MasterSecret;
 use tokio::net::TcpListener;
 
+use crate::control::Publisher;
+use crate::control::edge_kv::{EdgeKv, KvClient};
 use crate::metrics::Metrics;
 use crate::rate_limit::{RateLimiter, RateLimits};
 use crate::srm_monitor::SrmTrigger;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::tenant_configs::TenantConfigs;
-use crate::{dashboard, experiments, ingest, results};
+use crate::{control, dashboard, experiments, ingest, results};
 
 /// Largest request body accepted: 1,000 records of a few hundred bytes each fit with room.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -32,8 +34,11 @@ pub struct CollectorConfig {
     pub max_body_bytes: usize,
     /// Per-tenant ingest rates.
     pub rate_limits: RateLimits,
-    /// Tenant configs: experiment names, status, expected splits and controls. May be empty.
+    /// Start-up tenant configs, imported into the database when newer than its stored versions
+    /// ([`crate::control::import_configs`]). May be empty.
     pub tenant_configs: TenantConfigs,
+    /// Where config versions are published; `None` stores them without publishing.
+    pub edge_kv: Option<EdgeKv>,
     /// Directory the dashboard is served from (canonical path); `None` serves no dashboard.
     pub dashboard_dir: Option<PathBuf>,
     /// Tuning parameter of the sequential intervals (the total sample size they are narrowest
@@ -54,6 +59,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// Counts newly stored exposures for the sample-ratio monitor ([`crate::srm_monitor`]).
     pub srm_trigger: Arc<SrmTrigger>,
+    /// Publishes config versions to the edge.
+    pub publisher: Arc<Publisher>,
 }
 
 impl AppState {
@@ -61,11 +68,24 @@ impl AppState {
     pub fn new(config: CollectorConfig, store: Store) -> AppState {
         AppState {
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limits.clone())),
+            publisher: Arc::new(Publisher::new(config.edge_kv.clone().map(KvClient::new))),
             config: Arc::new(config),
             store,
             metrics: Arc::new(Metrics::default()),
             srm_trigger: Arc::new(SrmTrigger::default()),
         }
+    }
+
+    /// What the database holds of `tenant`'s config (its latest stored version), for results and
+    /// listings. Read per request, so every collector replica sees a change at once.
+    pub async fn tenant_configs(&self, tenant: &str) -> Result<TenantConfigs, StoreError> {
+        let mut configs = TenantConfigs::default();
+        if let Some(latest) = self.store.latest_config(tenant).await?
+            && let Err(error) = configs.insert_json(&latest.document)
+        {
+            tracing::error!(%error, tenant, version = latest.version, "a stored config does not load");
+        }
+        Ok(configs)
     }
 }
 
@@ -99,6 +119,21 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/tenants/{tenant}/experiments/{experiment}/timeline",
             get(experiments::timeline),
+        )
+        .route(
+            "/v1/tenants/{tenant}/config",
+            get(control::get_config).put(control::put_config),
+        )
+        .route("/v1/tenants/{tenant}/config/history", get(control::history))
+        .route(
+            "/v1/tenants/{tenant}/config/versions/{version}",
+            get(control::get_version),
+        )
+        .route("/v1/tenants/{tenant}/config/rollback", post(control::rollback))
+        .route("/v1/tenants/{tenant}/config/publish", post(control::publish))
+        .route(
+            "/v1/tenants/{tenant}/experiments/{experiment}/lifecycle",
+            post(control::lifecycle),
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics));

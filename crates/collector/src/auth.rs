@@ -1,4 +1,5 @@
-//! Who is calling: beacon signatures for ingest, bearer read tokens for results.
+//! Who is calling: beacon signatures for ingest, bearer read tokens for results, bearer admin
+//! tokens for config changes.
 
 use axum::http::{HeaderMap, StatusCode, header};
 use cohort_core::beacon::{REPLAY_WINDOW_SECONDS, SIGNATURE_HEADER, TENANT_HEADER, TIMESTAMP_HEADER};
@@ -48,19 +49,45 @@ pub fn authenticate_batch(
     }
 }
 
-/// Checks `Authorization: Bearer <token>` against `tenant`'s results read token.
-pub fn authorize_results(secret: &MasterSecret, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
-    let token = headers
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized(ErrorCode::MissingToken, "expected `Authorization: Bearer <read token>`"))?;
-    if secret.verify_results_read_token(tenant, token.trim()) {
+        .map(str::trim)
+        .ok_or_else(|| unauthorized(ErrorCode::MissingToken, "expected `Authorization: Bearer <token>`"))
+}
+
+/// Checks `Authorization: Bearer <token>` for reading `tenant`'s results and config: its read
+/// token, or one of its admin tokens.
+pub fn authorize_results(secret: &MasterSecret, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
+    let token = bearer_token(headers)?;
+    if secret.verify_results_read_token(tenant, token) || secret.verify_config_admin_token(tenant, token).is_some() {
         Ok(())
     } else {
         Err(unauthorized(
             ErrorCode::BadToken,
-            "the read token is not valid for this tenant",
+            "the token is not valid for this tenant",
         ))
     }
+}
+
+/// Checks `Authorization: Bearer <admin token>` for changing `tenant`'s config and returns the
+/// token's label, the author of the change. A read token is refused with 403.
+pub fn authorize_admin(secret: &MasterSecret, headers: &HeaderMap, tenant: &str) -> Result<String, ApiError> {
+    let token = bearer_token(headers)?;
+    if let Some(author) = secret.verify_config_admin_token(tenant, token) {
+        return Ok(author);
+    }
+    if secret.verify_results_read_token(tenant, token) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "a read token cannot change configs; use an admin token (`cohort token --admin`)",
+        ));
+    }
+    Err(unauthorized(
+        ErrorCode::BadToken,
+        "the admin token is not valid for this tenant",
+    ))
 }

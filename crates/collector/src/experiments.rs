@@ -215,7 +215,10 @@ pub(crate) async fn experiments(
         .exposure_summaries(&tenant)
         .await
         .map_err(|error| ApiError::read_unavailable("the experiment list", &tenant, None, &error))?;
-    let configs = &state.config.tenant_configs;
+    let configs = &state
+        .tenant_configs(&tenant)
+        .await
+        .map_err(|error| ApiError::read_unavailable("the experiment list", &tenant, None, &error))?;
     Ok(Json(list_experiments(
         &tenant,
         configs.experiments(&tenant),
@@ -314,7 +317,7 @@ pub(crate) async fn timeline(
     let requested = query.bucket_seconds.as_deref().map(parse_bucket_seconds).transpose()?;
     let unavailable =
         |error: StoreError| ApiError::read_unavailable("the timeline", &tenant, Some(&experiment), &error);
-    let configs = &state.config.tenant_configs;
+    let configs = &state.tenant_configs(&tenant).await.map_err(unavailable)?;
     let declared = Declared::of(&experiment, configs.experiment(&tenant, &experiment));
     let Some((first_ms, last_ms)) = state
         .store

@@ -19,6 +19,7 @@
 //!     max_body_bytes: cohort_collector::DEFAULT_MAX_BODY_BYTES,
 //!     rate_limits: RateLimits::uniform(20_000.0),
 //!     tenant_configs: TenantConfigs::default(),
+//!     edge_kv: None,
 //!     dashboard_dir: None,
 //!     sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
 //! };
@@ -31,6 +32,7 @@
 
 mod app;
 mod auth;
+pub mod control;
 mod dashboard;
 pub mod error;
 pub mod experiments;

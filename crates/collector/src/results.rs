@@ -637,8 +637,8 @@ pub(crate) async fn results(
     let query = ResultsQuery::from_pairs(pairs)?;
     let analysis = parse_analysis(&query, state.config.sequential_tuning)?;
     let slice = parse_slice(&query)?;
-    let configs = &state.config.tenant_configs;
     let unavailable = |error| ApiError::read_unavailable("results", &tenant, Some(&experiment), &error);
+    let configs = &state.tenant_configs(&tenant).await.map_err(unavailable)?;
 
     let shapes: Vec<MetricShape> = configs.metrics(&tenant).iter().map(metric_shape).collect();
     // Two independent reads: run them side by side on two read connections.

@@ -230,11 +230,12 @@ type TestedExperiments = BTreeMap<(String, String), (SampleRatioTest, Vec<(Strin
 async fn test_every_experiment(state: &AppState) -> Result<TestedExperiments, StoreError> {
     let mut tested = BTreeMap::new();
     for tenant in state.store.tenants_with_exposures().await? {
+        let configs = state.tenant_configs(&tenant).await?;
         let summaries = state.store.exposure_summaries(&tenant).await?;
         // Sorted by experiment, then variant: each experiment's rows are one run.
         for variants in summaries.chunk_by(|a, b| a.experiment == b.experiment) {
             let experiment = &variants[0].experiment;
-            let Some(split) = expected_split(&state.config.tenant_configs, &tenant, experiment, variants) else {
+            let Some(split) = expected_split(&configs, &tenant, experiment, variants) else {
                 continue;
             };
             if let Some(test) = test_split(&split) {

@@ -1,7 +1,8 @@
-//! Tenant configs the collector was started with (`--tenant-config`): what each tenant's
-//! experiments are called, their status, variants, weights and control, its metric definitions
-//! and its holdout. Optional: without a config, the listing and results fall back to what the
-//! stored exposures show and to the metric defaults.
+//! What the collector knows of tenants' configs: what each tenant's experiments are called, their
+//! status, variants, weights and control, its metric definitions and its holdout. Built from the
+//! configs stored by the control plane ([`crate::control`]) and from the start-up configs
+//! (`--tenant-config`) it imports. Optional: without a config, the listing and results fall back
+//! to what the stored exposures show and to the metric defaults.
 
 use std::collections::HashMap;
 
@@ -91,6 +92,8 @@ struct ConfiguredTenant {
     metrics: Vec<MetricDefinition>,
     /// With a holdout above 0.
     holdout: Option<ConfiguredExperiment>,
+    /// The config document as given.
+    document: String,
 }
 
 /// The configs of every tenant the collector knows, by tenant id.
@@ -140,6 +143,7 @@ impl TenantConfigs {
                 experiments,
                 metrics: tenant.metrics,
                 holdout: (tenant.holdout > 0).then(|| ConfiguredExperiment::holdout(tenant.holdout)),
+                document: json.to_owned(),
             },
         );
         Ok(tenant.id)
@@ -167,6 +171,11 @@ impl TenantConfigs {
             return self.by_tenant.get(tenant)?.holdout.as_ref();
         }
         self.experiments(tenant).iter().find(|experiment| experiment.key == key)
+    }
+
+    /// The config documents as given, in no particular order.
+    pub fn documents(&self) -> impl Iterator<Item = &str> {
+        self.by_tenant.values().map(|t| t.document.as_str())
     }
 
     /// Number of tenants with a config.

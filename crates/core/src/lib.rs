@@ -36,6 +36,7 @@ pub mod beacon;
 pub mod bucket;
 pub mod condition;
 pub mod config;
+pub mod config_diff;
 pub mod cookie;
 pub mod delivery;
 pub mod edge;

@@ -89,6 +89,44 @@ impl MasterSecret {
     pub fn verify_results_read_token(&self, tenant: &str, presented: &str) -> bool {
         constant_time_eq(self.results_read_token(tenant).as_bytes(), presented.as_bytes())
     }
+
+    /// The bearer token that lets `label` (a person or a system: it becomes the author of every
+    /// config version written with the token) change `tenant`'s config: `<label>~<mac>`. Its
+    /// purpose label differs from the read token's, so a read token never writes; the MAC covers
+    /// the label, so nobody can sign as someone else. `None` for a label outside
+    /// [`is_valid_admin_label`].
+    pub fn config_admin_token(&self, tenant: &str, label: &str) -> Option<String> {
+        is_valid_admin_label(label).then(|| format!("{label}~{}", self.admin_mac(tenant, label)))
+    }
+
+    /// The author label of a presented admin token when it is valid for `tenant`; checked in
+    /// constant time.
+    pub fn verify_config_admin_token(&self, tenant: &str, presented: &str) -> Option<String> {
+        let (label, mac) = presented.rsplit_once(ADMIN_TOKEN_SEPARATOR)?;
+        (is_valid_admin_label(label) && constant_time_eq(self.admin_mac(tenant, label).as_bytes(), mac.as_bytes()))
+            .then(|| label.to_owned())
+    }
+
+    fn admin_mac(&self, tenant: &str, label: &str) -> String {
+        // Tenant ids cannot hold a NUL, so the boundary between tenant and label is unambiguous.
+        base64url_encode(&self.derive("config-admin-token", &format!("{tenant}\0{label}"))[..24])
+    }
+}
+
+/// What separates an admin token's label from its MAC.
+const ADMIN_TOKEN_SEPARATOR: char = '~';
+
+/// Longest admin token label.
+pub const MAX_ADMIN_LABEL_LEN: usize = 64;
+
+/// Whether `label` can name an admin token's holder: 1 to 64 ASCII letters, digits, `.`, `_`,
+/// `-` and `@` (an e-mail address or a system name fits).
+pub fn is_valid_admin_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= MAX_ADMIN_LABEL_LEN
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
 }
 
 /// A tenant's cookie MAC key (SipHash-2-4, 128-bit).
@@ -200,6 +238,29 @@ mod tests {
         assert_ne!(s.results_read_token("shop"), s.results_read_token("news"));
         assert!(s.verify_results_read_token("shop", &s.results_read_token("shop")));
         assert!(!s.verify_results_read_token("news", &s.results_read_token("shop")));
+    }
+
+    #[test]
+    fn admin_tokens_name_their_holder_and_write_one_tenant_only() {
+        let s = secret();
+        let token = s.config_admin_token("shop", "ana@shop.example").unwrap();
+        assert!(token.starts_with("ana@shop.example~"));
+        assert_eq!(
+            s.verify_config_admin_token("shop", &token).as_deref(),
+            Some("ana@shop.example")
+        );
+        // Another tenant, a read token, a relabelled MAC and a bad label are all refused.
+        assert_eq!(s.verify_config_admin_token("news", &token), None);
+        assert_eq!(s.verify_config_admin_token("shop", &s.results_read_token("shop")), None);
+        let relabelled = token.replace("ana@", "bob@");
+        assert_eq!(s.verify_config_admin_token("shop", &relabelled), None);
+        assert_ne!(
+            s.config_admin_token("shop", "ana").unwrap(),
+            s.config_admin_token("shop", "bob").unwrap()
+        );
+        assert_eq!(s.config_admin_token("shop", "has space"), None);
+        assert_eq!(s.config_admin_token("shop", ""), None);
+        assert_eq!(s.config_admin_token("shop", &"a".repeat(65)), None);
     }
 
     #[test]

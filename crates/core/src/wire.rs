@@ -259,6 +259,19 @@ pub enum ErrorCode {
     NotFound,
     /// Storage could not be read or written; try again later.
     StorageUnavailable,
+    /// The token may read but not write (a read token, or an admin token of another tenant).
+    Forbidden,
+    /// A tenant config is invalid (`field` is the JSON path at fault).
+    InvalidConfig,
+    /// The config changed since the writer read it (`current_version` is the stored one).
+    VersionConflict,
+    /// A hostname belongs to another tenant.
+    HostnameClaimed,
+    /// The change would move units already assigned; send it again with `"force": true` to
+    /// apply it anyway.
+    MovesUnits,
+    /// A lifecycle change does not apply to the experiment as it stands.
+    InvalidTransition,
     /// A code this build does not know.
     #[serde(other)]
     Other,
@@ -285,6 +298,12 @@ impl ErrorCode {
             ErrorCode::BadPath => "bad_path",
             ErrorCode::NotFound => "not_found",
             ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::InvalidConfig => "invalid_config",
+            ErrorCode::VersionConflict => "version_conflict",
+            ErrorCode::HostnameClaimed => "hostname_claimed",
+            ErrorCode::MovesUnits => "moves_units",
+            ErrorCode::InvalidTransition => "invalid_transition",
             ErrorCode::Other => "other",
         }
     }
@@ -313,6 +332,9 @@ pub struct ErrorDetail {
     /// Seconds until a rate-limited sender may send again (also the `Retry-After` header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u32>,
+    /// With `version_conflict`: the tenant's stored config version, to read and retry from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
 }
 
 impl ErrorDetail {
@@ -324,6 +346,7 @@ impl ErrorDetail {
             index: None,
             field: None,
             retry_after_seconds: None,
+            current_version: None,
         }
     }
 

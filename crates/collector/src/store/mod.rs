@@ -5,6 +5,7 @@
 //! commit): each batch stays all-or-nothing inside its own savepoint, and every batch's caller
 //! hears back only after the transaction holding it has committed. Reads use a connection pool.
 
+mod configs;
 mod monitor;
 mod read;
 mod writer;
@@ -19,15 +20,23 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, SqlSafeStr};
 
+pub use configs::{NewVersion, StoreVersionError, StoredVersion};
 pub use read::{ExposureFilter, MetricAggregate, MetricShape, RowCounts, TimelineCount, VariantExposureSummary};
 pub use writer::WriterOptions;
 
 /// The schema, in order. Append only: see docs/migrations.md.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "exposures and conversions",
-    include_str!("../../migrations/0001_exposures_and_conversions.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "exposures and conversions",
+        include_str!("../../migrations/0001_exposures_and_conversions.sql"),
+    ),
+    (
+        2,
+        "config versions",
+        include_str!("../../migrations/0002_config_versions.sql"),
+    ),
+];
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -79,10 +79,12 @@ impl Harness {
             max_body_bytes: MAX_BODY_BYTES,
             rate_limits,
             tenant_configs,
+            edge_kv: None,
             dashboard_dir,
             sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
         };
         let state = AppState::new(config, store);
+        cohort_collector::control::import_configs(&state).await.unwrap();
         Harness {
             app: router(state.clone()),
             state,

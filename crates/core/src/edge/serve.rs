@@ -128,6 +128,17 @@ pub fn serve(
         None
     };
     let host = url.host.to_ascii_lowercase();
+    // KV's `host:` and `tenant:` keys are written separately and propagate independently, so a
+    // host can briefly name a tenant whose config no longer claims it: such a request is not
+    // that tenant's to change (docs/control-plane.md, "Publishing").
+    if !tenant.hostnames.contains(&host) {
+        let mut served = Served::new(Handling::Pass);
+        served.log.push(LogLine {
+            event: "host_not_claimed",
+            fields: vec![("tenant", tenant.id.clone()), ("host", host)],
+        });
+        return Ok(served);
+    }
     // The assignments endpoint answers for the page a single-page app is showing.
     let page_path = match endpoint {
         Some(Endpoint::Assignments) => query_param(url.query, "path").unwrap_or_else(|| "/".into()),
@@ -275,6 +286,21 @@ mod tests {
 
     fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
         reply.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn a_host_the_tenant_does_not_claim_passes_untouched_and_is_logged() {
+        let (tenant, keys) = tenant();
+        for url in [
+            "https://other.example/products/1",
+            "https://other.example/_cohort/assignments",
+        ] {
+            let served = serve(&tenant, &keys, request("GET", url, None), None, NOW, [7; 32]).unwrap();
+            assert!(matches!(served.handling, Handling::Pass), "{url}");
+            assert!(served.exposures.is_empty());
+            assert_eq!(served.log.len(), 1);
+            assert_eq!(served.log[0].event, "host_not_claimed");
+        }
     }
 
     #[test]
