@@ -18,7 +18,7 @@ const HOUR_MS: i64 = 3_600_000;
 /// a one-hour window, and a lower-is-better guardrail; holdout 500.
 fn config_for(tenant: &str) -> String {
     format!(
-        r#"{{"schema": 1, "tenant": "{tenant}", "version": 2, "hostnames": ["shop.example"],
+        r#"{{"schema": 1, "tenant": "{tenant}", "version": 2, "hostnames": ["{tenant}.example"],
         "hash_key": "000102030405060708090a0b0c0d0e0f", "holdout": 500,
         "experiments": [{{"key": "cta", "status": "running",
             "variants": [{{"key": "control", "weight": 5000}}, {{"key": "green", "weight": 5000}}]}}],
@@ -470,7 +470,7 @@ mod property {
             r#"{"key": "revenue", "kind": "value"}"#
         };
         format!(
-            r#"{{"schema": 1, "tenant": "{tenant}", "version": 1, "hostnames": ["shop.example"],
+            r#"{{"schema": 1, "tenant": "{tenant}", "version": 1, "hostnames": ["{tenant}.example"],
             "hash_key": "000102030405060708090a0b0c0d0e0f",
             "metrics": [{revenue}, {{"key": "refund", "kind": "conversion", "direction": "lower"}}]}}"#
         )
@@ -588,7 +588,7 @@ async fn winsorisation_caps_at_the_nearest_rank_quantile_of_converted_units() {
     let mut configs = TenantConfigs::default();
     configs
         .insert_json(&format!(
-            r#"{{"schema": 1, "tenant": "{tenant}", "version": 1, "hostnames": ["shop.example"],
+            r#"{{"schema": 1, "tenant": "{tenant}", "version": 1, "hostnames": ["{tenant}.example"],
             "hash_key": "000102030405060708090a0b0c0d0e0f",
             "metrics": [{{"key": "revenue", "kind": "value", "winsorize_percentile": 0.9}},
                         {{"key": "tip", "kind": "value", "winsorize_percentile": 0.9, "cap": 40}}]}}"#

@@ -15,7 +15,7 @@ use serde_json::Value;
 /// exposed yet).
 fn config_for(tenant: &str) -> String {
     format!(
-        r#"{{"schema": 1, "tenant": "{tenant}", "version": 2, "hostnames": ["shop.example"],
+        r#"{{"schema": 1, "tenant": "{tenant}", "version": 2, "hostnames": ["{tenant}.example"],
         "hash_key": "000102030405060708090a0b0c0d0e0f",
         "experiments": [
           {{"key": "cta", "name": "Green buy button", "status": "running",
@@ -228,11 +228,22 @@ async fn the_tenant_holdout_lists_after_the_experiments_named_with_the_configs_s
     assert_eq!(status, StatusCode::OK, "{timeline}");
     assert_eq!(timeline["variants"], serde_json::json!(["holdout", "rest"]));
 
-    // Without the tenant's config the records still list, named, with the holdout leading.
+    // Without a config the records still list, named, with the holdout leading. (A tenant of its
+    // own: configs live in the database, which a PostgreSQL run shares between harnesses.)
     let bare = Harness::new().await;
-    expose(&bare, &tenant, "_holdout", &[("rest", 2, 0, 1), ("holdout", 1, 0, 1)]).await;
+    let bare_tenant = unique_tenant("bare");
+    expose(
+        &bare,
+        &bare_tenant,
+        "_holdout",
+        &[("rest", 2, 0, 1), ("holdout", 1, 0, 1)],
+    )
+    .await;
     let (_, _, list) = bare
-        .get(&format!("/v1/tenants/{tenant}/experiments"), Some(&token))
+        .get(
+            &format!("/v1/tenants/{bare_tenant}/experiments"),
+            Some(&secret().results_read_token(&bare_tenant)),
+        )
         .await;
     let holdout = find(&list["experiments"], "_holdout");
     assert_eq!(

@@ -17,7 +17,7 @@ use common::*;
 /// `skewed` and `fair`, both 50/50, and a 10 % holdout.
 fn config_for(tenant: &str) -> String {
     format!(
-        r#"{{"schema": 1, "tenant": "{tenant}", "version": 1, "hostnames": ["shop.example"],
+        r#"{{"schema": 1, "tenant": "{tenant}", "version": 1, "hostnames": ["{tenant}.example"],
         "hash_key": "000102030405060708090a0b0c0d0e0f", "holdout": 1000,
         "experiments": [
           {{"key": "skewed", "status": "running",

@@ -36,7 +36,7 @@ pub struct StoredVersion {
 pub struct NewVersion<'a> {
     /// Tenant id.
     pub tenant: &'a str,
-    /// The version; must be one above the stored latest (any version for a tenant's first).
+    /// The version; must be above the stored latest (the API asks for exactly one above).
     pub version: u64,
     /// The validated config JSON.
     pub document: &'a str,
@@ -53,7 +53,7 @@ pub struct NewVersion<'a> {
 /// Why a version was not stored. Nothing was written.
 #[derive(Debug)]
 pub enum StoreVersionError {
-    /// Another writer stored a version first, or the version is not the next one.
+    /// Another writer stored a version first, or the version is not above the stored one.
     VersionConflict {
         /// The latest stored version (0 when none).
         current: u64,
@@ -176,8 +176,8 @@ impl Store {
             .context("reading every tenant's latest config")
     }
 
-    /// Stores a new version and claims its hostnames, all or nothing: refused when it is not the
-    /// next version (a concurrent writer got there first) or a hostname is another tenant's.
+    /// Stores a new version and claims its hostnames, all or nothing: refused when it is not above
+    /// the stored latest (a concurrent writer got there first) or a hostname is another tenant's.
     pub async fn store_config_version(&self, new: &NewVersion<'_>) -> Result<(), StoreVersionError> {
         let mut transaction = self.begin_write().await?;
         let current: Option<i64> =
@@ -187,7 +187,7 @@ impl Store {
                 .await
                 .context("reading the current version")?;
         let current = current.map_or(0, |v| u64::try_from(v).unwrap_or(0));
-        if current > 0 && new.version != current + 1 {
+        if new.version <= current {
             return Err(StoreVersionError::VersionConflict { current });
         }
         let inserted = sqlx::query::<Any>(

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
+use cohort_collector::control::edge_kv::EdgeKv;
 use cohort_collector::{AppState, Backend, CollectorConfig, RateLimits, Store, TenantConfigs, WriterOptions, router};
 use cohort_core::beacon::sign_batch;
 use cohort_core::secrets::MasterSecret;
@@ -60,6 +61,26 @@ impl Harness {
         tenant_configs: TenantConfigs,
         dashboard_dir: Option<std::path::PathBuf>,
     ) -> Harness {
+        Harness::build(rate_limits, tenant_configs, dashboard_dir, None).await
+    }
+
+    /// A collector that publishes config versions to `edge_kv`.
+    pub async fn publishing_to(edge_kv: EdgeKv) -> Harness {
+        Harness::build(
+            RateLimits::uniform(1_000_000.0),
+            TenantConfigs::default(),
+            None,
+            Some(edge_kv),
+        )
+        .await
+    }
+
+    async fn build(
+        rate_limits: RateLimits,
+        tenant_configs: TenantConfigs,
+        dashboard_dir: Option<std::path::PathBuf>,
+        edge_kv: Option<EdgeKv>,
+    ) -> Harness {
         let (url, dir) = match std::env::var("COHORT_TEST_DATABASE_URL") {
             Ok(url) if !url.is_empty() => (url, None),
             _ => {
@@ -79,7 +100,7 @@ impl Harness {
             max_body_bytes: MAX_BODY_BYTES,
             rate_limits,
             tenant_configs,
-            edge_kv: None,
+            edge_kv,
             dashboard_dir,
             sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
         };
@@ -110,6 +131,19 @@ impl Harness {
     pub async fn counts(&self, tenant: &str) -> (u64, u64) {
         let counts = self.state.store.row_counts(tenant).await.unwrap();
         (counts.exposures, counts.conversions)
+    }
+
+    /// Sends `body` as JSON with `method` to `uri`, with a bearer `token` if given.
+    pub async fn send_json(&self, method: &str, uri: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let (status, _, answer) = self.send(request.body(Body::from(body.to_string())).unwrap()).await;
+        (status, answer)
     }
 
     pub async fn get(&self, uri: &str, token: Option<&str>) -> (StatusCode, HeaderMap, Value) {
