@@ -97,8 +97,11 @@ impl ResultsQuery {
 pub enum SplitSource {
     /// The `weights` query parameter.
     Query,
-    /// The tenant config the collector was started with.
+    /// The experiment's weights in the tenant's config.
     Config,
+    /// The weights of each config version that assigned units, mixed in proportion to the units
+    /// each assigned (the weights changed while the experiment ran).
+    ConfigVersions,
     /// No weights given: equal split over the variants seen.
     EqualOverObserved,
 }
@@ -380,14 +383,19 @@ fn add_unexpected_variants(mut weights: Vec<(String, f64)>, exposed: &[(String, 
 pub(crate) fn expected_split(
     query: &ResultsQuery,
     configured: Option<&ConfiguredExperiment>,
+    version_mix: Option<&[(String, f64)]>,
     exposed: &[(String, u64)],
 ) -> Result<(Vec<(String, f64)>, SplitSource), ApiError> {
-    let mut split = match (&query.weights, configured) {
-        (Some(text), _) => (
+    let mut split = match (&query.weights, configured, version_mix) {
+        (Some(text), _, _) => (
             add_unexpected_variants(parse_weights(text)?, exposed),
             SplitSource::Query,
         ),
-        (None, Some(configured)) => {
+        (None, Some(_), Some(mix)) => (
+            add_unexpected_variants(mix.to_vec(), exposed),
+            SplitSource::ConfigVersions,
+        ),
+        (None, Some(configured), None) => {
             let weights = configured
                 .variants
                 .iter()
@@ -395,7 +403,7 @@ pub(crate) fn expected_split(
                 .collect();
             (add_unexpected_variants(weights, exposed), SplitSource::Config)
         }
-        (None, None) => {
+        (None, None, _) => {
             let mut variants: Vec<(String, f64)> = exposed.iter().map(|(v, _)| (v.clone(), 1.0)).collect();
             if let Some(position) = variants.iter().position(|(v, _)| v == "control") {
                 let control = variants.remove(position);
@@ -553,11 +561,12 @@ struct Request<'a> {
     analysis: Analysis,
     slice: ExposureFilter,
     configured: Option<&'a ConfiguredExperiment>,
+    version_mix: Option<&'a [(String, f64)]>,
     definition: &'a dyn Fn(&str) -> Option<MetricDefinition>,
 }
 
 fn compute(request: Request<'_>, data: Observations) -> Result<ExperimentResults, ApiError> {
-    let (split, split_source) = expected_split(request.query, request.configured, &data.exposed)?;
+    let (split, split_source) = expected_split(request.query, request.configured, request.version_mix, &data.exposed)?;
     let units: HashMap<&str, u64> = data.exposed.iter().map(|(v, n)| (v.as_str(), *n)).collect();
     let units_of = |variant: &str| units.get(variant).copied().unwrap_or(0);
     let weight_total: f64 = split.iter().map(|(_, w)| w).sum();
@@ -627,6 +636,55 @@ fn compute(request: Request<'_>, data: Observations) -> Result<ExperimentResults
     })
 }
 
+/// The expected split when the experiment's weights differ between the config versions that
+/// assigned its units: each version's weights (as stored by the control plane; the latest
+/// config's for a version it does not hold) count in proportion to the units it assigned. `None`
+/// when every version split as the latest config does.
+pub(crate) async fn version_mix(
+    state: &AppState,
+    tenant: &str,
+    configured: &ConfiguredExperiment,
+    slice: &ExposureFilter,
+) -> Result<Option<Vec<(String, f64)>>, crate::store::StoreError> {
+    let latest: Vec<(String, f64)> = configured
+        .variants
+        .iter()
+        .map(|v| (v.key.clone(), f64::from(v.weight)))
+        .collect();
+    let mut mix: Vec<(String, f64)> = latest.iter().map(|(key, _)| (key.clone(), 0.0)).collect();
+    let mut differs = false;
+    for (version, units) in state
+        .store
+        .exposed_units_by_version(tenant, &configured.key, slice)
+        .await?
+    {
+        let stored = state.store.config_version(tenant, version).await?;
+        let weights = stored
+            .and_then(|v| serde_json::from_str::<cohort_core::TenantConfig>(&v.document).ok())
+            .and_then(|config| config.experiments.into_iter().find(|e| e.key == configured.key))
+            .map(|e| {
+                e.variants
+                    .into_iter()
+                    .map(|v| (v.key, f64::from(v.weight)))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_else(|| latest.clone());
+        differs |= weights != latest;
+        let total: f64 = weights.iter().map(|(_, w)| w).sum();
+        if total <= 0.0 {
+            continue;
+        }
+        for (key, weight) in weights {
+            let share = units as f64 * weight / total;
+            match mix.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, sum)) => *sum += share,
+                None => mix.push((key, share)),
+            }
+        }
+    }
+    Ok(differs.then_some(mix))
+}
+
 pub(crate) async fn results(
     State(state): State<AppState>,
     Path((tenant, experiment)): Path<(String, String)>,
@@ -650,6 +708,12 @@ pub(crate) async fn results(
     )
     .map_err(unavailable)?;
     let configured = configs.experiment(&tenant, &experiment);
+    let version_mix = match configured {
+        Some(configured) if query.weights.is_none() => version_mix(&state, &tenant, configured, &slice)
+            .await
+            .map_err(unavailable)?,
+        _ => None,
+    };
     let definition = |metric: &str| configs.metric(&tenant, metric).cloned();
     let request = Request {
         tenant: &tenant,
@@ -658,6 +722,7 @@ pub(crate) async fn results(
         analysis,
         slice,
         configured,
+        version_mix: version_mix.as_deref(),
         definition: &definition,
     };
     let observations = Observations { exposed, aggregates };
@@ -686,7 +751,7 @@ mod tests {
     #[test]
     fn without_weights_control_leads_and_the_split_is_equal() {
         let exposed = vec![("blue".to_owned(), 10), ("control".to_owned(), 12)];
-        let (split, source) = expected_split(&ResultsQuery::default(), None, &exposed).unwrap();
+        let (split, source) = expected_split(&ResultsQuery::default(), None, None, &exposed).unwrap();
         assert_eq!(source, SplitSource::EqualOverObserved);
         assert_eq!(split, vec![("control".to_owned(), 1.0), ("blue".to_owned(), 1.0)]);
         let query = ResultsQuery {
@@ -694,7 +759,7 @@ mod tests {
             control: Some("b".into()),
             ..ResultsQuery::default()
         };
-        let (split, _) = expected_split(&query, None, &[("c".to_owned(), 1)]).unwrap();
+        let (split, _) = expected_split(&query, None, None, &[("c".to_owned(), 1)]).unwrap();
         assert_eq!(
             split,
             vec![
@@ -724,7 +789,7 @@ mod tests {
             ],
         };
         let exposed = vec![("alt".to_owned(), 8), ("base".to_owned(), 2), ("stray".to_owned(), 1)];
-        let (split, source) = expected_split(&ResultsQuery::default(), Some(&configured), &exposed).unwrap();
+        let (split, source) = expected_split(&ResultsQuery::default(), Some(&configured), None, &exposed).unwrap();
         assert_eq!(source, SplitSource::Config);
         assert_eq!(
             split,
@@ -738,7 +803,7 @@ mod tests {
             weights: Some("alt:1,base:1".into()),
             ..ResultsQuery::default()
         };
-        let (split, source) = expected_split(&query, Some(&configured), &exposed).unwrap();
+        let (split, source) = expected_split(&query, Some(&configured), None, &exposed).unwrap();
         assert_eq!(source, SplitSource::Query);
         assert_eq!(split[0], ("alt".to_owned(), 1.0));
     }

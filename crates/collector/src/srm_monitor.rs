@@ -23,7 +23,7 @@ use cohort_core::exposure::HOLDOUT_EXPERIMENT;
 
 use crate::results::{self, ResultsQuery};
 use crate::stats::{SampleRatioTest, sample_ratio_test};
-use crate::store::{StoreError, VariantExposureSummary};
+use crate::store::{ExposureFilter, StoreError, VariantExposureSummary};
 use crate::tenant_configs::TenantConfigs;
 
 /// When the monitor checks.
@@ -121,6 +121,7 @@ fn expected_split(
     configs: &TenantConfigs,
     tenant: &str,
     experiment: &str,
+    version_mix: Option<&[(String, f64)]>,
     observed: &[VariantExposureSummary],
 ) -> Option<Vec<(String, u64, f64)>> {
     let configured = configs.experiment(tenant, experiment);
@@ -128,7 +129,7 @@ fn expected_split(
         return None;
     }
     let exposed: Vec<(String, u64)> = observed.iter().map(|s| (s.variant.clone(), s.units)).collect();
-    let (weights, _) = results::expected_split(&ResultsQuery::default(), configured, &exposed).ok()?;
+    let (weights, _) = results::expected_split(&ResultsQuery::default(), configured, version_mix, &exposed).ok()?;
     let units_of = |variant: &str| exposed.iter().find(|(v, _)| v == variant).map_or(0, |(_, n)| *n);
     Some(
         weights
@@ -235,7 +236,13 @@ async fn test_every_experiment(state: &AppState) -> Result<TestedExperiments, St
         // Sorted by experiment, then variant: each experiment's rows are one run.
         for variants in summaries.chunk_by(|a, b| a.experiment == b.experiment) {
             let experiment = &variants[0].experiment;
-            let Some(split) = expected_split(&configs, &tenant, experiment, variants) else {
+            let version_mix = match configs.experiment(&tenant, experiment) {
+                Some(configured) => {
+                    results::version_mix(state, &tenant, configured, &ExposureFilter::default()).await?
+                }
+                None => None,
+            };
+            let Some(split) = expected_split(&configs, &tenant, experiment, version_mix.as_deref(), variants) else {
                 continue;
             };
             if let Some(test) = test_split(&split) {
@@ -310,15 +317,15 @@ mod tests {
         configs.insert_json(SHOP).unwrap();
         let observed = [summary("green", 480), summary("control", 520)];
         assert_eq!(
-            expected_split(&configs, "shop", "cta", &observed).unwrap(),
+            expected_split(&configs, "shop", "cta", None, &observed).unwrap(),
             [("control".to_owned(), 520, 5000.0), ("green".to_owned(), 480, 5000.0)]
         );
         let held = [summary("holdout", 6), summary("rest", 94)];
         assert_eq!(
-            expected_split(&configs, "shop", HOLDOUT_EXPERIMENT, &held).unwrap(),
+            expected_split(&configs, "shop", HOLDOUT_EXPERIMENT, None, &held).unwrap(),
             [("holdout".to_owned(), 6, 500.0), ("rest".to_owned(), 94, 9500.0)]
         );
-        assert_eq!(expected_split(&configs, "news", HOLDOUT_EXPERIMENT, &held), None);
+        assert_eq!(expected_split(&configs, "news", HOLDOUT_EXPERIMENT, None, &held), None);
     }
 
     #[test]
@@ -326,7 +333,7 @@ mod tests {
         let mut configs = TenantConfigs::default();
         configs.insert_json(SHOP).unwrap();
         let observed = [summary("control", 700), summary("stray", 3)];
-        let split = expected_split(&configs, "shop", "cta", &observed).unwrap();
+        let split = expected_split(&configs, "shop", "cta", None, &observed).unwrap();
         assert_eq!(
             split,
             [
@@ -346,12 +353,12 @@ mod tests {
     fn without_a_config_the_variants_seen_share_equally() {
         let configs = TenantConfigs::default();
         let observed = [summary("a", 510), summary("b", 490)];
-        let split = expected_split(&configs, "news", "layout", &observed).unwrap();
+        let split = expected_split(&configs, "news", "layout", None, &observed).unwrap();
         assert_eq!(split, [("a".to_owned(), 510, 1.0), ("b".to_owned(), 490, 1.0)]);
         let test = test_split(&split).unwrap();
         assert!(!test.mismatch && test.p_value > 0.5, "{test:?}");
         // One variant seen and no config: nothing to compare.
-        let one = expected_split(&configs, "news", "layout", &observed[..1]).unwrap();
+        let one = expected_split(&configs, "news", "layout", None, &observed[..1]).unwrap();
         assert_eq!(test_split(&one), None);
     }
 

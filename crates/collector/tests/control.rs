@@ -630,3 +630,77 @@ async fn a_publish_that_fails_half_way_is_completed_on_retry_and_never_routes_a_
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+#[tokio::test]
+async fn results_expect_the_split_of_the_version_that_assigned_each_unit() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("mixed");
+    first_version(&harness, &tenant).await;
+    let (status, body) = harness
+        .send_json(
+            "POST",
+            &format!("/v1/tenants/{tenant}/experiments/cta/lifecycle"),
+            Some(&admin(&tenant)),
+            &json!({"action": "weights", "weights": {"control": 2000, "green": 8000}, "force": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Version 3 assigned 100 + 100 units at 50/50, version 4 then 20 + 80 at 20/80: together
+    // 120 control of 300 is exactly the mix, which the latest weights alone would call a mismatch.
+    let mut records = Vec::new();
+    for (version, variant, units) in [
+        (3, "control", 100),
+        (3, "green", 100),
+        (4, "control", 20),
+        (4, "green", 80),
+    ] {
+        for i in 0..units {
+            let unit = format!("{version}-{variant}-{i}");
+            records.push(cohort_core::Exposure::new(
+                &tenant,
+                "cta",
+                variant,
+                &unit,
+                version,
+                common::at(0),
+            ));
+        }
+    }
+    for chunk in records.chunks(500) {
+        let (status, _, body) = harness
+            .post_signed(
+                cohort_core::beacon::EXPOSURES_PATH,
+                &tenant,
+                common::now_seconds(),
+                &common::json(chunk),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, _, results) = harness
+        .get(
+            &format!("/v1/tenants/{tenant}/experiments/cta/results"),
+            Some(&secret().results_read_token(&tenant)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{results}");
+    assert_eq!(results["sample_ratio"]["expected_split"], "config_versions");
+    let control = &results["variants"][0];
+    assert_eq!(control["variant"], "control");
+    assert!(
+        (control["expected_share"].as_f64().unwrap() - 0.4).abs() < 1e-12,
+        "{control}"
+    );
+    assert_eq!(
+        results["sample_ratio"]["mismatch"], false,
+        "{}",
+        results["sample_ratio"]
+    );
+    // The scheduled monitor expects the same mix, so it raises no alarm either.
+    let check = cohort_collector::srm_monitor::run_check(&harness.state).await.unwrap();
+    assert!(
+        !check.mismatches.contains(&(tenant.clone(), "cta".to_owned())),
+        "{:?}",
+        check.mismatches
+    );
+}

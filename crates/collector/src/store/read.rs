@@ -230,6 +230,32 @@ impl Store {
             .context("reading exposed units")
     }
 
+    /// Exposed units of one experiment per config version that assigned them, among those `filter`
+    /// covers, sorted by version.
+    pub async fn exposed_units_by_version(
+        &self,
+        tenant: &str,
+        experiment: &str,
+        filter: &ExposureFilter,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        let (conditions, binds) = filter.conditions(3);
+        let sql = format!(
+            "SELECT e.config_version AS version, CAST(COUNT(*) AS BIGINT) AS units FROM exposures e \
+             WHERE e.tenant_id = $1 AND e.experiment = $2{conditions} GROUP BY e.config_version ORDER BY e.config_version"
+        );
+        let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(experiment.to_owned());
+        let rows = bind_all(query, binds)
+            .fetch_all(&self.readers)
+            .await
+            .context("counting exposed units per config version")?;
+        rows.iter()
+            .map(|row| Ok((count(row.try_get("version")?), count(row.try_get("units")?))))
+            .collect::<Result<_, sqlx::Error>>()
+            .context("reading exposed units per config version")
+    }
+
     /// Every experiment and variant in a tenant's exposures with its units and first and last
     /// exposure, sorted by experiment then variant: one grouped query over the tenant's rows.
     pub async fn exposure_summaries(&self, tenant: &str) -> Result<Vec<VariantExposureSummary>, StoreError> {
