@@ -1,5 +1,6 @@
 // The cohort binaries (`cargo build -p cohort-cli -p cohort-loadgen`): the collector on loopback,
-// its results API, read tokens and `cohort-loadgen`; and the sticky cookie the edge worker sets.
+// its results API and config API (the control plane), read and admin tokens and `cohort-loadgen`;
+// and the sticky cookie the edge worker sets.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -58,14 +59,133 @@ export async function startCohortCollector({ port, database, secret, args = [] }
 }
 
 /**
- * The tenant's results read token (`cohort token`).
+ * The tenant's results read token (`cohort token`): GET endpoints only.
  * @param {string} tenant
  * @param {string} secret
  */
 export function readToken(tenant, secret) {
-  return execFileSync(cohortBinary(), ["token", "--tenant", tenant], { env: { ...process.env, COHORT_SECRET: secret } })
+  return cohortToken(["--tenant", tenant], secret);
+}
+
+/**
+ * An admin token of the tenant for the config API (`cohort token --admin`); `label` (a person or a
+ * system) is recorded as the author of every version written with it.
+ * @param {string} tenant
+ * @param {string} secret
+ * @param {string} label
+ */
+export function adminToken(tenant, secret, label) {
+  return cohortToken(["--tenant", tenant, "--admin", label], secret);
+}
+
+/** @param {string[]} args @param {string} secret */
+function cohortToken(args, secret) {
+  return execFileSync(cohortBinary(), ["token", ...args], { env: { ...process.env, COHORT_SECRET: secret } })
     .toString()
     .trim();
+}
+
+/**
+ * An answer of the collector's API: its status and its JSON body (the text when it is not JSON).
+ * @typedef {{ status: number, body: any }} ApiAnswer `any`: the API's JSON, read field by field
+ */
+
+/**
+ * A client of the collector's config API (the control plane) holding one bearer token: a read
+ * token for the GET calls, an admin token for the writes. Every call resolves with the answer
+ * whatever its status, so callers can check refusals as well as successes.
+ * @param {{ port: number }} collector
+ * @param {string} token
+ */
+export function configApi(collector, token) {
+  /**
+   * @param {string} method
+   * @param {string} requestPath
+   * @param {object} [body]
+   * @returns {Promise<ApiAnswer>}
+   */
+  const call = async (method, requestPath, body) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const answer = await request({
+      port: collector.port,
+      host: "127.0.0.1",
+      method,
+      path: requestPath,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(payload === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: payload,
+      // A write publishes to the edge's KV before it answers (wrangler's CLI for a local KV).
+      timeoutMs: 120_000,
+    });
+    let parsed;
+    try {
+      parsed = JSON.parse(answer.body);
+    } catch {
+      parsed = answer.body;
+    }
+    return { status: answer.status, body: parsed };
+  };
+  const tenantPath = (/** @type {string} */ tenant) => `/v1/tenants/${encodeURIComponent(tenant)}`;
+  return {
+    /** The latest version with its document. @param {string} tenant */
+    getConfig: (tenant) => call("GET", `${tenantPath(tenant)}/config`),
+    /** One stored version with its document. @param {string} tenant @param {number} version */
+    getVersion: (tenant, version) => call("GET", `${tenantPath(tenant)}/config/versions/${version}`),
+    /** Stored versions, newest first, with their diffs. @param {string} tenant @param {number} [limit] */
+    history: (tenant, limit) =>
+      call("GET", `${tenantPath(tenant)}/config/history${limit === undefined ? "" : `?limit=${limit}`}`),
+    /**
+     * A whole new version: `config.version` must be the stored version + 1.
+     * @param {string} tenant
+     * @param {{ config: object, comment?: string, force?: boolean, dry_run?: boolean }} body
+     */
+    putConfig: (tenant, body) => call("PUT", `${tenantPath(tenant)}/config`, body),
+    /**
+     * Start, pause, stop, ramp or reweight one experiment, as a new version.
+     * @param {string} tenant
+     * @param {string} experiment
+     * @param {{ action: "start" | "pause" | "stop" | "ramp" | "weights", winner?: string, coverage?: number,
+     *   weights?: Record<string, number>, comment?: string, force?: boolean, dry_run?: boolean }} body
+     */
+    lifecycle: (tenant, experiment, body) =>
+      call("POST", `${tenantPath(tenant)}/experiments/${encodeURIComponent(experiment)}/lifecycle`, body),
+    /**
+     * Version `to`'s content as a new version.
+     * @param {string} tenant
+     * @param {number} to
+     * @param {{ comment?: string, force?: boolean, dry_run?: boolean }} [body]
+     */
+    rollback: (tenant, to, body = {}) => call("POST", `${tenantPath(tenant)}/config/rollback`, { to, ...body }),
+    /** Publishes the latest version now if it is not live. @param {string} tenant */
+    publish: (tenant) => call("POST", `${tenantPath(tenant)}/config/publish`),
+  };
+}
+
+/**
+ * Waits until the latest stored config of every one of `tenants` is live (the edge's KV accepted
+ * it), read with each tenant's read token; fails after `timeoutMs` with the last answers.
+ * @param {{ port: number }} collector
+ * @param {string[]} tenants
+ * @param {string} secret
+ */
+export async function waitForLiveConfigs(collector, tenants, secret, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  const clients = tenants.map((tenant) => ({ tenant, api: configApi(collector, readToken(tenant, secret)) }));
+  for (;;) {
+    const answers = await Promise.all(clients.map(({ tenant, api }) => api.getConfig(tenant)));
+    if (answers.every((a) => a.status === 200 && a.body.live === true)) return answers.map((a) => a.body);
+    if (Date.now() > deadline) {
+      const states = answers.map((a, i) =>
+        a.status === 200
+          ? `${tenants[i]} v${a.body.version} live=${a.body.live} attempts=${a.body.publish_attempts} ${a.body.publish_error ?? ""}`
+          : `${tenants[i]}: ${a.status} ${JSON.stringify(a.body)}`,
+      );
+      throw new Error(`the tenants' configs were not live within ${timeoutMs / 1000} s: ${states.join("; ")}`);
+    }
+    await sleep(250);
+  }
 }
 
 /**
@@ -155,6 +275,26 @@ export async function waitForCollector(collector, tenant, summary, secret, timeo
     }
     await sleep(500);
   }
+}
+
+/**
+ * The config version a sticky cookie (`name=value`) was written under: the version the edge served
+ * when it set it. Reads format 1 of the cookie (crates/core/src/cookie.rs): format byte, unit id
+ * (0 and 16 raw bytes, or 1, a length and that many bytes), then the version as a LEB128 varint.
+ * The MAC is not checked: only the edge needs to trust the value.
+ * @param {string} cookie
+ */
+export function cookieConfigVersion(cookie) {
+  const bytes = Buffer.from(cookie.slice(cookie.indexOf("=") + 1), "base64url");
+  if (bytes[0] !== 1) throw new Error(`sticky cookie format ${bytes[0]}: only format 1 is read here`);
+  let offset = bytes[1] === 0 ? 2 + 16 : 3 + bytes[2];
+  let version = 0n;
+  for (let shift = 0n; offset < bytes.length; shift += 7n) {
+    const byte = bytes[offset++];
+    version |= BigInt(byte & 0x7f) << shift;
+    if ((byte & 0x80) === 0) return Number(version);
+  }
+  throw new Error("sticky cookie truncated inside its config version");
 }
 
 /**

@@ -8,19 +8,38 @@ import { sleep } from "./wait.mjs";
 export const BROWSER_UA =
   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
 
+/** Ports this process has handed out, never handed out twice. */
+const handedOut = new Set();
+
 /**
- * A TCP port on 127.0.0.1 that was free a moment ago (the system picks it).
+ * Whether 127.0.0.1:`port` can be bound right now.
+ * @param {number} port
+ * @returns {Promise<boolean>}
+ */
+function bindable(port) {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago. Chosen below Linux's ephemeral range
+ * (32768–60999): a port the system picked for us would be just as likely the next one it hands to
+ * any process binding port 0 — wrangler's internal servers do — before our server binds it.
  * @returns {Promise<number>}
  */
 export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = /** @type {net.AddressInfo} */ (server.address());
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (handedOut.has(port)) continue;
+    if (await bindable(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error("no free port between 20000 and 32000 on 127.0.0.1 after 200 tries");
 }
 
 /**

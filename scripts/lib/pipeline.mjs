@@ -1,19 +1,20 @@
 // The whole pipeline on this machine: the demo origin (www/), the collector on SQLite with the
-// dashboard, and the edge worker in `wrangler dev` with the example tenants published to its local
-// KV. The demo (scripts/pipeline.mjs) runs it on fixed ports; tests/pipeline/ on free ones.
+// dashboard and the config API, and the edge worker in `wrangler dev`. The collector imports the
+// example tenants as config versions and publishes them to the worker's local KV itself, as it
+// publishes every later change made through its config API. The demo (scripts/pipeline.mjs) runs
+// it on fixed ports; tests/pipeline/ and tests/edge/control-plane.test.mjs on free ones.
 //
 // Needs, built beforehand: the cohort binary (cargo build -p cohort-cli -p cohort-loadgen), the worker
 // (scripts/build-worker.sh) and the dashboard's vendored files (scripts/build-dashboard.sh).
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 
 import { startDemoOrigin } from "../../www/origin.mjs";
-import { cohortBinary, startCohortCollector } from "./cohort.mjs";
+import { startCohortCollector, waitForLiveConfigs } from "./cohort.mjs";
 import { freePort } from "./http.mjs";
 import { ROOT } from "./paths.mjs";
-import { startWorker } from "./wrangler.mjs";
+import { WRANGLER, startWorker } from "./wrangler.mjs";
 
 export const TENANT_CONFIGS = ["examples/tenants/shop.json", "examples/tenants/news.json"].map((f) =>
   path.join(ROOT, f),
@@ -42,12 +43,19 @@ async function ensureFree(port, what) {
   });
 }
 
+/** The example tenants' ids, in the order of TENANT_CONFIGS. */
+export const TENANTS = ["shop", "news"];
+
 /**
- * Starts origin, collector and edge; publishes the example tenants to the edge's local KV with
- * `cohort publish`. Ports left out are chosen free. Resolves with the parts and stop().
- * @param {{ stateDir: string, secret: string, ports?: { edge?: number, collector?: number, origin?: number } }} options
+ * Starts origin, collector and edge. The collector stores the example tenants as config versions
+ * and publishes them to the edge's local KV (`--kv-wrangler-config`, `--kv-persist-to stateDir`);
+ * the edge starts once both are live (within 60 s). Ports left out are chosen free.
+ * `configTtlSeconds` sets how long the edge keeps a config before reading KV again (the worker's
+ * default when left out, as in wrangler.toml). Resolves with the parts and stop().
+ * @param {{ stateDir: string, secret: string, ports?: { edge?: number, collector?: number, origin?: number },
+ *   configTtlSeconds?: number }} options
  */
-export async function startPipeline({ stateDir, secret, ports = {} }) {
+export async function startPipeline({ stateDir, secret, ports = {}, configTtlSeconds }) {
   fs.mkdirSync(stateDir, { recursive: true });
   for (const [what, port] of Object.entries(ports)) {
     if (port) await ensureFree(port, /** @type {keyof typeof PORT_VARIABLES} */ (what));
@@ -68,13 +76,17 @@ export async function startPipeline({ stateDir, secret, ports = {} }) {
         ...TENANT_CONFIGS.flatMap((config) => ["--tenant-config", config]),
         "--dashboard-dir",
         path.join(ROOT, "www/dashboard"),
+        "--kv-wrangler-config",
+        path.join(ROOT, "wrangler.toml"),
+        "--kv-persist-to",
+        stateDir,
+        "--wrangler",
+        WRANGLER,
       ],
     });
     started.push(collector);
-    execFileSync(cohortBinary(), ["publish", "--local", "--persist-to", stateDir, ...TENANT_CONFIGS], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    // The collector publishes its imported versions on its first retry tick, right after start-up.
+    await waitForLiveConfigs(collector, TENANTS, secret);
     const edge = await startWorker({
       stateDir,
       port: ports.edge,
@@ -82,6 +94,7 @@ export async function startPipeline({ stateDir, secret, ports = {} }) {
         COHORT_SECRET: secret,
         COLLECTOR_URL: collector.url,
         ORIGIN_OVERRIDE: `http://127.0.0.1:${origin.port}`,
+        ...(configTtlSeconds === undefined ? {} : { CONFIG_TTL_SECONDS: String(configTtlSeconds) }),
       },
     });
     started.push({ stop: async () => edge.stop() });

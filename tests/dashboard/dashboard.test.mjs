@@ -13,13 +13,21 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
 
-import { cohortBinary, startCohortCollector } from "../../scripts/lib/cohort.mjs";
+import { startCohortCollector } from "../../scripts/lib/cohort.mjs";
 import { freePort } from "../../scripts/lib/http.mjs";
 import { ROOT } from "../../scripts/lib/paths.mjs";
-import { CHROMIUM, CHROMIUM_ARGS, checkDashboard, checkShown, openDashboard, waitUntilShown } from "./check.mjs";
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  checkDashboard,
+  checkShown,
+  openDashboard,
+  waitUntilShown,
+  assertPrerequisites,
+  DASHBOARD_DIR,
+} from "./check.mjs";
 
 const TARGET = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target");
-const DASHBOARD_DIR = path.join(ROOT, "www/dashboard");
 const SCREENSHOTS = path.join(TARGET, "screenshots");
 const SECRET = "dashboard-suite-platform-secret-0123456789";
 const TENANT = "dash-shop";
@@ -207,12 +215,7 @@ let dir;
 let collector;
 
 before(async () => {
-  cohortBinary(); // fails naming the missing binary and how to build it
-  assert.ok(
-    fs.existsSync(path.join(DASHBOARD_DIR, "vendor/uPlot.iife.min.js")),
-    "www/dashboard/vendor is missing: run `bash scripts/build-dashboard.sh`",
-  );
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run \`bash scripts/setup.sh --browser\``);
+  assertPrerequisites();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-dashboard-test-"));
   const configFile = path.join(dir, "dash-shop.json");
   fs.writeFileSync(configFile, JSON.stringify(CONFIG, null, 2));

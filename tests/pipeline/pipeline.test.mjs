@@ -1,6 +1,6 @@
 // The whole pipeline, as `make demo` runs it, on free loopback ports: demo origin, real collector
 // on SQLite, the edge worker in real workerd (wrangler dev) with the example tenants published by
-// `cohort publish`, `cohort-loadgen` visitors, and the dashboard in headless Chromium.
+// the collector's control plane, `cohort-loadgen` visitors, and the dashboard in headless Chromium.
 // Needs the cohort binary, the built worker and the dashboard's vendored files (scripts/test.sh).
 import assert from "node:assert/strict";
 import fs from "node:fs";

@@ -1,7 +1,10 @@
 // Cohort results dashboard: plain DOM, no framework. Reads the collector's results API with a
-// tenant's read token, which arrives in the URL fragment (#tenant=shop&token=...; fragments are
-// never sent to a server) or through the form, and is kept in sessionStorage only. The view (the
-// inference method and a slice) lives in the query string, so a link reopens the same view.
+// tenant's token (its read token or an admin token), which arrives in the URL fragment
+// (#tenant=shop&token=...; fragments are never sent to a server) or through the form, and is kept
+// in sessionStorage only. The view (the inference method and a slice) lives in the query string,
+// so a link reopens the same view. The Manage section below the results reads the tenant's config
+// versions and changes them through the collector's config API, each change previewed with a dry
+// run before it is confirmed.
 "use strict";
 
 const STORAGE_KEY = "cohort.dashboard.credentials";
@@ -154,9 +157,21 @@ class ApiError extends Error {
   }
 }
 
-async function api(credentials, path) {
+/**
+ * Calls the tenant's API: GET by default, or `method` with `body` sent as JSON. Resolves with the
+ * answer's JSON; rejects with an ApiError carrying the collector's error code and message.
+ * @param {{ tenant: string, token: string }} credentials
+ * @param {string} path
+ * @param {{ method?: string, body?: unknown }} [request]
+ */
+async function api(credentials, path, request = {}) {
+  /** @type {Record<string, string>} */
+  const headers = { authorization: `Bearer ${credentials.token}` };
+  if (request.body !== undefined) headers["content-type"] = "application/json";
   const response = await fetch(`/v1/tenants/${encodeURIComponent(credentials.tenant)}${path}`, {
-    headers: { authorization: `Bearer ${credentials.token}` },
+    method: request.method ?? "GET",
+    headers,
+    body: request.body === undefined ? undefined : JSON.stringify(request.body),
     cache: "no-store",
   });
   const text = await response.text();
@@ -932,6 +947,7 @@ const isRefusedView = (error) => error instanceof ApiError && error.status === 4
 
 // ---- loading ----
 
+/** @type {{ tenant: string, token: string } | null} */
 let credentialsInUse = null;
 let appliedView = readViewFromLocation();
 /** The tenant whose results the page shows, and its status line; a refused view leaves both. */
@@ -1026,13 +1042,610 @@ async function load(credentials, view) {
   }
 }
 
+// ---- managing the tenant's config: versions, lifecycle changes, history ----
+
+/** Basis points as a percentage: 2000 → "20%", 1250 → "12.5%". */
+function formatBasisPoints(basisPoints) {
+  return `${Number((basisPoints / 100).toFixed(2))}%`;
+}
+
+/** Variants with their weights: [["control", 5000], ["green", 5000]] → "control 50% / green 50%". */
+function formatWeights(variants) {
+  return variants.map(([key, weight]) => `${key} ${formatBasisPoints(weight)}`).join(" / ");
+}
+
+/** A percentage typed into `input` in basis points, or null (and the browser says why) when it is
+ * not a number. Ranges and sums are the collector's to check: its message says what is wrong. */
+function basisPointsOf(input) {
+  const percent = input.valueAsNumber;
+  if (input.value.trim() === "" || !Number.isFinite(percent)) {
+    input.setCustomValidity("Enter a percentage.");
+    input.reportValidity();
+    return null;
+  }
+  input.setCustomValidity("");
+  return Math.round(percent * 100);
+}
+
+/**
+ * Each change of one experiment in a ConfigDiff entry, as [kind, text, from, to]: status,
+ * winner, coverage, weights (or variants, when their keys changed) and what else changed.
+ * @returns {Array<[string, string, unknown, unknown]>}
+ */
+function experimentChanges(change) {
+  /** @type {Array<[string, string, unknown, unknown]>} */
+  const parts = [];
+  if (change.status)
+    parts.push(["status", `${change.status.from} → ${change.status.to}`, change.status.from, change.status.to]);
+  if (change.winner) {
+    const { from, to } = change.winner;
+    parts.push(["winner", `winner ${from ?? "none"} → ${to ?? "none"}`, from, to]);
+  }
+  if (change.coverage) {
+    const { from, to } = change.coverage;
+    parts.push(["coverage", `coverage ${formatBasisPoints(from)} → ${formatBasisPoints(to)}`, from, to]);
+  }
+  if (change.variants) {
+    const { from, to } = change.variants;
+    const sameKeys = from.map(([key]) => key).join("\0") === to.map(([key]) => key).join("\0");
+    parts.push([
+      sameKeys ? "weights" : "variants",
+      `${sameKeys ? "weights" : "variants"} ${formatWeights(from)} → ${formatWeights(to)}`,
+      from,
+      to,
+    ]);
+  }
+  if (change.targeting_changed) parts.push(["targeting", "targeting changed", null, null]);
+  if (change.actions_changed) parts.push(["actions", "variant actions changed", null, null]);
+  if (change.other_changed) parts.push(["other", "other settings changed", null, null]);
+  return parts;
+}
+
+/** Tenant-level changes of a ConfigDiff, in words. */
+function tenantChanges(diff) {
+  return [
+    diff.added.length > 0 ? `added ${diff.added.join(", ")}` : null,
+    diff.removed.length > 0 ? `removed ${diff.removed.join(", ")}` : null,
+    diff.hostnames ? `hostnames ${diff.hostnames.from.join(", ")} → ${diff.hostnames.to.join(", ")}` : null,
+    ...(diff.sections ?? []).map((section) => `${section} changed`),
+  ].filter((part) => part !== null);
+}
+
+/** A diff in one line: "cta: coverage 20% → 50%; hero: running → paused". */
+function diffSummary(diff) {
+  if (!diff) return "first version";
+  const parts = [
+    ...diff.experiments.map(
+      (change) =>
+        `${change.key}: ${experimentChanges(change)
+          .map(([, text]) => text)
+          .join(", ")}`,
+    ),
+    ...tenantChanges(diff),
+  ];
+  return parts.length > 0 ? parts.join("; ") : "no changes";
+}
+
+/** A diff as a list: one item per changed experiment, each change marked for tests and styling. */
+function diffList(diff) {
+  if (!diff)
+    return el("p", { class: "empty", "data-testid": "preview-diff", text: "A first version: nothing to compare." });
+  const items = diff.experiments.map((change) => {
+    const parts = experimentChanges(change).flatMap(([kind, text, from, to], i) => [
+      i === 0 ? null : ", ",
+      el("span", {
+        "data-testid": `diff-${kind}`,
+        "data-from": typeof from === "number" || typeof from === "string" ? from : null,
+        "data-to": typeof to === "number" || typeof to === "string" ? to : null,
+        text,
+      }),
+    ]);
+    return el(
+      "li",
+      { "data-testid": "diff-experiment", "data-experiment": change.key },
+      el("code", { text: change.key }),
+      ": ",
+      ...parts,
+    );
+  });
+  for (const text of tenantChanges(diff)) items.push(el("li", { "data-testid": "diff-tenant", text }));
+  if (items.length === 0) return el("p", { class: "empty", "data-testid": "preview-diff", text: "No changes." });
+  return el("ul", { class: "diff", "data-testid": "preview-diff" }, ...items);
+}
+
+/** Only the newest load of the Manage section may render. */
+let manageGeneration = 0;
+/**
+ * Why publishing each version failed, as the collector last answered a change or a retry (a
+ * version's own `publish_error` is shown when it has one).
+ * @type {Map<number, string>}
+ */
+const publishErrors = new Map();
+/**
+ * The change being previewed: its request, the Force and comment inputs, the dry run's answer or
+ * the collector's refusal.
+ * @type {{ change: { title: string, path: string, body: Record<string, unknown> }, force: boolean,
+ *   comment: string, answer: any, refusal: { stage: string, error: ApiError } | null, busy: boolean } | null}
+ */
+let pendingChange = null;
+
+/** An ApiError for anything a request threw (a network failure has no collector answer). */
+function asApiError(error) {
+  if (error instanceof ApiError) return error;
+  return new ApiError(0, "network", /** @type {Error} */ (error).message);
+}
+
+function showManageMessage(message, isError = false) {
+  const box = byId("manage-message");
+  box.textContent = message;
+  box.hidden = message === "";
+  box.classList.toggle("error", isError);
+}
+
+/** The latest version: its number, whether the edge serves it, and a retry when it does not. */
+function renderConfigState(current) {
+  const publishError = current.publish_error ?? publishErrors.get(current.version) ?? null;
+  const live = current.live
+    ? el("span", {
+        class: "badge live",
+        "data-testid": "config-live",
+        text: `live at the edge since ${formatLocalTime(current.published_at_ms)}`,
+      })
+    : el("span", { class: "badge pending", "data-testid": "config-live", text: "not yet live" });
+  const retry = el("button", { type: "button", "data-testid": "retry-publish", text: "Retry publish" });
+  retry.addEventListener("click", () => retryPublish(current.version));
+  const state = byId("config-state");
+  state.dataset.live = current.live ? "true" : "false";
+  const parts = [
+    el(
+      "p",
+      { class: "config-version" },
+      "Version ",
+      el("strong", { "data-testid": "config-version", text: String(current.version) }),
+      " ",
+      live,
+    ),
+    el("p", {
+      class: "config-author",
+      text: `Stored by ${current.author} at ${formatLocalTime(current.created_at_ms)}${current.comment ? `: ${current.comment}` : ""}`,
+    }),
+  ];
+  if (!current.live) {
+    parts.push(
+      el(
+        "div",
+        { class: "publish-pending" },
+        publishError
+          ? el(
+              "p",
+              { class: "publish-error", "data-testid": "publish-error" },
+              "Publishing failed: ",
+              el("span", { "data-testid": "publish-error-message", text: publishError }),
+            )
+          : null,
+        el("p", {
+          "data-testid": "publish-attempts",
+          "data-attempts": current.publish_attempts,
+          text: `${formatCount(current.publish_attempts)} publish attempt${current.publish_attempts === 1 ? "" : "s"} so far; the collector keeps retrying.`,
+        }),
+        retry,
+      ),
+    );
+  }
+  state.replaceChildren(...parts);
+}
+
+/** Start, Pause, Stop (with a winner), Ramp and Weights for one experiment; each opens a preview. */
+function experimentControls(experiment) {
+  const key = experiment.key;
+  const lifecycle = (title, body) => ({
+    title,
+    path: `/experiments/${encodeURIComponent(key)}/lifecycle`,
+    body,
+  });
+  const button = (text, action, onClick) => {
+    const node = el("button", { type: "button", "data-testid": `action-${action}`, text });
+    node.addEventListener("click", onClick);
+    return node;
+  };
+  const winner = /** @type {HTMLSelectElement} */ (
+    el(
+      "select",
+      { "data-testid": "stop-winner" },
+      el("option", { value: "", text: "no winner" }),
+      ...experiment.variants.map((variant) => el("option", { value: variant.key, text: variant.key })),
+    )
+  );
+  const percentInput = (testid, basisPoints, variant) =>
+    /** @type {HTMLInputElement} */ (
+      el("input", {
+        type: "number",
+        min: 0,
+        max: 100,
+        step: "any",
+        inputmode: "decimal",
+        value: basisPoints / 100,
+        "data-testid": testid,
+        "data-variant": variant,
+      })
+    );
+  const coverage = percentInput("ramp-coverage", experiment.coverage ?? 10000);
+  const weights = experiment.variants.map((variant) => percentInput("weight-input", variant.weight, variant.key));
+  const stop = () => {
+    const served = winner.value;
+    const title = served ? `Stop ${key}, serving ${served} to everyone` : `Stop ${key} without a winner`;
+    previewChange(lifecycle(title, served ? { action: "stop", winner: served } : { action: "stop" }));
+  };
+  const ramp = () => {
+    const basisPoints = basisPointsOf(coverage);
+    if (basisPoints === null) return;
+    previewChange(
+      lifecycle(`Ramp ${key} to ${formatBasisPoints(basisPoints)}`, { action: "ramp", coverage: basisPoints }),
+    );
+  };
+  const reweight = () => {
+    const values = weights.map(basisPointsOf);
+    if (values.some((value) => value === null)) return;
+    const pairs = experiment.variants.map((variant, i) => [variant.key, /** @type {number} */ (values[i])]);
+    previewChange(
+      lifecycle(`Set the weights of ${key} to ${formatWeights(pairs)}`, {
+        action: "weights",
+        weights: Object.fromEntries(pairs),
+      }),
+    );
+  };
+  return el(
+    "div",
+    { class: "controls", role: "group", "aria-label": `Change ${key}` },
+    el(
+      "div",
+      { class: "control-group" },
+      button("Start", "start", () => previewChange(lifecycle(`Start ${key}`, { action: "start" }))),
+      button("Pause", "pause", () => previewChange(lifecycle(`Pause ${key}`, { action: "pause" }))),
+    ),
+    el("div", { class: "control-group" }, el("label", {}, "Winner ", winner), button("Stop", "stop", stop)),
+    el("div", { class: "control-group" }, el("label", {}, "Coverage ", coverage, " %"), button("Ramp", "ramp", ramp)),
+    el(
+      "fieldset",
+      { class: "control-group weights" },
+      el("legend", { text: "Weights (%)" }),
+      ...experiment.variants.map((variant, i) => el("label", {}, `${variant.key} `, weights[i])),
+      button("Set weights", "weights", reweight),
+    ),
+  );
+}
+
+/** One experiment of the config: a row of what it is, and a row of what can be done with it. */
+function configExperimentRows(experiment) {
+  const coverage = experiment.coverage ?? 10000;
+  const status = experiment.winner ? `${experiment.status} · serves ${experiment.winner}` : experiment.status;
+  return [
+    el(
+      "tr",
+      { class: "config-experiment", "data-testid": "config-experiment", "data-experiment": experiment.key },
+      el("td", { "data-label": "Key" }, el("code", { "data-testid": "config-key", text: experiment.key })),
+      el("td", { "data-label": "Name", "data-testid": "config-name", text: experiment.name ?? "—" }),
+      el(
+        "td",
+        { "data-label": "Status" },
+        el("span", {
+          class: `badge ${experiment.status}`,
+          "data-testid": "config-status",
+          "data-status": experiment.status,
+          "data-winner": experiment.winner ?? null,
+          text: status,
+        }),
+      ),
+      el("td", {
+        class: "num",
+        "data-label": "Coverage",
+        "data-testid": "config-coverage",
+        "data-basis-points": coverage,
+        text: formatBasisPoints(coverage),
+      }),
+      el("td", {
+        "data-label": "Variants",
+        "data-testid": "config-variants",
+        text: formatWeights(experiment.variants.map((variant) => [variant.key, variant.weight])),
+      }),
+    ),
+    el(
+      "tr",
+      { class: "controls-row", "data-testid": "experiment-controls", "data-experiment": experiment.key },
+      el("td", { colspan: 5 }, experimentControls(experiment)),
+    ),
+  ];
+}
+
+/** State of a version in the history: the latest is live or pending; an older one was live or never was. */
+function historyState(version, latest) {
+  if (version.version === latest) return version.live ? "live" : "pending";
+  return version.live ? "was live" : "never live";
+}
+
+function historyRow(version, latest) {
+  const state = historyState(version, latest);
+  const rollback =
+    version.version === latest
+      ? null
+      : el("button", { type: "button", "data-testid": "rollback", text: "Roll back to this version" });
+  rollback?.addEventListener("click", () =>
+    previewChange({
+      title: `Roll back to version ${version.version}`,
+      path: "/config/rollback",
+      body: { to: version.version },
+    }),
+  );
+  return el(
+    "tr",
+    { "data-testid": "history-row", "data-version": version.version },
+    el("td", {
+      class: "num",
+      "data-label": "Version",
+      "data-testid": "history-version",
+      text: String(version.version),
+    }),
+    el("td", { "data-label": "Author", "data-testid": "history-author", text: version.author }),
+    el("td", {
+      class: "nowrap",
+      "data-label": "Time",
+      "data-testid": "history-time",
+      text: formatLocalTime(version.created_at_ms),
+    }),
+    el("td", { "data-label": "Comment", "data-testid": "history-comment", text: version.comment }),
+    el(
+      "td",
+      { "data-label": "State" },
+      el("span", {
+        class: `badge ${version.live ? "live" : "pending"}`,
+        "data-testid": "history-state",
+        "data-live": version.live ? "true" : "false",
+        text: state,
+      }),
+    ),
+    el(
+      "td",
+      { "data-label": "Changes", class: "history-changes" },
+      el("span", { "data-testid": "history-summary", text: diffSummary(version.diff) }),
+      version.moves_units
+        ? el("span", { class: "badge moves", "data-testid": "history-moves", text: "moves units" })
+        : null,
+    ),
+    el("td", { class: "history-action" }, rollback),
+  );
+}
+
+function renderManage(current, history) {
+  const section = byId("manage");
+  section.dataset.version = String(current.version);
+  byId("manage-title").textContent = `Manage experiments of ${current.tenant}`;
+  renderConfigState(current);
+  byId("config-experiments-title").textContent = `Experiments in version ${current.version}`;
+  const experiments = current.config.experiments ?? [];
+  byId("config-experiment-rows").replaceChildren(
+    ...(experiments.length > 0
+      ? experiments.flatMap(configExperimentRows)
+      : [el("tr", {}, el("td", { colspan: 5, class: "empty", text: "This version has no experiments." }))]),
+  );
+  byId("history-rows").replaceChildren(...history.versions.map((version) => historyRow(version, current.version)));
+}
+
+/** Loads the latest config version and the history into the Manage section. */
+async function loadManage(credentials) {
+  const generation = ++manageGeneration;
+  const section = byId("manage");
+  section.hidden = false;
+  byId("jump-manage").hidden = false;
+  section.dataset.state = "loading";
+  try {
+    const [current, history] = await Promise.all([api(credentials, "/config"), api(credentials, "/config/history")]);
+    if (generation !== manageGeneration) return;
+    renderManage(current, history);
+    section.dataset.state = "ready";
+  } catch (caught) {
+    if (generation !== manageGeneration) return;
+    const error = asApiError(caught);
+    byId("config-state").replaceChildren();
+    byId("config-experiment-rows").replaceChildren();
+    byId("history-rows").replaceChildren();
+    // A token the tenant does not know: the status line above says so already.
+    section.hidden = error.status === 401;
+    byId("jump-manage").hidden = section.hidden;
+    showManageMessage(error.message, true);
+    section.dataset.state = "error";
+  }
+}
+
+/** What a change sends: its request, with force and comment when given, as a dry run or for real. */
+function changeBody(pending, dryRun) {
+  const comment = pending.comment.trim();
+  return {
+    ...pending.change.body,
+    ...(pending.force ? { force: true } : {}),
+    ...(comment ? { comment } : {}),
+    ...(dryRun ? { dry_run: true } : {}),
+  };
+}
+
+function refusalNote(refusal) {
+  const lead = refusal.stage === "confirm" ? "Not stored: " : "The collector refuses this change: ";
+  return el(
+    "p",
+    {
+      class: "preview-error",
+      role: "alert",
+      "data-testid": "preview-error",
+      "data-stage": refusal.stage,
+      "data-code": refusal.error.code,
+      "data-status": refusal.error.status,
+    },
+    lead,
+    el("span", { "data-testid": "preview-error-message", text: refusal.error.message }),
+  );
+}
+
+function movesWarning(moves) {
+  return el(
+    "div",
+    { class: "moves-warning", role: "alert", "data-testid": "moves-warning" },
+    el("strong", { text: "⚠ This change moves units already assigned" }),
+    el("ul", {}, ...moves.map((move) => el("li", { "data-testid": "moves-unit", text: move }))),
+    el("p", { text: "Each line says what happens to them. Confirm applies it only with Force ticked." }),
+  );
+}
+
+/** The preview panel for `pendingChange`: the dry run's version and diff, or the collector's refusal. */
+function renderPreview() {
+  const panel = byId("change-preview");
+  const pending = pendingChange;
+  if (!pending) {
+    panel.hidden = true;
+    panel.replaceChildren();
+    delete panel.dataset.state;
+    return;
+  }
+  const { answer, refusal } = pending;
+  panel.hidden = false;
+  panel.dataset.state = pending.busy ? "busy" : refusal ? "refused" : "previewed";
+  const parts = [el("h3", { "data-testid": "preview-title", text: `Preview: ${pending.change.title}` })];
+  if (pending.busy) parts.push(el("p", { class: "empty", text: "Asking the collector…" }));
+  if (answer) {
+    parts.push(
+      el("p", {
+        "data-testid": "preview-version",
+        "data-version": answer.version,
+        text: `Would store version ${answer.version} (the latest is ${answer.version - 1}).`,
+      }),
+      diffList(answer.diff),
+    );
+    if (answer.moves_units.length > 0) parts.push(movesWarning(answer.moves_units));
+  }
+  if (refusal) parts.push(refusalNote(refusal));
+  const offerForce = pending.force || answer?.moves_units.length > 0 || refusal?.error.code === "moves_units";
+  if (offerForce) {
+    const force = /** @type {HTMLInputElement} */ (
+      el("input", { type: "checkbox", "data-testid": "force-change", checked: pending.force })
+    );
+    force.addEventListener("change", () => {
+      pending.force = force.checked;
+      // A dry run refused for moving units is asked again with force, to show what it would do.
+      if (force.checked && !answer) previewChange(pending.change, { force: true, comment: pending.comment });
+    });
+    parts.push(el("label", { class: "force" }, force, " Force: apply it although it moves units already assigned"));
+    if (!answer) parts.push(el("p", { class: "empty", text: "Tick Force to preview what it would change." }));
+  }
+  const comment = /** @type {HTMLInputElement} */ (
+    el("input", { maxlength: 1000, value: pending.comment, "data-testid": "change-comment", spellcheck: "true" })
+  );
+  comment.addEventListener("input", () => {
+    pending.comment = comment.value;
+  });
+  const confirm = el("button", {
+    type: "button",
+    class: "confirm",
+    "data-testid": "confirm-change",
+    disabled: pending.busy || !answer,
+    text: "Confirm",
+  });
+  confirm.addEventListener("click", () => confirmChange(pending));
+  const cancel = el("button", { type: "button", "data-testid": "cancel-change", text: "Cancel" });
+  cancel.addEventListener("click", () => {
+    pendingChange = null;
+    renderPreview();
+  });
+  parts.push(
+    el("label", { class: "comment" }, "Comment (optional) ", comment),
+    el("div", { class: "preview-actions" }, confirm, cancel),
+  );
+  panel.replaceChildren(...parts);
+}
+
+/** Asks the collector what `change` would do (a dry run) and shows it; nothing is stored. */
+async function previewChange(change, { force = false, comment = "" } = {}) {
+  if (!credentialsInUse) return;
+  /** @type {NonNullable<typeof pendingChange>} */
+  const pending = { change, force, comment, answer: null, refusal: null, busy: true };
+  pendingChange = pending;
+  renderPreview();
+  byId("change-preview").scrollIntoView({ block: "nearest" });
+  try {
+    const answer = await api(credentialsInUse, change.path, { method: "POST", body: changeBody(pending, true) });
+    if (pendingChange !== pending) return;
+    pending.answer = answer;
+  } catch (error) {
+    if (pendingChange !== pending) return;
+    pending.refusal = { stage: "preview", error: asApiError(error) };
+  }
+  pending.busy = false;
+  renderPreview();
+}
+
+/** Sends the previewed change for real; on success reloads the page's config and results. */
+async function confirmChange(pending) {
+  if (!credentialsInUse || pending.busy) return;
+  const credentials = credentialsInUse;
+  pending.busy = true;
+  pending.refusal = null;
+  renderPreview();
+  let answer;
+  try {
+    answer = await api(credentials, pending.change.path, { method: "POST", body: changeBody(pending, false) });
+  } catch (error) {
+    if (pendingChange !== pending) return;
+    pending.busy = false;
+    pending.refusal = { stage: "confirm", error: asApiError(error) };
+    renderPreview();
+    return;
+  }
+  if (answer.publish_error) publishErrors.set(answer.version, answer.publish_error);
+  if (pendingChange === pending) {
+    pendingChange = null;
+    renderPreview();
+  }
+  showManageMessage(
+    `Stored version ${answer.version} (${pending.change.title})${answer.live ? "; it is live at the edge" : ""}.`,
+  );
+  // Results follow the config (names, statuses, expected splits): reload both.
+  load(credentials, appliedView);
+  await loadManage(credentials);
+}
+
+/** Asks the collector to publish the latest version now. */
+async function retryPublish(version) {
+  if (!credentialsInUse) return;
+  const credentials = credentialsInUse;
+  showManageMessage(`Publishing version ${version}…`);
+  try {
+    const answer = await api(credentials, "/config/publish", { method: "POST" });
+    if (answer.publish_error) publishErrors.set(answer.version, answer.publish_error);
+    showManageMessage(
+      answer.live ? `Version ${answer.version} is live at the edge.` : `Version ${answer.version} is still not live.`,
+    );
+    await loadManage(credentials);
+  } catch (error) {
+    showManageMessage(asApiError(error).message, true);
+  }
+}
+
+/** Loads the results and the Manage section for `credentials` (a sign-in). */
+function signIn(credentials) {
+  if (credentials.tenant !== credentialsInUse?.tenant || credentials.token !== credentialsInUse?.token) {
+    publishErrors.clear();
+    pendingChange = null;
+    renderPreview();
+    showManageMessage("");
+  }
+  load(credentials, appliedView);
+  loadManage(credentials);
+}
+
 function start() {
   const form = formById("sign-in");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const credentials = { tenant: form.tenant.value.trim(), token: form.token.value.trim() };
     sessionStorage.setItem(STORAGE_KEY, JSON.stringify(credentials));
-    load(credentials, appliedView);
+    signIn(credentials);
   });
   const view = viewForm();
   fillViewForm(appliedView);
@@ -1049,10 +1662,12 @@ function start() {
   });
   // A link with new credentials pasted into an open tab.
   window.addEventListener("hashchange", () => {
-    if (/(^|[#&])token=/.test(location.hash)) load(readCredentials(), appliedView);
+    const credentials = /(^|[#&])token=/.test(location.hash) ? readCredentials() : null;
+    if (credentials) signIn(credentials);
   });
+  byId("jump-manage").addEventListener("click", () => byId("manage").scrollIntoView({ behavior: "smooth" }));
   const credentials = readCredentials();
-  if (credentials) load(credentials, appliedView);
+  if (credentials) signIn(credentials);
 }
 
 start();

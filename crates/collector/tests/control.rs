@@ -227,6 +227,17 @@ async fn a_hostname_belongs_to_one_tenant_until_a_live_version_releases_it() {
             .unwrap()
             .contains("publishes to no edge KV")
     );
+    let (_, _, latest) = harness
+        .get(&format!("/v1/tenants/{owner}/config"), Some(&admin(&owner)))
+        .await;
+    assert_eq!(latest["live"], false);
+    assert!(
+        latest["publish_error"]
+            .as_str()
+            .unwrap()
+            .contains("publishes to no edge KV"),
+        "{latest}"
+    );
     let (status, _) = put_config(
         &harness,
         &claimant,

@@ -35,6 +35,9 @@ pub const MAX_COMMENT_CHARS: usize = 1000;
 /// Most versions one history answer lists.
 pub const MAX_HISTORY: u32 = 500;
 
+/// Why a collector without a KV target leaves every version not yet live.
+const NOT_PUBLISHING: &str = "this collector publishes to no edge KV (see `cohort collector --help`, KV flags)";
+
 /// Publishes configs to the edge, one publish at a time per collector.
 #[derive(Debug, Default)]
 pub struct Publisher {
@@ -83,7 +86,7 @@ fn parse_stored(version: &StoredVersion) -> Option<TenantConfig> {
 /// that does not claim it; the retry repeats both calls, which are idempotent.
 pub async fn publish_latest(state: &AppState, tenant: &str) -> Result<(), String> {
     let Some(kv) = &state.publisher.kv else {
-        return Err("this collector publishes to no edge KV (see `cohort collector --help`, KV flags)".to_owned());
+        return Err(NOT_PUBLISHING.to_owned());
     };
     let _one_at_a_time = state.publisher.one_at_a_time.lock().await;
     loop {
@@ -251,6 +254,15 @@ pub struct VersionAnswer {
 }
 
 impl VersionAnswer {
+    /// A version not live on a collector that publishes nowhere says so, though no attempt was
+    /// recorded.
+    fn explained(mut self, publisher: &Publisher) -> VersionAnswer {
+        if !self.live && self.publish_error.is_none() && !publisher.enabled() {
+            self.publish_error = Some(NOT_PUBLISHING.to_owned());
+        }
+        self
+    }
+
     fn new(version: StoredVersion, previous: Option<&StoredVersion>, with_config: bool) -> VersionAnswer {
         let changes = previous
             .and_then(parse_stored)
@@ -299,7 +311,9 @@ pub async fn get_config(
     let mut versions = history.into_iter();
     let latest = versions.next().ok_or_else(|| no_config(&tenant))?;
     let previous = versions.next();
-    Ok(Json(VersionAnswer::new(latest, previous.as_ref(), true)))
+    Ok(Json(
+        VersionAnswer::new(latest, previous.as_ref(), true).explained(&state.publisher),
+    ))
 }
 
 /// `GET /v1/tenants/{tenant}/config/versions/{version}`: one stored version with its document.
@@ -329,7 +343,9 @@ pub async fn get_version(
             .map_err(|e| unavailable(&tenant, &e))?,
         _ => None,
     };
-    Ok(Json(VersionAnswer::new(stored, previous.as_ref(), true)))
+    Ok(Json(
+        VersionAnswer::new(stored, previous.as_ref(), true).explained(&state.publisher),
+    ))
 }
 
 /// Query of the history.
@@ -378,7 +394,7 @@ pub async fn history(
         .iter()
         .take(limit as usize)
         .enumerate()
-        .map(|(i, version)| VersionAnswer::new(version.clone(), stored.get(i + 1), false))
+        .map(|(i, version)| VersionAnswer::new(version.clone(), stored.get(i + 1), false).explained(&state.publisher))
         .collect();
     Ok(Json(HistoryAnswer { tenant, versions }))
 }
