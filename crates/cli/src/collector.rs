@@ -18,7 +18,8 @@ use cohort_collector::{
 use cohort_core::secrets::MasterSecret;
 
 /// Flags of `cohort collector`; each can also come from its environment variable. The master
-/// secret comes only from `COHORT_SECRET`, so it never shows in a process listing.
+/// secret comes only from `COHORT_SECRET` or the file `COHORT_SECRET_FILE` names, so it never
+/// shows in a process listing.
 #[derive(clap::Args, Debug)]
 pub struct CollectorArgs {
     /// Address to listen on.
@@ -216,10 +217,26 @@ fn rate_limits(args: &CollectorArgs) -> Result<RateLimits, String> {
     Ok(limits)
 }
 
+/// The platform secret: `COHORT_SECRET`, or the file `COHORT_SECRET_FILE` names (a mounted
+/// secret, as container platforms and systemd's credentials provide; one trailing newline is
+/// dropped). Never a flag, so it never shows in a process listing.
+fn master_secret() -> Result<String, String> {
+    match (std::env::var("COHORT_SECRET"), std::env::var_os("COHORT_SECRET_FILE")) {
+        (Ok(_), Some(_)) => Err("set COHORT_SECRET or COHORT_SECRET_FILE, not both".into()),
+        (Ok(secret), None) => Ok(secret),
+        (Err(_), Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("COHORT_SECRET_FILE {}: {e}", Path::new(&path).display()))?;
+            let secret = text.strip_suffix('\n').unwrap_or(&text);
+            Ok(secret.strip_suffix('\r').unwrap_or(secret).to_owned())
+        }
+        (Err(_), None) => Err("COHORT_SECRET is not set (the platform master secret; or COHORT_SECRET_FILE)".into()),
+    }
+}
+
 /// Runs the collector until a shutdown signal, then drains in-flight requests.
 pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
-    let secret = std::env::var("COHORT_SECRET").map_err(|_| "COHORT_SECRET is not set (the platform master secret)")?;
-    let secret = MasterSecret::new(secret).map_err(|e| e.to_string())?;
+    let secret = MasterSecret::new(master_secret()?).map_err(|e| e.to_string())?;
     let config = CollectorConfig {
         secret,
         max_body_bytes: args.max_body_bytes,

@@ -26,14 +26,17 @@ struct Cli {
 enum Command {
     /// Validate tenant config files; errors name the file, the JSON path and the reason.
     Validate {
-        /// Config files (JSON, schema 1).
+        /// Config files (JSON, schema 1; `-` reads one from stdin).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Print one JSON document (`[{"file", "ok", ...}]`) on stdout instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Show, for each experiment, the variant and bucket a unit gets, or why it gets none.
     Explain(ExplainArgs),
     /// Test targeting rules: reads JSON lines {"condition": ..., "attributes": ...} on stdin and
-    /// prints `true`, `false` or `error: <reason>` per line.
+    /// prints `true`, `false` or `error: <reason>` per line; exits 1 if any line is an error.
     Match,
     /// Run the origin collector: signed beacon ingest, storage, results API (COHORT_SECRET).
     Collector(collector::CollectorArgs),
@@ -84,7 +87,7 @@ struct ExplainArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Validate { files } => validate(&files),
+        Command::Validate { files, json } => validate(&files, json),
         Command::Explain(args) => explain(&args),
         Command::Match => match_lines(),
         Command::Collector(args) => collector::run(&args),
@@ -104,29 +107,66 @@ fn main() -> ExitCode {
 }
 
 fn load_tenant(path: &Path) -> Result<Tenant, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = read_config_text(path)?;
     Tenant::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn validate(files: &[PathBuf]) -> Result<ExitCode, String> {
+/// Reads a config file, or stdin for `-`.
+fn read_config_text(path: &Path) -> Result<String, String> {
+    if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("-: reading stdin: {e}"))
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+fn validate(files: &[PathBuf], json: bool) -> Result<ExitCode, String> {
+    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        return Err("validate: `-` (stdin) can be given once".into());
+    }
     let mut failed = 0;
+    let mut report = Vec::new();
     for file in files {
-        match load_tenant(file) {
-            Ok(tenant) => println!(
-                "{}: ok (tenant `{}`, version {}, {} experiments)",
-                file.display(),
-                tenant.id,
-                tenant.version,
-                tenant.experiments.len()
-            ),
-            Err(message) => {
-                eprintln!("{message}");
-                failed += 1;
+        let name = file.display().to_string();
+        let outcome = read_config_text(file).map(|text| Tenant::from_json(&text));
+        let entry = match outcome {
+            Ok(Ok(tenant)) => {
+                if !json {
+                    println!(
+                        "{name}: ok (tenant `{}`, version {}, {} experiments)",
+                        tenant.id,
+                        tenant.version,
+                        tenant.experiments.len()
+                    );
+                }
+                serde_json::json!({"file": name, "ok": true, "tenant": tenant.id,
+                    "version": tenant.version, "experiments": tenant.experiments.len()})
             }
-        }
+            Ok(Err(error)) => {
+                failed += 1;
+                if !json {
+                    eprintln!("{name}: {error}");
+                }
+                serde_json::json!({"file": name, "ok": false,
+                    "error": {"path": error.path, "message": error.to_string()}})
+            }
+            Err(unreadable) => {
+                failed += 1;
+                if !json {
+                    eprintln!("{unreadable}");
+                }
+                serde_json::json!({"file": name, "ok": false, "error": {"path": "", "message": unreadable}})
+            }
+        };
+        report.push(entry);
+    }
+    if json {
+        println!("{}", Value::Array(report));
     }
     if failed > 0 {
-        eprintln!("{failed} of {} files invalid", files.len());
+        if !json {
+            eprintln!("{failed} of {} files invalid", files.len());
+        }
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -377,12 +417,21 @@ fn match_line(line: &str) -> String {
 fn match_lines() -> Result<ExitCode, String> {
     let stdin = std::io::stdin().lock();
     let mut out = std::io::stdout().lock();
+    let (mut answered, mut errors) = (0, 0);
     for line in stdin.lines() {
         let line = line.map_err(|e| format!("reading stdin: {e}"))?;
         if line.trim().is_empty() {
             continue;
         }
-        writeln!(out, "{}", match_line(&line)).map_err(|e| e.to_string())?;
+        let answer = match_line(&line);
+        answered += 1;
+        errors += usize::from(answer.starts_with("error: "));
+        writeln!(out, "{answer}").map_err(|e| e.to_string())?;
+    }
+    // Every line is answered; the exit status says whether any could not be evaluated.
+    if errors > 0 {
+        eprintln!("match: {errors} of {answered} lines could not be evaluated");
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }

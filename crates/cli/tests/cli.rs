@@ -68,6 +68,35 @@ fn validate_names_file_path_and_reason_and_exits_1() {
 }
 
 #[test]
+fn validate_reads_stdin_and_reports_json() {
+    let shop =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tenants/shop.json")).unwrap();
+    let broken = shop.replacen("\"weight\": 5000}", "\"weight\": 4000}", 1);
+    let out = cohort(
+        &["validate", "--json", "examples/tenants/news.json", "-"],
+        Some(&broken),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "", "--json says everything on stdout");
+    let report: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!([
+            {"file": "examples/tenants/news.json", "ok": true, "tenant": "news",
+             "version": report[0]["version"], "experiments": report[0]["experiments"]},
+            {"file": "-", "ok": false, "error": {"path": "experiments[0].variants",
+             "message": "experiments[0].variants: weights sum to 9000, expected 10000"}}
+        ])
+    );
+    assert!(report[0]["experiments"].as_u64().unwrap() > 0);
+    let from_stdin = cohort(&["validate", "-"], Some(&shop));
+    assert!(from_stdin.status.success(), "{}", text(&from_stdin.stderr));
+    assert!(text(&from_stdin.stdout).starts_with("-: ok (tenant `shop`"));
+    let twice = cohort(&["validate", "-", "-"], Some(&shop));
+    assert!(text(&twice.stderr).contains("`-` (stdin) can be given once"));
+}
+
+#[test]
 fn explain_shows_variants_and_reasons() {
     let args = [
         "explain",
@@ -141,7 +170,9 @@ fn match_answers_one_line_per_input() {
         "\n",
     );
     let out = cohort(&["match"], Some(input));
-    assert!(out.status.success());
+    // Every line is answered, and the two errors make the exit status 1.
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr).trim(), "match: 2 of 5 lines could not be evaluated");
     let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 5, "{lines:?}");
     assert_eq!(lines[0], "true");
@@ -165,7 +196,11 @@ fn match_agrees_with_the_condition_vectors() {
         .map(|case| serde_json::json!({"condition": case.condition, "attributes": case.attributes}).to_string() + "\n")
         .collect();
     let out = cohort(&["match"], Some(&input));
-    assert!(out.status.success());
+    let rejected = cases
+        .iter()
+        .filter(|case| matches!(case.expected, ConditionExpectation::Rejected { .. }))
+        .count();
+    assert_eq!(out.status.success(), rejected == 0, "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), cases.len());

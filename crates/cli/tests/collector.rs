@@ -186,3 +186,33 @@ fn the_binary_checks_sample_ratios_on_its_own_after_a_burst() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[test]
+fn the_secret_can_come_from_a_file_and_only_one_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    // As secret mounts often write it: with a trailing newline, which is not part of the secret.
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    let collector = start_collector_with(dir.path(), &[("COHORT_SECRET_FILE", file.to_str().unwrap())]);
+    // A batch signed with the secret verifies: the file's secret is exactly it.
+    let (status, body) = post(collector.address, &batch("from-file", "control")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    stop_with_sigterm(collector);
+
+    let both = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .arg("collector")
+        .env("COHORT_SECRET", SECRET)
+        .env("COHORT_SECRET_FILE", &file)
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("not both"));
+    let missing = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .arg("collector")
+        .env_remove("COHORT_SECRET")
+        .env("COHORT_SECRET_FILE", dir.path().join("absent"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("COHORT_SECRET_FILE"));
+}

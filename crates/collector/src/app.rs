@@ -99,6 +99,22 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// Readiness, unlike liveness (`/healthz`): the database answers and holds every migration this
+/// build needs, so a load balancer sends traffic only to a collector that can serve it.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.missing_migrations().await {
+        Ok(missing) if missing.is_empty() => (StatusCode::OK, "ready\n".to_owned()),
+        Ok(missing) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database lacks migrations {missing:?}\n"),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n".to_owned())
+        }
+    }
+}
+
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
@@ -136,6 +152,7 @@ pub fn router(state: AppState) -> Router {
             post(control::lifecycle),
         )
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
     if state.config.dashboard_dir.is_some() {
         router = router

@@ -467,6 +467,31 @@ async fn a_tenant_over_its_rate_is_429_with_retry_after_and_others_still_pass() 
 }
 
 #[tokio::test]
+async fn readiness_needs_every_migration_applied() {
+    let harness = Harness::new().await;
+    let (status, _, body) = harness.get("/readyz", None).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, Some("ready\n")));
+
+    // A database that lost a migration (restored from an old backup, say) is alive but not ready.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/cohort.db", dir.path().display());
+    let store = cohort_collector::Store::open(&url, cohort_collector::WriterOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.missing_migrations().await.unwrap(), Vec::<i64>::new());
+    {
+        use sqlx::Connection;
+        let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 2")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.missing_migrations().await.unwrap(), vec![2]);
+    store.close().await;
+}
+
+#[tokio::test]
 async fn health_and_metrics_answer() {
     let harness = Harness::new().await;
     let tenant = unique_tenant("shop");

@@ -46,10 +46,15 @@ pub fn start_collector_under(wrapper: &[&str], dir: &Path, environment: &[(&str,
         }
         None => Command::new(binary),
     };
+    // A test that hands the secret over in a file must not also set it directly.
+    if environment.iter().any(|(name, _)| *name == "COHORT_SECRET_FILE") {
+        command.env_remove("COHORT_SECRET");
+    } else {
+        command.env("COHORT_SECRET", SECRET);
+    }
     let mut child = command
         .arg("collector")
         .current_dir(dir)
-        .env("COHORT_SECRET", SECRET)
         .env("COHORT_LISTEN", "127.0.0.1:0")
         .env("COHORT_RATE_LIMIT", "10000000")
         .env("RUST_LOG", "info")

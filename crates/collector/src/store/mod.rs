@@ -266,6 +266,33 @@ impl Store {
             .map(drop)
     }
 
+    /// The migrations this build expects but the database has not applied successfully; empty
+    /// when the schema is current. A collector that migrated at start-up sees none, but a database
+    /// rolled back or shared with an older collector may lack some.
+    pub async fn missing_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query::<sqlx::Any>(
+            // Booleans differ between the drivers; both turn them into integers alike.
+            "SELECT version, CAST(CAST(success AS INTEGER) AS BIGINT) AS succeeded FROM _sqlx_migrations",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .context("reading applied migrations")?;
+        let mut applied = Vec::new();
+        for row in &rows {
+            use sqlx::Row;
+            let version: i64 = row.try_get("version").context("reading a migration version")?;
+            let succeeded: i64 = row.try_get("succeeded").context("reading a migration's outcome")?;
+            if succeeded == 1 {
+                applied.push(version);
+            }
+        }
+        Ok(MIGRATIONS
+            .iter()
+            .map(|&(version, _, _)| version)
+            .filter(|version| !applied.contains(version))
+            .collect())
+    }
+
     /// Waits for queued writes to commit, then closes every connection.
     pub async fn close(&self) {
         self.writer.close().await;
