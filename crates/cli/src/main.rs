@@ -3,6 +3,7 @@
 mod access;
 mod collector;
 mod publish;
+mod results;
 mod simulate;
 
 use std::collections::BTreeMap;
@@ -49,6 +50,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print one experiment's results from the collector's API as a table (or its JSON).
+    Results(results::ResultsArgs),
     /// Assign many random units and check each experiment's split with a chi-square test.
     Simulate(simulate::SimulateArgs),
     /// Print a tenant's read token for the results API, or with --admin an admin token for the
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Collector(args) => collector::run(&args),
         Command::Publish(args) => publish::run(&args),
         Command::KvEntries { files } => publish::print_entries(&files),
+        Command::Results(args) => results::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Token(args) => access::token(&args),
         Command::PreviewLink(args) => access::preview_link(&args),

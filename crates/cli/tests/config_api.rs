@@ -126,3 +126,70 @@ fn admin_tokens_need_a_plain_label_and_publish_needs_a_destination() {
         text(&nowhere.stderr)
     );
 }
+
+#[test]
+fn results_prints_the_collectors_table_or_its_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = start_collector(dir.path());
+    let url = format!("http://{}", collector.address);
+    for variant in ["control", "green"] {
+        let (status, body) = common::post(collector.address, &common::batch("cta", variant)).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let table = cohort(&[
+        "results",
+        "--collector",
+        &url,
+        "--tenant",
+        "shop",
+        "--experiment",
+        "cta",
+    ]);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let stdout = text(&table.stdout);
+    assert!(stdout.starts_with("shop/cta: sequential intervals"), "{stdout}");
+    assert!(
+        stdout.contains("sample ratio ok (expected split from equal_over_observed)"),
+        "{stdout}"
+    );
+    for variant in ["control", "green"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.split_whitespace().collect::<Vec<_>>() == [variant, "100", "50.00%"]),
+            "{stdout}"
+        );
+    }
+
+    let json = cohort(&[
+        "results",
+        "--collector",
+        &url,
+        "--tenant",
+        "shop",
+        "--experiment",
+        "cta",
+        "--json",
+        "--param",
+        "inference=fixed",
+    ]);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let doc: Value = serde_json::from_str(&text(&json.stdout)).unwrap();
+    assert_eq!(doc["inference"]["method"], "fixed");
+    assert_eq!(doc["variants"][1]["exposed_units"], 100);
+
+    let refused = cohort(&[
+        "results",
+        "--collector",
+        &url,
+        "--tenant",
+        "shop",
+        "--experiment",
+        "cta",
+        "--param",
+        "inference=psychic",
+    ]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("400"), "{}", text(&refused.stderr));
+    stop_with_sigterm(collector);
+}
