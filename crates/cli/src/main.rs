@@ -11,7 +11,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_VARIANT};
 use cohort_core::{Context, Outcome, Reason, Source, Tenant};
 use serde_json::{Map, Value};
@@ -59,6 +59,13 @@ enum Command {
     Token(access::TokenArgs),
     /// Print a signed, expiring QA link that forces variants at the edge (COHORT_SECRET).
     PreviewLink(access::PreviewLinkArgs),
+    /// Print a shell completion script (e.g. `cohort completions bash > /etc/bash_completion.d/cohort`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page in roff (e.g. `cohort man > /usr/local/share/man/man1/cohort.1`).
+    Man,
 }
 
 #[derive(clap::Args)]
@@ -100,6 +107,14 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Token(args) => access::token(&args),
         Command::PreviewLink(args) => access::preview_link(&args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "cohort", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| format!("writing the manual page: {e}")),
     };
     match result {
         Ok(code) => code,

@@ -97,6 +97,25 @@ fn validate_reads_stdin_and_reports_json() {
 }
 
 #[test]
+fn completions_and_the_manual_page_cover_every_subcommand() {
+    let bash = cohort(&["completions", "bash"], None);
+    assert!(bash.status.success());
+    let man = cohort(&["man"], None);
+    assert!(man.status.success());
+    let (bash, man) = (text(&bash.stdout), text(&man.stdout));
+    assert!(
+        man.starts_with(".ie \\n(.g .ds Aq"),
+        "roff: {}",
+        &man[..man.len().min(80)]
+    );
+    for subcommand in ["validate", "explain", "results", "publish", "collector", "token"] {
+        assert!(bash.contains(subcommand), "bash completion lacks {subcommand}");
+        assert!(man.contains(subcommand), "man page lacks {subcommand}");
+    }
+    assert!(!cohort(&["completions", "tcsh"], None).status.success());
+}
+
+#[test]
 fn explain_shows_variants_and_reasons() {
     let args = [
         "explain",
