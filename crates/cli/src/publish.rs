@@ -41,6 +41,9 @@ pub struct PublishArgs {
     /// With --collector: show each config's diff without storing anything.
     #[arg(long)]
     dry_run: bool,
+    /// With --collector: print the collector's answers as one JSON array instead of lines.
+    #[arg(long, requires = "collector")]
+    json: bool,
     /// Write the edge's KV through wrangler instead of the collector (bootstrapping).
     #[arg(long, conflicts_with = "collector")]
     direct: bool,
@@ -234,7 +237,8 @@ fn through_collector(
         .build()
         .map_err(|e| format!("starting the async runtime: {e}"))?;
     let client = reqwest::Client::new();
-    runtime.block_on(async {
+    let mut answers = Vec::new();
+    let outcome = runtime.block_on(async {
         for (file, tenant, json) in tenants {
             let config: serde_json::Value =
                 serde_json::from_str(json).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -264,6 +268,10 @@ fn through_collector(
             }
             let answer: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| format!("{}: unreadable answer: {e}", file.display()))?;
+            if args.json {
+                answers.push(serde_json::json!({"file": file.display().to_string(), "answer": answer}));
+                continue;
+            }
             let state = if args.dry_run {
                 "dry run, nothing stored".to_owned()
             } else if answer["live"] == true {
@@ -285,5 +293,10 @@ fn through_collector(
             }
         }
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    if args.json {
+        // What was stored before a refusal is reported too.
+        println!("{}", serde_json::Value::Array(answers));
+    }
+    outcome
 }

@@ -30,6 +30,9 @@ pub struct SimulateArgs {
     /// Seed of the unit-id generator: the same seed gives the same units.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Print one JSON document instead of the text report (same exit status).
+    #[arg(long)]
+    json: bool,
 }
 
 /// Units and variant counts of one experiment.
@@ -75,80 +78,101 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
         }
     }
 
-    let mut out = std::io::stdout().lock();
-    let write = |out: &mut std::io::StdoutLock, line: String| writeln!(out, "{line}").map_err(|e| e.to_string());
-    write(
-        &mut out,
-        format!(
-            "tenant {} v{} · {} units · path {}",
-            tenant.id, tenant.version, args.units, request.path
-        ),
-    )?;
+    let mut report = Vec::new();
     let mut mismatches = 0;
     for (experiment, tally) in tenant.experiments.iter().zip(&tallies) {
         let assigned: u64 = tally.per_variant.iter().sum();
-        write(
-            &mut out,
-            format!(
-                "\n{}  {} units in ({:.2}%)",
-                experiment.key,
-                assigned,
-                percent(assigned, args.units)
-            ),
-        )?;
+        let mut entry = serde_json::json!({"experiment": experiment.key, "assigned": assigned});
         if assigned == 0 {
-            let reasons: Vec<String> = tally.excluded.iter().map(|(code, n)| format!("{code} {n}")).collect();
-            write(&mut out, format!("  none assigned: {}", reasons.join(", ")))?;
-            continue;
-        }
-        if let Some(winner) = experiment.winner {
-            let key = &experiment.variants[winner].key;
-            write(
-                &mut out,
-                format!("  stopped: winner `{key}` is served to everyone, no split to test"),
-            )?;
-            continue;
-        }
-        // Expected shares: the variants' bucket ranges at the configured coverage.
-        let expected: Vec<f64> = match experiment.hash {
-            HashMode::CohortV1 => experiment.ranges.iter().map(|r| f64::from(r.len())).collect(),
-            HashMode::GrowthbookV2 => experiment.variants.iter().map(|v| f64::from(v.weight)).collect(),
-        };
-        let expected_total: f64 = expected.iter().sum();
-        for ((variant, &count), &share) in experiment.variants.iter().zip(&tally.per_variant).zip(&expected) {
-            write(
-                &mut out,
-                format!(
-                    "  {:<20} {:>10}  {:>6.2}%  (expected {:>6.2}%)",
-                    variant.key,
-                    count,
-                    percent(count, assigned),
-                    100.0 * share / expected_total.max(1.0)
-                ),
-            )?;
-        }
-        match sample_ratio_test(&tally.per_variant, &expected) {
-            Some(test) => {
-                let verdict = if test.mismatch { "MISMATCH" } else { "ok" };
-                if test.mismatch {
-                    mismatches += 1;
-                }
-                write(
-                    &mut out,
-                    format!(
-                        "  chi-square {:.2} (df {}), p = {:.4}: {verdict}",
-                        test.chi_square, test.degrees_of_freedom, test.p_value
-                    ),
-                )?;
+            entry["excluded"] = serde_json::json!(tally.excluded);
+        } else if let Some(winner) = experiment.winner {
+            entry["winner"] = experiment.variants[winner].key.clone().into();
+        } else {
+            // Expected shares: the variants' bucket ranges at the configured coverage.
+            let expected: Vec<f64> = match experiment.hash {
+                HashMode::CohortV1 => experiment.ranges.iter().map(|r| f64::from(r.len())).collect(),
+                HashMode::GrowthbookV2 => experiment.variants.iter().map(|v| f64::from(v.weight)).collect(),
+            };
+            let expected_total: f64 = expected.iter().sum::<f64>().max(1.0);
+            entry["variants"] = experiment
+                .variants
+                .iter()
+                .zip(&tally.per_variant)
+                .zip(&expected)
+                .map(|((variant, &units), &share)| {
+                    serde_json::json!({"variant": variant.key, "units": units, "expected_share": share / expected_total})
+                })
+                .collect();
+            if let Some(test) = sample_ratio_test(&tally.per_variant, &expected) {
+                mismatches += usize::from(test.mismatch);
+                entry["sample_ratio"] = serde_json::to_value(test).map_err(|e| e.to_string())?;
             }
-            None => write(&mut out, "  chi-square: not enough arms with units".into())?,
         }
+        report.push(entry);
     }
+
+    let mut out = std::io::stdout().lock();
+    let text = if args.json {
+        serde_json::json!({"tenant": tenant.id, "version": tenant.version, "units": args.units,
+            "path": request.path, "experiments": report})
+        .to_string()
+    } else {
+        text_report(&tenant, args.units, &request.path, &report)
+    };
+    writeln!(out, "{text}").map_err(|e| e.to_string())?;
     Ok(if mismatches > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The report for people, from the same entries `--json` prints.
+fn text_report(tenant: &cohort_core::Tenant, units: u64, path: &str, report: &[serde_json::Value]) -> String {
+    let mut lines = vec![format!(
+        "tenant {} v{} · {units} units · path {path}",
+        tenant.id, tenant.version
+    )];
+    for entry in report {
+        let assigned = entry["assigned"].as_u64().unwrap_or(0);
+        lines.push(format!(
+            "\n{}  {assigned} units in ({:.2}%)",
+            entry["experiment"].as_str().unwrap_or("?"),
+            percent(assigned, units)
+        ));
+        if let Some(excluded) = entry["excluded"].as_object() {
+            let reasons: Vec<String> = excluded.iter().map(|(code, n)| format!("{code} {n}")).collect();
+            lines.push(format!("  none assigned: {}", reasons.join(", ")));
+            continue;
+        }
+        if let Some(key) = entry["winner"].as_str() {
+            lines.push(format!(
+                "  stopped: winner `{key}` is served to everyone, no split to test"
+            ));
+            continue;
+        }
+        for variant in entry["variants"].as_array().into_iter().flatten() {
+            let count = variant["units"].as_u64().unwrap_or(0);
+            lines.push(format!(
+                "  {:<20} {:>10}  {:>6.2}%  (expected {:>6.2}%)",
+                variant["variant"].as_str().unwrap_or("?"),
+                count,
+                percent(count, assigned),
+                100.0 * variant["expected_share"].as_f64().unwrap_or(0.0)
+            ));
+        }
+        let test = &entry["sample_ratio"];
+        lines.push(match test["p_value"].as_f64() {
+            Some(p) => format!(
+                "  chi-square {:.2} (df {}), p = {p:.4}: {}",
+                test["chi_square"].as_f64().unwrap_or(f64::INFINITY),
+                test["degrees_of_freedom"],
+                if test["mismatch"] == true { "MISMATCH" } else { "ok" }
+            ),
+            None => "  chi-square: not enough arms with units".into(),
+        });
+    }
+    lines.join("\n")
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

@@ -263,6 +263,35 @@ fn simulate_reports_splits_that_match_the_weights() {
     );
     assert!(hero.contains(": ok"), "{hero}");
     assert!(stdout.contains("search-ranking-v2  0 units in"), "{stdout}");
+    let args = [
+        "simulate",
+        "--config",
+        "examples/tenants/shop.json",
+        "--units",
+        "20000",
+        "--url",
+        "https://shop.example/",
+        "--now",
+        "2026-12-01T12:00:00Z",
+        "--json",
+    ];
+    let json = cohort(&args, None);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let report: serde_json::Value = serde_json::from_str(&text(&json.stdout)).unwrap();
+    let experiments = report["experiments"].as_array().unwrap();
+    let hero = experiments.iter().find(|e| e["experiment"] == "hero-banner").unwrap();
+    assert_eq!(hero["variants"][0]["variant"], "control");
+    assert_eq!(hero["variants"][0]["expected_share"], 0.5);
+    assert_eq!(hero["sample_ratio"]["mismatch"], false);
+    let units: u64 = hero["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["units"].as_u64().unwrap())
+        .sum();
+    assert_eq!(units, hero["assigned"].as_u64().unwrap());
+    // The text report and the JSON count the same units.
+    assert!(stdout.contains(&format!("hero-banner  {units} units in")), "{stdout}");
     let bad = cohort(
         &["simulate", "--config", "examples/tenants/shop.json", "--units", "0"],
         None,

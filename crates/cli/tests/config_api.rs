@@ -101,6 +101,21 @@ fn publish_through_the_collector_stores_the_next_version_and_refuses_a_stale_one
     );
     assert_eq!(history(collector.address, "shop").len(), 1);
 
+    let as_json = cohort(&[
+        "publish",
+        next.to_str().unwrap(),
+        "--collector",
+        &url,
+        "--json",
+        "--comment",
+        "renamed",
+    ]);
+    assert!(as_json.status.success(), "{}", text(&as_json.stderr));
+    let answers: Value = serde_json::from_str(&text(&as_json.stdout)).unwrap();
+    assert_eq!(answers[0]["answer"]["stored"], true);
+    assert_eq!(answers[0]["answer"]["version"], config["version"]);
+    assert_eq!(history(collector.address, "shop").len(), 2);
+
     stop_with_sigterm(collector);
 }
 
