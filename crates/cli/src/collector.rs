@@ -106,10 +106,32 @@ pub struct CollectorArgs {
     /// With --kv-wrangler-config: the wrangler executable.
     #[arg(long, env = "COHORT_WRANGLER", default_value = "node_modules/.bin/wrangler")]
     wrangler: PathBuf,
+    /// Log lines as `text` (key=value) or `json` (one object per line, for log pipelines).
+    #[arg(long, env = "COHORT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Seconds between retries of config versions whose publish failed.
     #[arg(long, env = "COHORT_PUBLISH_RETRY_SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     publish_retry_seconds: u64,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    /// `key=value` text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The token `/metrics` asks for: `COHORT_METRICS_TOKEN`, never a flag; unset leaves `/metrics`
+/// open (for a collector whose port only the scraper reaches).
+fn metrics_token() -> Result<Option<String>, String> {
+    match std::env::var("COHORT_METRICS_TOKEN") {
+        Err(_) => Ok(None),
+        Ok(token) if token.len() >= 16 && token.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(token)),
+        Ok(_) => Err("COHORT_METRICS_TOKEN: expected at least 16 printable ASCII characters, no spaces".into()),
+    }
 }
 
 /// Where config versions are published, from the KV flags.
@@ -243,17 +265,19 @@ pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
         rate_limits: rate_limits(args)?,
         tenant_configs: tenant_configs(&args.tenant_configs)?,
         edge_kv: edge_kv(args)?,
+        metrics_token: metrics_token()?,
         dashboard_dir: args.dashboard_dir.as_deref().map(dashboard_dir).transpose()?,
         sequential_tuning: sequential_tuning(args.sequential_tuning)?,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("starting the async runtime: {e}"))?;
     runtime.block_on(async {
         let store = Store::open(&args.database, WriterOptions::default())

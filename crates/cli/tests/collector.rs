@@ -216,3 +216,62 @@ fn the_secret_can_come_from_a_file_and_only_one_source() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("COHORT_SECRET_FILE"));
 }
+
+#[test]
+fn json_logs_and_a_metrics_token() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .arg("collector")
+        .current_dir(dir.path())
+        .env("COHORT_SECRET", SECRET)
+        .env("COHORT_LISTEN", "127.0.0.1:0")
+        .env("COHORT_LOG_FORMAT", "json")
+        .env("COHORT_METRICS_TOKEN", "scraper-token-0123456789")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let address: SocketAddr = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "collector exited");
+        // Every line is one JSON object.
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if entry["fields"]["message"] == "collector listening" {
+            break entry["fields"]["address"].as_str().unwrap().parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "collector did not start");
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let scrape = |token: Option<&str>| {
+        let mut stream = TcpStream::connect(address).unwrap();
+        let authorization = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nhost: collector\r\n{authorization}connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    assert!(scrape(None).starts_with("HTTP/1.1 401"));
+    assert!(scrape(Some("scraper-token-wrong-0000")).starts_with("HTTP/1.1 401"));
+    let scraped = scrape(Some("scraper-token-0123456789"));
+    assert!(
+        scraped.starts_with("HTTP/1.1 200") && scraped.contains("cohort_"),
+        "{scraped}"
+    );
+    common::send_sigterm(child.id());
+    common::wait_for_clean_exit(&mut child, "collector");
+
+    let short = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        .arg("collector")
+        .env("COHORT_SECRET", SECRET)
+        .env("COHORT_METRICS_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&short.stderr).contains("COHORT_METRICS_TOKEN"));
+}

@@ -519,6 +519,7 @@ fn main() {
             rate_limits: RateLimits::uniform(1e9),
             tenant_configs: bench_tenant_config(),
             edge_kv: None,
+            metrics_token: None,
             dashboard_dir: None,
             sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
         };

@@ -41,6 +41,8 @@ pub struct CollectorConfig {
     pub edge_kv: Option<EdgeKv>,
     /// Directory the dashboard is served from (canonical path); `None` serves no dashboard.
     pub dashboard_dir: Option<PathBuf>,
+    /// When set, `/metrics` answers only requests bearing this token (its series name tenants).
+    pub metrics_token: Option<String>,
     /// Tuning parameter of the sequential intervals (the total sample size they are narrowest
     /// at); [`crate::stats::DEFAULT_SEQUENTIAL_TUNING`] unless an operator sets it.
     pub sequential_tuning: f64,
@@ -115,11 +117,27 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    if let Some(expected) = &state.config.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !cohort_core::secrets::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+            return crate::error::ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                cohort_core::wire::ErrorCode::BadToken,
+                "expected `Authorization: Bearer <metrics token>`",
+            )
+            .into_response();
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),
     )
+        .into_response()
 }
 
 /// Every route of the collector; the dashboard's only when it has a directory.

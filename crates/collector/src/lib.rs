@@ -20,6 +20,7 @@
 //!     rate_limits: RateLimits::uniform(20_000.0),
 //!     tenant_configs: TenantConfigs::default(),
 //!     edge_kv: None,
+//!     metrics_token: None,
 //!     dashboard_dir: None,
 //!     sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
 //! };

@@ -101,6 +101,7 @@ impl Harness {
             rate_limits,
             tenant_configs,
             edge_kv,
+            metrics_token: None,
             dashboard_dir,
             sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
         };
