@@ -147,7 +147,7 @@ fn validate(files: &[PathBuf], json: bool) -> Result<ExitCode, String> {
     let mut report = Vec::new();
     for file in files {
         let name = file.display().to_string();
-        let outcome = read_config_text(file).map(|text| Tenant::from_json(&text));
+        let outcome = read_config_text(file).map(|text| cohort_collector::selectors::validate_document(&text));
         let entry = match outcome {
             Ok(Ok(tenant)) => {
                 if !json {

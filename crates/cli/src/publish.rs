@@ -112,7 +112,8 @@ fn read_configs(files: &[PathBuf]) -> Result<Vec<(&PathBuf, Tenant, String)>, St
         } else {
             std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
         };
-        let tenant = Tenant::from_json(&json).map_err(|e| format!("{}: {e}", file.display()))?;
+        let tenant =
+            cohort_collector::selectors::validate_document(&json).map_err(|e| format!("{}: {e}", file.display()))?;
         for host in &tenant.hostnames {
             if let Some(other) = claimed.insert(host.clone(), tenant.id.clone())
                 && other != tenant.id

@@ -92,7 +92,17 @@ fn validate_reads_stdin_and_reports_json() {
     let from_stdin = cohort(&["validate", "-"], Some(&shop));
     assert!(from_stdin.status.success(), "{}", text(&from_stdin.stderr));
     assert!(text(&from_stdin.stdout).starts_with("-: ok (tenant `shop`"));
-    let twice = cohort(&["validate", "-", "-"], Some(&shop));
+    // The edge's HTML rewriter (lol_html) refuses `:hover`; validate says so before publishing.
+    let hover = shop.replacen("\"selector\": \"", "\"selector\": \"a:hover, ", 1);
+    assert_ne!(hover, shop, "shop.json has a selector to break");
+    let refused = cohort(&["validate", "-"], Some(&hover));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("is not supported by the edge's HTML rewriter"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let twice = cohort(&["validate", "-", "-"], None);
     assert!(text(&twice.stderr).contains("`-` (stdin) can be given once"));
 }
 

@@ -41,6 +41,7 @@ mod ingest;
 pub mod metrics;
 pub mod rate_limit;
 pub mod results;
+pub mod selectors;
 pub mod srm_monitor;
 pub mod stats;
 pub mod store;

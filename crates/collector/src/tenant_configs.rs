@@ -111,8 +111,9 @@ impl TenantConfigs {
         let tenant = Tenant::from_value(document.clone()).map_err(TenantConfigError::Invalid)?;
         // The compiled form drops the names people gave experiments; the wire form keeps them.
         // The document has just validated, so this second reading succeeds.
-        let names: HashMap<String, Option<String>> = TenantConfig::deserialize(&document)
-            .map_err(|e| TenantConfigError::Invalid(syntax_error(&e)))?
+        let config = TenantConfig::deserialize(&document).map_err(|e| TenantConfigError::Invalid(syntax_error(&e)))?;
+        crate::selectors::check_selectors(&config).map_err(TenantConfigError::Invalid)?;
+        let names: HashMap<String, Option<String>> = config
             .experiments
             .into_iter()
             .map(|experiment| (experiment.key, experiment.name))

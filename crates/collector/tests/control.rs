@@ -171,6 +171,13 @@ async fn an_invalid_config_is_refused_with_its_path_and_changes_nothing() {
         "experiments[0].variants: weights sum to 9000, expected 10000"
     );
 
+    // A selector the engine's shape check passes but the edge's HTML rewriter refuses.
+    let mut hover = config(&tenant, 4, &[&host(&tenant, "www")]);
+    hover["experiments"][0]["variants"][1]["actions"] = json!([{"type": "remove", "selector": "a:hover"}]);
+    let (status, body) = put_config(&harness, &tenant, &token, json!({"config": hover})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "experiments[0].variants[1].actions[0].selector");
+
     let other_tenant = config("someone-else", 4, &[&host(&tenant, "www")]);
     let (status, body) = put_config(&harness, &tenant, &token, json!({"config": other_tenant})).await;
     assert_eq!(

@@ -478,6 +478,7 @@ async fn write_version(
     let compiled = Tenant::from_value(candidate.clone()).map_err(|e| invalid_config(&e))?;
     let config: TenantConfig = serde_json::from_value(candidate)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidConfig, e.to_string()))?;
+    crate::selectors::check_selectors(&config).map_err(|e| invalid_config(&e))?;
     if compiled.id != tenant {
         let mut error = ApiError::new(
             StatusCode::BAD_REQUEST,
