@@ -43,8 +43,8 @@ enum Command {
     Collector(collector::CollectorArgs),
     /// Validate tenant configs and write them to the edge's KV (`tenant:` and `host:` keys).
     Publish(publish::PublishArgs),
-    /// Validate tenant configs and print the KV entries publishing them would write, as the JSON
-    /// of a KV bulk write (`[{"key", "value"}]`); writes nothing.
+    /// Validate tenant configs as the edge does and print their KV entries, as the JSON of a KV
+    /// bulk write (`[{"key", "value"}]`); writes nothing. (Publishing also parses selectors.)
     KvEntries {
         /// Config files (`-` reads one from stdin).
         #[arg(required = true)]

@@ -103,7 +103,16 @@ impl PublishArgs {
 }
 
 /// Reads and validates config files (`-` is stdin), refusing a hostname two of them claim.
-fn read_configs(files: &[PathBuf]) -> Result<Vec<(&PathBuf, Tenant, String)>, String> {
+/// Which checks a config passes before it is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// The engine's, as the edge validates (what `kv-entries` needs to reproduce any KV state).
+    Engine,
+    /// The engine's and the selectors parsed by the edge's HTML rewriter (what publishing asks).
+    Publish,
+}
+
+fn read_configs(files: &[PathBuf], checks: Checks) -> Result<Vec<(&PathBuf, Tenant, String)>, String> {
     let mut tenants = Vec::new();
     let mut claimed: BTreeMap<String, String> = BTreeMap::new();
     for file in files {
@@ -112,8 +121,11 @@ fn read_configs(files: &[PathBuf]) -> Result<Vec<(&PathBuf, Tenant, String)>, St
         } else {
             std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
         };
-        let tenant =
-            cohort_collector::selectors::validate_document(&json).map_err(|e| format!("{}: {e}", file.display()))?;
+        let tenant = match checks {
+            Checks::Engine => Tenant::from_json(&json),
+            Checks::Publish => cohort_collector::selectors::validate_document(&json),
+        }
+        .map_err(|e| format!("{}: {e}", file.display()))?;
         for host in &tenant.hostnames {
             if let Some(other) = claimed.insert(host.clone(), tenant.id.clone())
                 && other != tenant.id
@@ -131,7 +143,7 @@ fn read_configs(files: &[PathBuf]) -> Result<Vec<(&PathBuf, Tenant, String)>, St
 
 /// `cohort kv-entries`: the KV entries `publish` would write, as wrangler's bulk JSON on stdout.
 pub fn print_entries(files: &[PathBuf]) -> Result<ExitCode, String> {
-    let entries: Vec<KvEntry> = read_configs(files)?
+    let entries: Vec<KvEntry> = read_configs(files, Checks::Engine)?
         .iter()
         .flat_map(|(_, tenant, json)| kv_entries(tenant, json))
         .collect();
@@ -142,7 +154,7 @@ pub fn print_entries(files: &[PathBuf]) -> Result<ExitCode, String> {
 /// `cohort publish`.
 pub fn run(args: &PublishArgs) -> Result<ExitCode, String> {
     // Everything is validated before anything is written.
-    let tenants = read_configs(&args.files)?;
+    let tenants = read_configs(&args.files, Checks::Publish)?;
     if let Some(collector) = &args.collector {
         return through_collector(args, collector, &tenants);
     }

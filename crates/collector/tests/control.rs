@@ -722,3 +722,106 @@ async fn results_expect_the_split_of_the_version_that_assigned_each_unit() {
         check.mismatches
     );
 }
+
+#[tokio::test]
+async fn stopping_first_does_not_bypass_the_unit_move_check() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("bypass");
+    first_version(&harness, &tenant).await;
+    let token = admin(&tenant);
+    let (status, _) = harness
+        .send_json(
+            "POST",
+            &format!("/v1/tenants/{tenant}/experiments/cta/lifecycle"),
+            Some(&token),
+            &json!({"action": "stop"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Restarting with the variants swapped: units that kept their sticky entry while it was
+    // stopped would get the other variant.
+    let mut swapped = config(&tenant, 5, &[&host(&tenant, "www")]);
+    let variants = swapped["experiments"][0]["variants"].as_array_mut().unwrap();
+    variants.swap(0, 1);
+    let (status, body) = put_config(&harness, &tenant, &token, json!({"config": swapped.clone()})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("moves_units")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(since version 3, when it last ran)"),
+        "{body}"
+    );
+    let (status, _) = put_config(&harness, &tenant, &token, json!({"config": swapped, "force": true})).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn dry_runs_check_hostnames_and_versions_stay_within_exact_json_integers() {
+    let harness = Harness::new().await;
+    let owner = unique_tenant("owner");
+    let other = unique_tenant("other");
+    first_version(&harness, &owner).await;
+    let taken = host(&owner, "www");
+    let (status, body) = put_config(
+        &harness,
+        &other,
+        &admin(&other),
+        json!({"config": config(&other, 1, &[&taken]), "dry_run": true}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("hostname_claimed"))
+    );
+    let (status, body) = put_config(
+        &harness,
+        &other,
+        &admin(&other),
+        json!({"config": config(&other, 1u64 << 53, &[&host(&other, "www")])}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("version")),
+        "{body}"
+    );
+    assert!(history(&harness, &other).await.is_empty());
+}
+
+#[tokio::test]
+async fn marking_an_older_version_live_keeps_the_claims_of_the_latest() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("claims");
+    let token = admin(&tenant);
+    let [kept, toggled] = ["www", "old"].map(|name| host(&tenant, name));
+    for (version, hosts) in [(1, vec![&kept, &toggled]), (2, vec![&kept]), (3, vec![&kept, &toggled])] {
+        let hosts: Vec<&str> = hosts.iter().map(|h| h.as_str()).collect();
+        let (status, body) = put_config(
+            &harness,
+            &tenant,
+            &token,
+            json!({"config": config(&tenant, version, &hosts)}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // A publisher that wrote version 2 marks it live after version 3, which lists the hostname
+    // again, was stored: the claim stays.
+    harness.state.store.mark_published(&tenant, 2, 1).await.unwrap();
+    let claims = harness.state.store.hostname_claims(&tenant).await.unwrap();
+    assert!(claims.contains(&toggled), "{claims:?}");
+    let other = unique_tenant("taker");
+    let (status, _) = put_config(
+        &harness,
+        &other,
+        &admin(&other),
+        json!({"config": config(&other, 1, &[&toggled])}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}

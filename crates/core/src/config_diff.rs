@@ -165,10 +165,6 @@ impl ConfigDiff {
     }
 }
 
-fn assigns_units(status: Status) -> bool {
-    matches!(status, Status::Running | Status::Paused)
-}
-
 fn variant_weights(experiment: &ExperimentConfig) -> Vec<(String, u32)> {
     experiment
         .variants
@@ -177,40 +173,56 @@ fn variant_weights(experiment: &ExperimentConfig) -> Vec<(String, u32)> {
         .collect()
 }
 
-fn experiment_diff(before: &ExperimentConfig, after: &ExperimentConfig) -> Option<ExperimentDiff> {
+/// The changes from `before` to `after` of one experiment that rebucket or drop units, whatever
+/// the experiments' status (the caller decides whether units were assigned under `before`).
+pub fn experiment_moves(before: &ExperimentConfig, after: &ExperimentConfig) -> Vec<UnitMove> {
     let before_variants = variant_weights(before);
     let after_variants = variant_weights(after);
     let before_keys: Vec<&str> = before_variants.iter().map(|(key, _)| key.as_str()).collect();
     let after_keys: Vec<&str> = after_variants.iter().map(|(key, _)| key.as_str()).collect();
-
     let mut moves = Vec::new();
-    if assigns_units(before.status) {
-        if before.seed.as_deref().unwrap_or(&before.key) != after.seed.as_deref().unwrap_or(&after.key) {
-            moves.push(UnitMove::SeedChanged);
-        }
-        if before.hash != after.hash {
-            moves.push(UnitMove::HashChanged);
-        }
-        if before_keys.iter().any(|key| !after_keys.contains(key)) {
-            moves.push(UnitMove::VariantRemoved);
-        } else if after_keys[..before_keys.len().min(after_keys.len())] != before_keys[..] {
-            moves.push(UnitMove::VariantsReordered);
-        }
-        let weight_of =
-            |variants: &[(String, u32)], key: &str| variants.iter().find(|(k, _)| k == key).map(|&(_, weight)| weight);
-        if before_keys
-            .iter()
-            .any(|key| weight_of(&after_variants, key).is_some_and(|w| Some(w) != weight_of(&before_variants, key)))
-        {
-            moves.push(UnitMove::WeightsChanged);
-        }
-        if after.coverage < before.coverage {
-            moves.push(UnitMove::CoverageLowered);
-        }
-        if before.layer != after.layer {
-            moves.push(UnitMove::LayerChanged);
-        }
+    if before.seed.as_deref().unwrap_or(&before.key) != after.seed.as_deref().unwrap_or(&after.key) {
+        moves.push(UnitMove::SeedChanged);
     }
+    if before.hash != after.hash {
+        moves.push(UnitMove::HashChanged);
+    }
+    if before_keys.iter().any(|key| !after_keys.contains(key)) {
+        moves.push(UnitMove::VariantRemoved);
+    } else if after_keys[..before_keys.len().min(after_keys.len())] != before_keys[..] {
+        moves.push(UnitMove::VariantsReordered);
+    }
+    let weight_of =
+        |variants: &[(String, u32)], key: &str| variants.iter().find(|(k, _)| k == key).map(|&(_, weight)| weight);
+    if before_keys
+        .iter()
+        .any(|key| weight_of(&after_variants, key).is_some_and(|w| Some(w) != weight_of(&before_variants, key)))
+    {
+        moves.push(UnitMove::WeightsChanged);
+    }
+    if after.coverage < before.coverage {
+        moves.push(UnitMove::CoverageLowered);
+    }
+    if before.layer != after.layer {
+        moves.push(UnitMove::LayerChanged);
+    }
+    moves
+}
+
+/// Whether units are assigned under an experiment in this status (running, or paused with its
+/// units kept).
+pub fn assigns_units(status: Status) -> bool {
+    matches!(status, Status::Running | Status::Paused)
+}
+
+fn experiment_diff(before: &ExperimentConfig, after: &ExperimentConfig) -> Option<ExperimentDiff> {
+    let before_variants = variant_weights(before);
+    let after_variants = variant_weights(after);
+    let moves = if assigns_units(before.status) {
+        experiment_moves(before, after)
+    } else {
+        Vec::new()
+    };
 
     let actions = |e: &ExperimentConfig| e.variants.iter().map(|v| v.actions.clone()).collect::<Vec<_>>();
     let diff = ExperimentDiff {

@@ -89,6 +89,10 @@ pub async fn publish_latest(state: &AppState, tenant: &str) -> Result<(), String
         return Err(NOT_PUBLISHING.to_owned());
     };
     let _one_at_a_time = state.publisher.one_at_a_time.lock().await;
+    // The version this call wrote last: when another replica marked a newer version live while
+    // this call's older write was in flight, that older write may have landed last, so the newer
+    // one is written again.
+    let mut wrote: Option<u64> = None;
     loop {
         let latest = state
             .store
@@ -96,7 +100,7 @@ pub async fn publish_latest(state: &AppState, tenant: &str) -> Result<(), String
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("tenant `{tenant}` has no stored config"))?;
-        if latest.published_at_ms.is_some() {
+        if latest.published_at_ms.is_some() && wrote.is_none_or(|version| version == latest.version) {
             return Ok(());
         }
         let attempt = publish_version(state, kv, &latest).await;
@@ -107,24 +111,13 @@ pub async fn publish_latest(state: &AppState, tenant: &str) -> Result<(), String
             }
             return Err(error);
         }
-        let now_latest = state
+        wrote = Some(latest.version);
+        state
             .store
-            .latest_config(tenant)
+            .mark_published(tenant, latest.version, now_ms())
             .await
-            .map_err(|e| e.to_string())?
-            .map_or(0, |v| v.version);
-        if now_latest == latest.version {
-            let hostnames = Tenant::from_json(&latest.document)
-                .map_err(|e| e.to_string())?
-                .hostnames;
-            state
-                .store
-                .mark_published(tenant, latest.version, &hostnames, now_ms())
-                .await
-                .map_err(|e| e.to_string())?;
-            tracing::info!(tenant, version = latest.version, "config published");
-            return Ok(());
-        }
+            .map_err(|e| e.to_string())?;
+        tracing::info!(tenant, version = latest.version, "config published");
     }
 }
 
@@ -175,6 +168,12 @@ pub async fn import_configs(state: &AppState) -> Result<usize, String> {
     let mut stored = 0;
     for document in state.config.tenant_configs.documents() {
         let tenant = Tenant::from_json(document).map_err(|e| e.to_string())?;
+        if tenant.version > MAX_VERSION {
+            return Err(format!(
+                "tenant `{}`: version {} is above {MAX_VERSION}",
+                tenant.id, tenant.version
+            ));
+        }
         let current = state
             .store
             .latest_config(&tenant.id)
@@ -335,14 +334,11 @@ pub async fn get_version(
                 format!("tenant `{tenant}` has no config version {version}"),
             )
         })?;
-    let previous = match version.checked_sub(1) {
-        Some(before) if before > 0 => state
-            .store
-            .config_version(&tenant, before)
-            .await
-            .map_err(|e| unavailable(&tenant, &e))?,
-        _ => None,
-    };
+    let previous = state
+        .store
+        .previous_config_version(&tenant, version)
+        .await
+        .map_err(|e| unavailable(&tenant, &e))?;
     Ok(Json(
         VersionAnswer::new(stored, previous.as_ref(), true).explained(&state.publisher),
     ))
@@ -488,6 +484,18 @@ async fn write_version(
         error.detail.field = Some("tenant".to_owned());
         return Err(error);
     }
+    if config.version > MAX_VERSION {
+        let mut error = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidConfig,
+            format!(
+                "version: {} is above {MAX_VERSION}, the largest version every client reads exactly",
+                config.version
+            ),
+        );
+        error.detail.field = Some("version".to_owned());
+        return Err(error);
+    }
     let current = latest.map_or(0, |v| v.version);
     if current > 0 && config.version != current + 1 {
         return Err(version_conflict(
@@ -499,8 +507,13 @@ async fn write_version(
             ),
         ));
     }
-    let changes = latest.and_then(parse_stored).map(|before| diff(&before, &config));
-    let moves = changes.as_ref().map(ConfigDiff::unit_moves).unwrap_or_default();
+    let before = match latest {
+        Some(stored) => Some(parse_stored(stored).ok_or_else(|| unreadable(tenant, stored.version))?),
+        None => None,
+    };
+    let changes = before.as_ref().map(|before| diff(before, &config));
+    let mut moves = changes.as_ref().map(ConfigDiff::unit_moves).unwrap_or_default();
+    moves.extend(restart_moves(state, tenant, before.as_ref(), &config).await?);
     if !moves.is_empty() && !options.force {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -522,6 +535,15 @@ async fn write_version(
         config,
     };
     if options.dry_run {
+        // The store checks claims when it writes; a dry run asks the same question read-only.
+        let held = state
+            .store
+            .hostnames_held_by_others(tenant, &compiled.hostnames)
+            .await
+            .map_err(|e| unavailable(tenant, &e))?;
+        if let Some((hostname, _)) = held.first() {
+            return Err(hostname_claimed(hostname));
+        }
         return Ok((StatusCode::OK, Json(answer)).into_response());
     }
     let document = serde_json::to_string(&answer.config).map_err(|e| {
@@ -549,22 +571,7 @@ async fn write_version(
                 format!("another writer stored version {current} first; read it and apply your change again"),
             ));
         }
-        Err(StoreVersionError::HostnameClaimed { hostname, owner }) => {
-            let mut error = ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorCode::HostnameClaimed,
-                format!(
-                    "hostnames: `{hostname}` belongs to another tenant{}",
-                    if owner == tenant {
-                        ""
-                    } else {
-                        " (or is released only once its new config is live)"
-                    }
-                ),
-            );
-            error.detail.field = Some("hostnames".to_owned());
-            return Err(error);
-        }
+        Err(StoreVersionError::HostnameClaimed { hostname, .. }) => return Err(hostname_claimed(&hostname)),
         Err(StoreVersionError::Store(error)) => {
             tracing::error!(%error, tenant, "storing a config version failed");
             return Err(ApiError::new(
@@ -581,6 +588,77 @@ async fn write_version(
         Err(error) => answer.publish_error = Some(error),
     }
     Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// Largest config version accepted: 2^53 − 1, the largest integer JSON readers in JavaScript (the
+/// dashboard, the edge's tooling) hold exactly, and far below the database's `BIGINT`.
+pub const MAX_VERSION: u64 = (1 << 53) - 1;
+
+fn hostname_claimed(hostname: &str) -> ApiError {
+    let mut error = ApiError::new(
+        StatusCode::CONFLICT,
+        ErrorCode::HostnameClaimed,
+        format!(
+            "hostnames: `{hostname}` belongs to another tenant (a hostname is released only once the \
+             version that drops it is live)"
+        ),
+    );
+    error.detail.field = Some("hostnames".to_owned());
+    error
+}
+
+/// Unit moves of experiments that (re)start assigning in `after` while `before` has them stopped,
+/// draft or absent: stopping, drafting or removing an experiment keeps its units' sticky entries
+/// until they return, so its bucketing is compared with the last stored version in which it
+/// assigned units.
+async fn restart_moves(
+    state: &AppState,
+    tenant: &str,
+    before: Option<&TenantConfig>,
+    after: &TenantConfig,
+) -> Result<Vec<String>, ApiError> {
+    let restarting: Vec<&cohort_core::config::ExperimentConfig> = after
+        .experiments
+        .iter()
+        .filter(|e| cohort_core::config_diff::assigns_units(e.status))
+        .filter(|e| {
+            !before
+                .and_then(|b| b.experiments.iter().find(|old| old.key == e.key))
+                .is_some_and(|old| cohort_core::config_diff::assigns_units(old.status))
+        })
+        .collect();
+    if restarting.is_empty() || before.is_none() {
+        return Ok(Vec::new());
+    }
+    let history = state
+        .store
+        .config_history(tenant, u32::MAX)
+        .await
+        .map_err(|e| unavailable(tenant, &e))?;
+    let mut moves = Vec::new();
+    for experiment in restarting {
+        let last_assigning = history.iter().find_map(|stored| {
+            parse_stored(stored)?
+                .experiments
+                .into_iter()
+                .find(|old| old.key == experiment.key && cohort_core::config_diff::assigns_units(old.status))
+                .map(|old| (stored.version, old))
+        });
+        if let Some((version, old)) = last_assigning {
+            moves.extend(
+                cohort_core::config_diff::experiment_moves(&old, experiment)
+                    .into_iter()
+                    .map(|m| {
+                        format!(
+                            "experiment `{}`: {} (since version {version}, when it last ran)",
+                            experiment.key,
+                            m.explain()
+                        )
+                    }),
+            );
+        }
+    }
+    Ok(moves)
 }
 
 async fn latest(state: &AppState, tenant: &str) -> Result<Option<StoredVersion>, ApiError> {

@@ -102,15 +102,26 @@ impl Store {
     /// A transaction that writes. SQLite's takes the write lock at once (`BEGIN IMMEDIATE`): a
     /// deferred one that read first could not upgrade once another writer committed, and would fail
     /// instead of waiting. PostgreSQL's unique keys settle concurrent writers inside the statement.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Any>, StoreError> {
+    async fn begin_write(&self, tenant: &str) -> Result<sqlx::Transaction<'static, Any>, StoreError> {
         let statement = match self.backend {
             super::Backend::Sqlite => "BEGIN IMMEDIATE",
             super::Backend::Postgres => "BEGIN",
         };
-        self.readers
+        let mut transaction = self
+            .readers
             .begin_with(statement)
             .await
-            .context("beginning a transaction")
+            .context("beginning a transaction")?;
+        if self.backend == super::Backend::Postgres {
+            // One writer per tenant at a time, across collectors: storing a version and marking one
+            // live must not interleave (a release decided on a version that is no longer the latest).
+            sqlx::query::<Any>("SELECT CAST(pg_advisory_xact_lock(hashtext($1)) AS TEXT)")
+                .bind(tenant.to_owned())
+                .execute(&mut *transaction)
+                .await
+                .context("locking the tenant's config")?;
+        }
+        Ok(transaction)
     }
 
     /// A tenant's latest config version, if it has any.
@@ -179,7 +190,7 @@ impl Store {
     /// Stores a new version and claims its hostnames, all or nothing: refused when it is not above
     /// the stored latest (a concurrent writer got there first) or a hostname is another tenant's.
     pub async fn store_config_version(&self, new: &NewVersion<'_>) -> Result<(), StoreVersionError> {
-        let mut transaction = self.begin_write().await?;
+        let mut transaction = self.begin_write(new.tenant).await?;
         let current: Option<i64> =
             sqlx::query_scalar::<Any, Option<i64>>("SELECT MAX(version) FROM config_versions WHERE tenant_id = $1")
                 .bind(new.tenant.to_owned())
@@ -243,16 +254,11 @@ impl Store {
             .context("reading hostname claims")
     }
 
-    /// Records that `version` is live at the edge and releases the tenant's claims on hostnames it
-    /// no longer lists, in one transaction.
-    pub async fn mark_published(
-        &self,
-        tenant: &str,
-        version: u64,
-        hostnames: &[String],
-        published_at_ms: i64,
-    ) -> Result<(), StoreError> {
-        let mut transaction = self.begin_write().await?;
+    /// Records that `version` is live at the edge and releases the tenant's claims on hostnames
+    /// that neither it nor the tenant's latest stored version lists, in one transaction (a newer
+    /// version stored meanwhile may claim a hostname again; its claim must survive).
+    pub async fn mark_published(&self, tenant: &str, version: u64, published_at_ms: i64) -> Result<(), StoreError> {
+        let mut transaction = self.begin_write(tenant).await?;
         sqlx::query::<Any>(
             "UPDATE config_versions SET published_at_ms = $3, publish_error = NULL, \
              publish_attempts = publish_attempts + 1 WHERE tenant_id = $1 AND version = $2",
@@ -263,13 +269,33 @@ impl Store {
         .execute(&mut *transaction)
         .await
         .context("marking a version live")?;
+        let documents: Vec<String> = sqlx::query_scalar::<Any, String>(
+            "SELECT document FROM config_versions WHERE tenant_id = $1 AND (version = $2 OR version = \
+             (SELECT MAX(version) FROM config_versions WHERE tenant_id = $1))",
+        )
+        .bind(tenant.to_owned())
+        .bind(to_i64(version))
+        .fetch_all(&mut *transaction)
+        .await
+        .context("reading the live and the latest version")?;
+        let mut kept: Vec<String> = Vec::new();
+        for document in &documents {
+            let listed = serde_json::from_str::<serde_json::Value>(document)
+                .ok()
+                .and_then(|config| serde_json::from_value::<Vec<String>>(config["hostnames"].clone()).ok());
+            // A version that cannot be read releases nothing.
+            let Some(listed) = listed else {
+                return transaction.commit().await.context("committing a publish");
+            };
+            kept.extend(listed);
+        }
         let claimed: Vec<String> =
             sqlx::query_scalar::<Any, String>("SELECT hostname FROM hostname_claims WHERE tenant_id = $1")
                 .bind(tenant.to_owned())
                 .fetch_all(&mut *transaction)
                 .await
                 .context("reading hostname claims")?;
-        for released in claimed.iter().filter(|host| !hostnames.contains(host)) {
+        for released in claimed.iter().filter(|host| !kept.contains(host)) {
             sqlx::query::<Any>("DELETE FROM hostname_claims WHERE hostname = $1 AND tenant_id = $2")
                 .bind(released.clone())
                 .bind(tenant.to_owned())
@@ -278,6 +304,49 @@ impl Store {
                 .context("releasing a hostname")?;
         }
         transaction.commit().await.context("committing a publish")
+    }
+
+    /// Hostnames among `hostnames` that another tenant holds, with their owners.
+    pub async fn hostnames_held_by_others(
+        &self,
+        tenant: &str,
+        hostnames: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut held = Vec::new();
+        for hostname in hostnames {
+            let owner: Option<String> =
+                sqlx::query_scalar::<Any, String>("SELECT tenant_id FROM hostname_claims WHERE hostname = $1")
+                    .bind(hostname.clone())
+                    .fetch_optional(&self.readers)
+                    .await
+                    .context("reading a hostname's owner")?;
+            if let Some(owner) = owner.filter(|owner| owner != tenant) {
+                held.push((hostname.clone(), owner));
+            }
+        }
+        Ok(held)
+    }
+
+    /// The stored version right before `version` (the highest below it), if any.
+    pub async fn previous_config_version(
+        &self,
+        tenant: &str,
+        version: u64,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM config_versions WHERE tenant_id = $1 AND version < $2 \
+             ORDER BY version DESC LIMIT 1"
+        );
+        let row = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_owned())
+            .bind(to_i64(version))
+            .fetch_optional(&self.readers)
+            .await
+            .context("reading the previous config version")?;
+        row.as_ref()
+            .map(stored_version)
+            .transpose()
+            .context("reading a config version")
     }
 
     /// Records a failed publish attempt of `version`; it stays not yet live.
