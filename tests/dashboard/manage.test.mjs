@@ -692,7 +692,12 @@ test("rolling back to version 1 from the history previews the way back and store
         ],
       },
     ]);
-    assert.deepEqual(preview?.moves, ["experiment `cta`: lowering coverage drops units from the experiment"]);
+    // hero restarts with other weights than it last ran with (version 4): its units that kept a
+    // sticky entry while it was stopped would be rebucketed, so that is flagged too.
+    assert.deepEqual(preview?.moves, [
+      "experiment `cta`: lowering coverage drops units from the experiment",
+      "experiment `hero`: changing weights buckets units into other variants (since version 4, when it last ran)",
+    ]);
     await page.getByTestId("confirm-change").click();
     await waitForManage(page, 6);
 
