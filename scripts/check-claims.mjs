@@ -12,18 +12,31 @@
 //   paths: crates/…/x.rs, tests/edge/delivery.test.mjs, bench/…, docs/… (globs allowed), and
 //   relative Markdown links; paths the tree ignores (.gitignore: build outputs) are not checked.
 //
-//   node scripts/check-claims.mjs          exit 1 naming each broken citation; silent count if none
-//   node scripts/check-claims.mjs --list   also print every citation: where, claim, cites, ok
+// Two rules besides: every figure in DESIGN.md has a source (a citation in its table row,
+// paragraph or list item, else in its section; figures derived from the capacity assumptions say
+// "assumption" or "arithmetic"), and every table with a "target" column says whether a run fails
+// on it (a "gate" column) or only reports it ("reported, not gated" in the header).
+//
+//   node scripts/check-claims.mjs           exit 1 naming each broken citation; silent count if none
+//   node scripts/check-claims.mjs --list    also print every citation: where, claim, cites, ok
+//   node scripts/check-claims.mjs --figures also print each DESIGN.md figure with what produces it
+//   node scripts/check-claims.mjs --root DIR  check the tree at DIR instead of this repository
 //
 // No dependencies: node's standard library only.
 import fs from "node:fs";
 import path from "node:path";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
-const LIST = process.argv.includes("--list");
-for (const arg of process.argv.slice(2)) {
-  if (arg !== "--list") {
-    console.error(`check-claims: unknown argument '${arg}' (expected --list)`);
+const args = process.argv.slice(2);
+const LIST = args.includes("--list");
+const FIGURES = args.includes("--figures");
+// --root DIR checks another tree (the tests give it small ones); by default this repository.
+const rootAt = args.indexOf("--root");
+const ROOT = rootAt >= 0 ? path.resolve(args[rootAt + 1] ?? "") : path.resolve(import.meta.dirname, "..");
+for (const [i, arg] of args.entries()) {
+  const known =
+    arg === "--list" || arg === "--figures" || (arg === "--root" && args[i + 1]) || args[i - 1] === "--root";
+  if (!known) {
+    console.error(`check-claims: unknown argument '${arg}' (expected --list, --figures or --root DIR)`);
     process.exit(2);
   }
 }
@@ -284,6 +297,128 @@ for (const doc of documents) {
     if (ignored(relative)) continue;
     record(m.index, "path", m[1], pathExists(relative) ? "ok" : `no such file or directory`);
   }
+}
+
+// ---------------------------------------------------------------- figures and their sources
+/**
+ * DESIGN.md as blocks a figure belongs to: a whole table (its rows share a source), a paragraph or
+ * a list item; code blocks are skipped. Each block knows its section heading.
+ */
+/** @typedef {{ doc: string, line: number, text: string, table: number, section: string }} Block */
+/** @param {string} doc @returns {Block[]} */
+function blocksOf(doc) {
+  /** @type {Block[]} */
+  const blocks = [];
+  /** @type {Block | null} */
+  let current = null;
+  let inCode = false;
+  let section = "";
+  const flush = () => {
+    if (current) blocks.push(current);
+    current = null;
+  };
+  read(doc)
+    .split("\n")
+    .forEach((line, i) => {
+      if (line.startsWith("```")) {
+        inCode = !inCode;
+        flush();
+        return;
+      }
+      if (inCode) return;
+      if (line.startsWith("#")) {
+        flush();
+        section = line.replace(/^#+\s*/, "");
+        return;
+      }
+      const row = line.startsWith("|");
+      if (row) {
+        // Each row is a block; rows of one table share `table` (its first line).
+        flush();
+        const previous = blocks.at(-1);
+        const table = previous?.table && previous.line === i ? previous.table : i + 1;
+        blocks.push({ doc, line: i + 1, text: line, table, section });
+        return;
+      }
+      if (line.trim() === "" || /^\s*(?:[-*]|\d+\.)\s/.test(line)) flush();
+      if (line.trim() === "") return;
+      current ??= { doc, line: i + 1, text: "", table: 0, section };
+      current.text += `${line.trim()} `;
+    });
+  flush();
+  return blocks;
+}
+
+/** Quantities with a unit: the figures a reader takes as facts. */
+const FIGURE = /\d[\d,.]*\s?(?:µs|ns|ms|s|%|KiB|MiB|GiB|MB|KB|×|req\/s|exposures\/s|cores|bytes)(?![\w])/g;
+/** What can produce a figure: a benchmark, a test, a make target, a results file or a document. */
+const SOURCE =
+  /\(benchmark:[^)]*\)|cargo (?:test|bench)[^`|;)]*|`make [\w-]+`|(?:tests|bench|benches|docs|crates\/[\w-]+\/(?:tests|benches))\/[\w./*-]+/g;
+const sourcesOf = (text) => [...new Set([...text.matchAll(SOURCE)].map((m) => m[0].replace(/\s+/g, " ").trim()))];
+
+const figureRows = [];
+const designBlocks = blocksOf("DESIGN.md");
+/** Sources gathered per section and per table, for figures whose own block cites none. */
+const gather = (key) => {
+  const map = new Map();
+  for (const block of designBlocks) {
+    const found = sourcesOf(block.text);
+    if (found.length && key(block)) map.set(key(block), [...new Set([...(map.get(key(block)) ?? []), ...found])]);
+  }
+  return map;
+};
+const sectionSources = gather((block) => block.section);
+const tableSources = gather((block) => block.table);
+const derivedTables = new Set(
+  designBlocks.filter((b) => b.table && /\b(?:assumption|arithmetic)\b/i.test(b.text)).map((b) => b.table),
+);
+for (const block of designBlocks) {
+  const figures = [...block.text.matchAll(FIGURE)].map((m) => m[0]);
+  if (!figures.length) continue;
+  const own = sourcesOf(block.text);
+  const derived = /\b(?:assumption|arithmetic)\b/i.test(block.text) || derivedTables.has(block.table);
+  const inherited = (sources, whose) => (sources ?? []).map((s) => `${s} (${whose})`).join("; ");
+  const source = own.length
+    ? own.join("; ")
+    : derived
+      ? "derived from the capacity assumptions (section 2)"
+      : inherited(tableSources.get(block.table), "the table's source") ||
+        inherited(sectionSources.get(block.section), "the section's source");
+  const where = `DESIGN.md:${block.line}`;
+  figureRows.push({ where, figures, source });
+  if (!source)
+    rows.push({
+      where,
+      claim: figures.slice(0, 3).join(", "),
+      kind: "figure",
+      cites: "nothing",
+      ok: "a figure with no benchmark, test or document cited in its block or section",
+    });
+}
+
+// Targets: a table with a "target" column says per row what fails a run, or that nothing does.
+for (const doc of documents) {
+  for (const block of blocksOf(doc)) {
+    if (!block.table || block.table !== block.line) continue; // a table's first row: its header
+    const header = block.text.toLowerCase();
+    const cells = header.split("|").map((c) => c.trim());
+    if (!cells.some((c) => c.startsWith("target"))) continue;
+    const labelled = cells.includes("gate") || header.includes("reported, not gated");
+    rows.push({
+      where: `${doc}:${block.line}`,
+      claim: "table of targets",
+      kind: "gate",
+      cites: "its header",
+      ok: labelled ? "ok" : 'a "target" column without a "gate" column or "reported, not gated" in its header',
+    });
+  }
+}
+
+if (FIGURES) {
+  const cell = (s) => String(s).replace(/\|/g, "\\|");
+  console.log("| where | figures | produced by |\n|---|---|---|");
+  for (const f of figureRows) console.log(`| ${f.where} | ${cell(f.figures.join(", "))} | ${cell(f.source)} |`);
+  console.log();
 }
 
 rows.sort((a, b) => a.where.localeCompare(b.where, undefined, { numeric: true }));

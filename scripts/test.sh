@@ -23,8 +23,9 @@ cargo fmt --all -- --check
 step "JavaScript: eslint, prettier, TypeScript checks (@ts-check)"
 npm run -s lint
 
-step "every file, benchmark, test and make target README, DESIGN and docs/ cite exists"
+step "every file, benchmark, test and make target README, DESIGN and docs/ cite exists; every DESIGN figure has a source; every target says whether it is gated"
 node scripts/check-claims.mjs
+counted node --test --test-timeout=60000 --test-reporter=spec tests/tooling/
 
 step "test vectors regenerated from the independent Python reference match the committed ones"
 vectors="$(mktemp -d)"

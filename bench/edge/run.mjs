@@ -1149,7 +1149,7 @@ ${size("passthrough")}
 ${size("cohort")}
 ${size("growthbook")}
 
-Targets: edge throughput ≥ 90% of pass-through and ahead of GrowthBook's edge worker.
+Targets (reported, not gated): edge throughput ≥ 90% of pass-through and ahead of GrowthBook's edge worker.
 - new visitor: Cohort ${pct(c.new.cohortVsPassthrough, 1)} of pass-through (${verdict(c.new.targets.atLeast90PercentOfPassthrough)}; CPU capacity ${pct(c.new.cpuCapacity.cohortVsPassthrough, 1)}), GrowthBook ${pct(c.new.growthbookVsPassthrough, 1)}; Cohort ÷ GrowthBook ${c.new.cohortVsGrowthbook.toFixed(2)}× (${verdict(c.new.targets.aheadOfGrowthbook)}).
 - returning visitor: Cohort ${pct(c.returning.cohortVsPassthrough, 1)} of pass-through (${verdict(c.returning.targets.atLeast90PercentOfPassthrough)}; CPU capacity ${pct(c.returning.cpuCapacity.cohortVsPassthrough, 1)}), GrowthBook ${pct(c.returning.growthbookVsPassthrough, 1)}; Cohort ÷ GrowthBook ${c.returning.cohortVsGrowthbook.toFixed(2)}× (${verdict(c.returning.targets.aheadOfGrowthbook)}).
 ${QUICK ? "\nQuick mode (`BENCH_QUICK=1`, the test command's smoke run): one short round, figures indicative only.\n" : ""}${PEERS_ONLY ? "\nPeer comparison only (`BENCH_PEERS_ONLY=1` or `BENCH_QUICK=1`): the other sections (Cohort's own cost split, HTMLRewriter vs lol_html) are in the full run, `bash scripts/bench-edge.sh`.\n" : ""}${
@@ -1205,7 +1205,7 @@ the \`.wasm\` alone, gzip -9):
 ${size("passthrough")}
 ${size("cohort")}
 
-Targets:
+Targets (reported, not gated; the run fails on errors and failed sanity checks only):
 - ≥ 80% of pass-through throughput: new visitor ${pct(newVsPass, 1)} (${verdict(newVsPass >= 0.8)}), returning visitor ${pct(retVsPass, 1)} (${verdict(retVsPass >= 0.8)}); by CPU capacity ${pct(cpuVsPass("cohort-new"), 1)} and ${pct(cpuVsPass("cohort-returning"), 1)}. The same page's edits alone, without Cohort (*JS pass-through + 3 edits*), reach ${pct(vsPass("js-rewrite"), 1)} (CPU capacity ${pct(cpuVsPass("js-rewrite"), 1)}); against that floor Cohort reaches ${pct(pairedRps(r.runs, "cohort-new", "js-rewrite"), 1)} (new) and ${pct(pairedRps(r.runs, "cohort-returning", "js-rewrite"), 1)} (returning). On a page without HTML edits it reaches ${pct(vsPass("cohort-no-edits"), 1)} of pass-through (${verdict(vsPass("cohort-no-edits") >= 0.8)} there; CPU capacity ${pct(cpuVsPass("cohort-no-edits"), 1)}), and on a host it does not serve ${pct(vsPass("cohort-unknown-host"), 1)}.
 - p99 added ≤ 1 ms (1-connection runs): new visitor ${signed(s["cohort-new"].c1p99 - s.passthrough.c1p99)} ms, returning ${signed(s["cohort-returning"].c1p99 - s.passthrough.c1p99)} ms: ${
           // A p99 comparison means something only when the baseline's own tail is quiet.
