@@ -1,5 +1,5 @@
 # The README's two commands. Each installs what it needs (scripts/setup.sh) and skips what is there.
-.PHONY: demo test check bench bench-engine bench-edge fuzz vectors
+.PHONY: demo test check bench bench-engine bench-edge fuzz mutants vectors
 
 demo:          ## the whole pipeline: origin, collector, edge, simulated visitors, dashboard (Ctrl-C stops)
 	bash scripts/demo.sh
@@ -21,8 +21,11 @@ bench-engine:  ## the engine's own criterion benchmarks (bucket, evaluate, compi
 bench-edge:    ## edge worker vs pass-through, HTMLRewriter vs lol_html, in workerd (bench/edge/results.md)
 	bash scripts/bench-edge.sh
 
-fuzz:          ## run each fuzz target briefly (needs nightly + cargo-fuzz)
+fuzz:          ## run each fuzz target for FUZZ_SECONDS (default 60; make test runs 15 s each)
 	bash scripts/fuzz.sh
+
+mutants:       ## cargo-mutants over core's and the collector's critical modules (hours): bench/mutants/RESULTS.md
+	bash scripts/mutants.sh
 
 vectors:       ## regenerate bucketing/cookie/evaluation vectors from the Python reference
 	python3 testdata/reference.py

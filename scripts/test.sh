@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test: formatting, the JavaScript's lints and type checks (`npm run lint`), the documents'
-# citations (scripts/check-claims.mjs), lints, native tests, the Prometheus alert rules' unit
-# tests, the vector suite in headless Chromium and against GrowthBook's SDK, and the edge worker's
-# release Wasm build against its size budget. Installs what it needs first.
+# citations (scripts/check-claims.mjs), lints, native tests, a short run of each fuzz target, the
+# Prometheus alert rules' unit tests, the vector suite in headless Chromium and against
+# GrowthBook's SDK, and the edge worker's release Wasm build against its size budget. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -47,6 +47,9 @@ cargo clippy --target wasm32-unknown-unknown -p cohort-edge -p cohort-browser -p
 
 step "native tests"
 counted cargo test --workspace
+
+step "fuzzing: each cargo-fuzz target for 15 s from the shared vectors (a crash fails the run)"
+FUZZ_SECONDS=15 bash scripts/fuzz.sh
 
 step "collector suite again on a throwaway PostgreSQL (installed if missing)"
 counted bash scripts/postgres.sh cargo test -p cohort-collector --tests
