@@ -185,6 +185,41 @@ mod tests {
     }
 
     #[test]
+    fn ranges_are_half_open() {
+        let range = BucketRange { start: 10, end: 20 };
+        assert!(!range.contains(9) && range.contains(10) && range.contains(19) && !range.contains(20));
+        assert_eq!(range.len(), 10);
+        assert!(!range.is_empty());
+        assert!(BucketRange { start: 20, end: 20 }.is_empty());
+        assert!(
+            BucketRange { start: 30, end: 20 }.is_empty(),
+            "an inverted range covers nothing"
+        );
+    }
+
+    #[test]
+    fn growthbook_ranges_are_half_open_at_every_boundary() {
+        use growthbook::choose_variant;
+        // A bucket exactly at a range's end belongs to the next range (GrowthBook's `n < end`).
+        assert_eq!(choose_variant([5000, 5000], 10_000, 4999), Some(0));
+        assert_eq!(choose_variant([5000, 5000], 10_000, 5000), Some(1));
+        assert_eq!(choose_variant([5000, 5000], 10_000, 9999), Some(1));
+        // At 50 % coverage each variant keeps the first half of its share; the rest is excluded.
+        assert_eq!(choose_variant([5000, 5000], 5000, 2499), Some(0));
+        assert_eq!(choose_variant([5000, 5000], 5000, 2500), None);
+        assert_eq!(choose_variant([5000, 5000], 5000, 5000), Some(1));
+        assert_eq!(choose_variant([5000, 5000], 5000, 7500), None);
+        assert_eq!(choose_variant([5000, 5000], 0, 0), None);
+    }
+
+    #[test]
+    fn hash_keys_print_as_hex() {
+        let key = HashKey::from_hex("00112233445566778899aabbccddeeff").expect("32 hex characters");
+        assert_eq!(format!("{key:?}"), "HashKey(00112233445566778899aabbccddeeff)");
+        assert_eq!(HashKey::from_hex("0011"), None);
+    }
+
+    #[test]
     fn fnv_matches_reference_values() {
         // FNV-1a 32 reference values: empty string is the offset basis; "a" is 0xe40c292c.
         assert_eq!(growthbook::fnv1a32(""), 0x811c_9dc5);

@@ -1181,6 +1181,11 @@ mod tests {
             (json!({"t": {"$not": {"$in": "x"}}}), ".t.$not.$in", "expects an array"),
             (json!({"$in": [1]}), ".$in", "value operator"),
             (json!({"id": {"$inGroup": "g"}}), ".id.$inGroup", "saved groups"),
+            (
+                json!({"plan": {"$or": [{"$eq": "pro"}]}}),
+                ".plan.$or",
+                "`$or` combines whole conditions, so use it at the condition level",
+            ),
         ];
         for (condition, path, reason) in cases {
             let e = compile_err(condition.clone());
@@ -1227,6 +1232,68 @@ mod tests {
             literal = json!([literal]);
         }
         assert!(compile_err(json!({"a": literal})).reason.contains("nested too deeply"));
+    }
+
+    /// Every way a condition nests counts towards the cap, by its exact number of levels: the
+    /// deepest nesting of each shape that still compiles, and one more that does not.
+    #[test]
+    fn every_nesting_shape_is_capped_exactly() {
+        type Shape = (&'static str, Value, fn(Value) -> Value, fn(Value) -> Value, usize);
+        let shapes: [Shape; 10] = [
+            ("$and", json!({"a": 1}), |x| json!({"$and": [x]}), |x| x, 31),
+            ("$or", json!({"a": 1}), |x| json!({"$or": [x]}), |x| x, 31),
+            ("$not (condition)", json!({"a": 1}), |x| json!({"$not": x}), |x| x, 31),
+            (
+                "$not (value)",
+                json!({"$eq": 1}),
+                |x| json!({"$not": x}),
+                |x| json!({"a": x}),
+                15,
+            ),
+            (
+                "$all",
+                json!({"$eq": 1}),
+                |x| json!({"$all": [x]}),
+                |x| json!({"a": x}),
+                15,
+            ),
+            (
+                "$size",
+                json!({"$gt": 0}),
+                |x| json!({"$size": x}),
+                |x| json!({"a": x}),
+                15,
+            ),
+            (
+                "$elemMatch (value)",
+                json!({"$eq": 1}),
+                |x| json!({"$elemMatch": x}),
+                |x| json!({"a": x}),
+                15,
+            ),
+            (
+                "$elemMatch (condition)",
+                json!({"b": 1}),
+                |x| json!({"c": {"$elemMatch": x}}),
+                |x| x,
+                10,
+            ),
+            ("literal array", json!(1), |x| json!([x]), |x| json!({"a": x}), 31),
+            ("literal object", json!(1), |x| json!({"k": x}), |x| json!({"a": x}), 31),
+        ];
+        let mut wrong = Vec::new();
+        for (name, base, wrap, top, deepest) in shapes {
+            let nested = |levels: usize| top((0..levels).fold(base.clone(), |x, _| wrap(x)));
+            let compiles = |levels: usize| Condition::compile(&nested(levels)).is_ok();
+            let found = (0..=64).take_while(|&levels| compiles(levels)).last();
+            if found != Some(deepest) {
+                wrong.push(format!("{name}: {found:?} levels compile, expected {deepest}"));
+                continue;
+            }
+            let e = compile_err(nested(deepest + 1));
+            assert!(e.reason.contains("nested too deeply"), "{name}: {}", e.reason);
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 
     #[test]
