@@ -289,7 +289,7 @@ for (const doc of documents) {
     }
   }
   // Paths in the tree: sources, tests, benchmarks, scripts, docs, deployment files.
-  const tops = "crates|src|tests|bench|benches|scripts|docs|deploy|www|examples|fuzz|testdata";
+  const tops = "crates|src|tests|bench|benches|scripts|docs|deploy|www|examples|fuzz|testdata|schemas";
   const pathPattern = new RegExp(`(?<![\\w./-])((?:${tops})/[\\w.*/-]*[\\w*/])`, "g");
   for (const m of text.matchAll(pathPattern)) {
     if (inTaken(m.index)) continue;

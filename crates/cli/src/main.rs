@@ -66,6 +66,9 @@ enum Command {
     },
     /// Print the manual page in roff (e.g. `cohort man > /usr/local/share/man/man1/cohort.1`).
     Man,
+    /// Print the tenant config's JSON Schema (schemas/tenant-config.schema.json), for editors:
+    /// a config naming it in `"$schema"` gets completion and checks as it is typed.
+    Schema,
 }
 
 #[derive(clap::Args)]
@@ -110,6 +113,15 @@ fn main() -> ExitCode {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cohort", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            let schema = cohort_core::config::tenant_config_schema();
+            serde_json::to_string_pretty(&schema)
+                .map(|text| {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                })
+                .map_err(|e| format!("writing the schema: {e}"))
         }
         Command::Man => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())

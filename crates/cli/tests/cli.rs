@@ -106,6 +106,33 @@ fn validate_reads_stdin_and_reports_json() {
     assert!(text(&twice.stderr).contains("`-` (stdin) can be given once"));
 }
 
+/// The committed schema is what the code generates: a config type changed without regenerating it
+/// (`cargo run -p cohort-cli -- schema > schemas/tenant-config.schema.json`) fails here. Ajv checks
+/// the examples against it in tests/tooling/schema.test.mjs.
+#[test]
+fn the_committed_json_schema_matches_the_config_types() {
+    let printed = cohort(&["schema"], None);
+    assert!(printed.status.success(), "{}", text(&printed.stderr));
+    let committed = include_str!("../../../schemas/tenant-config.schema.json");
+    assert!(
+        text(&printed.stdout) == committed,
+        "schemas/tenant-config.schema.json is stale: regenerate it with `cohort schema`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(committed).expect("the schema is JSON");
+    let properties = schema["properties"].as_object().expect("top-level properties");
+    for field in [
+        "$schema",
+        "schema",
+        "tenant",
+        "version",
+        "hostnames",
+        "hash_key",
+        "experiments",
+    ] {
+        assert!(properties.contains_key(field), "the schema lacks `{field}`");
+    }
+}
+
 #[test]
 fn completions_and_the_manual_page_cover_every_subcommand() {
     let bash = cohort(&["completions", "bash"], None);

@@ -9,10 +9,27 @@ use serde::{Deserialize, Serialize};
 /// The only schema this engine reads.
 pub const SUPPORTED_SCHEMA: u64 = 1;
 
+/// The tenant config's JSON Schema (draft 2020-12), generated from these types and their doc
+/// comments: what `cohort schema` prints and `schemas/tenant-config.schema.json` holds. It
+/// describes the shape; the engine's validation (ranges, references, sums) goes further.
+#[cfg(feature = "schema")]
+pub fn tenant_config_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(TenantConfig).to_value();
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("title".into(), "Cohort tenant config (schema 1)".into());
+    }
+    schema
+}
+
 /// One tenant (website): its hostnames, bucketing key, holdout, layers and experiments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
+    /// Where an editor finds this file's JSON Schema (`schemas/tenant-config.schema.json`); any
+    /// string, ignored by the engine.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<String>,
     /// Schema number; must be [`SUPPORTED_SCHEMA`].
     pub schema: u64,
     /// Tenant id: lowercase letters, digits, `-` and `_`, at most 64 characters.
@@ -42,6 +59,7 @@ pub struct TenantConfig {
 
 /// How results analyse one metric (the `metric` of conversion events).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MetricConfig {
     /// Metric key as conversion events carry it (same characters as experiment keys).
@@ -72,6 +90,7 @@ pub struct MetricConfig {
 
 /// What a unit's figure for a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MetricKind {
     /// 1 if the unit converted, else 0: results compare conversion rates.
@@ -93,6 +112,7 @@ impl MetricKind {
 
 /// Which way a metric should move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MetricDirection {
     /// More is better (purchases, revenue).
@@ -114,6 +134,7 @@ impl MetricDirection {
 
 /// Edge settings of a tenant; every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EdgeConfig {
     /// Share the sticky cookie across subdomains (`example.com` covers `www.` and `shop.`);
@@ -137,6 +158,7 @@ pub struct EdgeConfig {
 
 /// A layer (a set of mutually exclusive experiments).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LayerConfig {
     /// Layer key; units are bucketed into it with the seed `layer:<key>`.
@@ -148,6 +170,7 @@ pub struct LayerConfig {
 
 /// Lifecycle of an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Configured but not live: nobody is assigned (forced QA variants still work).
@@ -162,6 +185,7 @@ pub enum Status {
 
 /// Bucketing function of an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum HashMode {
     /// SipHash-1-3 under the tenant key (docs/config.md, "Bucketing contract").
     #[default]
@@ -174,6 +198,7 @@ pub enum HashMode {
 
 /// One experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
     /// Experiment key, unique in the tenant: letters, digits, `-`, `_`, `.`; at most 64 characters.
@@ -224,6 +249,7 @@ fn full_coverage() -> u32 {
 
 /// An experiment's place in a layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LayerSlotConfig {
     /// Key of a layer declared in `layers`.
@@ -234,6 +260,7 @@ pub struct LayerSlotConfig {
 
 /// One variant of an experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VariantConfig {
     /// Variant key, unique in the experiment (same characters as experiment keys).
@@ -247,6 +274,7 @@ pub struct VariantConfig {
 
 /// Something the edge does for a variant. The engine only validates and carries these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// Split-URL routing: fetch another path and/or host from the origin, invisibly to the visitor.
@@ -299,6 +327,7 @@ pub enum Action {
 
 /// Where [`Action::InsertHtml`] puts its fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InsertPosition {
     /// Before the element's start tag.

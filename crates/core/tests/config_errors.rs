@@ -39,6 +39,17 @@ fn the_valid_base_config_compiles() {
 }
 
 #[test]
+fn a_json_schema_reference_is_accepted_and_must_be_a_string() {
+    let mut config = valid();
+    config["$schema"] = json!("../../schemas/tenant-config.schema.json");
+    assert_eq!(Tenant::from_value(config).unwrap().experiments.len(), 2);
+    assert_rejected(
+        |c| c["$schema"] = json!(1),
+        "$schema: invalid type: integer `1`, expected a string",
+    );
+}
+
+#[test]
 fn weights_must_sum_to_10000() {
     assert_rejected(
         |c| c["experiments"][1]["variants"][1]["weight"] = json!(4900),
