@@ -76,7 +76,7 @@ bash scripts/build-dashboard.sh
 cargo build -p cohort-cli -p cohort-loadgen
 counted node --test --test-timeout=300000 --test-reporter=spec tests/dashboard/
 
-step "edge worker in real workerd (wrangler dev): end-to-end suite"
+step "edge worker: size budget, wrangler deploy --dry-run of staging and production, end-to-end suite in real workerd"
 bash scripts/build-worker.sh
 size=$(stat -c %s build/index_bg.wasm)
 gzipped=$(gzip -9 -c build/index_bg.wasm | wc -c)
@@ -85,6 +85,9 @@ if (( size > WORKER_WASM_BUDGET || gzipped > WORKER_GZIP_BUDGET )); then
   echo "FAIL: the deployed worker is over its size budget" >&2
   exit 1
 fi
+for environment in staging production; do
+  COHORT_COLLECTOR_URL=https://collector.example.com bash scripts/deploy-edge.sh "$environment" --dry-run
+done
 # tests/edge/delivery.test.mjs runs the real collector binary built for the dashboard step above.
 WRANGLER_SEND_METRICS=false counted node --test --test-timeout=300000 --test-reporter=spec tests/edge/
 
