@@ -1194,6 +1194,31 @@ mod tests {
         }
     }
 
+    /// Errors say what was found instead of what was expected, for every JSON type.
+    #[test]
+    fn errors_describe_the_value_found() {
+        for (operand, found) in [
+            (json!(null), "found null"),
+            (json!(true), "found a boolean"),
+            (json!(1), "found a number"),
+            (json!("x"), "found a string"),
+            (json!({}), "found an object"),
+        ] {
+            let e = compile_err(json!({"$or": operand}));
+            assert!(e.reason.ends_with(found), "`{}` should end with `{found}`", e.reason);
+        }
+        assert!(compile_err(json!({"$not": [1]})).reason.ends_with("found an array"));
+    }
+
+    /// Stringifying a nested array for a comparison stops at a fixed depth: what lies deeper reads
+    /// as empty, so an attribute's nesting cannot make the comparison recurse without bound.
+    #[test]
+    fn stringification_depth_is_bounded() {
+        let nested = |levels: usize| (0..levels).fold(json!("x"), |x, _| json!([x]));
+        assert_eq!(js_to_string(&nested(MAX_STRINGIFY_DEPTH), 0), "x");
+        assert_eq!(js_to_string(&nested(MAX_STRINGIFY_DEPTH + 1), 0), "");
+    }
+
     #[test]
     fn display_and_error_trait() {
         let e = compile_err(json!({"a": {"$bad": 1}}));
