@@ -76,6 +76,9 @@ bash scripts/build-dashboard.sh
 cargo build -p cohort-cli -p cohort-loadgen
 counted node --test --test-timeout=300000 --test-reporter=spec tests/dashboard/
 
+step "collector deployment files (Dockerfile, compose.yaml, systemd unit) start the binary as they describe, on PostgreSQL"
+counted bash scripts/postgres.sh node --test --test-timeout=120000 --test-reporter=spec tests/deploy/
+
 step "edge worker: size budget, wrangler deploy --dry-run of staging and production, end-to-end suite in real workerd"
 bash scripts/build-worker.sh
 size=$(stat -c %s build/index_bg.wasm)
