@@ -1,4 +1,4 @@
-// Cohort's targeting conditions and `growthbook-v2` bucketing against GrowthBook's own JavaScript
+// Cohort's targeting conditions and `growthbook-v2` / `growthbook-v1` bucketing against GrowthBook's own JavaScript
 // SDK (the version pinned in package.json). Every vector is run through GrowthBook; the condition
 // cases that differ must be exactly those marked `growthbook_differs`, each naming a difference
 // described in docs/config.md ("Deliberate differences from GrowthBook").
@@ -67,18 +67,24 @@ test("every growthbook_differs note names a difference described in docs/config.
   }
 });
 
-test("GrowthBook's hash version 2 gives every growthbook_v2 bucket in testdata/bucketing.json", () => {
-  const cases = bucketing.growthbook_v2;
-  assert.ok(cases.length >= 30, `only ${cases.length} growthbook_v2 cases`);
-  for (const { seed, unit, bucket } of cases) {
-    assert.equal(
-      toBucket(growthbookHash(seed, unit, 2)),
-      bucket,
-      `seed ${JSON.stringify(seed)}, unit ${JSON.stringify(unit)}`,
-    );
-  }
-  console.log(`${cases.length} growthbook_v2 buckets compared with GrowthBook's hash`);
-});
+// Cohort's hash modes named after GrowthBook's, with the hash version each reproduces.
+const HASH_VERSIONS = { "growthbook-v2": 2, "growthbook-v1": 1 };
+
+for (const [mode, version] of Object.entries(HASH_VERSIONS)) {
+  const vectors = mode.replace("-", "_");
+  test(`GrowthBook's hash version ${version} gives every ${vectors} bucket in testdata/bucketing.json`, () => {
+    const cases = bucketing[vectors];
+    assert.ok(cases.length >= 30, `only ${cases.length} ${vectors} cases`);
+    for (const { seed, unit, bucket } of cases) {
+      assert.equal(
+        toBucket(growthbookHash(seed, unit, version)),
+        bucket,
+        `seed ${JSON.stringify(seed)}, unit ${JSON.stringify(unit)}`,
+      );
+    }
+    console.log(`${cases.length} ${vectors} buckets compared with GrowthBook's hash version ${version}`);
+  });
+}
 
 // Steps of Cohort's evaluation that decide before the experiment's own hash is computed
 // (docs/config.md, "How assignment works"); GrowthBook has no counterpart for the tenant holdout or
@@ -96,9 +102,13 @@ const DECIDED_BEFORE_HASH = new Set([
   "outside_layer",
 ]);
 
-test("the GrowthBook SDK running each growthbook-v2 experiment agrees with testdata/evaluations.json", () => {
-  const experiments = evaluations.config.experiments.filter((e) => e.hash === "growthbook-v2");
-  assert.ok(experiments.length > 0, "evaluations.json has a growthbook-v2 experiment");
+test("the GrowthBook SDK running each growthbook-v2 and growthbook-v1 experiment agrees with testdata/evaluations.json", () => {
+  const experiments = evaluations.config.experiments.filter((e) => e.hash in HASH_VERSIONS);
+  for (const mode of Object.keys(HASH_VERSIONS))
+    assert.ok(
+      experiments.some((e) => e.hash === mode),
+      `evaluations.json has a ${mode} experiment`,
+    );
   let compared = 0;
   const outcomes = new Set();
   for (const experiment of experiments) {
@@ -106,7 +116,7 @@ test("the GrowthBook SDK running each growthbook-v2 experiment agrees with testd
     const growthbookExperiment = {
       key: experiment.key,
       seed: experiment.seed ?? experiment.key,
-      hashVersion: 2,
+      hashVersion: HASH_VERSIONS[experiment.hash],
       coverage: (experiment.coverage ?? 10000) / 10000,
       weights: experiment.variants.map((v) => v.weight / 10000),
       variations: experiment.variants.map((v) => v.key),
@@ -123,7 +133,9 @@ test("the GrowthBook SDK running each growthbook-v2 experiment agrees with testd
       try {
         const result = growthbook.run(growthbookExperiment);
         // The SDK reports the bucket only for a unit it assigns, so the hash is also asked directly.
-        const bucket = toBucket(growthbookHash(growthbookExperiment.seed, context.unit, 2));
+        const bucket = toBucket(
+          growthbookHash(growthbookExperiment.seed, context.unit, growthbookExperiment.hashVersion),
+        );
         assert.equal(bucket, decision.bucket, `bucket of ${where}`);
         if (decision.source === "bucketed") {
           assert.equal(result.inExperiment, true, where);
@@ -141,5 +153,5 @@ test("the GrowthBook SDK running each growthbook-v2 experiment agrees with testd
     }
   }
   assert.deepEqual([...outcomes].sort(), ["bucketed", "outside_coverage"], "both outcomes are exercised");
-  console.log(`${compared} growthbook-v2 decisions compared with the GrowthBook SDK`);
+  console.log(`${compared} growthbook-v2 and growthbook-v1 decisions compared with the GrowthBook SDK`);
 });

@@ -91,7 +91,9 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
             // Expected shares: the variants' bucket ranges at the configured coverage.
             let expected: Vec<f64> = match experiment.hash {
                 HashMode::CohortV1 => experiment.ranges.iter().map(|r| f64::from(r.len())).collect(),
-                HashMode::GrowthbookV2 => experiment.variants.iter().map(|v| f64::from(v.weight)).collect(),
+                HashMode::GrowthbookV2 | HashMode::GrowthbookV1 => {
+                    experiment.variants.iter().map(|v| f64::from(v.weight)).collect()
+                }
             };
             let expected_total: f64 = expected.iter().sum::<f64>().max(1.0);
             entry["variants"] = experiment

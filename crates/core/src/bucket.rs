@@ -127,6 +127,13 @@ pub mod growthbook {
         fnv1a32(&inner.to_string()) % 10_000
     }
 
+    /// GrowthBook's hash version 1 on the same `[0, 10000)` scale: `(fnv1a32(unit ‖ seed) mod 1000)
+    /// × 10`, so `bucket / 10000` is exactly GrowthBook's `k / 1000` (both divisions round the same
+    /// real number). Note the order: version 1 hashes the unit before the seed.
+    pub fn bucket_v1(seed: &str, unit_id: &str) -> u32 {
+        fnv1a32(&format!("{unit_id}{seed}")) % 1000 * 10
+    }
+
     /// GrowthBook's variant choice, reproduced in the same `f64` arithmetic (cumulative weights as
     /// floats, half-open ranges `[start, start + coverage·weight)`) so edge cases land identically.
     pub fn choose_variant(weights_bp: impl IntoIterator<Item = u32>, coverage_bp: u32, bucket: u32) -> Option<usize> {

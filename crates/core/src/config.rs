@@ -194,6 +194,10 @@ pub enum HashMode {
     /// GrowthBook's FNV-1a hash version 2, so units migrating from GrowthBook keep their variant.
     #[serde(rename = "growthbook-v2")]
     GrowthbookV2,
+    /// GrowthBook's original hash (version 1, 1000 buckets), for experiments GrowthBook started
+    /// with `hashVersion: 1`; new experiments should use `growthbook-v2` or `cohort-v1`.
+    #[serde(rename = "growthbook-v1")]
+    GrowthbookV1,
 }
 
 /// One experiment.

@@ -365,8 +365,12 @@ impl Tenant {
                 let bucket = bucket::bucket(&self.hash_key, &experiment.seed, context.unit_id);
                 (bucket, bucket::choose_variant(&experiment.ranges, bucket))
             }
-            HashMode::GrowthbookV2 => {
-                let bucket = growthbook::bucket_v2(&experiment.seed, context.unit_id);
+            HashMode::GrowthbookV2 | HashMode::GrowthbookV1 => {
+                let bucket = if experiment.hash == HashMode::GrowthbookV2 {
+                    growthbook::bucket_v2(&experiment.seed, context.unit_id)
+                } else {
+                    growthbook::bucket_v1(&experiment.seed, context.unit_id)
+                };
                 let weights = experiment.variants.iter().map(|v| v.weight);
                 (bucket, growthbook::choose_variant(weights, experiment.coverage, bucket))
             }

@@ -41,10 +41,21 @@ fn range_vectors() {
 
 #[wasm_bindgen_test(unsupported = test)]
 fn growthbook_vectors() {
-    let cases = cohort_vectors::bucketing().growthbook_v2;
-    assert!(cases.len() >= 30);
-    for case in &cases {
-        assert_eq!(growthbook::bucket_v2(&case.seed, &case.unit), case.bucket, "{case:?}");
+    let vectors = cohort_vectors::bucketing();
+    assert!(vectors.growthbook_v2.len() >= 30 && vectors.growthbook_v1.len() >= 30);
+    for case in &vectors.growthbook_v2 {
+        assert_eq!(
+            growthbook::bucket_v2(&case.seed, &case.unit),
+            case.bucket,
+            "v2 {case:?}"
+        );
+    }
+    for case in &vectors.growthbook_v1 {
+        assert_eq!(
+            growthbook::bucket_v1(&case.seed, &case.unit),
+            case.bucket,
+            "v1 {case:?}"
+        );
     }
 }
 

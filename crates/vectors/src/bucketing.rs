@@ -13,7 +13,9 @@ pub struct BucketingVectors {
     /// The bucket ranges variant weights and a coverage give.
     pub ranges: Vec<RangeCase>,
     /// Buckets of the `growthbook-v2` hash, GrowthBook's hash version 2.
-    pub growthbook_v2: Vec<GrowthbookV2Case>,
+    pub growthbook_v2: Vec<GrowthbookCase>,
+    /// Buckets of the `growthbook-v1` hash, GrowthBook's hash version 1 on the 10000-bucket scale.
+    pub growthbook_v1: Vec<GrowthbookCase>,
 }
 
 /// One unit hashed with one seed under one key.
@@ -44,10 +46,10 @@ pub struct RangeCase {
     pub ranges: Vec<[u32; 2]>,
 }
 
-/// One unit's `growthbook-v2` bucket for one seed.
+/// One unit's `growthbook-v2` or `growthbook-v1` bucket for one seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GrowthbookV2Case {
+pub struct GrowthbookCase {
     /// The seed.
     pub seed: String,
     /// The unit id.

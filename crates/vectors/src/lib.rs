@@ -21,7 +21,7 @@ mod conditions;
 mod cookies;
 mod evaluations;
 
-pub use bucketing::{BucketCase, BucketingVectors, GrowthbookV2Case, RangeCase};
+pub use bucketing::{BucketCase, BucketingVectors, GrowthbookCase, RangeCase};
 pub use conditions::{ConditionCase, ConditionExpectation, ConditionVectors};
 pub use cookies::{CookieAssignment, CookieErrorKind, CookieVectors, InvalidCookie, MAX_AGE_SECONDS, ValidCookie};
 pub use evaluations::{
