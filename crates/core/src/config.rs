@@ -145,6 +145,12 @@ pub struct EdgeConfig {
     /// any value) keeps the visitor out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opt_out_cookie: Option<String>,
+    /// Name of a first-party cookie that holds the visitor's unit id (GrowthBook's `gbuuid`, or
+    /// the site's own visitor id). When present and valid, visitors are bucketed on its value, so
+    /// units migrated from another tool keep their variants; Cohort's cookie still carries
+    /// stickiness. Absent or invalid: Cohort's own id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_id_cookie: Option<String>,
     /// Origin to fetch instead of the request's own URL (`http://127.0.0.1:8080`), for sites whose
     /// hostname does not resolve to their origin and for local runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]

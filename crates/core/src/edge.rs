@@ -253,9 +253,15 @@ pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, 
         }
         None => None,
     };
-    let unit_id = previous
-        .as_ref()
-        .map_or_else(|| unit_id_from_random(random_unit), |c| c.unit_id.clone());
+    // A site's own unit id wins over Cohort's, and a sticky cookie issued to another unit does
+    // not carry over to it (its assignments belong to that unit).
+    let site_unit = site_unit_id(tenant, visit.visitor.cookie_header, &mut plan);
+    let previous = previous.filter(|cookie| site_unit.is_none_or(|unit| cookie.unit_id == unit));
+    let unit_id = match (site_unit, &previous) {
+        (Some(unit), _) => unit.to_owned(),
+        (None, Some(cookie)) => cookie.unit_id.clone(),
+        (None, None) => unit_id_from_random(random_unit),
+    };
     let sticky: &[StickyEntry] = previous.as_ref().map_or(&[], |c| &c.assignments);
 
     let mut forced = BTreeMap::new();
@@ -570,6 +576,24 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
     })
 }
 
+/// The unit id in the tenant's `edge.unit_id_cookie`, when the request carries a usable one: 1 to
+/// 64 visible ASCII characters (what the sticky cookie can store). An unusable value is reported
+/// as the request's cookie problem and ignored.
+fn site_unit_id<'h>(tenant: &Tenant, cookie_header: &'h str, plan: &mut Plan) -> Option<&'h str> {
+    let name = tenant.edge.unit_id_cookie.as_deref()?;
+    let value = cookie_value(cookie_header, name)?;
+    let usable = !value.is_empty()
+        && value.len() <= crate::cookie::MAX_UNIT_ID_LEN
+        && value.bytes().all(|b| b.is_ascii_graphic());
+    if !usable && plan.cookie_problem.is_none() {
+        plan.cookie_problem = Some(format!(
+            "unit id cookie `{name}`: not 1 to {} visible ASCII characters; Cohort's own id is used",
+            crate::cookie::MAX_UNIT_ID_LEN
+        ));
+    }
+    usable.then_some(value)
+}
+
 /// The sticky cookie's name for `tenant`.
 pub fn cookie_name(tenant: &Tenant) -> &'static str {
     if tenant.edge.cookie_domain.is_some() {
@@ -797,6 +821,90 @@ mod tests {
         let returning = plan(&news, &news_keys, &news_visit(news_cookie), 1_800_000_120_000, [5; 16]);
         assert_eq!(returning.unit_id, on_news.unit_id);
         assert_eq!(returning.cookie_problem, None);
+    }
+
+    /// A tenant migrating from GrowthBook: its experiment keeps GrowthBook's hash, and visitors
+    /// are bucketed on GrowthBook's `gbuuid` cookie.
+    fn migrated_tenant() -> Tenant {
+        tenant(json!({
+            "edge": {"unit_id_cookie": "gbuuid"},
+            "experiments": [{"key": "gb", "status": "running", "hash": "growthbook-v2", "variants": [
+                {"key": "control", "weight": 5000}, {"key": "b", "weight": 5000}
+            ]}]
+        }))
+    }
+
+    #[test]
+    fn a_site_unit_id_cookie_is_the_unit_and_buckets_as_growthbook_did() {
+        let tenant = migrated_tenant();
+        let gb_variant = |unit: &str| {
+            let bucket = crate::bucket::growthbook::bucket_v2("gb", unit);
+            ["control", "b"][crate::bucket::growthbook::choose_variant([5000, 5000], 10_000, bucket).unwrap()]
+        };
+        for unit in ["gb-visitor-1", "gb-visitor-2", "gb-visitor-3", "gb-visitor-4"] {
+            let header = format!("theme=dark; gbuuid={unit}");
+            let plan = plan(&tenant, &keys(), &visit(&header), 1_800_000_000_000, [7; 16]);
+            assert_eq!(plan.unit_id.as_deref(), Some(unit));
+            assert_eq!(plan.assignments[0].variant, gb_variant(unit), "{unit}");
+            assert_eq!(plan.exposures[0].unit, unit);
+            assert_eq!(plan.cookie_problem, None);
+            // Stickiness still rides on Cohort's cookie, issued to the same unit.
+            let cookie = plan.set_cookie.unwrap();
+            let value = cookie.split(';').next().unwrap();
+            let returning = format!("{value}; gbuuid={unit}");
+            let again = crate::edge::plan(&tenant, &keys(), &visit(&returning), 1_800_000_060_000, [9; 16]);
+            assert_eq!(again.unit_id.as_deref(), Some(unit));
+            assert_eq!((again.set_cookie, again.exposures.len()), (None, 0), "returning {unit}");
+        }
+    }
+
+    #[test]
+    fn a_sticky_cookie_of_another_unit_does_not_carry_over_to_the_site_unit() {
+        let tenant = migrated_tenant();
+        let before = plan(&tenant, &keys(), &visit(""), 1_800_000_000_000, [7; 16]);
+        assert_eq!(before.unit_id.as_deref(), Some("07070707070707070707070707070707"));
+        let cohort_cookie = before.set_cookie.unwrap();
+        let cohort_cookie = cohort_cookie.split(';').next().unwrap();
+        // The site sets its id later: the unit becomes that id, assigned afresh and exposed again.
+        let header = format!("{cohort_cookie}; gbuuid=site-unit-42");
+        let after = plan(&tenant, &keys(), &visit(&header), 1_800_000_060_000, [9; 16]);
+        assert_eq!(after.unit_id.as_deref(), Some("site-unit-42"));
+        assert_eq!(after.exposures.len(), 1);
+        assert!(
+            after.set_cookie.is_some(),
+            "Cohort's cookie is reissued to the site's unit"
+        );
+    }
+
+    #[test]
+    fn an_unusable_site_unit_id_is_reported_and_cohorts_id_used() {
+        let migrated = migrated_tenant();
+        let long = "x".repeat(crate::cookie::MAX_UNIT_ID_LEN + 1);
+        for value in ["", long.as_str(), "has%20space\u{7f}", "tab\tinside"] {
+            let header = format!("gbuuid={value}");
+            let plan = plan(&migrated, &keys(), &visit(&header), 1_800_000_000_000, [3; 16]);
+            assert_eq!(
+                plan.unit_id.as_deref(),
+                Some("03030303030303030303030303030303"),
+                "{value:?}"
+            );
+            if !value.is_empty() {
+                assert!(
+                    plan.cookie_problem.as_deref().is_some_and(|p| p.contains("gbuuid")),
+                    "{value:?}"
+                );
+            }
+        }
+        // Without the setting, the same cookie means nothing.
+        let plain = tenant(json!({}));
+        let plan = plan(
+            &plain,
+            &keys(),
+            &visit("gbuuid=site-unit-42"),
+            1_800_000_000_000,
+            [3; 16],
+        );
+        assert_eq!(plan.unit_id.as_deref(), Some("03030303030303030303030303030303"));
     }
 
     /// The holdout records in a plan.

@@ -463,14 +463,21 @@ fn check_edge(edge: &EdgeConfig, hostnames: &[String]) -> Result<(), ConfigError
             ));
         }
     }
-    if let Some(name) = &edge.opt_out_cookie {
+    let check_cookie_name = |field: &str, name: &str| {
         let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
         if name.is_empty() || name.len() > 64 || !name.chars().all(token) {
-            return Err(ConfigError::invalid(
-                "edge.opt_out_cookie",
-                format!("`{name}` is not a cookie name"),
-            ));
+            return Err(ConfigError::invalid(field, format!("`{name}` is not a cookie name")));
         }
+        if [crate::edge::HOST_COOKIE_NAME, crate::edge::DOMAIN_COOKIE_NAME].contains(&name) {
+            return Err(ConfigError::invalid(field, format!("`{name}` is Cohort's own cookie")));
+        }
+        Ok(())
+    };
+    if let Some(name) = &edge.opt_out_cookie {
+        check_cookie_name("edge.opt_out_cookie", name)?;
+    }
+    if let Some(name) = &edge.unit_id_cookie {
+        check_cookie_name("edge.unit_id_cookie", name)?;
     }
     if let Some(origin) = &edge.origin {
         let rest = origin

@@ -352,3 +352,22 @@ fn selectors_with_brackets_quotes_and_combinators_are_accepted() {
         }
     }
 }
+
+#[test]
+fn a_unit_id_cookie_must_be_a_cookie_name_other_than_cohorts_own() {
+    let mut config = valid();
+    config["edge"] = json!({"unit_id_cookie": "gbuuid"});
+    assert!(Tenant::from_value(config).is_ok());
+    assert_rejected(
+        |c| c["edge"] = json!({"unit_id_cookie": "gb uuid"}),
+        "edge.unit_id_cookie: `gb uuid` is not a cookie name",
+    );
+    assert_rejected(
+        |c| c["edge"] = json!({"unit_id_cookie": "__Host-cohort"}),
+        "edge.unit_id_cookie: `__Host-cohort` is Cohort's own cookie",
+    );
+    assert_rejected(
+        |c| c["edge"] = json!({"opt_out_cookie": "cohort"}),
+        "edge.opt_out_cookie: `cohort` is Cohort's own cookie",
+    );
+}
