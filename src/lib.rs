@@ -23,6 +23,6 @@ pub(crate) fn now_ms() -> i64 {
 /// Fresh random bytes from the platform (`crypto.getRandomValues`).
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
     let mut bytes = [0u8; N];
-    getrandom::getrandom(&mut bytes).map_err(|e| format!("getrandom: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| format!("getrandom: {e}"))?;
     Ok(bytes)
 }

@@ -4,7 +4,7 @@
 //! so one tenant's key never verifies another tenant's data and a key for one purpose is useless
 //! for another. The edge and the collector derive the same keys from the same `COHORT_SECRET`.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::encoding::{base64url_encode, hex_decode, hex_encode};
@@ -216,9 +216,11 @@ impl BeaconKey {
     }
 }
 
-/// Equality that takes the same time wherever the first difference is.
+/// Equality that takes the same time wherever the first difference is (`subtle`); only the
+/// lengths, which are public, are compared directly.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 #[cfg(test)]
