@@ -28,8 +28,9 @@ for (const run of fs.readdirSync(dir).sort()) {
   const results = path.join(dir, run, "mutants.out");
   if (!fs.existsSync(path.join(results, "outcomes.json"))) continue;
   runs.push(run);
-  for (const outcome of OUTCOMES) {
-    const file = path.join(results, `${outcome}.txt`);
+  // previously_caught.txt: caught by an earlier run that a later `--iterate` run skipped.
+  for (const [outcome, name] of [...OUTCOMES.map((o) => [o, o]), ["caught", "previously_caught"]]) {
+    const file = path.join(results, `${name}.txt`);
     if (!fs.existsSync(file)) continue;
     for (const line of fs.readFileSync(file, "utf8").split("\n").filter(Boolean)) {
       const module = line.slice(0, line.indexOf(":"));

@@ -240,6 +240,35 @@ mod tests {
         assert_ne!(s.results_read_token("shop"), s.results_read_token("news"));
         assert!(s.verify_results_read_token("shop", &s.results_read_token("shop")));
         assert!(!s.verify_results_read_token("news", &s.results_read_token("shop")));
+        // Preview links: a key per tenant, unlike every other purpose's, and bound to the secret.
+        assert_ne!(s.preview_key("shop"), s.preview_key("news"));
+        assert_ne!(s.preview_key("shop"), s.beacon_key("shop").0);
+        let other = MasterSecret::new("another-master-secret-of-32-bytes-or-more").unwrap();
+        assert_ne!(s.preview_key("shop"), other.preview_key("shop"));
+    }
+
+    /// Secrets and keys never reach logs through `{:?}`; errors say what is wrong.
+    #[test]
+    fn secrets_do_not_print_and_errors_do() {
+        let s = secret();
+        assert_eq!(format!("{s:?}"), "MasterSecret(..)");
+        for printed in [
+            format!("{:?}", s.cookie_key("shop")),
+            format!("{:?}", s.beacon_key("shop")),
+        ] {
+            assert!(printed.ends_with("(..)"), "{printed}");
+            assert!(!printed.contains(&crate::encoding::hex_encode(&s.cookie_key("shop").0[..4])));
+        }
+        assert!(!MasterSecret::new("short").unwrap_err().to_string().is_empty());
+    }
+
+    #[test]
+    fn constant_time_equality_is_equality() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"\x01\x02", b"\x02\x01"));
     }
 
     #[test]

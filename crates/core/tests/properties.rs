@@ -278,3 +278,81 @@ fn paused_experiments_keep_unsent_exposures_unsent() {
         vec![StickyEntry { exposed: true, ..entry }]
     );
 }
+
+/// A sticky entry survives a request that does not reach its experiment (another path) while the
+/// experiment runs or is paused, and is dropped once the experiment ends or the variant is gone.
+#[test]
+fn sticky_entries_outlive_other_paths_only_while_their_experiment_can_use_them() {
+    let with = |status: &str, variants: usize| {
+        let variants: Vec<Value> = (0..variants)
+            .map(|i| json!({"key": format!("v{i}"), "weight": if i == 0 { 10_000 } else { 0 }}))
+            .collect();
+        tenant_with(
+            vec![json!({"key": "checkout", "status": status, "paths": ["/checkout"], "variants": variants})],
+            vec![],
+        )
+    };
+    let attributes = json!({});
+    let forced = BTreeMap::new();
+    for (status, variants, entry_variant, kept) in [
+        ("running", 2, 1, true),
+        ("paused", 2, 1, true),
+        ("running", 2, 2, false),
+        ("draft", 2, 1, false),
+    ] {
+        let tenant = with(status, variants);
+        let entry = StickyEntry {
+            experiment_id: tenant.experiments[0].cookie_id,
+            variant: entry_variant,
+            exposed: true,
+        };
+        let context = Context {
+            unit_id: "u",
+            attributes: &attributes,
+            path: "/elsewhere",
+            now_ms: 0,
+            sticky: &[entry],
+            forced: &forced,
+        };
+        let after = tenant.evaluate(&context).sticky_after(&[entry]);
+        assert_eq!(
+            after == vec![entry],
+            kept,
+            "{status}, variant {entry_variant} of {variants}"
+        );
+        assert_eq!(
+            after.is_empty(),
+            !kept,
+            "{status}, variant {entry_variant} of {variants}"
+        );
+    }
+}
+
+/// An experiment's start is inclusive and its end exclusive, to the millisecond.
+#[test]
+fn start_and_end_bound_an_experiment_to_the_millisecond() {
+    let tenant = tenant_with(
+        vec![json!({"key": "sale", "status": "running",
+            "start": "2030-01-01T00:00:00Z", "end": "2030-01-02T00:00:00Z",
+            "variants": [{"key": "control", "weight": 5000}, {"key": "b", "weight": 5000}]})],
+        vec![],
+    );
+    let (start, end) = (1_893_456_000_000_i64, 1_893_542_400_000_i64);
+    let attributes = json!({});
+    let forced = BTreeMap::new();
+    let outcome_at = |now_ms: i64| {
+        let context = Context {
+            unit_id: "u",
+            attributes: &attributes,
+            path: "/",
+            now_ms,
+            sticky: &[],
+            forced: &forced,
+        };
+        tenant.evaluate(&context).decisions[0].outcome.clone()
+    };
+    assert_eq!(outcome_at(start - 1), Outcome::Excluded(Reason::NotStarted));
+    assert!(matches!(outcome_at(start), Outcome::Assigned { .. }));
+    assert!(matches!(outcome_at(end - 1), Outcome::Assigned { .. }));
+    assert_eq!(outcome_at(end), Outcome::Excluded(Reason::Ended));
+}
