@@ -11,6 +11,8 @@
 #                                  unit-tests deploy/prometheus/alerts.yml
 #   scripts/setup.sh --durability  also strace (Debian), which crates/cli/tests/durability.rs runs
 #                                  the collector under to see it fsync before every 2xx
+#   scripts/setup.sh --supply-chain  also cargo-deny (crates.io), which checks deny.toml's license,
+#                                    ban and source rules offline
 #   scripts/setup.sh --statistics  also a Python environment with the pinned scipy, statsmodels and
 #                                  GrowthBook's gbstats (testdata/statistics-requirements.txt), in
 #                                  $STATISTICS_VENV, which regenerates testdata/statistics.json
@@ -19,6 +21,7 @@ cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.130   # must equal the `wasm-bindgen` pin in Cargo.toml
 WORKER_BUILD_VERSION=0.8.7     # pairs with the `worker` crate version in Cargo.toml
+CARGO_DENY_VERSION=0.20.2      # reads deny.toml
 GBSTATS_VERSION=0.8.0          # testdata/statistics.py's independent implementation of the sequential tests
 # Outside the checkout, so a fresh clone reuses it; keyed by the requirements it was made from.
 STATISTICS_VENV="${STATISTICS_VENV:-$HOME/.cache/cohort/statistics-venv}"
@@ -26,6 +29,7 @@ want_browser=false
 want_edge=false
 want_monitoring=false
 want_durability=false
+want_supply_chain=false
 want_statistics=false
 for arg in "$@"; do
   case "$arg" in
@@ -33,6 +37,7 @@ for arg in "$@"; do
     --edge) want_edge=true ;;
     --monitoring) want_monitoring=true ;;
     --durability) want_durability=true ;;
+    --supply-chain) want_supply_chain=true ;;
     --statistics) want_statistics=true ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
@@ -133,6 +138,10 @@ fi
 if $want_durability && ! command -v strace >/dev/null 2>&1; then
   step "installing strace from Debian"
   apt_install strace
+fi
+if $want_supply_chain && [[ "$(cargo deny --version 2>/dev/null || true)" != "cargo-deny $CARGO_DENY_VERSION" ]]; then
+  step "installing cargo-deny $CARGO_DENY_VERSION (about 6 minutes, once)"
+  cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked
 fi
 if $want_statistics; then
   stamp="$STATISTICS_VENV/requirements.txt"

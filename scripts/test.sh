@@ -10,7 +10,7 @@ source scripts/env.sh
 WORKER_WASM_BUDGET=$((1024 * 1024))   # bytes; the edge worker ships to every POP
 WORKER_GZIP_BUDGET=$((400 * 1024))    # what Cloudflare's upload limit counts
 
-bash scripts/setup.sh --browser --edge --monitoring --durability --statistics
+bash scripts/setup.sh --browser --edge --monitoring --durability --statistics --supply-chain
 
 # Every test runner's output also goes to this log, summed up in the closing line.
 results="$(mktemp)"
@@ -40,6 +40,9 @@ fixtures="$(mktemp -d)"
 "${STATISTICS_VENV:-$HOME/.cache/cohort/statistics-venv}/bin/python" testdata/statistics.py --out "$fixtures" >/dev/null
 diff -u testdata/statistics.json "$fixtures/statistics.json" || { echo "FAIL: testdata/statistics.json differs from what testdata/statistics.py writes" >&2; exit 1; }
 rm -rf "$fixtures"
+
+step "supply chain: licenses, bans (one hmac generation), sources (cargo deny, deny.toml; advisories need the network)"
+cargo deny --workspace --offline check licenses bans sources
 
 step "cargo clippy (native and wasm32), warnings are errors"
 cargo clippy --workspace --all-targets -- -D warnings
