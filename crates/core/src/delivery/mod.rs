@@ -441,6 +441,35 @@ mod tests {
         assert_eq!(body.as_array().unwrap().len(), 900);
     }
 
+    /// Batches stay within the collector's body limit by bytes as well as records, and each is
+    /// filled as far as the next whole message allows.
+    #[test]
+    fn pack_fills_batches_up_to_the_byte_limit_and_no_further() {
+        // Nine messages of ten ~11 KB records: about 990 KB in all, more than one batch holds.
+        let messages: Vec<(usize, Envelope)> = (0..9)
+            .map(|i| {
+                let envelope = Envelope {
+                    records: records(10, 11_000),
+                    ..envelope("shop", Kind::Conversions, 0)
+                };
+                (i, envelope)
+            })
+            .collect();
+        let message_bytes = messages[0].1.records.iter().map(|r| r.get().len() + 1).sum::<usize>();
+        let batches = pack(messages);
+        assert_eq!(batches.len(), 2);
+        for batch in &batches {
+            assert!(batch.body().len() <= MAX_BATCH_BYTES, "{} bytes", batch.body().len());
+            let body: Value = serde_json::from_str(&batch.body()).unwrap();
+            assert_eq!(body.as_array().unwrap().len(), batch.records());
+        }
+        assert!(
+            batches[0].body().len() + message_bytes > MAX_BATCH_BYTES,
+            "the first batch had room for another message"
+        );
+        assert_eq!(batches.iter().map(Batch::records).sum::<usize>(), 90);
+    }
+
     #[test]
     fn classify_reads_status_and_error_body() {
         assert_eq!(classify(Ok(200), "{}", None), Answer::Accepted);
