@@ -28,15 +28,28 @@ for (const run of fs.readdirSync(dir).sort()) {
   const results = path.join(dir, run, "mutants.out");
   if (!fs.existsSync(path.join(results, "outcomes.json"))) continue;
   runs.push(run);
+  // The run's own outcomes, then what earlier `--iterate` runs settled.
+  /** @type {Map<string, string>} */
+  const outcomeOf = new Map();
   // previously_caught.txt: caught by an earlier run that a later `--iterate` run skipped.
   for (const [outcome, name] of [...OUTCOMES.map((o) => [o, o]), ["caught", "previously_caught"]]) {
     const file = path.join(results, `${name}.txt`);
     if (!fs.existsSync(file)) continue;
-    for (const line of fs.readFileSync(file, "utf8").split("\n").filter(Boolean)) {
-      const module = line.slice(0, line.indexOf(":"));
-      if (!modules.has(module)) modules.set(module, Object.fromEntries(OUTCOMES.map((o) => [o, []])));
-      modules.get(module)[outcome].push(line);
-    }
+    for (const line of fs.readFileSync(file, "utf8").split("\n").filter(Boolean))
+      if (!outcomeOf.has(line)) outcomeOf.set(line, outcome);
+  }
+  // With the tree's list (scripts/mutants.sh writes it), each listed mutant counts once: by its
+  // outcome, or as unviable when an iteration skipped it without a caught record (cargo-mutants
+  // skips only caught and unviable ones). Without a list, every recorded outcome counts.
+  const listFile = path.join(dir, run, "list.txt");
+  const listed = fs.existsSync(listFile)
+    ? fs.readFileSync(listFile, "utf8").split("\n").filter(Boolean)
+    : [...outcomeOf.keys()];
+  for (const line of listed) {
+    const outcome = outcomeOf.get(line) ?? "unviable";
+    const module = line.slice(0, line.indexOf(":"));
+    if (!modules.has(module)) modules.set(module, Object.fromEntries(OUTCOMES.map((o) => [o, []])));
+    modules.get(module)[outcome].push(line);
   }
 }
 if (!runs.length) {

@@ -60,6 +60,9 @@ run_part() {
   out="$(target_dir)/mutants/$part${MUTANTS_SHARD:+-${MUTANTS_SHARD/\//-of-}}"
   mkdir -p "$out"
   step "mutants: $package ($(printf '%s ' "${files[@]}" | sed 's/--file //g')) → $out"
+  # Every mutant of the tree as it is now: the report counts these only, so mutants an earlier
+  # `--iterate` run saw at lines that have since moved are not counted twice.
+  cargo mutants --list --package "$package" "${files[@]}" ${MUTANTS_SHARD:+--shard "$MUTANTS_SHARD"} >"$out/list.txt"
   # Exit 2 (some mutants survived) and 3 (some timed out) are findings, reported below, not failures.
   local status=0
   cargo mutants --package "$package" "${files[@]}" --output "$out" --jobs 1 --timeout-multiplier 3 \

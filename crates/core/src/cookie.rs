@@ -371,6 +371,17 @@ mod tests {
         assert_eq!(decode(accented), "a".repeat(MAX_UNIT_ID_LEN - 1));
     }
 
+    /// Zero is one byte, not a padded varint: version 0 and time 0 round-trip.
+    #[test]
+    fn zero_values_round_trip() {
+        let cookie = StickyCookie {
+            config_version: 0,
+            issued_at: 0,
+            ..sample(2)
+        };
+        assert_eq!(StickyCookie::decode(&cookie.encode(&KEY), &KEY, 0, 3600), Ok(cookie));
+    }
+
     #[test]
     fn errors_say_what_is_wrong() {
         assert!(CookieError::BadMac.to_string().contains("signature"));
