@@ -356,3 +356,36 @@ fn start_and_end_bound_an_experiment_to_the_millisecond() {
     assert!(matches!(outcome_at(end - 1), Outcome::Assigned { .. }));
     assert_eq!(outcome_at(end), Outcome::Excluded(Reason::Ended));
 }
+
+/// A sticky entry naming a variant the experiment no longer has (variants were removed) is not
+/// served: the unit is bucketed again among the variants that exist.
+#[test]
+fn a_sticky_variant_that_no_longer_exists_is_bucketed_again() {
+    let tenant = tenant_with(
+        vec![json!({"key": "hero", "status": "running",
+            "variants": [{"key": "control", "weight": 5000}, {"key": "b", "weight": 5000}]})],
+        vec![],
+    );
+    let entry = StickyEntry {
+        experiment_id: tenant.experiments[0].cookie_id,
+        variant: 2,
+        exposed: true,
+    };
+    let attributes = json!({});
+    let forced = BTreeMap::new();
+    let context = Context {
+        unit_id: "u",
+        attributes: &attributes,
+        path: "/",
+        now_ms: 0,
+        sticky: &[entry],
+        forced: &forced,
+    };
+    match tenant.evaluate(&context).decisions[0].outcome {
+        Outcome::Assigned { variant, bucket, .. } => {
+            assert!(variant < 2, "served variant {variant} of 2");
+            assert!(bucket.is_some(), "bucketed again, not sticky");
+        }
+        ref other => panic!("expected a fresh assignment, got {other:?}"),
+    }
+}
