@@ -104,6 +104,10 @@ test("the Dockerfile builds a non-root image that runs `cohort collector` with t
   assert.ok(copies.includes(env.COHORT_DASHBOARD_DIR), "COHORT_DASHBOARD_DIR is where the dashboard is copied");
   assert.equal(env.COHORT_LISTEN, "0.0.0.0:8790", "listens on every interface inside the container");
   assert.match(dockerfile, /^EXPOSE 8790$/m);
+  // `COPY . .` copies the context: build outputs and installs stay out of it.
+  const ignored = read("Dockerfile.dockerignore").split("\n");
+  for (const entry of ["target", "node_modules", ".git", "deploy/collector/cohort_secret"])
+    assert.ok(ignored.includes(entry), `Dockerfile.dockerignore leaves out ${entry}`);
 });
 
 test("compose.yaml's collector, as configured, stores in PostgreSQL and serves its dashboard", async () => {

@@ -250,6 +250,12 @@ impl<'t> Evaluation<'t> {
     }
 }
 
+/// GrowthBook's variant choice for `bucket`, with the bucket.
+fn growthbook_choice(experiment: &Experiment, bucket: u32) -> (u32, Option<usize>) {
+    let weights = experiment.variants.iter().map(|v| v.weight);
+    (bucket, growthbook::choose_variant(weights, experiment.coverage, bucket))
+}
+
 fn still_sticky(experiment: &Experiment, entry: &StickyEntry) -> bool {
     matches!(experiment.status, Status::Running | Status::Paused)
         && usize::from(entry.variant) < experiment.variants.len()
@@ -365,14 +371,11 @@ impl Tenant {
                 let bucket = bucket::bucket(&self.hash_key, &experiment.seed, context.unit_id);
                 (bucket, bucket::choose_variant(&experiment.ranges, bucket))
             }
-            HashMode::GrowthbookV2 | HashMode::GrowthbookV1 => {
-                let bucket = if experiment.hash == HashMode::GrowthbookV2 {
-                    growthbook::bucket_v2(&experiment.seed, context.unit_id)
-                } else {
-                    growthbook::bucket_v1(&experiment.seed, context.unit_id)
-                };
-                let weights = experiment.variants.iter().map(|v| v.weight);
-                (bucket, growthbook::choose_variant(weights, experiment.coverage, bucket))
+            HashMode::GrowthbookV2 => {
+                growthbook_choice(experiment, growthbook::bucket_v2(&experiment.seed, context.unit_id))
+            }
+            HashMode::GrowthbookV1 => {
+                growthbook_choice(experiment, growthbook::bucket_v1(&experiment.seed, context.unit_id))
             }
         };
         match variant {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use cohort_core::bucket::{self, HashKey};
 use cohort_core::exposure::{HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
 use cohort_core::secrets::CookieKey;
-use cohort_core::{Context, Outcome, Reason, StickyCookie, StickyEntry, Tenant};
+use cohort_core::{Context, Evaluation, Outcome, Reason, StickyCookie, StickyEntry, Tenant};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -87,22 +87,31 @@ fn tenant_with(experiments: Vec<Value>, layers: Vec<Value>) -> Tenant {
     .unwrap()
 }
 
-fn evaluate(tenant: &Tenant, unit: &str) -> Vec<Outcome> {
+/// `tenant`'s evaluation of `unit` with no attributes and nothing forced.
+fn evaluation<'t>(tenant: &'t Tenant, unit: &str, path: &str, now_ms: i64, sticky: &[StickyEntry]) -> Evaluation<'t> {
     let attributes = json!({});
     let forced = BTreeMap::new();
-    tenant
-        .evaluate(&Context {
-            unit_id: unit,
-            attributes: &attributes,
-            path: "/",
-            now_ms: 0,
-            sticky: &[],
-            forced: &forced,
-        })
+    tenant.evaluate(&Context {
+        unit_id: unit,
+        attributes: &attributes,
+        path,
+        now_ms,
+        sticky,
+        forced: &forced,
+    })
+}
+
+fn evaluate(tenant: &Tenant, unit: &str) -> Vec<Outcome> {
+    evaluation(tenant, unit, "/", 0, &[])
         .decisions
         .into_iter()
         .map(|d| d.outcome)
         .collect()
+}
+
+/// Two variants at 50 % each.
+fn two_variants() -> Value {
+    json!([{"key": "control", "weight": 5000}, {"key": "b", "weight": 5000}])
 }
 
 proptest! {
@@ -227,8 +236,7 @@ proptest! {
 fn paused_experiments_keep_unsent_exposures_unsent() {
     let experiment = |status: &str| {
         tenant_with(
-            vec![json!({"key": "pausable", "status": status,
-                "variants": [{"key": "control", "weight": 5000}, {"key": "b", "weight": 5000}]})],
+            vec![json!({"key": "pausable", "status": status, "variants": two_variants()})],
             vec![],
         )
     };
@@ -238,19 +246,9 @@ fn paused_experiments_keep_unsent_exposures_unsent() {
         variant: 1,
         exposed: false,
     };
-    let attributes = json!({});
-    let forced = BTreeMap::new();
-    let context = Context {
-        unit_id: "u",
-        attributes: &attributes,
-        path: "/",
-        now_ms: 0,
-        sticky: &[entry],
-        forced: &forced,
-    };
-    let evaluation = paused.evaluate(&context);
+    let while_paused = evaluation(&paused, "u", "/", 0, &[entry]);
     assert!(matches!(
-        evaluation.decisions[0].outcome,
+        while_paused.decisions[0].outcome,
         Outcome::Assigned {
             variant: 1,
             log_exposure: false,
@@ -258,15 +256,15 @@ fn paused_experiments_keep_unsent_exposures_unsent() {
         }
     ));
     assert_eq!(
-        evaluation.sticky_after(&[entry]),
+        while_paused.sticky_after(&[entry]),
         vec![entry],
         "still unsent while paused"
     );
     // Resumed: the exposure is logged now and the bit is set.
     let running = experiment("running");
-    let evaluation = running.evaluate(&context);
+    let resumed = evaluation(&running, "u", "/", 0, &[entry]);
     assert!(matches!(
-        evaluation.decisions[0].outcome,
+        resumed.decisions[0].outcome,
         Outcome::Assigned {
             variant: 1,
             log_exposure: true,
@@ -274,7 +272,7 @@ fn paused_experiments_keep_unsent_exposures_unsent() {
         }
     ));
     assert_eq!(
-        evaluation.sticky_after(&[entry]),
+        resumed.sticky_after(&[entry]),
         vec![StickyEntry { exposed: true, ..entry }]
     );
 }
@@ -292,8 +290,6 @@ fn sticky_entries_outlive_other_paths_only_while_their_experiment_can_use_them()
             vec![],
         )
     };
-    let attributes = json!({});
-    let forced = BTreeMap::new();
     for (status, variants, entry_variant, kept) in [
         ("running", 2, 1, true),
         ("paused", 2, 1, true),
@@ -306,15 +302,7 @@ fn sticky_entries_outlive_other_paths_only_while_their_experiment_can_use_them()
             variant: entry_variant,
             exposed: true,
         };
-        let context = Context {
-            unit_id: "u",
-            attributes: &attributes,
-            path: "/elsewhere",
-            now_ms: 0,
-            sticky: &[entry],
-            forced: &forced,
-        };
-        let after = tenant.evaluate(&context).sticky_after(&[entry]);
+        let after = evaluation(&tenant, "u", "/elsewhere", 0, &[entry]).sticky_after(&[entry]);
         assert_eq!(
             after == vec![entry],
             kept,
@@ -333,24 +321,11 @@ fn sticky_entries_outlive_other_paths_only_while_their_experiment_can_use_them()
 fn start_and_end_bound_an_experiment_to_the_millisecond() {
     let tenant = tenant_with(
         vec![json!({"key": "sale", "status": "running",
-            "start": "2030-01-01T00:00:00Z", "end": "2030-01-02T00:00:00Z",
-            "variants": [{"key": "control", "weight": 5000}, {"key": "b", "weight": 5000}]})],
+            "start": "2030-01-01T00:00:00Z", "end": "2030-01-02T00:00:00Z", "variants": two_variants()})],
         vec![],
     );
     let (start, end) = (1_893_456_000_000_i64, 1_893_542_400_000_i64);
-    let attributes = json!({});
-    let forced = BTreeMap::new();
-    let outcome_at = |now_ms: i64| {
-        let context = Context {
-            unit_id: "u",
-            attributes: &attributes,
-            path: "/",
-            now_ms,
-            sticky: &[],
-            forced: &forced,
-        };
-        tenant.evaluate(&context).decisions[0].outcome.clone()
-    };
+    let outcome_at = |now_ms: i64| evaluation(&tenant, "u", "/", now_ms, &[]).decisions[0].outcome.clone();
     assert_eq!(outcome_at(start - 1), Outcome::Excluded(Reason::NotStarted));
     assert!(matches!(outcome_at(start), Outcome::Assigned { .. }));
     assert!(matches!(outcome_at(end - 1), Outcome::Assigned { .. }));
@@ -362,8 +337,7 @@ fn start_and_end_bound_an_experiment_to_the_millisecond() {
 #[test]
 fn a_sticky_variant_that_no_longer_exists_is_bucketed_again() {
     let tenant = tenant_with(
-        vec![json!({"key": "hero", "status": "running",
-            "variants": [{"key": "control", "weight": 5000}, {"key": "b", "weight": 5000}]})],
+        vec![json!({"key": "hero", "status": "running", "variants": two_variants()})],
         vec![],
     );
     let entry = StickyEntry {
@@ -371,17 +345,7 @@ fn a_sticky_variant_that_no_longer_exists_is_bucketed_again() {
         variant: 2,
         exposed: true,
     };
-    let attributes = json!({});
-    let forced = BTreeMap::new();
-    let context = Context {
-        unit_id: "u",
-        attributes: &attributes,
-        path: "/",
-        now_ms: 0,
-        sticky: &[entry],
-        forced: &forced,
-    };
-    match tenant.evaluate(&context).decisions[0].outcome {
+    match evaluation(&tenant, "u", "/", 0, &[entry]).decisions[0].outcome {
         Outcome::Assigned { variant, bucket, .. } => {
             assert!(variant < 2, "served variant {variant} of 2");
             assert!(bucket.is_some(), "bucketed again, not sticky");
