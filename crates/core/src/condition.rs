@@ -57,7 +57,9 @@
 //!   `constructor`; here only the attributes' own keys exist.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt;
 
 use regex_lite::{Regex, RegexBuilder};
@@ -78,6 +80,9 @@ static NULL: Value = Value::Null;
 #[derive(Debug, Clone)]
 pub struct Condition {
     root: Node,
+    /// How many attribute slots this condition's paths were numbered into (with every condition
+    /// compiled into the same [`AttributeSlots`] before it): the size of the cache it needs.
+    slot_count: usize,
 }
 
 /// Why a condition was rejected at compile time.
@@ -110,19 +115,159 @@ impl Condition {
     /// operands to `false` at run time, these are rejected here with a [`ConditionError`] naming
     /// where the problem is (see the module documentation for the full list).
     pub fn compile(condition: &Value) -> Result<Condition, ConditionError> {
-        let root = compile_node(condition, "", 0)?;
-        Ok(Condition { root })
+        Condition::compile_into(condition, &mut AttributeSlots::default())
+    }
+
+    /// Compiles a condition whose attribute paths share numbering with other conditions of the
+    /// same tenant, so that one request's [`Attributes`] serves them all.
+    pub(crate) fn compile_into(condition: &Value, slots: &mut AttributeSlots) -> Result<Condition, ConditionError> {
+        let root = Compiler { slots }.node(condition, "", 0, true)?;
+        Ok(Condition {
+            root,
+            slot_count: slots.len(),
+        })
     }
 
     /// Evaluates against an attributes object (any JSON value; non-objects behave as "no
     /// attributes"). Never panics.
     pub fn matches(&self, attributes: &Value) -> bool {
-        eval_node(&self.root, attributes)
+        self.matches_attributes(&Attributes::new(attributes, self.slot_count))
+    }
+
+    /// Evaluates against one request's attributes, reusing the lookups and conversions earlier
+    /// conditions of the request already made.
+    pub(crate) fn matches_attributes(&self, attributes: &Attributes<'_>) -> bool {
+        eval_node(&self.root, Scope::Request(attributes))
     }
 
     /// True for the condition `{}`, which matches every visitor.
     pub fn is_always_true(&self) -> bool {
         self.root.clauses.is_empty()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One request's attributes
+// ---------------------------------------------------------------------------------------------
+
+/// Numbers the attribute paths that conditions test at the top level of the attributes, so that a
+/// request looks each path up, and converts its value, at most once however many experiments test
+/// it (paths inside `$elemMatch` test array elements and are not numbered).
+#[derive(Debug, Default)]
+pub(crate) struct AttributeSlots {
+    by_path: HashMap<Vec<String>, u32>,
+}
+
+impl AttributeSlots {
+    fn slot(&mut self, path: &[String]) -> u32 {
+        let next = self.by_path.len() as u32;
+        *self.by_path.entry(path.to_vec()).or_insert(next)
+    }
+
+    /// How many distinct paths have been numbered.
+    pub(crate) fn len(&self) -> usize {
+        self.by_path.len()
+    }
+}
+
+/// One request's attributes with a cache per numbered path: the value found there and, when a
+/// condition first needs them, its JavaScript string, lower-cased string, number and padded version.
+/// Built once per request (one allocation), shared by every experiment's condition.
+pub(crate) struct Attributes<'a> {
+    root: &'a Value,
+    slots: Vec<Resolved<'a>>,
+}
+
+#[derive(Default)]
+struct Resolved<'a> {
+    value: OnceCell<&'a Value>,
+    string: OnceCell<Cow<'a, str>>,
+    lower: OnceCell<String>,
+    number: OnceCell<f64>,
+    version: OnceCell<String>,
+}
+
+impl<'a> Attributes<'a> {
+    /// An empty cache for `slot_count` numbered paths over `root`.
+    pub(crate) fn new(root: &'a Value, slot_count: usize) -> Attributes<'a> {
+        Attributes {
+            root,
+            slots: std::iter::repeat_with(Resolved::default).take(slot_count).collect(),
+        }
+    }
+
+    fn resolve(&self, slot: u32, path: &[String]) -> Subject<'_, 'a> {
+        match self.slots.get(slot as usize) {
+            Some(resolved) => {
+                resolved.value.get_or_init(|| lookup(self.root, path));
+                Subject::Cached(resolved)
+            }
+            // A condition compiled against other slots than this cache's: correct, uncached.
+            None => Subject::Plain(lookup(self.root, path)),
+        }
+    }
+}
+
+/// Where a condition's attribute paths are looked up.
+#[derive(Clone, Copy)]
+enum Scope<'s, 'a> {
+    /// The request's attributes, through its cache.
+    Request(&'s Attributes<'a>),
+    /// An array element under `$elemMatch`.
+    Element(&'a Value),
+}
+
+/// The value a test looks at, with its conversions cached when it is a request attribute.
+#[derive(Clone, Copy)]
+enum Subject<'s, 'a> {
+    Plain(&'a Value),
+    Cached(&'s Resolved<'a>),
+}
+
+impl<'s, 'a: 's> Subject<'s, 'a> {
+    fn value(self) -> &'a Value {
+        match self {
+            Subject::Plain(value) => value,
+            Subject::Cached(resolved) => resolved.value.get().copied().unwrap_or(&NULL),
+        }
+    }
+
+    /// JavaScript `String(value)`.
+    fn js_string(self) -> Cow<'s, str> {
+        match self {
+            Subject::Plain(value) => js_to_string(value, 0),
+            Subject::Cached(resolved) => {
+                let value = self.value();
+                Cow::Borrowed(resolved.string.get_or_init(|| js_to_string(value, 0)))
+            }
+        }
+    }
+
+    /// The lower-cased string of a string value (`$ini`, `$nini`).
+    fn lower(self, s: &'s str) -> Cow<'s, str> {
+        match self {
+            Subject::Plain(_) => Cow::Owned(s.to_lowercase()),
+            Subject::Cached(resolved) => Cow::Borrowed(resolved.lower.get_or_init(|| s.to_lowercase())),
+        }
+    }
+
+    /// JavaScript `Number(value)`.
+    fn number(self) -> f64 {
+        match self {
+            Subject::Plain(value) => to_number(value),
+            Subject::Cached(resolved) => *resolved.number.get_or_init(|| to_number(self.value())),
+        }
+    }
+
+    /// GrowthBook's padded version string of the value.
+    fn version(self) -> Cow<'s, str> {
+        match self {
+            Subject::Plain(value) => Cow::Owned(padded_version(value)),
+            Subject::Cached(resolved) => {
+                let value = self.value();
+                Cow::Borrowed(resolved.version.get_or_init(|| padded_version(value)))
+            }
+        }
     }
 }
 
@@ -146,8 +291,12 @@ enum Clause {
     And(Vec<Node>),
     /// Passes if the condition fails.
     Not(Box<Node>),
-    /// Tests the value at a dotted attribute path.
-    Attr { path: Vec<String>, test: Test },
+    /// Tests the value at a dotted attribute path; `slot` numbers request-level paths.
+    Attr {
+        path: Vec<String>,
+        slot: Option<u32>,
+        test: Test,
+    },
 }
 
 /// A condition on a single value (GrowthBook's "condition value").
@@ -169,29 +318,16 @@ enum Test {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Version {
-        cmp: VersionCmp,
-        padded: String,
-    },
+    Version { cmp: VersionCmp, padded: String },
     Eq(Value),
     Ne(Value),
-    Compare {
-        cmp: RelCmp,
-        operand: Prim<'static>,
-    },
+    Compare { cmp: RelCmp, operand: Prim<'static> },
     Exists(bool),
-    In {
-        items: Vec<Value>,
-        fold: bool,
-        negate: bool,
-    },
+    In { items: InSet, fold: bool, negate: bool },
     Not(Box<Test>),
     Size(Box<Test>),
     ElemMatch(Box<ElemTest>),
-    All {
-        items: Vec<Test>,
-        fold: bool,
-    },
+    All { items: Vec<Test>, fold: bool },
     Regex(Regex),
     Type(JsType),
 }
@@ -202,6 +338,64 @@ enum ElemTest {
     Value(Test),
     /// `$elemMatch` with a condition: test each element as an attributes object.
     Condition(Node),
+}
+
+/// The operand of `$in`/`$nin`, sorted for binary search: membership is JavaScript strict
+/// equality, so arrays and objects in the list never match and are dropped.
+#[derive(Debug, Clone, Default)]
+struct InSet {
+    strings: Vec<Box<str>>,
+    /// Without NaN (never strictly equal to anything), `-0` stored as `0` (`-0 === 0`).
+    numbers: Vec<f64>,
+    null: bool,
+    truth: bool,
+    falsehood: bool,
+}
+
+impl InSet {
+    fn new(items: &[Value], fold: bool) -> InSet {
+        let mut set = InSet::default();
+        for item in items {
+            match item {
+                Value::Null => set.null = true,
+                Value::Bool(true) => set.truth = true,
+                Value::Bool(false) => set.falsehood = true,
+                Value::Number(n) if !number(n).is_nan() => set.numbers.push(number(n) + 0.0),
+                Value::String(s) if fold => set.strings.push(s.to_lowercase().into()),
+                Value::String(s) => set.strings.push(s.as_str().into()),
+                _ => {}
+            }
+        }
+        set.strings.sort_unstable();
+        set.strings.dedup();
+        set.numbers.sort_unstable_by(f64::total_cmp);
+        set.numbers.dedup();
+        set
+    }
+
+    fn contains_str(&self, s: &str) -> bool {
+        self.strings.binary_search_by(|item| item.as_ref().cmp(s)).is_ok()
+    }
+
+    /// Strict membership of a scalar; a string is looked up as given.
+    fn contains(&self, value: &Value) -> bool {
+        match value {
+            Value::Null => self.null,
+            Value::Bool(true) => self.truth,
+            Value::Bool(false) => self.falsehood,
+            Value::Number(n) => {
+                let n = number(n) + 0.0;
+                !n.is_nan() && self.numbers.binary_search_by(|item| item.total_cmp(&n)).is_ok()
+            }
+            Value::String(s) => self.contains_str(s),
+            Value::Array(_) | Value::Object(_) => false,
+        }
+    }
+
+    /// Case-insensitive membership of a string without allocating (array elements under `$ini`).
+    fn contains_lowercase_of(&self, s: &str) -> bool {
+        self.strings.iter().any(|item| lowercase_equals(s, item))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -324,67 +518,84 @@ fn is_operator_object(map: &Map<String, Value>) -> bool {
     !map.is_empty() && map.keys().all(|k| k.starts_with('$'))
 }
 
-fn compile_node(value: &Value, path: &str, depth: usize) -> Result<Node, ConditionError> {
-    check_depth(path, depth)?;
-    let Value::Object(map) = value else {
-        return Err(err(
-            path,
-            format!(
-                "expected a condition object (such as {{\"country\": \"US\"}}), found {}",
-                describe(value)
-            ),
-        ));
-    };
-    let mut clauses = Vec::with_capacity(map.len());
-    for (key, operand) in map {
-        let here = key_path(path, key);
-        let clause = match key.as_str() {
-            "$or" | "$nor" | "$and" => {
-                let Value::Array(items) = operand else {
-                    return Err(err(
-                        &here,
-                        format!("`{key}` expects an array of conditions, found {}", describe(operand)),
-                    ));
-                };
-                let nodes = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| compile_node(item, &format!("{here}[{i}]"), depth + 1))
-                    .collect::<Result<Vec<_>, _>>()?;
-                match key.as_str() {
-                    "$or" => Clause::Or(nodes),
-                    "$nor" => Clause::Nor(nodes),
-                    _ => Clause::And(nodes),
-                }
-            }
-            "$not" => {
-                if !operand.is_object() {
-                    return Err(err(
-                        &here,
-                        format!("`$not` expects a condition object, found {}", describe(operand)),
-                    ));
-                }
-                Clause::Not(Box::new(compile_node(operand, &here, depth + 1)?))
-            }
-            op if VALUE_OPERATORS.contains(&op) => {
-                return Err(err(
-                    &here,
-                    format!(
-                        "`{op}` is a value operator and cannot stand in place of an attribute \
-                         name; write {{\"attribute\": {{\"{op}\": ...}}}}"
-                    ),
-                ));
-            }
-            // Any other key, including other `$`-prefixed ones (GrowthBook treats `$groups` as an
-            // attribute), is a dotted attribute path.
-            _ => Clause::Attr {
-                path: key.split('.').map(str::to_owned).collect(),
-                test: compile_test(operand, &here, depth + 1)?,
-            },
+/// Compiles condition JSON, numbering request-level attribute paths into `slots`.
+struct Compiler<'r> {
+    slots: &'r mut AttributeSlots,
+}
+
+impl Compiler<'_> {
+    /// `request_level`: the node tests the request's attributes (not an array element under
+    /// `$elemMatch`), so its paths get cache slots.
+    fn node(&mut self, value: &Value, path: &str, depth: usize, request_level: bool) -> Result<Node, ConditionError> {
+        check_depth(path, depth)?;
+        let Value::Object(map) = value else {
+            return Err(err(
+                path,
+                format!(
+                    "expected a condition object (such as {{\"country\": \"US\"}}), found {}",
+                    describe(value)
+                ),
+            ));
         };
-        clauses.push(clause);
+        let mut clauses = Vec::with_capacity(map.len());
+        for (key, operand) in map {
+            let here = key_path(path, key);
+            let clause = match key.as_str() {
+                "$or" | "$nor" | "$and" => {
+                    let Value::Array(items) = operand else {
+                        return Err(err(
+                            &here,
+                            format!("`{key}` expects an array of conditions, found {}", describe(operand)),
+                        ));
+                    };
+                    let nodes = items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| self.node(item, &format!("{here}[{i}]"), depth + 1, request_level))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    match key.as_str() {
+                        "$or" => Clause::Or(nodes),
+                        "$nor" => Clause::Nor(nodes),
+                        _ => Clause::And(nodes),
+                    }
+                }
+                "$not" => {
+                    if !operand.is_object() {
+                        return Err(err(
+                            &here,
+                            format!("`$not` expects a condition object, found {}", describe(operand)),
+                        ));
+                    }
+                    Clause::Not(Box::new(self.node(operand, &here, depth + 1, request_level)?))
+                }
+                op if VALUE_OPERATORS.contains(&op) => {
+                    return Err(err(
+                        &here,
+                        format!(
+                            "`{op}` is a value operator and cannot stand in place of an attribute \
+                         name; write {{\"attribute\": {{\"{op}\": ...}}}}"
+                        ),
+                    ));
+                }
+                // Any other key, including other `$`-prefixed ones (GrowthBook treats `$groups` as an
+                // attribute), is a dotted attribute path.
+                _ => {
+                    let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+                    Clause::Attr {
+                        slot: request_level.then(|| self.slots.slot(&path)),
+                        path,
+                        test: self.test(operand, &here, depth + 1)?,
+                    }
+                }
+            };
+            clauses.push(clause);
+        }
+        Ok(Node { clauses })
     }
-    Ok(Node { clauses })
+
+    fn test(&mut self, value: &Value, path: &str, depth: usize) -> Result<Test, ConditionError> {
+        compile_test(self, value, path, depth)
+    }
 }
 
 /// Checks that a literal array/object does not push the condition past [`MAX_DEPTH`].
@@ -397,7 +608,7 @@ fn check_literal_depth(value: &Value, path: &str, depth: usize) -> Result<(), Co
     }
 }
 
-fn compile_test(value: &Value, path: &str, depth: usize) -> Result<Test, ConditionError> {
+fn compile_test(compiler: &mut Compiler<'_>, value: &Value, path: &str, depth: usize) -> Result<Test, ConditionError> {
     check_depth(path, depth)?;
     Ok(match value {
         Value::String(s) => Test::Str {
@@ -410,7 +621,7 @@ fn compile_test(value: &Value, path: &str, depth: usize) -> Result<Test, Conditi
         Value::Object(map) if is_operator_object(map) => {
             let ops = map
                 .iter()
-                .map(|(op, operand)| compile_op(op, operand, &key_path(path, op), depth + 1))
+                .map(|(op, operand)| compile_op(compiler, op, operand, &key_path(path, op), depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
             Test::Ops(ops)
         }
@@ -425,7 +636,13 @@ fn is_scalar(value: &Value) -> bool {
     !matches!(value, Value::Array(_) | Value::Object(_))
 }
 
-fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op, ConditionError> {
+fn compile_op(
+    compiler: &mut Compiler<'_>,
+    op: &str,
+    operand: &Value,
+    path: &str,
+    depth: usize,
+) -> Result<Op, ConditionError> {
     check_depth(path, depth)?;
     let found = describe(operand);
     Ok(match op {
@@ -493,13 +710,8 @@ fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op,
                 return Err(err(path, format!("`{op}` expects an array, found {found}")));
             };
             let fold = op == "$ini" || op == "$nini";
-            let items = if fold {
-                items.iter().map(fold_case).collect()
-            } else {
-                items.clone()
-            };
             Op::In {
-                items,
+                items: InSet::new(items, fold),
                 fold,
                 negate: op == "$nin" || op == "$nini",
             }
@@ -511,14 +723,14 @@ fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op,
             let items = items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| compile_test(item, &format!("{path}[{i}]"), depth + 1))
+                .map(|(i, item)| compiler.test(item, &format!("{path}[{i}]"), depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
             Op::All {
                 items,
                 fold: op == "$alli",
             }
         }
-        "$not" => Op::Not(Box::new(compile_test(operand, path, depth + 1)?)),
+        "$not" => Op::Not(Box::new(compiler.test(operand, path, depth + 1)?)),
         "$size" => {
             let ok = match operand {
                 Value::Number(_) => true,
@@ -534,7 +746,7 @@ fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op,
                     ),
                 ));
             }
-            Op::Size(Box::new(compile_test(operand, path, depth + 1)?))
+            Op::Size(Box::new(compiler.test(operand, path, depth + 1)?))
         }
         "$elemMatch" => {
             let Value::Object(map) = operand else {
@@ -547,9 +759,9 @@ fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op,
                 ));
             };
             let test = if is_operator_object(map) {
-                ElemTest::Value(compile_test(operand, path, depth + 1)?)
+                ElemTest::Value(compiler.test(operand, path, depth + 1)?)
             } else {
-                ElemTest::Condition(compile_node(operand, path, depth + 1)?)
+                ElemTest::Condition(compiler.node(operand, path, depth + 1, false)?)
             };
             Op::ElemMatch(Box::new(test))
         }
@@ -614,21 +826,28 @@ fn compile_op(op: &str, operand: &Value, path: &str, depth: usize) -> Result<Op,
 // Evaluation
 // ---------------------------------------------------------------------------------------------
 
-fn eval_node(node: &Node, attributes: &Value) -> bool {
-    node.clauses.iter().all(|clause| eval_clause(clause, attributes))
+fn eval_node(node: &Node, scope: Scope<'_, '_>) -> bool {
+    node.clauses.iter().all(|clause| eval_clause(clause, scope))
 }
 
-fn eval_any(nodes: &[Node], attributes: &Value) -> bool {
-    nodes.is_empty() || nodes.iter().any(|n| eval_node(n, attributes))
+fn eval_any(nodes: &[Node], scope: Scope<'_, '_>) -> bool {
+    nodes.is_empty() || nodes.iter().any(|n| eval_node(n, scope))
 }
 
-fn eval_clause(clause: &Clause, attributes: &Value) -> bool {
+fn eval_clause(clause: &Clause, scope: Scope<'_, '_>) -> bool {
     match clause {
-        Clause::Or(nodes) => eval_any(nodes, attributes),
-        Clause::Nor(nodes) => !eval_any(nodes, attributes),
-        Clause::And(nodes) => nodes.iter().all(|n| eval_node(n, attributes)),
-        Clause::Not(node) => !eval_node(node, attributes),
-        Clause::Attr { path, test } => eval_test(test, lookup(attributes, path), false),
+        Clause::Or(nodes) => eval_any(nodes, scope),
+        Clause::Nor(nodes) => !eval_any(nodes, scope),
+        Clause::And(nodes) => nodes.iter().all(|n| eval_node(n, scope)),
+        Clause::Not(node) => !eval_node(node, scope),
+        Clause::Attr { path, slot, test } => {
+            let subject = match (scope, slot) {
+                (Scope::Request(attributes), Some(slot)) => attributes.resolve(*slot, path),
+                (Scope::Request(attributes), None) => Subject::Plain(lookup(attributes.root, path)),
+                (Scope::Element(element), _) => Subject::Plain(lookup(element, path)),
+            };
+            eval_test(test, subject, false)
+        }
     }
 }
 
@@ -647,29 +866,31 @@ fn lookup<'a>(attributes: &'a Value, path: &[String]) -> &'a Value {
     current
 }
 
-fn eval_test(test: &Test, value: &Value, fold: bool) -> bool {
+/// `fold`: compare strings case-insensitively (the elements tested by `$alli`).
+fn eval_test<'s, 'a: 's>(test: &Test, subject: Subject<'s, 'a>, fold: bool) -> bool {
+    let value = subject.value();
     match test {
         Test::Str { text, folded } => {
-            let s = js_to_string(value, 0);
+            let s = subject.js_string();
             if fold {
-                s.to_lowercase() == *folded
+                lowercase_equals(&s, folded)
             } else {
                 s == text.as_str()
             }
         }
-        Test::Num(n) => to_number(value) == *n,
+        Test::Num(n) => subject.number() == *n,
         Test::Bool(b) => !value.is_null() && truthy(value) == *b,
         Test::Null => value.is_null(),
         Test::Literal(literal) => json_equal(value, literal),
-        Test::Ops(ops) => ops.iter().all(|op| eval_op(op, value)),
+        Test::Ops(ops) => ops.iter().all(|op| eval_op(op, subject)),
     }
 }
 
-fn eval_op(op: &Op, value: &Value) -> bool {
+fn eval_op<'s, 'a: 's>(op: &Op, subject: Subject<'s, 'a>) -> bool {
+    let value = subject.value();
     match op {
         Op::Version { cmp, padded } => {
-            let actual = padded_version(value);
-            let ord = utf16_cmp(&actual, padded);
+            let ord = utf16_cmp(&subject.version(), padded);
             match cmp {
                 VersionCmp::Eq => ord == Ordering::Equal,
                 VersionCmp::Ne => ord != Ordering::Equal,
@@ -682,7 +903,13 @@ fn eval_op(op: &Op, value: &Value) -> bool {
         Op::Eq(expected) => strict_equal(value, expected),
         Op::Ne(expected) => !strict_equal(value, expected),
         Op::Compare { cmp, operand } => {
-            let ord = js_compare(&to_primitive(value, 0), operand);
+            let actual = match value {
+                Value::Null => Prim::Num(0.0),
+                Value::Bool(b) => Prim::Num(if *b { 1.0 } else { 0.0 }),
+                Value::Number(n) => Prim::Num(number(n)),
+                Value::String(_) | Value::Array(_) | Value::Object(_) => Prim::Str(subject.js_string()),
+            };
+            let ord = js_compare(&actual, operand);
             match cmp {
                 RelCmp::Lt => ord == Some(Ordering::Less),
                 RelCmp::Lte => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
@@ -692,23 +919,19 @@ fn eval_op(op: &Op, value: &Value) -> bool {
         }
         Op::Exists(expected) => value.is_null() != *expected,
         Op::In { items, fold, negate } => {
-            let member = |v: &Value| {
-                if *fold {
-                    let folded = fold_case(v);
-                    items.iter().any(|item| strict_equal(&folded, item))
-                } else {
-                    items.iter().any(|item| strict_equal(v, item))
-                }
-            };
             let found = match value {
-                Value::Array(elements) => elements.iter().any(member),
-                _ => member(value),
+                Value::Array(elements) => elements.iter().any(|element| match element {
+                    Value::String(s) if *fold => items.contains_lowercase_of(s),
+                    _ => items.contains(element),
+                }),
+                Value::String(s) if *fold => items.contains_str(&subject.lower(s)),
+                _ => items.contains(value),
             };
             found != *negate
         }
-        Op::Not(test) => !eval_test(test, value, false),
+        Op::Not(test) => !eval_test(test, subject, false),
         Op::Size(test) => match value {
-            Value::Array(elements) => eval_test(test, &Value::from(elements.len()), false),
+            Value::Array(elements) => eval_test(test, Subject::Plain(&Value::from(elements.len())), false),
             _ => false,
         },
         Op::ElemMatch(elem) => match value {
@@ -718,8 +941,8 @@ fn eval_op(op: &Op, value: &Value) -> bool {
             Value::Array(elements) => elements.iter().any(|el| {
                 truthy(el)
                     && match elem.as_ref() {
-                        ElemTest::Value(test) => eval_test(test, el, false),
-                        ElemTest::Condition(node) => eval_node(node, el),
+                        ElemTest::Value(test) => eval_test(test, Subject::Plain(el), false),
+                        ElemTest::Condition(node) => eval_node(node, Scope::Element(el)),
                     }
             }),
             _ => false,
@@ -727,12 +950,21 @@ fn eval_op(op: &Op, value: &Value) -> bool {
         Op::All { items, fold } => match value {
             Value::Array(elements) => items
                 .iter()
-                .all(|test| elements.iter().any(|el| eval_test(test, el, *fold))),
+                .all(|test| elements.iter().any(|el| eval_test(test, Subject::Plain(el), *fold))),
             _ => false,
         },
-        Op::Regex(regex) => regex.is_match(&js_to_string(value, 0)),
+        Op::Regex(regex) => regex.is_match(&subject.js_string()),
         Op::Type(ty) => js_type(value) == *ty,
     }
+}
+
+/// `s.to_lowercase() == folded`, without allocating unless `s` has a capital sigma (whose lower
+/// case depends on its neighbours, which only `str::to_lowercase` knows).
+fn lowercase_equals(s: &str, folded: &str) -> bool {
+    if s.contains('Σ') {
+        return s.to_lowercase() == folded;
+    }
+    s.chars().flat_map(char::to_lowercase).eq(folded.chars())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -776,14 +1008,6 @@ fn strict_equal(a: &Value, b: &Value) -> bool {
         (Value::Number(x), Value::Number(y)) => number(x) == number(y),
         (Value::String(x), Value::String(y)) => x == y,
         _ => false,
-    }
-}
-
-/// Lower-cases strings, leaves anything else alone (GrowthBook's case folding for `$ini`).
-fn fold_case(value: &Value) -> Value {
-    match value {
-        Value::String(s) => Value::String(s.to_lowercase()),
-        other => other.clone(),
     }
 }
 
@@ -872,7 +1096,14 @@ fn prim_number(p: &Prim<'_>) -> f64 {
 
 /// Compares strings the way JavaScript does: by UTF-16 code units.
 fn utf16_cmp(a: &str, b: &str) -> Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+    // Without characters outside the Basic Multilingual Plane (UTF-8 lead byte 0xF0 and up), UTF-16
+    // code units are the code points, and UTF-8's byte order is code point order.
+    let bmp_only = |s: &str| s.bytes().all(|b| b < 0xF0);
+    if bmp_only(a) && bmp_only(b) {
+        a.as_bytes().cmp(b.as_bytes())
+    } else {
+        a.encode_utf16().cmp(b.encode_utf16())
+    }
 }
 
 /// JavaScript `Number::toString` (shortest round-trip digits, exponent outside 1e-7..1e21).
@@ -1331,6 +1562,84 @@ mod tests {
         assert!(check(json!({"a": "x"}), attrs.clone()));
         assert!(check(json!({"a": {"$regex": "^x$"}}), attrs.clone()));
         assert!(!check(json!({"a": ["x"]}), attrs));
+    }
+
+    #[test]
+    fn membership_is_strict_equality_over_a_sorted_list() {
+        let long: Vec<Value> = (0..500).map(|i| json!(format!("c{i:03}"))).collect();
+        assert!(check(json!({"c": {"$in": long}}), json!({"c": "c499"})));
+        assert!(!check(json!({"c": {"$in": long}}), json!({"c": "c500"})));
+        // `-0 === 0`; a number never equals its string; arrays and objects in the list never match.
+        assert!(check(json!({"n": {"$in": [-0.0]}}), json!({"n": 0})));
+        assert!(check(json!({"n": {"$in": [0]}}), json!({"n": -0.0})));
+        assert!(!check(json!({"n": {"$in": ["1"]}}), json!({"n": 1})));
+        assert!(!check(json!({"a": {"$in": [[1], {"x": 1}]}}), json!({"a": [1]})));
+        assert!(check(json!({"a": {"$in": [null, true]}}), json!({})));
+        assert!(check(json!({"a": {"$in": [false, 3]}}), json!({"a": [2, false]})));
+        assert!(!check(json!({"a": {"$in": [false]}}), json!({"a": true})));
+        assert!(check(json!({"a": {"$nin": [2, 2, 1]}}), json!({"a": 3})));
+        // Case folding applies to the attribute and to each string element of an array attribute.
+        assert!(check(json!({"l": {"$ini": ["DE-de"]}}), json!({"l": "de-DE"})));
+        assert!(check(json!({"l": {"$ini": ["ΟΔΟΣ"]}}), json!({"l": ["x", "οδος"]})));
+        assert!(check(json!({"l": {"$ini": ["οδος"]}}), json!({"l": "ΟΔΟΣ"})));
+        assert!(!check(json!({"l": {"$nini": ["A", 1]}}), json!({"l": ["b", 1]})));
+    }
+
+    #[test]
+    fn final_sigma_folds_as_str_to_lowercase_does() {
+        for (s, folded) in [
+            ("ΟΔΟΣ", "οδος"),
+            ("ΟΔΟΣ", "οδοσ"),
+            ("Σ", "σ"),
+            ("ABC", "abc"),
+            ("İ", "i̇"),
+        ] {
+            assert_eq!(
+                lowercase_equals(s, folded),
+                s.to_lowercase() == folded,
+                "{s} vs {folded}"
+            );
+        }
+    }
+
+    #[test]
+    fn utf16_order_matches_javascript_with_and_without_the_fast_path() {
+        let alphabet = ["a", "~", "\u{e000}", "\u{ffff}", "😀", "é"];
+        let strings: Vec<String> = alphabet
+            .iter()
+            .flat_map(|a| alphabet.iter().map(move |b| format!("{a}{b}")))
+            .chain(alphabet.iter().map(|a| a.to_string()))
+            .collect();
+        for a in &strings {
+            for b in &strings {
+                assert_eq!(
+                    utf16_cmp(a, b),
+                    a.encode_utf16().cmp(b.encode_utf16()),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn conditions_of_one_tenant_share_attribute_slots() {
+        let mut slots = AttributeSlots::default();
+        let first = Condition::compile_into(&json!({"v": {"$vgt": "1.2"}, "c": "DE"}), &mut slots).unwrap();
+        let second = Condition::compile_into(
+            &json!({"$or": [{"v": {"$vlt": "2"}}], "t": {"$elemMatch": {"k": 1}}}),
+            &mut slots,
+        )
+        .unwrap();
+        // `v`, `c` and `t` once each; `k` tests array elements and has no slot.
+        assert_eq!(slots.len(), 3);
+        assert_eq!((first.slot_count, second.slot_count), (2, 3));
+        let attributes = json!({"v": "1.10.0", "c": "DE", "t": [{"k": 1}]});
+        let shared = Attributes::new(&attributes, slots.len());
+        assert!(first.matches_attributes(&shared));
+        assert!(second.matches_attributes(&shared));
+        // A cache smaller than the numbering still answers correctly, without caching.
+        let too_small = Attributes::new(&attributes, 0);
+        assert!(first.matches_attributes(&too_small) && second.matches_attributes(&too_small));
     }
 
     #[test]

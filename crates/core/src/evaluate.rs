@@ -6,6 +6,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
 use crate::bucket::{self, growthbook};
+use crate::condition::Attributes;
 use crate::config::{HashMode, Status};
 use crate::cookie::StickyEntry;
 use crate::exposure::{HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
@@ -286,18 +287,26 @@ impl Tenant {
             holdout: None,
             layers: vec![None; self.layers.len()],
         };
+        // Attribute lookups and conversions are made once per request, not once per experiment.
+        let attributes = Attributes::new(context.attributes, self.attribute_slots);
         let decisions = self
             .experiments
             .iter()
             .map(|experiment| Decision {
                 experiment,
-                outcome: self.decide(experiment, context, &mut buckets),
+                outcome: self.decide(experiment, context, &attributes, &mut buckets),
             })
             .collect();
         Evaluation { decisions }
     }
 
-    fn decide(&self, experiment: &Experiment, context: &Context<'_>, buckets: &mut UnitBuckets) -> Outcome {
+    fn decide(
+        &self,
+        experiment: &Experiment,
+        context: &Context<'_>,
+        attributes: &Attributes<'_>,
+        buckets: &mut UnitBuckets,
+    ) -> Outcome {
         if !experiment.paths.matches(context.path) {
             return Outcome::Excluded(Reason::PathNotMatched);
         }
@@ -348,7 +357,7 @@ impl Tenant {
         if experiment.status == Status::Paused {
             return Outcome::Excluded(Reason::Paused);
         }
-        if !experiment.targeting.matches(context.attributes) {
+        if !experiment.targeting.matches_attributes(attributes) {
             return Outcome::Excluded(Reason::NotTargeted);
         }
         if self.holdout > 0 {

@@ -131,56 +131,76 @@ impl Glob {
     }
 
     fn matches(&self, path: &[u8]) -> bool {
-        // reachable[i]: the tokens so far can match exactly path[..i].
-        let mut reachable = vec![false; path.len() + 1];
-        reachable[0] = true;
-        let mut next = vec![false; path.len() + 1];
+        // One bit per position 0..=len. Paths up to 1023 bytes keep both sets on the stack, so
+        // matching allocates nothing per experiment; longer ones (rare) use the heap.
+        const STACK_WORDS: usize = 16;
+        let words = (path.len() + 1).div_ceil(64);
+        if words <= STACK_WORDS {
+            let (mut reachable, mut next) = ([0u64; STACK_WORDS], [0u64; STACK_WORDS]);
+            self.walk(path, &mut reachable[..words], &mut next[..words])
+        } else {
+            self.walk(path, &mut vec![0; words], &mut vec![0; words])
+        }
+    }
+
+    /// `reachable` holds the positions where the tokens so far can have matched `path[..i]`.
+    fn walk<'b>(&self, path: &[u8], mut reachable: &'b mut [u64], mut next: &'b mut [u64]) -> bool {
+        let end = path.len();
+        set(reachable, 0);
         for token in &self.tokens {
-            next.iter_mut().for_each(|slot| *slot = false);
-            for start in 0..=path.len() {
-                if !reachable[start] {
+            next.fill(0);
+            for start in 0..=end {
+                if !get(reachable, start) {
                     continue;
                 }
                 match token {
                     Token::Literal(text) => {
                         if path[start..].starts_with(text) {
-                            next[start + text.len()] = true;
+                            set(next, start + text.len());
                         }
                     }
                     Token::Question => {
                         if path.get(start).is_some_and(|&b| b != b'/') {
-                            next[start + 1] = true;
+                            set(next, start + 1);
                         }
                     }
                     Token::Star => {
-                        next[start] = true;
+                        set(next, start);
                         for (offset, &b) in path[start..].iter().enumerate() {
                             if b == b'/' {
                                 break;
                             }
-                            next[start + offset + 1] = true;
+                            set(next, start + offset + 1);
                         }
                     }
                     Token::DoubleStar => {
-                        next[start..].iter_mut().for_each(|slot| *slot = true);
+                        (start..=end).for_each(|i| set(next, i));
                         break; // every later position is already reachable
                     }
                     Token::AnySegments => {
-                        next[start] = true;
+                        set(next, start);
                         if path.get(start) == Some(&b'/') {
-                            next[start + 1..].iter_mut().for_each(|slot| *slot = true);
+                            (start + 1..=end).for_each(|i| set(next, i));
                             break;
                         }
                     }
                 }
             }
             std::mem::swap(&mut reachable, &mut next);
-            if !reachable.contains(&true) {
+            if reachable.iter().all(|&word| word == 0) {
                 return false;
             }
         }
-        reachable[path.len()]
+        get(reachable, end)
     }
+}
+
+fn set(bits: &mut [u64], i: usize) {
+    bits[i / 64] |= 1 << (i % 64);
+}
+
+fn get(bits: &[u64], i: usize) -> bool {
+    bits[i / 64] & (1 << (i % 64)) != 0
 }
 
 #[cfg(test)]
@@ -272,6 +292,24 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn paths_longer_than_the_stack_sets_still_match() {
+        let segment = "x".repeat(1500);
+        let long = format!("/docs/{segment}/end");
+        let m = matcher(&["/docs/**/end"]);
+        assert!(m.matches(&long));
+        assert!(!m.matches(&format!("{long}/more")));
+        assert!(matcher(&["/docs/*/end"]).matches(&long));
+        assert!(!matcher(&["/docs/*"]).matches(&long));
+        // The boundary of the stack sets: 1023 and 1024 bytes.
+        for len in [1022, 1023, 1024] {
+            let path = format!("/{}", "y".repeat(len - 1));
+            assert_eq!(path.len(), len);
+            assert!(matcher(&["/*"]).matches(&path));
+            assert!(matcher(&["/y?*"]).matches(&path));
         }
     }
 

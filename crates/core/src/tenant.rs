@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::bucket::{self, BUCKETS, BucketRange, HashKey};
-use crate::condition::Condition;
+use crate::condition::{AttributeSlots, Condition};
 use crate::config::{Action, EdgeConfig, ExperimentConfig, HashMode, SUPPORTED_SCHEMA, Status, TenantConfig};
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::metric::{MetricDefinition, compile_metrics};
@@ -35,6 +35,9 @@ pub struct Tenant {
     pub experiments: Vec<Experiment>,
     pub(crate) holdout_seed: String,
     pub(crate) by_cookie_id: HashMap<u32, usize>,
+    /// How many distinct attribute paths the experiments' targeting reads (the size of one
+    /// request's attribute cache).
+    pub(crate) attribute_slots: usize,
     /// Edge settings: cookie scope, opt-out cookie, origin.
     pub edge: EdgeConfig,
     /// Metric definitions, in config order (results use them; the edge does not).
@@ -224,9 +227,10 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
     }
     let mut experiments: Vec<Experiment> = Vec::with_capacity(config.experiments.len());
     let mut by_cookie_id = HashMap::new();
+    let mut attribute_slots = AttributeSlots::default();
     for (i, raw) in config.experiments.iter().enumerate() {
         let path = format!("experiments[{i}]");
-        let experiment = compile_experiment(&path, raw, &hash_key, &layers)?;
+        let experiment = compile_experiment(&path, raw, &hash_key, &layers, &mut attribute_slots)?;
         if let Some(previous) = experiments.iter().find(|e| e.key == experiment.key) {
             return Err(ConfigError::new(
                 format!("{path}.key"),
@@ -259,6 +263,7 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
         layers,
         experiments,
         by_cookie_id,
+        attribute_slots: attribute_slots.len(),
         edge: config.edge,
         metrics,
     })
@@ -269,6 +274,7 @@ fn compile_experiment(
     raw: &ExperimentConfig,
     hash_key: &HashKey,
     layers: &[String],
+    attribute_slots: &mut AttributeSlots,
 ) -> Result<Experiment, ConfigError> {
     check_key(&format!("{path}.key"), &raw.key, KeyKind::Other)?;
     let seed = match &raw.seed {
@@ -359,10 +365,11 @@ fn compile_experiment(
             ConfigErrorKind::InvalidPathPattern(reason),
         )
     })?;
-    let targeting = Condition::compile(
+    let targeting = Condition::compile_into(
         raw.targeting
             .as_ref()
             .unwrap_or(&serde_json::Value::Object(Default::default())),
+        attribute_slots,
     )
     .map_err(|e| {
         ConfigError::new(
