@@ -11,4 +11,13 @@ out="${1:-crates/browser/pkg}"
 cargo build --target wasm32-unknown-unknown -p cohort-browser --profile browser \
   --config 'profile.browser.inherits="release"' --config 'profile.browser.opt-level=3'
 wasm-bindgen --target web --out-dir "$out" "$(target_dir)/wasm32-unknown-unknown/browser/cohort_browser.wasm"
-echo "browser package: $out ($(stat -c %s "$out/cohort_browser_bg.wasm") bytes of wasm)"
+# Size budget: every page that runs experiments in the browser downloads this file.
+BROWSER_WASM_BUDGET=$((640 * 1024))
+BROWSER_GZIP_BUDGET=$((256 * 1024))
+size=$(stat -c %s "$out/cohort_browser_bg.wasm")
+gzipped=$(gzip -9 -c "$out/cohort_browser_bg.wasm" | wc -c)
+echo "browser package: $out ($size bytes of wasm, $gzipped gzipped; budgets $BROWSER_WASM_BUDGET and $BROWSER_GZIP_BUDGET)"
+if (( size > BROWSER_WASM_BUDGET || gzipped > BROWSER_GZIP_BUDGET )); then
+  echo "FAIL: the browser build is over its size budget" >&2
+  exit 1
+fi

@@ -7,11 +7,12 @@
 //
 // Builds the browser package with scripts/build-browser.sh into a scratch dir unless --pkg names an
 // already built one. One operation = "evaluate the 20 experiments for the visitor":
-// - cohort: `JSON.parse(engine.evaluate(JSON.stringify(context)))` on an Engine compiled once:
-//   the browser API's whole round trip (context JSON in, decisions JSON out, parsed), as a page
-//   calls it (crates/browser/src/lib.rs).
+// - cohort: `engine.assign(unit, attributes, path)` on an Engine compiled once, as a page calls it:
+//   the attributes object in, an object of experiment → variant out (crates/browser/src/lib.rs).
+// - cohort-json: `JSON.parse(engine.evaluate(JSON.stringify(context)))`, the JSON API's whole round
+//   trip (every decision with its reason).
 // - cohort-evaluate-only: `engine.evaluate(contextJson)` with the context string made once and the
-//   result left as a string (the Wasm's own share).
+//   result left as a string (the Wasm's share of the JSON API).
 // - growthbook: 20 × `gb.run(experiment)` on one GrowthBook instance holding the visitor's
 //   attributes. `run` is the SDK's synchronous API for inline experiments, the GrowthBook concept
 //   that matches a Cohort experiment (condition + variations + weights + coverage, result says
@@ -93,7 +94,8 @@ const gb = new GrowthBook({ attributes: gbAttributes });
 
 // ---------------------------------------------------------------- the cases
 const cases = {
-  cohort: () => JSON.parse(engine.evaluate(JSON.stringify(context))),
+  cohort: () => engine.assign(visitor.id, visitor.attributes, "/"),
+  "cohort-json": () => JSON.parse(engine.evaluate(JSON.stringify(context))),
   "cohort-evaluate-only": () => engine.evaluate(contextJson),
   growthbook: () => {
     const results = new Array(gbExperiments.length);
@@ -126,17 +128,27 @@ function check(name, assigned, variants) {
   }
   return Object.fromEntries(got.map((k) => [k, variants[[...assigned].indexOf(k)]]));
 }
-const cohortDecisions = cases.cohort().filter((d) => d.variant !== undefined);
+const cohortDecisions = cases["cohort-json"]().filter((d) => d.variant !== undefined);
 const cohortAssigned = check(
-  "cohort",
+  "cohort-json",
   cohortDecisions.map((d) => d.experiment),
   cohortDecisions.map((d) => d.variant),
 );
+// The page API must give exactly the JSON API's assignments.
+const pageAssigned = cases.cohort();
+const sortedEntries = (/** @type {Record<string, string>} */ o) =>
+  JSON.stringify(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1)));
+if (sortedEntries(pageAssigned) !== sortedEntries(cohortAssigned)) {
+  console.error(
+    `bench-js: assign answers ${JSON.stringify(pageAssigned)}, the JSON API ${JSON.stringify(cohortAssigned)}`,
+  );
+  process.exit(1);
+}
 // The evaluate-only case must do the round trip's work, only without the JSON at either end.
 const evaluateOnly = cases["cohort-evaluate-only"]();
-if (JSON.stringify(JSON.parse(evaluateOnly)) !== JSON.stringify(cases.cohort())) {
+if (JSON.stringify(JSON.parse(evaluateOnly)) !== JSON.stringify(cases["cohort-json"]())) {
   console.error(
-    `bench-js: cohort-evaluate-only answers ${evaluateOnly}, the round trip ${JSON.stringify(cases.cohort())}`,
+    `bench-js: cohort-evaluate-only answers ${evaluateOnly}, the round trip ${JSON.stringify(cases["cohort-json"]())}`,
   );
   process.exit(1);
 }
@@ -246,6 +258,7 @@ const result = {
   // Medians of per-round ratios.
   ratio: {
     "cohort/growthbook": ratio,
+    "cohort-json/growthbook": ratioOf("cohort-json", "growthbook"),
     "cohort-evaluate-only/growthbook": ratioOf("cohort-evaluate-only", "growthbook"),
     "cohort/growthbook-new-instance": ratioOf("cohort", "growthbook-new-instance"),
   },
