@@ -121,7 +121,7 @@ impl Condition {
     /// Compiles a condition whose attribute paths share numbering with other conditions of the
     /// same tenant, so that one request's [`Attributes`] serves them all.
     pub(crate) fn compile_into(condition: &Value, slots: &mut AttributeSlots) -> Result<Condition, ConditionError> {
-        let root = Compiler { slots }.node(condition, "", 0, true)?;
+        let root = Compiler { slots }.node(condition, &Where::Root, 0, true)?;
         Ok(Condition {
             root,
             slot_count: slots.len(),
@@ -471,9 +471,28 @@ const VALUE_OPERATORS: &[&str] = &[
     "$notInGroup",
 ];
 
-fn err(path: &str, reason: impl Into<String>) -> ConditionError {
+/// Where the compiler is inside a condition. Rendered only when an error names it, so that
+/// compiling a valid condition builds no path strings.
+#[derive(Clone, Copy)]
+enum Where<'p> {
+    Root,
+    Key(&'p Where<'p>, &'p str),
+    Index(&'p Where<'p>, usize),
+}
+
+impl Where<'_> {
+    fn render(&self) -> String {
+        match self {
+            Where::Root => String::new(),
+            Where::Key(parent, key) => key_path(&parent.render(), key),
+            Where::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
+    }
+}
+
+fn err(path: &Where<'_>, reason: impl Into<String>) -> ConditionError {
     ConditionError {
-        path: path.to_owned(),
+        path: path.render(),
         reason: reason.into(),
     }
 }
@@ -502,7 +521,7 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
-fn check_depth(path: &str, depth: usize) -> Result<(), ConditionError> {
+fn check_depth(path: &Where<'_>, depth: usize) -> Result<(), ConditionError> {
     if depth > MAX_DEPTH {
         Err(err(
             path,
@@ -526,7 +545,13 @@ struct Compiler<'r> {
 impl Compiler<'_> {
     /// `request_level`: the node tests the request's attributes (not an array element under
     /// `$elemMatch`), so its paths get cache slots.
-    fn node(&mut self, value: &Value, path: &str, depth: usize, request_level: bool) -> Result<Node, ConditionError> {
+    fn node(
+        &mut self,
+        value: &Value,
+        path: &Where<'_>,
+        depth: usize,
+        request_level: bool,
+    ) -> Result<Node, ConditionError> {
         check_depth(path, depth)?;
         let Value::Object(map) = value else {
             return Err(err(
@@ -539,7 +564,7 @@ impl Compiler<'_> {
         };
         let mut clauses = Vec::with_capacity(map.len());
         for (key, operand) in map {
-            let here = key_path(path, key);
+            let here = Where::Key(path, key);
             let clause = match key.as_str() {
                 "$or" | "$nor" | "$and" => {
                     let Value::Array(items) = operand else {
@@ -551,7 +576,7 @@ impl Compiler<'_> {
                     let nodes = items
                         .iter()
                         .enumerate()
-                        .map(|(i, item)| self.node(item, &format!("{here}[{i}]"), depth + 1, request_level))
+                        .map(|(i, item)| self.node(item, &Where::Index(&here, i), depth + 1, request_level))
                         .collect::<Result<Vec<_>, _>>()?;
                     match key.as_str() {
                         "$or" => Clause::Or(nodes),
@@ -593,13 +618,13 @@ impl Compiler<'_> {
         Ok(Node { clauses })
     }
 
-    fn test(&mut self, value: &Value, path: &str, depth: usize) -> Result<Test, ConditionError> {
+    fn test(&mut self, value: &Value, path: &Where<'_>, depth: usize) -> Result<Test, ConditionError> {
         compile_test(self, value, path, depth)
     }
 }
 
 /// Checks that a literal array/object does not push the condition past [`MAX_DEPTH`].
-fn check_literal_depth(value: &Value, path: &str, depth: usize) -> Result<(), ConditionError> {
+fn check_literal_depth(value: &Value, path: &Where<'_>, depth: usize) -> Result<(), ConditionError> {
     check_depth(path, depth)?;
     match value {
         Value::Array(items) => items.iter().try_for_each(|v| check_literal_depth(v, path, depth + 1)),
@@ -608,7 +633,12 @@ fn check_literal_depth(value: &Value, path: &str, depth: usize) -> Result<(), Co
     }
 }
 
-fn compile_test(compiler: &mut Compiler<'_>, value: &Value, path: &str, depth: usize) -> Result<Test, ConditionError> {
+fn compile_test(
+    compiler: &mut Compiler<'_>,
+    value: &Value,
+    path: &Where<'_>,
+    depth: usize,
+) -> Result<Test, ConditionError> {
     check_depth(path, depth)?;
     Ok(match value {
         Value::String(s) => Test::Str {
@@ -621,7 +651,7 @@ fn compile_test(compiler: &mut Compiler<'_>, value: &Value, path: &str, depth: u
         Value::Object(map) if is_operator_object(map) => {
             let ops = map
                 .iter()
-                .map(|(op, operand)| compile_op(compiler, op, operand, &key_path(path, op), depth + 1))
+                .map(|(op, operand)| compile_op(compiler, op, operand, &Where::Key(path, op), depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
             Test::Ops(ops)
         }
@@ -640,7 +670,7 @@ fn compile_op(
     compiler: &mut Compiler<'_>,
     op: &str,
     operand: &Value,
-    path: &str,
+    path: &Where<'_>,
     depth: usize,
 ) -> Result<Op, ConditionError> {
     check_depth(path, depth)?;
@@ -723,7 +753,7 @@ fn compile_op(
             let items = items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| compiler.test(item, &format!("{path}[{i}]"), depth + 1))
+                .map(|(i, item)| compiler.test(item, &Where::Index(path, i), depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
             Op::All {
                 items,

@@ -1,6 +1,7 @@
 //! The compiled tenant: a validated config in the form evaluation uses, built once per KV read.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use crate::bucket::{self, BUCKETS, BucketRange, HashKey};
 use crate::condition::{AttributeSlots, Condition};
@@ -114,6 +115,14 @@ impl Tenant {
     /// assert_eq!(err.to_string(), "experiments[0].variants: weights sum to 9000, expected 10000");
     /// ```
     pub fn from_json(json: &str) -> Result<Tenant, ConfigError> {
+        // A cold isolate pays for this on its first request: read the document straight into the
+        // config types. Anything that does not read cleanly that way takes the path below, which
+        // checks the schema first and names where an error is, so errors stay as they were.
+        if let Ok(config) = serde_json::from_str::<TenantConfig>(json)
+            && config.schema == SUPPORTED_SCHEMA
+        {
+            return compile(config);
+        }
         let value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| ConfigError::new("", ConfigErrorKind::Syntax(e.to_string())))?;
         Tenant::from_value(value)
@@ -179,7 +188,7 @@ impl Experiment {
 }
 
 fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
-    check_key("tenant", &config.tenant, KeyKind::Tenant)?;
+    check_key(&"tenant", &config.tenant, KeyKind::Tenant)?;
     if config.version == 0 {
         return Err(ConfigError::invalid("version", "version must be at least 1"));
     }
@@ -191,10 +200,13 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
     }
     let mut seen_hosts = HashMap::new();
     for (i, host) in config.hostnames.iter().enumerate() {
-        let path = format!("hostnames[{i}]");
-        check_hostname(host).map_err(|reason| ConfigError::invalid(&path, reason))?;
+        let path = Indexed("hostnames", i);
+        check_hostname(host).map_err(|reason| ConfigError::invalid(path.to_string(), reason))?;
         if seen_hosts.insert(host.as_str(), i).is_some() {
-            return Err(ConfigError::new(path, ConfigErrorKind::DuplicateKey(host.clone())));
+            return Err(ConfigError::new(
+                path.to_string(),
+                ConfigErrorKind::DuplicateKey(host.clone()),
+            ));
         }
     }
     let hash_key = HashKey::from_hex(&config.hash_key).ok_or_else(|| {
@@ -203,15 +215,18 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
             format!("expected 32 hex characters (16 bytes), got `{}`", config.hash_key),
         )
     })?;
-    check_basis_points("holdout", config.holdout)?;
+    check_basis_points(&"holdout", config.holdout)?;
     check_edge(&config.edge, &config.hostnames)?;
 
     let mut layers = Vec::with_capacity(config.layers.len());
     for (i, layer) in config.layers.iter().enumerate() {
-        let path = format!("layers[{i}].key");
+        let path = format_args!("layers[{i}].key");
         check_key(&path, &layer.key, KeyKind::Other)?;
         if layers.contains(&layer.key) {
-            return Err(ConfigError::new(path, ConfigErrorKind::DuplicateKey(layer.key.clone())));
+            return Err(ConfigError::new(
+                path.to_string(),
+                ConfigErrorKind::DuplicateKey(layer.key.clone()),
+            ));
         }
         layers.push(layer.key.clone());
     }
@@ -228,13 +243,15 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
     let mut experiments: Vec<Experiment> = Vec::with_capacity(config.experiments.len());
     let mut by_cookie_id = HashMap::new();
     let mut attribute_slots = AttributeSlots::default();
+    // Key → index, so that 200 experiments are not compared pairwise.
+    let mut by_key: HashMap<&str, usize> = HashMap::with_capacity(config.experiments.len());
     for (i, raw) in config.experiments.iter().enumerate() {
-        let path = format!("experiments[{i}]");
+        let path = Indexed("experiments", i);
         let experiment = compile_experiment(&path, raw, &hash_key, &layers, &mut attribute_slots)?;
-        if let Some(previous) = experiments.iter().find(|e| e.key == experiment.key) {
+        if by_key.insert(&raw.key, i).is_some() {
             return Err(ConfigError::new(
                 format!("{path}.key"),
-                ConfigErrorKind::DuplicateKey(previous.key.clone()),
+                ConfigErrorKind::DuplicateKey(raw.key.clone()),
             ));
         }
         if let Some(&other) = by_cookie_id.get(&experiment.cookie_id) {
@@ -269,14 +286,24 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
     })
 }
 
+/// `name[index]` in an error path, formatted only when an error names it: compiling a valid
+/// config formats no paths (a cold isolate compiles before its first answer).
+struct Indexed(&'static str, usize);
+
+impl fmt::Display for Indexed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
 fn compile_experiment(
-    path: &str,
+    path: &dyn fmt::Display,
     raw: &ExperimentConfig,
     hash_key: &HashKey,
     layers: &[String],
     attribute_slots: &mut AttributeSlots,
 ) -> Result<Experiment, ConfigError> {
-    check_key(&format!("{path}.key"), &raw.key, KeyKind::Other)?;
+    check_key(&format_args!("{path}.key"), &raw.key, KeyKind::Other)?;
     let seed = match &raw.seed {
         Some(seed) if seed.is_empty() || seed.len() > 256 => {
             return Err(ConfigError::invalid(
@@ -287,12 +314,11 @@ fn compile_experiment(
         Some(seed) => seed.clone(),
         None => raw.key.clone(),
     };
-    check_basis_points(&format!("{path}.coverage"), raw.coverage)?;
+    check_basis_points(&format_args!("{path}.coverage"), raw.coverage)?;
 
-    let variants_path = format!("{path}.variants");
     if raw.variants.len() < 2 || raw.variants.len() > MAX_VARIANTS {
         return Err(ConfigError::invalid(
-            &variants_path,
+            format!("{path}.variants"),
             format!(
                 "{} variants; an experiment has 2 to {MAX_VARIANTS} (the first is the control)",
                 raw.variants.len()
@@ -301,18 +327,18 @@ fn compile_experiment(
     }
     let mut variants: Vec<Variant> = Vec::with_capacity(raw.variants.len());
     for (v, variant) in raw.variants.iter().enumerate() {
-        let variant_path = format!("{variants_path}[{v}]");
-        check_key(&format!("{variant_path}.key"), &variant.key, KeyKind::Other)?;
+        let variant_path = Indexed("variants", v);
+        check_key(&format_args!("{path}.{variant_path}.key"), &variant.key, KeyKind::Other)?;
         if variants.iter().any(|existing| existing.key == variant.key) {
             return Err(ConfigError::new(
-                format!("{variant_path}.key"),
+                format!("{path}.{variant_path}.key"),
                 ConfigErrorKind::DuplicateKey(variant.key.clone()),
             ));
         }
-        check_basis_points(&format!("{variant_path}.weight"), variant.weight)?;
+        check_basis_points(&format_args!("{path}.{variant_path}.weight"), variant.weight)?;
         for (a, action) in variant.actions.iter().enumerate() {
             check_action(action)
-                .map_err(|reason| ConfigError::invalid(format!("{variant_path}.actions[{a}]"), reason))?;
+                .map_err(|reason| ConfigError::invalid(format!("{path}.{variant_path}.actions[{a}]"), reason))?;
         }
         variants.push(Variant {
             key: variant.key.clone(),
@@ -322,7 +348,10 @@ fn compile_experiment(
     }
     let sum: u64 = variants.iter().map(|v| u64::from(v.weight)).sum();
     if sum != u64::from(BUCKETS) {
-        return Err(ConfigError::new(variants_path, ConfigErrorKind::WeightsSum { sum }));
+        return Err(ConfigError::new(
+            format!("{path}.variants"),
+            ConfigErrorKind::WeightsSum { sum },
+        ));
     }
 
     let winner =
@@ -388,7 +417,7 @@ fn compile_experiment(
                 ));
             };
             let [start, end] = slot.range;
-            check_basis_points(&format!("{path}.layer.range[1]"), end)?;
+            check_basis_points(&format_args!("{path}.layer.range[1]"), end)?;
             if start >= end {
                 return Err(ConfigError::invalid(
                     format!("{path}.layer.range"),
@@ -425,7 +454,11 @@ fn compile_experiment(
 
 /// Experiments that are not stopped must not share layer buckets; a stopped experiment releases
 /// its range so a successor can take it.
-fn check_layer_overlap(path: &str, experiment: &Experiment, earlier: &[Experiment]) -> Result<(), ConfigError> {
+fn check_layer_overlap(
+    path: &dyn fmt::Display,
+    experiment: &Experiment,
+    earlier: &[Experiment],
+) -> Result<(), ConfigError> {
     let Some(slot) = &experiment.layer else {
         return Ok(());
     };
@@ -507,10 +540,10 @@ fn check_edge(edge: &EdgeConfig, hostnames: &[String]) -> Result<(), ConfigError
     Ok(())
 }
 
-fn check_basis_points(path: &str, value: u32) -> Result<(), ConfigError> {
+fn check_basis_points(path: &dyn fmt::Display, value: u32) -> Result<(), ConfigError> {
     if value > BUCKETS {
         return Err(ConfigError::new(
-            path,
+            path.to_string(),
             ConfigErrorKind::OutOfRange {
                 value: u64::from(value),
             },
@@ -526,9 +559,9 @@ pub(crate) enum KeyKind {
 }
 
 /// Keys travel in headers (`exp=variant, ...`), cookies and URLs, so their alphabet is small.
-fn check_key(path: &str, key: &str, kind: KeyKind) -> Result<(), ConfigError> {
+fn check_key(path: &dyn fmt::Display, key: &str, kind: KeyKind) -> Result<(), ConfigError> {
     match key_problem(key, kind) {
-        Some(reason) => Err(ConfigError::invalid(path, reason)),
+        Some(reason) => Err(ConfigError::invalid(path.to_string(), reason)),
         None => Ok(()),
     }
 }

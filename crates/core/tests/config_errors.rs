@@ -17,13 +17,32 @@ fn valid() -> Value {
     })
 }
 
-/// Applies `edit` to a valid config and returns the error text.
+/// Applies `edit` to a valid config and returns the error text, which must be the same whether
+/// the config arrives as text (the edge's fast path) or as an already-parsed value.
 fn error_after(edit: impl FnOnce(&mut Value)) -> String {
     let mut config = valid();
     edit(&mut config);
-    Tenant::from_value(config)
+    let from_text = Tenant::from_json(&config.to_string())
+        .expect_err("config text should be rejected")
+        .to_string();
+    let from_value = Tenant::from_value(config)
         .expect_err("config should be rejected")
+        .to_string();
+    assert_eq!(from_text, from_value, "the two ways in disagree");
+    from_value
+}
+
+#[test]
+fn text_the_direct_reader_refuses_still_reads_as_before() {
+    // A repeated key: the direct reader refuses it, the value reader keeps the last one.
+    let text = valid()
         .to_string()
+        .replacen(r#""version":3"#, r#""version":2,"version":3"#, 1);
+    assert!(text.contains(r#""version":2,"version":3"#));
+    assert_eq!(Tenant::from_json(&text).expect("repeated key reads").version, 3);
+    // Another schema is named as such, not as whatever else fails to read.
+    let other = valid().to_string().replacen(r#""schema":1"#, r#""schema":2"#, 1);
+    assert!(Tenant::from_json(&other).unwrap_err().to_string().starts_with("schema"));
 }
 
 #[track_caller]
