@@ -155,13 +155,18 @@ impl Condition {
 /// it (paths inside `$elemMatch` test array elements and are not numbered).
 #[derive(Debug, Default)]
 pub(crate) struct AttributeSlots {
-    by_path: HashMap<Vec<String>, u32>,
+    /// Keyed by the dotted path as written: the same text is the same path.
+    by_path: HashMap<String, u32>,
 }
 
 impl AttributeSlots {
-    fn slot(&mut self, path: &[String]) -> u32 {
+    fn slot(&mut self, dotted_path: &str) -> u32 {
+        if let Some(&slot) = self.by_path.get(dotted_path) {
+            return slot;
+        }
         let next = self.by_path.len() as u32;
-        *self.by_path.entry(path.to_vec()).or_insert(next)
+        self.by_path.insert(dotted_path.to_owned(), next);
+        next
     }
 
     /// How many distinct paths have been numbered.
@@ -607,7 +612,7 @@ impl Compiler<'_> {
                 _ => {
                     let path: Vec<String> = key.split('.').map(str::to_owned).collect();
                     Clause::Attr {
-                        slot: request_level.then(|| self.slots.slot(&path)),
+                        slot: request_level.then(|| self.slots.slot(key)),
                         path,
                         test: self.test(operand, &here, depth + 1)?,
                     }

@@ -244,14 +244,14 @@ fn compile(config: TenantConfig) -> Result<Tenant, ConfigError> {
     let mut by_cookie_id = HashMap::new();
     let mut attribute_slots = AttributeSlots::default();
     // Key → index, so that 200 experiments are not compared pairwise.
-    let mut by_key: HashMap<&str, usize> = HashMap::with_capacity(config.experiments.len());
-    for (i, raw) in config.experiments.iter().enumerate() {
+    let mut by_key: HashMap<String, usize> = HashMap::with_capacity(config.experiments.len());
+    for (i, raw) in config.experiments.into_iter().enumerate() {
         let path = Indexed("experiments", i);
         let experiment = compile_experiment(&path, raw, &hash_key, &layers, &mut attribute_slots)?;
-        if by_key.insert(&raw.key, i).is_some() {
+        if by_key.insert(experiment.key.clone(), i).is_some() {
             return Err(ConfigError::new(
                 format!("{path}.key"),
-                ConfigErrorKind::DuplicateKey(raw.key.clone()),
+                ConfigErrorKind::DuplicateKey(experiment.key.clone()),
             ));
         }
         if let Some(&other) = by_cookie_id.get(&experiment.cookie_id) {
@@ -298,7 +298,7 @@ impl fmt::Display for Indexed {
 
 fn compile_experiment(
     path: &dyn fmt::Display,
-    raw: &ExperimentConfig,
+    mut raw: ExperimentConfig,
     hash_key: &HashKey,
     layers: &[String],
     attribute_slots: &mut AttributeSlots,
@@ -326,7 +326,8 @@ fn compile_experiment(
         ));
     }
     let mut variants: Vec<Variant> = Vec::with_capacity(raw.variants.len());
-    for (v, variant) in raw.variants.iter().enumerate() {
+    // Owned: keys and actions move into the compiled experiment instead of being copied.
+    for (v, variant) in std::mem::take(&mut raw.variants).into_iter().enumerate() {
         let variant_path = Indexed("variants", v);
         check_key(&format_args!("{path}.{variant_path}.key"), &variant.key, KeyKind::Other)?;
         if variants.iter().any(|existing| existing.key == variant.key) {
@@ -341,9 +342,9 @@ fn compile_experiment(
                 .map_err(|reason| ConfigError::invalid(format!("{path}.{variant_path}.actions[{a}]"), reason))?;
         }
         variants.push(Variant {
-            key: variant.key.clone(),
+            key: variant.key,
             weight: variant.weight,
-            actions: variant.actions.clone(),
+            actions: variant.actions,
         });
     }
     let sum: u64 = variants.iter().map(|v| u64::from(v.weight)).sum();
@@ -437,7 +438,7 @@ fn compile_experiment(
     Ok(Experiment {
         cookie_id: bucket::hash64(hash_key, "cookie-id", &raw.key) as u32,
         ranges: bucket::variant_ranges(&weights, raw.coverage),
-        key: raw.key.clone(),
+        key: raw.key,
         seed,
         status: raw.status,
         winner,
