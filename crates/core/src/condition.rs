@@ -62,8 +62,9 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
 
-use regex_lite::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
+
+use crate::pattern::Pattern;
 
 /// The deepest nesting [`Condition::compile`] accepts: every logical operator, attribute, value
 /// operator and level of a literal array or object counts as one level.
@@ -333,7 +334,7 @@ enum Op {
     Size(Box<Test>),
     ElemMatch(Box<ElemTest>),
     All { items: Vec<Test>, fold: bool },
-    Regex(Regex),
+    Regex(Pattern),
     Type(JsType),
 }
 
@@ -807,10 +808,7 @@ fn compile_op(
                     format!("`{op}` expects a regular expression string, found {found}"),
                 ));
             };
-            let regex = RegexBuilder::new(pattern)
-                .case_insensitive(op == "$regexi")
-                .build()
-                .map_err(|e| err(path, format!("invalid regex: {e}")))?;
+            let regex = Pattern::new(pattern, op == "$regexi").map_err(|e| err(path, format!("invalid regex: {e}")))?;
             Op::Regex(regex)
         }
         "$type" => {

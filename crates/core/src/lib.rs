@@ -46,6 +46,7 @@ pub mod evaluate;
 pub mod exposure;
 pub mod metric;
 pub mod paths;
+mod pattern;
 pub mod preview;
 pub mod secrets;
 pub mod simulation;

@@ -5,14 +5,14 @@
 //! is a regex searched anywhere in the path (anchor it with `^…$`), as in nginx's `location ~`.
 //! Patterns see the path only, never the query string.
 
-use regex_lite::Regex;
+use crate::pattern::Pattern;
 
 /// Compiled path patterns; empty means "every path".
 #[derive(Debug, Clone, Default)]
 pub struct PathMatcher {
     exact: Vec<String>,
     globs: Vec<Glob>,
-    regexes: Vec<Regex>,
+    regexes: Vec<Pattern>,
 }
 
 /// Longest pattern accepted, to keep compiled programs small.
@@ -27,7 +27,7 @@ impl PathMatcher {
                 return Err((index, format!("longer than {MAX_PATTERN_LEN} characters")));
             }
             if let Some(regex) = pattern.strip_prefix('~') {
-                let compiled = Regex::new(regex).map_err(|e| (index, format!("regex `{regex}`: {e}")))?;
+                let compiled = Pattern::new(regex, false).map_err(|e| (index, format!("regex `{regex}`: {e}")))?;
                 matcher.regexes.push(compiled);
             } else if pattern.contains(['*', '?']) {
                 matcher
@@ -237,7 +237,7 @@ mod tests {
     }
 
     /// The same glob semantics written as a regex, to check the token walker against.
-    fn glob_as_regex(glob: &str) -> Regex {
+    fn glob_as_regex(glob: &str) -> regex_lite::Regex {
         let mut regex = String::from("^");
         let mut rest = glob;
         while !rest.is_empty() {
@@ -257,7 +257,7 @@ mod tests {
             rest = &rest[len..];
         }
         regex.push('$');
-        Regex::new(&regex).unwrap()
+        regex_lite::Regex::new(&regex).unwrap()
     }
 
     #[test]
