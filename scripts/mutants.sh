@@ -6,8 +6,9 @@
 #
 #   bash scripts/mutants.sh                  every part (hours on 2 cores: not part of make test)
 #   bash scripts/mutants.sh core             parts: core, collector-store, collector-stats
-#   MUTANTS_SHARD=k/n bash scripts/mutants.sh collector-stats   the k-th of n slices (runs can be
-#                                                    split and their outputs merged by the report)
+#   MUTANTS_SHARD=k/n bash scripts/mutants.sh collector-stats   every n-th mutant from the k-th
+#                                                    (round-robin: one shard is a sample across every
+#                                                    file; the report merges shards' outputs)
 #   MUTANTS_ITERATE=1 bash scripts/mutants.sh core  after adding tests: retest only what the last run
 #                                                    of that part did not catch (cargo-mutants
 #                                                    --iterate; the report counts both runs)
@@ -62,11 +63,11 @@ run_part() {
   step "mutants: $package ($(printf '%s ' "${files[@]}" | sed 's/--file //g')) → $out"
   # Every mutant of the tree as it is now: the report counts these only, so mutants an earlier
   # `--iterate` run saw at lines that have since moved are not counted twice.
-  cargo mutants --list --package "$package" "${files[@]}" ${MUTANTS_SHARD:+--shard "$MUTANTS_SHARD"} >"$out/list.txt"
+  cargo mutants --list --package "$package" "${files[@]}" ${MUTANTS_SHARD:+--shard "$MUTANTS_SHARD" --sharding round-robin} >"$out/list.txt"
   # Exit 2 (some mutants survived) and 3 (some timed out) are findings, reported below, not failures.
   local status=0
   cargo mutants --package "$package" "${files[@]}" --output "$out" --jobs 1 --timeout-multiplier 3 \
-    --profile mutants ${MUTANTS_SHARD:+--shard "$MUTANTS_SHARD"} ${MUTANTS_ITERATE:+--iterate} \
+    --profile mutants ${MUTANTS_SHARD:+--shard "$MUTANTS_SHARD" --sharding round-robin} ${MUTANTS_ITERATE:+--iterate} \
     -- "${test_args[@]}" || status=$?
   if (( status != 0 && status != 2 && status != 3 )); then
     echo "FAIL: cargo mutants exited $status for $part (see $out/mutants.out/log)" >&2

@@ -825,3 +825,59 @@ async fn marking_an_older_version_live_keeps_the_claims_of_the_latest() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
+
+/// What the publisher's retry loop and the history's diffs read from the store: the latest version
+/// of every tenant, and the version right before a given one; and a closed store no longer
+/// answers the readiness probe.
+#[tokio::test]
+async fn the_store_answers_latest_versions_previous_versions_and_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/cohort.db", dir.path().display());
+    let store = cohort_collector::Store::open(&url, cohort_collector::WriterOptions::default())
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    // Interleaved, and with a gap: `b` has 1, 2 and 5.
+    for (tenant, version) in [("b", 1), ("a", 1), ("b", 2), ("a", 2), ("b", 5)] {
+        let document = config(tenant, version, &[&host(tenant, "www")]).to_string();
+        store
+            .store_config_version(&cohort_collector::store::NewVersion {
+                tenant,
+                version,
+                document: &document,
+                hostnames: &[host(tenant, "www")],
+                author: "test",
+                comment: "",
+                created_at_ms: 1_700_000_000_000 + version as i64,
+            })
+            .await
+            .unwrap();
+    }
+    let latest: Vec<(String, u64)> = store
+        .latest_configs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.tenant, v.version))
+        .collect();
+    assert_eq!(latest, [("a".to_owned(), 2), ("b".to_owned(), 5)]);
+    let previous = |tenant: &'static str, version: u64| {
+        let store = &store;
+        async move {
+            store
+                .previous_config_version(tenant, version)
+                .await
+                .unwrap()
+                .map(|v| v.version)
+        }
+    };
+    assert_eq!(previous("b", 5).await, Some(2));
+    assert_eq!(previous("b", 2).await, Some(1));
+    assert_eq!(previous("b", 1).await, None);
+    assert_eq!(previous("a", 9).await, Some(2));
+    store.close().await;
+    assert!(
+        store.ping().await.is_err(),
+        "a closed store must fail the readiness probe"
+    );
+}

@@ -315,6 +315,19 @@ fn oversized_request(tenant: &str, declare_length: bool, read: Arc<AtomicUsize>)
 }
 
 #[tokio::test]
+async fn a_body_of_exactly_the_limit_is_read() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    // An empty batch padded with JSON white space to exactly the limit, signed as sent.
+    let body = format!("[]{}", " ".repeat(MAX_BODY_BYTES - 2));
+    assert_eq!(body.len(), MAX_BODY_BYTES);
+    let (status, _, answer) = harness
+        .send(signed_request(EXPOSURES_PATH, &tenant, now_seconds(), &body))
+        .await;
+    assert!(status.is_success(), "{status}: {answer}");
+}
+
+#[tokio::test]
 async fn oversized_bodies_are_413_without_being_read_and_write_nothing() {
     let harness = Harness::new().await;
     let tenant = unique_tenant("shop");
