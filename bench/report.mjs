@@ -1,12 +1,13 @@
 // Writes bench/RESULTS.md from the figures `scripts/bench.sh` collected in one run:
 //   native.json    (benches/, criterion)            js.json         (bench/js/engine.mjs)
-//   edge.json      (bench/edge/run.mjs, workerd)    collector.json  (crates/collector/benches/ingest.rs)
+//   matrix.json    (benches/benches/matrix.rs)      edge.json       (bench/edge/run.mjs, workerd)
+//   collector.json (crates/collector/benches/ingest.rs)
 //
 //   node bench/report.mjs --figures DIR --out FILE [--seconds N] [--quick]
 //
 // Every number in the report is read from those files; a missing or malformed file, or a figure
 // that is missing or not a finite number, is an error naming it (in quick mode the native
-// criterion run has no timings, which the report says). So is any error an edge target counted:
+// criterion run and the matrix have no timings, which the report says). So is any error an edge target counted:
 // bench/edge/run.mjs already fails on one, and the report repeats the check it states.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -65,6 +66,7 @@ function figure(doc, name, dotted) {
 }
 
 const native = quick ? figures("native.json", { optional: true }) : figures("native.json");
+const matrix = quick ? figures("matrix.json", { optional: true }) : figures("matrix.json");
 const js = figures("js.json");
 const edge = figures("edge.json");
 const collector = figures("collector.json");
@@ -128,10 +130,141 @@ ${rows.join("\n")}
 Target (reported, not gated): Cohort ≥ 3× faster than the fastest peer (${native.fastest_peer}): **${times(ratio)}**, ${verdict(native.target_met)}.`;
 }
 
+/** The engine across targeting shapes: a peer's ratio or why it has none, per cell. */
+const PEER_LABELS = { unleash: "Unleash", launchdarkly: "LaunchDarkly", growthbook: "GrowthBook" };
+const ratioText = (r) => `${f(r, r < 10 ? 2 : 1)}×`;
+const duration = (ns) => (ns >= 1e6 ? `${f(ns / 1e6)} ms` : ns >= 1e3 ? `${f(ns / 1e3)} µs` : `${f(ns, 0)} ns`);
+
+function matrixSection() {
+  const title = "## 2. Engine across targeting shapes (benches/benches/matrix.rs)";
+  if (!matrix) {
+    return `${title}
+
+Quick mode runs the matrix's checks (in every cell each engine assigns exactly the expected
+experiments; in the "all" cells it splits 100 other visitors) and one evaluation and one load per
+engine and cell, no timings. \`make bench\` measures.`;
+  }
+  const target = figure(matrix, "matrix.json", "target_ratio");
+  const peers = field(matrix, "matrix.json", "engines").filter((name) => name !== "cohort");
+  const shapes = field(matrix, "matrix.json", "shapes");
+  const passes = field(matrix, "matrix.json", "pass_rates");
+  const sizes = field(matrix, "matrix.json", "sizes");
+  const versions = field(matrix, "matrix.json", "versions");
+  /** Each engine's figure in a cell or load row: {ns, ratio} or {unsupported}. */
+  const entry = (list, index, name) => {
+    const where = `${list}.${index}.engines.${name}`;
+    const e = field(matrix, "matrix.json", where);
+    if (e.unsupported !== undefined) return { unsupported: String(e.unsupported) };
+    return {
+      ns: figure(matrix, "matrix.json", `${where}.ns`),
+      ratio: figure(matrix, "matrix.json", `${where}.ratio_vs_cohort`),
+    };
+  };
+  const find = (list, want) => {
+    const index = field(matrix, "matrix.json", list).findIndex((c) =>
+      Object.entries(want).every(([k, v]) => c[k] === v),
+    );
+    if (index < 0) fail(`matrix.json: no ${list} entry for ${JSON.stringify(want)}`);
+    return index;
+  };
+  /** The cell's fastest peer that has the operator and whether Cohort met the target against
+   * it, as the benchmark judged (undefined: no peer has the operator). */
+  const verdictOf = (index) => {
+    const cell = field(matrix, "matrix.json", `cells.${index}`);
+    if (cell.fastest_peer == null) return undefined;
+    const met = cell.target_met;
+    if (typeof met !== "boolean") fail(`matrix.json: \`cells.${index}.target_met\` is ${JSON.stringify(met)}`);
+    return { name: cell.fastest_peer, ratio: figure(matrix, "matrix.json", `cells.${index}.fastest_peer_ratio`), met };
+  };
+  /** Why a cell is "—": reason → the engines it applies to. */
+  const reasons = new Map();
+  const cellText = (list, index, name, best) => {
+    const e = entry(list, index, name);
+    if (e.unsupported !== undefined) {
+      reasons.set(e.unsupported, new Set([...(reasons.get(e.unsupported) ?? []), PEER_LABELS[name] ?? name]));
+      return "—";
+    }
+    if (name === "cohort") return duration(e.ns);
+    const text = ratioText(e.ratio);
+    return best?.name === name && !best.met ? `**${text}**` : text;
+  };
+  const header = (groups, first) => {
+    const columns = groups.flatMap((g) => [`${g}: Cohort`, ...peers.map((p) => PEER_LABELS[p] ?? p)]);
+    return `| ${first} | ${columns.join(" | ")} |\n|---|${columns.map(() => "---:").join("|")}|`;
+  };
+  const missed = [];
+  let withPeer = 0;
+  const tables = sizes.map((size) => {
+    const rows = shapes.map((shape) => {
+      const cells = passes.flatMap((pass) => {
+        const index = find("cells", { shape, pass, size });
+        const best = verdictOf(index);
+        if (best) {
+          withPeer += 1;
+          if (!best.met) missed.push({ shape, cell: `${pass}/${size}`, best });
+        }
+        return ["cohort", ...peers].map((name) => cellText("cells", index, name, best));
+      });
+      return `| ${shape} | ${cells.join(" | ")} |`;
+    });
+    return `**${size} experiments** (Cohort: time per evaluation of all ${size}; peers: their time ÷ Cohort's)
+
+${header(passes, "shape")}
+${rows.join("\n")}`;
+  });
+  const loadRows = shapes.map((shape) => {
+    const cells = sizes.flatMap((size) => {
+      const index = find("load", { shape, size });
+      return ["cohort", ...peers].map((name) => cellText("load", index, name, undefined));
+    });
+    return `| ${shape} | ${cells.join(" | ")} |`;
+  });
+  const byShape = new Map();
+  for (const m of missed) {
+    byShape.set(m.shape, [
+      ...(byShape.get(m.shape) ?? []),
+      `${m.cell} (${PEER_LABELS[m.best.name] ?? m.best.name} ${ratioText(m.best.ratio)})`,
+    ]);
+  }
+  const missedList = [...byShape].map(([shape, cells]) => `- ${shape}: ${cells.join(", ")}`).join("\n");
+  const met = withPeer - missed.length;
+  const method = field(matrix, "matrix.json", "method");
+  return `${title}
+
+One visitor; in each cell every experiment targets it with one shape (rows) and a 50/50 split, and
+none, half or all of them assign it (column groups). Each engine runs its own translation of the
+cell (benches/README.md), or shows "—" when it lacks the operator. Before timing, every engine must
+assign exactly the expected experiments, and in the "all" cells split 100 other visitors. Medians of
+${method.rounds} rounds of ${method.round_ms} ms per engine, alternating; ratio = the median of peer ÷ Cohort within a
+round. Load average ${matrix.load_average_before} before, ${matrix.load_average_after} after. Crates: ${peers
+    .map((p) => `${versions[p]?.crate} ${versions[p]?.version}`)
+    .join(", ")}.
+
+${tables.join("\n\n")}
+
+Load: from the JSON text to a ready engine (pass rate half; each iteration also drops it).
+Cohort: \`Tenant::from_json\`; Unleash: \`ClientFeatures\` from JSON and \`apply_client_features\`;
+LaunchDarkly: its flags from JSON; GrowthBook: its features from JSON into an instance.
+
+${header(
+  sizes.map((s) => `${s}`),
+  "shape",
+)}
+${loadRows.join("\n")}
+
+"—": the engine has no such operator. ${[...reasons]
+    .map(([reason, names]) => `${[...names].join(", ")}: ${reason}.`)
+    .join(" ")} For path_regex Cohort matches its experiments' \`paths\` against the request
+path, and the peers, which have a regex operator, test a \`path\` attribute with the same regex.
+
+Target (reported, not gated): Cohort ≥ ${f(target, 0)}× the fastest peer in every cell where a peer has
+the operator: **${met} of ${withPeer} cells**, ${verdict(missed.length === 0)}.${missed.length ? ` Missed (the fastest peer's ratio, bold in the tables):\n\n${missedList}` : ""}`;
+}
+
 function jsSection() {
   const row = (name, label) =>
     `| ${label} | ${thousands(figure(js, "js.json", `cases.${name}.opsPerSecond`))} | ${f(figure(js, "js.json", `cases.${name}.usPerOp`))} µs |`;
-  return `## 2. Engine, Wasm vs JS (bench/js/engine.mjs, Node ${js.versions.node})
+  return `## 3. Engine, Wasm vs JS (bench/js/engine.mjs, Node ${js.versions.node})
 
 The same 20 evaluations for the visitor: Cohort's browser build (wasm-bindgen ${js.versions["wasm-bindgen"]},
 ${thousands(js.cohortWasm.bytes)} bytes of Wasm, ${thousands(js.cohortWasm.gzipBytes)} gzipped) against
@@ -177,7 +310,7 @@ function edgeSection() {
   const ratio = (kind, what) => figure(edge, "edge.json", `comparison.${kind}.${what}`);
   const visitor = (kind) =>
     `| ${kind} visitor | ${percent(ratio(kind, "cohortVsPassthrough"))} (${verdict(c[kind].targets.atLeast90PercentOfPassthrough)}) | ${percent(ratio(kind, "growthbookVsPassthrough"))} | ${times(ratio(kind, "cohortVsGrowthbook"))} (${verdict(c[kind].targets.aheadOfGrowthbook)}) | ${times(ratio(kind, "cpuCapacity.cohortVsGrowthbook"))} |`;
-  return `## 3. Edge, one workerd (bench/edge/run.mjs)
+  return `## 4. Edge, one workerd (bench/edge/run.mjs)
 
 Three workers in one plain \`workerd serve\` (${edge.versions.workerd}) in front of the same loopback
 origin, loaded by the same wrk (${edge.versions.wrk}), alternating; Cohort with a tenant translating
@@ -205,7 +338,7 @@ function collectorSection() {
   const ingest = n("ingest_exposures_per_second");
   const floor = n("floor_exposures_per_second");
   const ratio = n("ingest_vs_floor");
-  return `## 4. Collector (crates/collector/benches/ingest.rs)
+  return `## 5. Collector (crates/collector/benches/ingest.rs)
 
 Signed 100-exposure batches over loopback HTTP from ${n("ingest_connections")} keep-alive connections into
 SQLite (WAL, synchronous=FULL, group commit, 2xx after the commit), against the floor: the same
@@ -229,6 +362,12 @@ function headline() {
     lines.push(
       `- engine, native: **${times(native.fastest_peer_ratio)}** faster than the fastest peer (${native.fastest_peer}; target 3×)`,
     );
+  if (matrix) {
+    const withPeer = figure(matrix, "matrix.json", "cells_with_a_peer");
+    lines.push(
+      `- engine across targeting shapes: Cohort ≥ ${f(matrix.target_ratio, 0)}× the fastest peer in **${figure(matrix, "matrix.json", "cells_target_met")} of ${withPeer}** cells where a peer has the operator (target: all)`,
+    );
+  }
   lines.push(`- engine, Wasm vs GrowthBook's JS SDK: **${times(js.ratio["cohort/growthbook"])}** (target 5×)`);
   const c = edge.comparison;
   lines.push(
@@ -245,6 +384,13 @@ function missedTargets() {
     notes.push(`- **Engine, native.** Below 3× the fastest peer. callgrind on \`cargo bench -p cohort-benches\`
   (benches/README.md) attributes about two thirds of Cohort's instructions to condition evaluation
   and a fifth to SipHash; the bucketing contract fixes the hash.`);
+  }
+  if (matrix && !matrix.target_met) {
+    notes.push(`- **Engine across targeting shapes** (${matrix.cells_target_met} of ${matrix.cells_with_a_peer} cells). callgrind of Cohort on the
+  missed cells (\`COHORT_MATRIX_PROFILE\`, benches/README.md): the regex shapes spend almost all
+  their instructions in regex-lite's PikeVM, against Unleash's \`regex\` crate; the list shapes in
+  the bisection of \`$in\`/\`$nin\` sets and the walk of the condition tree, against LaunchDarkly's
+  loop over a few values and Unleash's hash sets.`);
   }
   if (!js.target.met) {
     notes.push(`- **Engine, Wasm vs JS** (${times(js.ratio["cohort/growthbook"])}, evaluate call alone ${times(js.ratio["cohort-evaluate-only/growthbook"])}).
@@ -289,6 +435,8 @@ in the same run hold.
 ${headline()}
 
 ${nativeSection()}
+
+${matrixSection()}
 
 ${jsSection()}
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: Cohort side by side with the peers people would pick instead, in one run on this
 # machine, then bench/RESULTS.md from the figures:
-#   1. engine, native: Cohort vs unleash-yggdrasil, launchdarkly-server-sdk-evaluation, growthbook-rust
+#   1. engine, native: Cohort vs unleash-yggdrasil, launchdarkly-server-sdk-evaluation, growthbook-rust,
+#      on the shared workload and across targeting shapes (the matrix)
 #   2. engine, Wasm vs JS: Cohort's browser build vs @growthbook/growthbook in Node
 #   3. edge, one workerd: pass-through vs Cohort vs GrowthBook's edge worker, same origin, same wrk
 #   4. collector: signed HTTP ingest vs the same rows written straight into SQLite (the floor)
@@ -36,12 +37,15 @@ mkdir -p "$figures"
 bash scripts/setup.sh --edge
 started=$(date +%s)
 
-step "1/4 engine, native: Cohort vs unleash-yggdrasil, launchdarkly-server-sdk-evaluation, growthbook-rust"
+step "1/4 engine, native: Cohort vs unleash-yggdrasil, launchdarkly-server-sdk-evaluation, growthbook-rust (the workload, then the matrix of targeting shapes)"
 if $quick; then
-  # criterion's test mode: the assignment checks and one iteration of every case (no figures).
-  cargo test -p cohort-benches --benches
+  # Both benches in test mode: every assignment check and one iteration of every case (no
+  # figures); --tests adds the allocation test (benches/tests/allocations.rs).
+  cargo test -p cohort-benches --benches --tests
 else
-  COHORT_BENCH_OUT="$figures/native.json" cargo bench -p cohort-benches
+  # One target at a time, each once: a bare `cargo bench -p cohort-benches` would run both.
+  COHORT_BENCH_OUT="$figures/native.json" cargo bench -p cohort-benches --bench peers
+  COHORT_MATRIX_OUT="$figures/matrix.json" cargo bench -p cohort-benches --bench matrix
 fi
 
 step "2/4 engine, Wasm vs JS: Cohort's browser build vs @growthbook/growthbook in Node"
