@@ -189,8 +189,12 @@ struct Resolved<'a> {
     value: OnceCell<&'a Value>,
     string: OnceCell<Cow<'a, str>>,
     lower: OnceCell<String>,
+    /// [`string_hash`] of a string value, and of its lower case.
+    hash: OnceCell<u64>,
+    lower_hash: OnceCell<u64>,
     number: OnceCell<f64>,
-    version: OnceCell<String>,
+    /// The padded version and whether it is within the Basic Multilingual Plane.
+    version: OnceCell<(String, bool)>,
 }
 
 impl<'a> Attributes<'a> {
@@ -265,13 +269,39 @@ impl<'s, 'a: 's> Subject<'s, 'a> {
         }
     }
 
-    /// GrowthBook's padded version string of the value.
-    fn version(self) -> Cow<'s, str> {
+    /// [`string_hash`] of `s`, the value's own string (`$in`).
+    fn hash(self, s: &str) -> u64 {
         match self {
-            Subject::Plain(value) => Cow::Owned(padded_version(value)),
+            Subject::Plain(_) => string_hash(s),
+            Subject::Cached(resolved) => *resolved.hash.get_or_init(|| string_hash(s)),
+        }
+    }
+
+    /// [`string_hash`] of `lower`, the value's lower-cased string (`$ini`).
+    fn lower_hash(self, lower: &str) -> u64 {
+        match self {
+            Subject::Plain(_) => string_hash(lower),
+            Subject::Cached(resolved) => *resolved.lower_hash.get_or_init(|| string_hash(lower)),
+        }
+    }
+
+    /// GrowthBook's padded version string of the value, and whether it stays within the Basic
+    /// Multilingual Plane (then versions compare as bytes).
+    fn version(self) -> (Cow<'s, str>, bool) {
+        let pad = |value: &Value| {
+            let padded = padded_version(value);
+            let bmp = bmp_only(&padded);
+            (padded, bmp)
+        };
+        match self {
+            Subject::Plain(value) => {
+                let (padded, bmp) = pad(value);
+                (Cow::Owned(padded), bmp)
+            }
             Subject::Cached(resolved) => {
                 let value = self.value();
-                Cow::Borrowed(resolved.version.get_or_init(|| padded_version(value)))
+                let (padded, bmp) = resolved.version.get_or_init(|| pad(value));
+                (Cow::Borrowed(padded), *bmp)
             }
         }
     }
@@ -324,16 +354,31 @@ enum Test {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Version { cmp: VersionCmp, padded: String },
+    Version {
+        cmp: VersionCmp,
+        padded: String,
+        /// `padded` is within the Basic Multilingual Plane.
+        bmp: bool,
+    },
     Eq(Value),
     Ne(Value),
-    Compare { cmp: RelCmp, operand: Prim<'static> },
+    Compare {
+        cmp: RelCmp,
+        operand: Prim<'static>,
+    },
     Exists(bool),
-    In { items: InSet, fold: bool, negate: bool },
+    In {
+        items: InSet,
+        fold: bool,
+        negate: bool,
+    },
     Not(Box<Test>),
     Size(Box<Test>),
     ElemMatch(Box<ElemTest>),
-    All { items: Vec<Test>, fold: bool },
+    All {
+        items: Vec<Test>,
+        fold: bool,
+    },
     Regex(Pattern),
     Type(JsType),
 }
@@ -350,7 +395,9 @@ enum ElemTest {
 /// equality, so arrays and objects in the list never match and are dropped.
 #[derive(Debug, Clone, Default)]
 struct InSet {
-    strings: Vec<Box<str>>,
+    /// Sorted by [`string_hash`], then text: a lookup compares hashes (the request's is computed
+    /// once per attribute) and only a hash match compares text.
+    strings: Vec<(u64, Box<str>)>,
     /// Without NaN (never strictly equal to anything), `-0` stored as `0` (`-0 === 0`).
     numbers: Vec<f64>,
     null: bool,
@@ -367,8 +414,11 @@ impl InSet {
                 Value::Bool(true) => set.truth = true,
                 Value::Bool(false) => set.falsehood = true,
                 Value::Number(n) if !number(n).is_nan() => set.numbers.push(number(n) + 0.0),
-                Value::String(s) if fold => set.strings.push(s.to_lowercase().into()),
-                Value::String(s) => set.strings.push(s.as_str().into()),
+                Value::String(s) if fold => {
+                    let lower = s.to_lowercase();
+                    set.strings.push((string_hash(&lower), lower.into()));
+                }
+                Value::String(s) => set.strings.push((string_hash(s), s.as_str().into())),
                 _ => {}
             }
         }
@@ -380,7 +430,16 @@ impl InSet {
     }
 
     fn contains_str(&self, s: &str) -> bool {
-        self.strings.binary_search_by(|item| item.as_ref().cmp(s)).is_ok()
+        self.contains_hashed(s, string_hash(s))
+    }
+
+    /// Membership of `s`, whose [`string_hash`] is `hash`.
+    fn contains_hashed(&self, s: &str, hash: u64) -> bool {
+        let first = self.strings.partition_point(|(h, _)| *h < hash);
+        self.strings[first..]
+            .iter()
+            .take_while(|(h, _)| *h == hash)
+            .any(|(_, item)| item.as_ref() == s)
     }
 
     /// Strict membership of a scalar; a string is looked up as given.
@@ -400,7 +459,7 @@ impl InSet {
 
     /// Case-insensitive membership of a string without allocating (array elements under `$ini`).
     fn contains_lowercase_of(&self, s: &str) -> bool {
-        self.strings.iter().any(|item| lowercase_equals(s, item))
+        self.strings.iter().any(|(_, item)| lowercase_equals(s, item))
     }
 }
 
@@ -730,9 +789,11 @@ fn compile_op(
                 "$vlt" => VersionCmp::Lt,
                 _ => VersionCmp::Lte,
             };
+            let padded = padded_version(operand);
             Op::Version {
                 cmp,
-                padded: padded_version(operand),
+                bmp: bmp_only(&padded),
+                padded,
             }
         }
         "$exists" => {
@@ -922,8 +983,13 @@ fn eval_test<'s, 'a: 's>(test: &Test, subject: Subject<'s, 'a>, fold: bool) -> b
 fn eval_op<'s, 'a: 's>(op: &Op, subject: Subject<'s, 'a>) -> bool {
     let value = subject.value();
     match op {
-        Op::Version { cmp, padded } => {
-            let ord = utf16_cmp(&subject.version(), padded);
+        Op::Version { cmp, padded, bmp } => {
+            let (actual, actual_bmp) = subject.version();
+            let ord = if *bmp && actual_bmp {
+                actual.as_bytes().cmp(padded.as_bytes())
+            } else {
+                utf16_cmp(&actual, padded)
+            };
             match cmp {
                 VersionCmp::Eq => ord == Ordering::Equal,
                 VersionCmp::Ne => ord != Ordering::Equal,
@@ -957,7 +1023,11 @@ fn eval_op<'s, 'a: 's>(op: &Op, subject: Subject<'s, 'a>) -> bool {
                     Value::String(s) if *fold => items.contains_lowercase_of(s),
                     _ => items.contains(element),
                 }),
-                Value::String(s) if *fold => items.contains_str(&subject.lower(s)),
+                Value::String(s) if *fold => {
+                    let lower = subject.lower(s);
+                    items.contains_hashed(&lower, subject.lower_hash(&lower))
+                }
+                Value::String(s) => items.contains_hashed(s, subject.hash(s)),
                 _ => items.contains(value),
             };
             found != *negate
@@ -989,6 +1059,27 @@ fn eval_op<'s, 'a: 's>(op: &Op, subject: Subject<'s, 'a>) -> bool {
         Op::Regex(regex) => regex.is_match(&subject.js_string()),
         Op::Type(ty) => js_type(value) == *ty,
     }
+}
+
+/// A fast hash of a string (multiply-rotate over 8-byte words, as rustc's FxHash): only ever
+/// compared with hashes made by this function, never stored or sent.
+fn string_hash(s: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(K);
+    let mut chunks = s.as_bytes().chunks_exact(8);
+    let mut hash = mix(0, s.len() as u64);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        hash = mix(hash, u64::from_le_bytes(word));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        hash = mix(hash, u64::from_le_bytes(word));
+    }
+    hash
 }
 
 /// `s.to_lowercase() == folded`, without allocating unless `s` has a capital sigma (whose lower
@@ -1127,11 +1218,14 @@ fn prim_number(p: &Prim<'_>) -> f64 {
     }
 }
 
+/// Without characters outside the Basic Multilingual Plane (UTF-8 lead byte 0xF0 and up), UTF-16
+/// code units are the code points, and UTF-8's byte order is code point order.
+fn bmp_only(s: &str) -> bool {
+    s.bytes().all(|b| b < 0xF0)
+}
+
 /// Compares strings the way JavaScript does: by UTF-16 code units.
 fn utf16_cmp(a: &str, b: &str) -> Ordering {
-    // Without characters outside the Basic Multilingual Plane (UTF-8 lead byte 0xF0 and up), UTF-16
-    // code units are the code points, and UTF-8's byte order is code point order.
-    let bmp_only = |s: &str| s.bytes().all(|b| b < 0xF0);
     if bmp_only(a) && bmp_only(b) {
         a.as_bytes().cmp(b.as_bytes())
     } else {
