@@ -7,6 +7,12 @@
 //! `ends_with`, `contains` or equality test, several times faster than regex-lite's PikeVM, which
 //! every other pattern still runs. The shapes are recognised conservatively: any character with a
 //! meaning in a regex outside the few accepted escapes sends the pattern to the regex engine.
+//!
+//! Other patterns often still begin with literal text in every alternative
+//! (`(Android 1[0-4]|iPhone OS 1[5-9])`, `^/shop/[a-z]+`): a match can only start where one of
+//! those prefixes occurs, so the haystack is searched for them first; without one there is no
+//! match, and otherwise the regex engine starts at the first occurrence instead of scanning the
+//! whole haystack (its look-arounds still see the whole haystack, so the answer is the same).
 
 use regex_lite::{Regex, RegexBuilder};
 
@@ -16,6 +22,16 @@ use regex_lite::{Regex, RegexBuilder};
 pub(crate) struct Pattern {
     regex: Regex,
     literal: Option<Literal>,
+    prefixes: Option<Prefixes>,
+}
+
+/// Literal text every match starts with, one per alternative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Prefixes {
+    alternatives: Vec<String>,
+    /// The pattern starts with `^`: a match starts at 0.
+    at_start: bool,
+    fold: bool,
 }
 
 /// `^?(alt|alt|…)$?` or `^?literal$?` with literal alternatives.
@@ -32,23 +48,198 @@ impl Pattern {
     /// Compiles `pattern`; `case_insensitive` is `$regexi`.
     pub(crate) fn new(pattern: &str, case_insensitive: bool) -> Result<Pattern, regex_lite::Error> {
         let regex = RegexBuilder::new(pattern).case_insensitive(case_insensitive).build()?;
+        let literal = literal_shape(pattern, case_insensitive);
+        let prefixes = if literal.is_some() {
+            None
+        } else {
+            required_prefixes(pattern, case_insensitive)
+        };
         Ok(Pattern {
             regex,
-            literal: literal_shape(pattern, case_insensitive),
+            literal,
+            prefixes,
         })
     }
 
     /// Whether the pattern matches anywhere in `haystack`.
     pub(crate) fn is_match(&self, haystack: &str) -> bool {
-        match &self.literal {
-            Some(literal) => literal.is_match(haystack.as_bytes()),
+        if let Some(literal) = &self.literal {
+            return literal.is_match(haystack);
+        }
+        match &self.prefixes {
+            Some(prefixes) => prefixes
+                .first_start(haystack)
+                .is_some_and(|start| self.regex.is_match_at(haystack, start)),
             None => self.regex.is_match(haystack),
         }
     }
 }
 
+impl Prefixes {
+    /// Where the earliest possible match starts, if any can.
+    fn first_start(&self, haystack: &str) -> Option<usize> {
+        if self.at_start {
+            let bytes = haystack.as_bytes();
+            let starts = |prefix: &String| {
+                bytes.get(..prefix.len()).is_some_and(|head| {
+                    if self.fold {
+                        head.eq_ignore_ascii_case(prefix.as_bytes())
+                    } else {
+                        head == prefix.as_bytes()
+                    }
+                })
+            };
+            return self.alternatives.iter().any(starts).then_some(0);
+        }
+        self.alternatives
+            .iter()
+            .filter_map(|prefix| find(haystack, prefix, self.fold))
+            .min()
+    }
+}
+
+/// The first byte offset of `needle` in `haystack` (ASCII case-insensitively with `fold`): the
+/// standard library's substring search, or for folding a scan for the first byte's two cases.
+fn find(haystack: &str, needle: &str, fold: bool) -> Option<usize> {
+    if !fold {
+        return haystack.find(needle);
+    }
+    let (bytes, needle) = (haystack.as_bytes(), needle.as_bytes());
+    let Some(&first) = needle.first() else {
+        return Some(0);
+    };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    (0..(bytes.len() + 1).saturating_sub(needle.len()))
+        .find(|&i| (bytes[i] == lower || bytes[i] == upper) && bytes[i..i + needle.len()].eq_ignore_ascii_case(needle))
+}
+
+/// The literal text each top-level alternative of `pattern` starts with, if every one starts with
+/// some: `^?(a…|b…)…` or `a…|b…` (unanchored). Anything unusual gives `None`.
+fn required_prefixes(pattern: &str, fold: bool) -> Option<Prefixes> {
+    if !pattern.is_ascii() {
+        return None;
+    }
+    let (at_start, body) = match pattern.strip_prefix('^') {
+        Some(rest) => (true, rest),
+        None => (false, pattern),
+    };
+    let branches: Vec<&str> = if let Some(inner) = body.strip_prefix("(?:").or_else(|| body.strip_prefix('(')) {
+        // A leading group: its alternatives start every match (what follows it does not matter).
+        let close = group_end(inner)?;
+        // An optional or repeatable group may be absent: then it starts nothing.
+        if matches!(inner.as_bytes().get(close + 1), Some(b'?' | b'*' | b'{')) {
+            return None;
+        }
+        split_top_level(&inner[..close])?
+    } else {
+        let branches = split_top_level(body)?;
+        // `^a|b` anchors only its first alternative.
+        if at_start && branches.len() > 1 {
+            return None;
+        }
+        branches
+    };
+    let alternatives = branches.into_iter().map(leading_literal).collect::<Option<Vec<_>>>()?;
+    Some(Prefixes {
+        alternatives,
+        at_start,
+        fold,
+    })
+}
+
+/// The index of the `)` closing a group whose `(` came just before `inner`, skipping escapes and
+/// character classes; `None` if nested groups or anything unclear make it uncertain.
+fn group_end(inner: &str) -> Option<usize> {
+    let bytes = inner.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'[' => i = class_end(bytes, i)? + 1,
+            b'(' => return None,
+            b')' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The index of the `]` closing the character class opened at `open`; `None` for nested classes.
+fn class_end(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    if bytes.get(i) == Some(&b'^') {
+        i += 1;
+    }
+    // A `]` first in the class is a literal.
+    if bytes.get(i) == Some(&b']') {
+        i += 1;
+    }
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'[' => return None,
+            b']' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Splits on `|` outside escapes; `None` if a group or class makes the top level unclear.
+fn split_top_level(body: &str) -> Option<Vec<&str>> {
+    let bytes = body.as_bytes();
+    let (mut pieces, mut start, mut i) = (Vec::new(), 0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'[' => i = class_end(bytes, i)? + 1,
+            b'(' | b')' | b']' => return None,
+            b'|' => {
+                pieces.push(&body[start..i]);
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    pieces.push(body.get(start..)?);
+    Some(pieces)
+}
+
+/// The literal text an alternative must start with: its leading plain characters (and escaped
+/// punctuation), minus the last one when a quantifier makes it optional or repeated. `None` when
+/// that leaves nothing.
+fn leading_literal(branch: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = branch.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            '\\' => {
+                chars.next();
+                match chars.next() {
+                    Some(escaped) if escaped.is_ascii_punctuation() => out.push(escaped),
+                    _ => break,
+                }
+            }
+            '?' | '*' | '{' => {
+                out.pop();
+                break;
+            }
+            // `a+` still starts with one `a`.
+            '+' => break,
+            c if META.contains(&c) => break,
+            c => {
+                chars.next();
+                out.push(c);
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 impl Literal {
-    fn is_match(&self, haystack: &[u8]) -> bool {
+    fn is_match(&self, text: &str) -> bool {
+        let haystack = text.as_bytes();
         self.alternatives.iter().any(|alternative| {
             let needle = alternative.as_bytes();
             match (self.at_start, self.at_end) {
@@ -60,9 +251,7 @@ impl Literal {
                     .len()
                     .checked_sub(needle.len())
                     .is_some_and(|start| self.equal(&haystack[start..], needle)),
-                (false, false) => {
-                    needle.is_empty() || haystack.windows(needle.len()).any(|window| self.equal(window, needle))
-                }
+                (false, false) => find(text, alternative, self.fold).is_some(),
             }
         })
     }
@@ -138,6 +327,24 @@ mod tests {
     }
 
     #[test]
+    fn required_prefixes_are_found_only_where_every_match_starts_with_one() {
+        let prefixes = |pattern: &str| required_prefixes(pattern, false).map(|p| (p.alternatives, p.at_start));
+        let owned = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            prefixes("(Android 1[0-4]|iPhone OS 1[5-9])"),
+            Some((owned(&["Android 1", "iPhone OS 1"]), false))
+        );
+        assert_eq!(prefixes("^/shop/[a-z]+/item"), Some((owned(&["/shop/"]), true)));
+        assert_eq!(prefixes(r"ab?c|x\.y+"), Some((owned(&["a", "x.y"]), false)));
+        assert_eq!(prefixes("(?:Mac|Win)[0-9]"), Some((owned(&["Mac", "Win"]), false)));
+        for none in [
+            "(a|b)?c", "(a|b)*c", "^a|b", "[ab]c", ".a", "(a|)b", "(?i)ab", "a?b", r"\db", "((a))b", "(a(b))c",
+        ] {
+            assert_eq!(prefixes(none), None, "{none}");
+        }
+    }
+
+    #[test]
     fn literal_shapes_are_recognised_and_nothing_else() {
         assert_eq!(
             shape("^(Chrome|Firefox)"),
@@ -163,7 +370,9 @@ mod tests {
     /// every short haystack over the same letters: the literal test answers as the regex does.
     #[test]
     fn literal_answers_agree_with_the_regex_engine() {
-        let pieces = ["a", "B", "b", "-", r"\-", ".", "|", "(", ")", "^", "$", r"\$", "é"];
+        let pieces = [
+            "a", "B", "b", "-", r"\-", ".", "|", "(", ")", "^", "$", r"\$", "é", "?", "+", "[ab]", r"\d",
+        ];
         let mut patterns = vec![String::new()];
         for _ in 0..3 {
             patterns = patterns
@@ -183,16 +392,14 @@ mod tests {
                 .chain(haystacks.iter().cloned())
                 .collect();
         }
-        let mut literal_patterns = 0;
+        let (mut literal_patterns, mut prefixed_patterns) = (0, 0);
         for pattern in &patterns {
             for fold in [false, true] {
                 let Ok(compiled) = Pattern::new(pattern, fold) else {
                     continue;
                 };
-                if compiled.literal.is_none() {
-                    continue;
-                }
-                literal_patterns += 1;
+                literal_patterns += usize::from(compiled.literal.is_some());
+                prefixed_patterns += usize::from(compiled.prefixes.is_some());
                 for haystack in &haystacks {
                     assert_eq!(
                         compiled.is_match(haystack),
@@ -202,9 +409,24 @@ mod tests {
                 }
             }
         }
+        // Case folding is ASCII's on both paths, as in regex-lite: the Kelvin sign is not a `k`.
+        for pattern in ["k", "^k", "(k|x)[0-9]?", "^(?:k|x)"] {
+            let compiled = Pattern::new(pattern, true).expect("valid");
+            for haystack in ["\u{212A}", "K", "xK1"] {
+                assert_eq!(
+                    compiled.is_match(haystack),
+                    compiled.regex.is_match(haystack),
+                    "{pattern} on {haystack}"
+                );
+            }
+        }
         assert!(
             literal_patterns > 300,
             "only {literal_patterns} literal patterns exercised"
+        );
+        assert!(
+            prefixed_patterns > 300,
+            "only {prefixed_patterns} prefixed patterns exercised"
         );
     }
 }
