@@ -273,8 +273,9 @@ ${js.method.secondsPerCaseAndRound} s per case. Load: ${js.machine.load}.
 
 | case | evaluations of 20 per second | per evaluation |
 |---|---:|---:|
-${row("cohort", "Cohort Wasm, JSON in and out (as a page calls it)")}
-${row("cohort-evaluate-only", "Cohort Wasm, evaluate only")}
+${row("cohort", "Cohort Wasm, `engine.assign(unit, attributes, path)` (as a page calls it)")}
+${row("cohort-json", "Cohort Wasm, `JSON.parse(engine.evaluate(JSON.stringify(context)))`")}
+${row("cohort-evaluate-only", "Cohort Wasm, `engine.evaluate(contextJson)` alone")}
 ${row("growthbook", "GrowthBook JS, one instance")}
 ${row("growthbook-new-instance", "GrowthBook JS, a new instance per evaluation")}
 
@@ -387,18 +388,19 @@ function missedTargets() {
   }
   if (matrix && !matrix.target_met) {
     notes.push(`- **Engine across targeting shapes** (${matrix.cells_target_met} of ${matrix.cells_with_a_peer} cells). callgrind of Cohort on the
-  missed cells (\`COHORT_MATRIX_PROFILE\`, benches/README.md): the regex shapes spend almost all
-  their instructions in regex-lite's PikeVM, against Unleash's \`regex\` crate; the list shapes in
-  the bisection of \`$in\`/\`$nin\` sets and the walk of the condition tree, against LaunchDarkly's
-  loop over a few values and Unleash's hash sets.`);
+  missed cells (\`COHORT_MATRIX_PROFILE\`, benches/README.md): the regex shapes that still reach the
+  regex engine (after the literal and leading-literal shortcuts of \`crates/core/src/pattern.rs\`)
+  spend almost all their instructions in regex-lite's PikeVM, a bytecode simulation, against
+  Unleash's \`regex\` crate with its lazy DFA; closing that needs a DFA engine in the edge's Wasm
+  (the \`regex\` crate, at a size cost against the 1 MiB budget, with its Unicode classes made to
+  match regex-lite's ASCII ones). The list and nested shapes sit near 4-5× LaunchDarkly: what is
+  left per experiment is the walk of the condition tree and the decision itself.`);
   }
   if (!js.target.met) {
-    notes.push(`- **Engine, Wasm vs JS** (${times(js.ratio["cohort/growthbook"])}, evaluate call alone ${times(js.ratio["cohort-evaluate-only/growthbook"])}).
-  \`node --cpu-prof\` showed the page API's round trip dominated by JSON: the browser build now
-  writes decisions straight into its output string (was a \`serde_json::Value\` per decision, about
-  0.9× GrowthBook) and builds at opt-level 3. What remains is mostly JavaScript's own
-  \`JSON.parse\` of the ~1.5 KB decisions string the API returns; passing 5× needs an API that
-  returns JS objects or only the assignments, a contract change not made here.`);
+    notes.push(`- **Engine, Wasm vs JS** (${times(js.ratio["cohort/growthbook"])} with \`assign\`, ${times(js.ratio["cohort-json/growthbook"])} through the JSON API).
+  \`assign\` takes the attributes object (one \`JSON.stringify\` in the engine) and links cached key
+  strings into a fresh object, one \`Reflect.set\` per assigned experiment; what is left is the
+  evaluation itself and those crossings between JavaScript and Wasm.`);
   }
   const c = edge.comparison;
   if (!c.new.targets.atLeast90PercentOfPassthrough || !c.returning.targets.atLeast90PercentOfPassthrough) {

@@ -323,11 +323,19 @@ mod tests {
 
     #[test]
     fn sqlite_urls_gain_create_mode() {
-        let dir = std::env::temp_dir().join("cohort-store-url-test");
+        // A directory that does not exist yet, two levels down: opening creates it.
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().join("data").join("cohort");
         let url = format!("sqlite://{}/x.db", dir.display());
         assert_eq!(prepare_sqlite_url(&url).unwrap(), format!("{url}?mode=rwc"));
         assert!(dir.is_dir());
         let read_only = format!("{url}?mode=ro");
         assert_eq!(prepare_sqlite_url(&read_only).unwrap(), read_only);
+        // Other options keep their place and gain the create mode.
+        let shared = format!("{url}?cache=shared");
+        assert_eq!(
+            prepare_sqlite_url(&shared).unwrap(),
+            format!("{url}?cache=shared&mode=rwc")
+        );
     }
 }
