@@ -744,6 +744,24 @@ mod tests {
     }
 
     #[test]
+    fn an_arm_below_the_minimum_means_no_comparison_whatever_the_other_holds() {
+        let arm = |units: u64| ArmSums {
+            units,
+            sum: units as f64 * 2.0,
+            sum_of_squares: units as f64 * 5.0,
+            ..ArmSums::default()
+        };
+        for inference in [Inference::Fixed, Inference::Sequential { tuning: 5000.0 }] {
+            // A continuous metric needs two units per arm to estimate a variance; a binary one, one.
+            assert!(compare(&arm(1), &arm(500), false, inference).is_none());
+            assert!(compare(&arm(500), &arm(1), false, inference).is_none());
+            assert!(compare(&arm(0), &arm(500), true, inference).is_none());
+            assert!(compare(&arm(500), &arm(0), true, inference).is_none());
+            assert!(compare(&arm(2), &arm(500), false, inference).is_some());
+        }
+    }
+
+    #[test]
     fn zero_weight_variants_with_units_are_mismatches() {
         let test = sample_ratio_test(&[50, 3], &[1.0, 0.0]).unwrap();
         assert!(test.mismatch);
