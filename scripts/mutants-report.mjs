@@ -37,6 +37,12 @@ for (const run of fs.existsSync(dir) ? fs.readdirSync(dir).sort() : []) {
   // The run's own outcomes, then what earlier `--iterate` runs settled.
   /** @type {Map<string, string>} */
   const outcomeOf = new Map();
+  // cargo-mutants keeps the run before an `--iterate` run in mutants.out.old: its unviable
+  // mutants come back listed in previously_caught.txt, and are unviable, not caught.
+  const earlierUnviable = path.join(dir, run, "mutants.out.old", "unviable.txt");
+  if (fs.existsSync(earlierUnviable))
+    for (const line of fs.readFileSync(earlierUnviable, "utf8").split("\n").filter(Boolean))
+      outcomeOf.set(line, "unviable");
   // previously_caught.txt: caught by an earlier run that a later `--iterate` run skipped.
   for (const [outcome, name] of [...OUTCOMES.map((o) => [o, o]), ["caught", "previously_caught"]]) {
     const file = path.join(results, `${name}.txt`);
