@@ -395,27 +395,24 @@ function headline() {
   return lines.join("\n");
 }
 
-/** Where Cohort's load time goes (callgrind of \`Tenant::from_json\` on the 20-experiment config of
- * crates/core/benches/engine.rs, valgrind --toggle-collect='*Tenant*from_json*'). */
-const LOAD_PROFILE = `callgrind of Cohort's load (the 20-experiment config of
-crates/core/benches/engine.rs, 1.77 M instructions): reading the JSON text into the config types is
-57 % (serde buffering the internally tagged edge actions 12 %), compiling 43 %, of which regex-lite
-compiling each targeting regex is 9 %; GrowthBook keeps a regex's text and compiles it on every
-evaluation instead, which is why its regex cells above are tens of times slower, and an \`$in\` of
-100 strings is hashed and sorted once at load so that each evaluation is a bisection`;
+/** Where Cohort's load time goes: the profile's figures, with their command and commit, are in
+ * benches/README.md ("Profiles"), not here, so that a rerun of the benchmark never reprints them. */
+const LOAD_PROFILE = `Where Cohort's load time goes (callgrind of \`Tenant::from_json\`, benches/README.md,
+"Profiles"): reading the JSON text, then compiling, regexes first; GrowthBook keeps a regex's text
+and compiles it on every evaluation instead, which is why its regex cells above are tens of times
+slower, and an \`$in\` list is hashed and sorted once at load so that each evaluation is a bisection`;
 
 /** What the profiles showed where a target is missed (benches/README.md, bench/edge/README.md). */
 function missedTargets() {
   const notes = [];
   if (native && !native.target_met) {
     notes.push(`- **Engine, native.** Below ${f(native.target_ratio, 0)}× the fastest peer. callgrind of one evaluation
-  (\`valgrind --tool=callgrind --toggle-collect='*Cohort*evaluate*'\` on the peers bench in test mode,
-  benches/README.md) counted 17.7 k instructions at 23e910b: 58 % the walk of the 20 conditions,
-  23 % SipHash for the 11 assigned experiments, which the bucketing contract fixes. 10× LaunchDarkly
-  needs about half the instructions, so about 290 per condition instead of about 510: a condition
-  compiled to a flat program over the request's attribute slots (no recursion or closure per
-  clause), and the request's attribute strings interned against the tenant's literals so that
-  equality and \`$in\` compare integers.`);
+  (benches/README.md, "Profiles") puts most of Cohort's instructions in walking the conditions and
+  about a quarter in SipHash for the assigned experiments, which the bucketing contract fixes.
+  Reaching the target needs about half the instructions per condition: a condition compiled to a
+  flat program over the request's attribute slots (no recursion or closure per clause), and the
+  request's attribute strings interned against the tenant's literals so that equality and
+  \`$in\` compare integers.`);
   }
   if (matrix && !matrix.target_met) {
     notes.push(`- **Engine across targeting shapes** (${matrix.cells_target_met} of ${matrix.cells_with_a_peer} cells). callgrind of Cohort on the

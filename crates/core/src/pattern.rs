@@ -79,16 +79,7 @@ impl Prefixes {
     /// Where the earliest possible match starts, if any can.
     fn first_start(&self, haystack: &str) -> Option<usize> {
         if self.at_start {
-            let bytes = haystack.as_bytes();
-            let starts = |prefix: &String| {
-                bytes.get(..prefix.len()).is_some_and(|head| {
-                    if self.fold {
-                        head.eq_ignore_ascii_case(prefix.as_bytes())
-                    } else {
-                        head == prefix.as_bytes()
-                    }
-                })
-            };
+            let starts = |prefix: &String| starts_with(haystack.as_bytes(), prefix.as_bytes(), self.fold);
             return self.alternatives.iter().any(starts).then_some(0);
         }
         self.alternatives
@@ -113,13 +104,20 @@ fn find(haystack: &str, needle: &str, fold: bool) -> Option<usize> {
     };
     (0..(bytes.len() + 1).saturating_sub(needle.len())).find(|&i| {
         let window = &bytes[i..i + needle.len()];
-        (bytes[i] == lower || bytes[i] == upper)
-            && if fold {
-                window.eq_ignore_ascii_case(needle)
-            } else {
-                window == needle
-            }
+        (bytes[i] == lower || bytes[i] == upper) && equal(window, needle, fold)
     })
+}
+
+/// Byte equality, ASCII case-insensitive with `fold` (regex-lite's case-insensitive mode folds
+/// ASCII only).
+fn equal(a: &[u8], b: &[u8], fold: bool) -> bool {
+    if fold { a.eq_ignore_ascii_case(b) } else { a == b }
+}
+
+fn starts_with(haystack: &[u8], needle: &[u8], fold: bool) -> bool {
+    haystack
+        .get(..needle.len())
+        .is_some_and(|head| equal(head, needle, fold))
 }
 
 /// The literal text each top-level alternative of `pattern` starts with, if every one starts with
@@ -252,21 +250,15 @@ impl Literal {
         self.alternatives.iter().any(|alternative| {
             let needle = alternative.as_bytes();
             match (self.at_start, self.at_end) {
-                (true, true) => self.equal(haystack, needle),
-                (true, false) => haystack
-                    .get(..needle.len())
-                    .is_some_and(|head| self.equal(head, needle)),
+                (true, true) => equal(haystack, needle, self.fold),
+                (true, false) => starts_with(haystack, needle, self.fold),
                 (false, true) => haystack
                     .len()
                     .checked_sub(needle.len())
-                    .is_some_and(|start| self.equal(&haystack[start..], needle)),
+                    .is_some_and(|start| equal(&haystack[start..], needle, self.fold)),
                 (false, false) => find(text, alternative, self.fold).is_some(),
             }
         })
-    }
-
-    fn equal(&self, a: &[u8], b: &[u8]) -> bool {
-        if self.fold { a.eq_ignore_ascii_case(b) } else { a == b }
     }
 }
 
