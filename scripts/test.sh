@@ -35,6 +35,9 @@ for file in bucketing.json cookies.json evaluations.json; do
 done
 rm -rf "$vectors"
 
+step "bot markers and their vectors are what scripts/generate-bots.mjs writes from the pinned isbot"
+node scripts/generate-bots.mjs --check
+
 step "statistics fixtures regenerated with scipy, statsmodels and gbstats match the committed ones"
 fixtures="$(mktemp -d)"
 "${STATISTICS_VENV:-$HOME/.cache/cohort/statistics-venv}/bin/python" testdata/statistics.py --out "$fixtures" >/dev/null

@@ -39,6 +39,8 @@ const PURPOSE_HEADERS = ["sec-purpose", "purpose", "x-purpose", "x-moz"];
  * @property {string | undefined} city
  * @property {number | undefined} asn
  * @property {string | undefined} colo
+ * @property {number | undefined} botScore
+ * @property {boolean | undefined} verifiedBot
  */
 
 /**
@@ -201,6 +203,7 @@ function requestFacts(request, env) {
   /** @param {string} name */
   const header = (name) => headers.get(name) ?? "";
   const cf = request.cf;
+  const botManagement = /** @type {{ score?: number, verifiedBot?: boolean } | undefined} */ (cf?.botManagement);
   const override = env.ORIGIN_OVERRIDE;
   return {
     method: request.method,
@@ -217,6 +220,9 @@ function requestFacts(request, env) {
     city: /** @type {string | undefined} */ (cf?.city),
     asn: /** @type {number | undefined} */ (cf?.asn),
     colo: /** @type {string | undefined} */ (cf?.colo),
+    // Present only on zones with Cloudflare Bot Management.
+    botScore: botManagement?.score,
+    verifiedBot: botManagement?.verifiedBot,
   };
 }
 

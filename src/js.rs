@@ -1,7 +1,7 @@
 //! Raw JavaScript access, in one place: fields of plain JS objects (the entry's request facts,
 //! `request.cf`, queue messages) read by name.
 
-use cohort_core::edge::Geo;
+use cohort_core::edge::{BotManagement, Geo};
 use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 
@@ -27,7 +27,7 @@ pub fn object(name: &str, value: JsValue) -> JsValue {
 
 /// The names of the `RequestFacts` object `src/entry.mjs` builds (its JSDoc `@typedef
 /// RequestFacts`), in the order [`RequestFacts::read`] reads them. A test holds the two equal.
-pub const REQUEST_FIELDS: [&str; 14] = [
+pub const REQUEST_FIELDS: [&str; 16] = [
     "method",
     "url",
     "userAgent",
@@ -42,6 +42,8 @@ pub const REQUEST_FIELDS: [&str; 14] = [
     "city",
     "asn",
     "colo",
+    "botScore",
+    "verifiedBot",
 ];
 
 /// What the entry read from one request (headers, `request.cf`, the deployment's origin override).
@@ -66,6 +68,8 @@ pub struct RequestFacts {
     pub origin_override: Option<String>,
     /// `request.cf`'s geography.
     pub geo: Geo,
+    /// `request.cf.botManagement`, on zones that have it.
+    pub bot_management: BotManagement,
 }
 
 impl RequestFacts {
@@ -87,6 +91,8 @@ impl RequestFacts {
             city,
             asn,
             colo,
+            bot_score,
+            verified_bot,
         ] = REQUEST_FIELDS.map(|name| field(facts, name));
         let text = |value: JsValue| value.as_string().unwrap_or_default();
         RequestFacts {
@@ -106,6 +112,7 @@ impl RequestFacts {
                 asn.as_f64(),
                 colo.as_string(),
             ),
+            bot_management: BotManagement::from_raw(bot_score.as_f64(), verified_bot.as_bool()),
         }
     }
 }

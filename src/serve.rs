@@ -55,6 +55,7 @@ pub fn handle(
             sec_gpc: &facts.sec_gpc,
             purpose: &facts.purpose,
             geo: facts.geo,
+            bot_management: facts.bot_management,
         },
         body: body.as_deref(),
     };

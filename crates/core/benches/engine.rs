@@ -113,6 +113,15 @@ fn benchmarks(c: &mut Criterion) {
             StickyCookie::decode(&value, &cookie_key, 1_800_000_000, 34_560_000).unwrap()
         })
     });
+    // Every page request checks its user agent against isbot's list before anything else.
+    let browser = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) \
+                   Chrome/131.0.6778.81 Mobile Safari/537.36";
+    c.bench_function("bot check, a browser's user agent, remembered", |b| {
+        b.iter(|| cohort_core::edge::is_bot(black_box(browser)))
+    });
+    c.bench_function("bot check, a browser's user agent, worked out", |b| {
+        b.iter(|| cohort_core::edge::bots::classify(black_box(browser)))
+    });
 }
 
 criterion_group!(engine, benchmarks);

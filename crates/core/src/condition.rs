@@ -1063,7 +1063,7 @@ fn eval_op<'s, 'a: 's>(op: &Op, subject: Subject<'s, 'a>) -> bool {
 
 /// A fast hash of a string (multiply-rotate over 8-byte words, as rustc's FxHash): only ever
 /// compared with hashes made by this function, never stored or sent.
-fn string_hash(s: &str) -> u64 {
+pub(crate) fn string_hash(s: &str) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(K);
     let mut chunks = s.as_bytes().chunks_exact(8);

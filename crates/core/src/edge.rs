@@ -7,6 +7,8 @@
 //! cache policy is [`config_cache`]; the queue consumer's is [`crate::delivery::consumer`]. Keeping
 //! every decision here makes it testable natively and identical on every platform.
 
+mod bot_list;
+pub mod bots;
 pub mod config_cache;
 pub mod origin;
 pub mod outbox;
@@ -24,6 +26,7 @@ use crate::exposure::{Conversion, DeviceClass, Exposure, HOLDOUT_EXPERIMENT};
 use crate::preview::Preview;
 use crate::secrets::{BeaconKey, CookieKey, MasterSecret};
 use crate::tenant::Tenant;
+pub use bots::is_bot;
 
 /// Sticky cookie lifetime: browsers cap cookies at 400 days.
 pub const COOKIE_MAX_AGE_SECONDS: i64 = 400 * 24 * 3600;
@@ -118,6 +121,38 @@ pub struct Visitor<'a> {
     pub purpose: &'a str,
     /// CDN geography.
     pub geo: Geo,
+    /// The CDN's own bot verdict, where the zone has one.
+    pub bot_management: BotManagement,
+}
+
+/// Cloudflare Bot Management's verdict on a request (`request.cf.botManagement`): absent on zones
+/// without the product, and then only the user agent decides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BotManagement {
+    /// 1 (automated) to 99 (human); `None` when not scored.
+    pub score: Option<u8>,
+    /// A crawler Cloudflare has verified (search engines, monitors).
+    pub verified_bot: bool,
+}
+
+impl BotManagement {
+    /// Scores below this are "likely automated" in Cloudflare's bands (1 is "automated").
+    pub const AUTOMATED_BELOW: u8 = 30;
+
+    /// From the platform's raw values: a score outside 1–99 or not whole is no score.
+    pub fn from_raw(score: Option<f64>, verified_bot: Option<bool>) -> BotManagement {
+        BotManagement {
+            score: score
+                .filter(|s| s.fract() == 0.0 && (1.0..=99.0).contains(s))
+                .map(|s| s as u8),
+            verified_bot: verified_bot.unwrap_or(false),
+        }
+    }
+
+    /// Whether the CDN says the request is automated.
+    pub fn is_automated(self) -> bool {
+        self.verified_bot || self.score.is_some_and(|score| score < Self::AUTOMATED_BELOW)
+    }
 }
 
 /// The platform-free facts of one page view.
@@ -375,7 +410,7 @@ fn finish_headers(plan: &mut Plan) {
 
 /// Bots, prefetches, GPC and opted-out visitors are not experimented on.
 pub fn exclusion(tenant: &Tenant, visit: &Visit<'_>) -> Option<Exclusion> {
-    if is_bot(visit.visitor.user_agent) {
+    if visit.visitor.bot_management.is_automated() || is_bot(visit.visitor.user_agent) {
         return Some(Exclusion::Bot);
     }
     let purpose = visit.visitor.purpose.to_ascii_lowercase();
@@ -391,50 +426,6 @@ pub fn exclusion(tenant: &Tenant, visit: &Visit<'_>) -> Option<Exclusion> {
         return Some(Exclusion::OptedOut);
     }
     None
-}
-
-/// Substrings of user agents that identify crawlers, monitors, previews and HTTP libraries.
-const BOT_MARKERS: &[&str] = &[
-    "bot",
-    "crawl",
-    "spider",
-    "slurp",
-    "facebookexternalhit",
-    "embedly",
-    "preview",
-    "lighthouse",
-    "pingdom",
-    "uptime",
-    "monitor",
-    "headlesschrome",
-    "phantomjs",
-    "curl/",
-    "wget/",
-    "python-requests",
-    "python-urllib",
-    "go-http-client",
-    "java/",
-    "okhttp",
-    "axios/",
-    "node-fetch",
-    "libwww",
-    "httpclient",
-];
-
-/// Whether a user agent is a known bot, crawler or script. An empty user agent counts as a bot.
-pub fn is_bot(user_agent: &str) -> bool {
-    let ua = user_agent.to_ascii_lowercase();
-    ua.trim().is_empty() || contains_any(ua.as_bytes(), BOT_MARKERS)
-}
-
-/// Whether any of `needles` occurs in `haystack`, in one pass: every request checks its user agent
-/// against all the markers, and one substring search per marker costs more than the engine's
-/// bucketing (measured in the edge worker's profile).
-fn contains_any(haystack: &[u8], needles: &[&str]) -> bool {
-    (0..haystack.len()).any(|start| {
-        let rest = &haystack[start..];
-        needles.iter().any(|needle| rest.starts_with(needle.as_bytes()))
-    })
 }
 
 /// Coarse device class from the user agent.
@@ -982,11 +973,26 @@ mod tests {
     fn excluded_visitors_get_only_shipped_winners() {
         let tenant = tenant(json!({"edge": {"opt_out_cookie": "no_tests"}, "holdout": 5000}));
         type Edit = fn(&mut Visit<'static>);
-        let cases: [(&str, Edit, Exclusion); 4] = [
+        let cases: [(&str, Edit, Exclusion); 7] = [
             (
                 "bot",
                 |v| v.visitor.user_agent = "Googlebot/2.1 (+http://www.google.com/bot.html)",
                 Exclusion::Bot,
+            ),
+            (
+                "verified bot with a browser's user agent",
+                |v| v.visitor.bot_management = BotManagement::from_raw(Some(90.0), Some(true)),
+                Exclusion::Bot,
+            ),
+            (
+                "likely automated by score",
+                |v| v.visitor.bot_management = BotManagement::from_raw(Some(29.0), None),
+                Exclusion::Bot,
+            ),
+            (
+                "prerender by Sec-Purpose",
+                |v| v.visitor.purpose = ";prefetch;prerender;",
+                Exclusion::Prefetch,
             ),
             (
                 "prefetch",
@@ -1078,6 +1084,27 @@ mod tests {
     }
 
     #[test]
+    fn bot_management_scores_decide_only_inside_their_range() {
+        let human = BotManagement::from_raw(Some(30.0), Some(false));
+        assert!(
+            !human.is_automated(),
+            "30 is the first score Cloudflare does not call automated"
+        );
+        assert!(BotManagement::from_raw(Some(1.0), None).is_automated());
+        for odd in [0.0, 100.0, 29.5, f64::NAN, -1.0] {
+            assert_eq!(
+                BotManagement::from_raw(Some(odd), None),
+                BotManagement::default(),
+                "{odd}"
+            );
+        }
+        assert!(!BotManagement::default().is_automated(), "zones without Bot Management");
+        let mut v = visit("");
+        v.visitor.bot_management = human;
+        assert_eq!(exclusion(&tenant(json!({})), &v), None);
+    }
+
+    #[test]
     fn device_classes_and_bots() {
         assert_eq!(device_class(CHROME_MOBILE), DeviceClass::Mobile);
         assert_eq!(
@@ -1090,21 +1117,6 @@ mod tests {
         );
         assert!(is_bot("curl/8.5.0") && is_bot("") && is_bot("Mozilla/5.0 (compatible; bingbot/2.0)"));
         assert!(!is_bot(CHROME_MOBILE));
-    }
-
-    proptest::proptest! {
-        /// The one-pass search finds a marker exactly when a substring search would, wherever it is.
-        #[test]
-        fn contains_any_agrees_with_substring_search(
-            before in "[a-z/ .]{0,40}",
-            after in "[a-z/ .]{0,40}",
-            marker in 0..BOT_MARKERS.len(),
-            planted: bool,
-        ) {
-            let ua = if planted { format!("{before}{}{after}", BOT_MARKERS[marker]) } else { format!("{before}{after}") };
-            let expected = BOT_MARKERS.iter().any(|m| ua.contains(m));
-            proptest::prop_assert_eq!(contains_any(ua.as_bytes(), BOT_MARKERS), expected);
-        }
     }
 
     #[test]
