@@ -10,10 +10,9 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 bash scripts/setup.sh --edge
-step "building the cohort CLI, the edge worker and the dashboard"
+step "building the cohort CLI (the dashboard is built into it) and the edge worker"
 cargo build -p cohort-cli -p cohort-loadgen
 bash scripts/build-worker.sh
-bash scripts/build-dashboard.sh
 
 step "validating the example tenants"
 "$(target_dir)/debug/cohort" validate examples/tenants/*.json

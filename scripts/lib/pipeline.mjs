@@ -74,8 +74,6 @@ export async function startPipeline({ stateDir, secret, ports = {}, configTtlSec
       secret,
       args: [
         ...TENANT_CONFIGS.flatMap((config) => ["--tenant-config", config]),
-        "--dashboard-dir",
-        path.join(ROOT, "www/dashboard"),
         "--kv-wrangler-config",
         path.join(ROOT, "wrangler.toml"),
         "--kv-persist-to",

@@ -11,20 +11,12 @@ import path from "node:path";
 import { chromium } from "playwright-core";
 
 import { cohortBinary } from "../../scripts/lib/cohort.mjs";
-import { ROOT } from "../../scripts/lib/paths.mjs";
 
 export const CHROMIUM = "/usr/bin/chromium";
 
-/** The dashboard's directory, as the collector serves it with `--dashboard-dir`. */
-export const DASHBOARD_DIR = path.join(ROOT, "www/dashboard");
-
-/** Fails, naming the missing piece and how to get it, unless the binary, the vendored files and Chromium are there. */
+/** Fails, naming the missing piece and how to get it, unless the binary (which holds the dashboard) and Chromium are there. */
 export function assertPrerequisites() {
   cohortBinary(); // fails naming the missing binary and how to build it
-  assert.ok(
-    fs.existsSync(path.join(DASHBOARD_DIR, "vendor/uPlot.iife.min.js")),
-    "www/dashboard/vendor is missing: run `bash scripts/build-dashboard.sh`",
-  );
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run \`bash scripts/setup.sh --browser\``);
 }
 export const CHROMIUM_ARGS = [

@@ -24,7 +24,6 @@ import {
   openDashboard,
   waitUntilShown,
   assertPrerequisites,
-  DASHBOARD_DIR,
 } from "./check.mjs";
 
 const TARGET = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target");
@@ -219,7 +218,7 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-dashboard-test-"));
   const configFile = path.join(dir, "dash-shop.json");
   fs.writeFileSync(configFile, JSON.stringify(CONFIG, null, 2));
-  collector = await startCollector(dir, ["--tenant-config", configFile, "--dashboard-dir", DASHBOARD_DIR]);
+  collector = await startCollector(dir, ["--tenant-config", configFile]);
   const { exposures, events } = seedRecords();
   for (let i = 0; i < exposures.length; i += 500)
     await postSigned(collector.url, "/v1/exposures", exposures.slice(i, i + 500));

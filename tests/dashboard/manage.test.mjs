@@ -17,7 +17,7 @@ import { after, before, test } from "node:test";
 import { cohortBinary, startCohortCollector } from "../../scripts/lib/cohort.mjs";
 import { freePort } from "../../scripts/lib/http.mjs";
 import { ROOT } from "../../scripts/lib/paths.mjs";
-import { assertPrerequisites, DASHBOARD_DIR, openDashboard } from "./check.mjs";
+import { assertPrerequisites, openDashboard } from "./check.mjs";
 
 const TARGET = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target");
 const SCREENSHOTS = path.join(TARGET, "screenshots");
@@ -91,7 +91,7 @@ before(async () => {
     port: await freePort(),
     database: path.join(dir, "cohort.db"),
     secret: SECRET,
-    args: ["--tenant-config", configFile, "--dashboard-dir", DASHBOARD_DIR],
+    args: ["--tenant-config", configFile],
   });
 });
 
@@ -373,7 +373,7 @@ test("a version the edge's KV refused shows the error and the attempts; Retry pu
         database: path.join(kvDir, "cohort.db"),
         secret: SECRET,
         args: [
-          ...["--tenant-config", configFile, "--dashboard-dir", DASHBOARD_DIR],
+          ...["--tenant-config", configFile],
           ...["--kv-account-id", "standinaccount", "--kv-namespace-id", "standinnamespace"],
           ...["--kv-api-base", kv.url, "--publish-retry-seconds", "3600"],
         ],

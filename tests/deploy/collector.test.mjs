@@ -4,7 +4,7 @@
 // the same `cohort collector` on a throwaway PostgreSQL (scripts/postgres.sh provides
 // COHORT_TEST_DATABASE_URL), which must become ready, serve its dashboard, log JSON and stop
 // cleanly on SIGTERM. Values that only make sense inside the image or on the host (the
-// database's host name, the secret's mount point, the dashboard's install path) are checked
+// database's host name, the secret's mount point) are checked
 // against the file that puts them there, then replaced by their local equivalents.
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
@@ -96,12 +96,12 @@ test("the deployment tests run against PostgreSQL", () => {
   assert.ok(DATABASE?.startsWith("postgres://"), "run under scripts/postgres.sh (COHORT_TEST_DATABASE_URL)");
 });
 
-test("the Dockerfile builds a non-root image that runs `cohort collector` with the dashboard", () => {
+test("the Dockerfile builds a non-root image that runs `cohort collector`, whose binary holds the dashboard", () => {
   const { env, entrypoint, copies, user } = runtimeStage();
   assert.deepEqual(entrypoint, ["/usr/local/bin/cohort", "collector"]);
   assert.ok(user && user !== "root" && user !== "0", `runs as ${user}`);
   assert.ok(copies.includes("/usr/local/bin/cohort"), "the binary is copied in");
-  assert.ok(copies.includes(env.COHORT_DASHBOARD_DIR), "COHORT_DASHBOARD_DIR is where the dashboard is copied");
+  assert.equal(env.COHORT_DASHBOARD_DIR, undefined, "the image serves the dashboard built into the binary");
   assert.equal(env.COHORT_LISTEN, "0.0.0.0:8790", "listens on every interface inside the container");
   assert.match(dockerfile, /^EXPOSE 8790$/m);
   // `COPY . .` copies the context: build outputs and installs stay out of it.
@@ -113,14 +113,13 @@ test("the Dockerfile builds a non-root image that runs `cohort collector` with t
 test("compose.yaml's collector, as configured, stores in PostgreSQL and serves its dashboard", async () => {
   const service = compose.services.collector;
   const env = service.environment;
-  const { env: image } = runtimeStage();
   // What only holds inside compose's network and the image, checked before it is replaced.
   const url = new URL(env.COHORT_DATABASE_URL);
   assert.equal(url.protocol, "postgres:");
   assert.ok(url.hostname in compose.services, `the database host ${url.hostname} is a compose service`);
   assert.equal(compose.services[url.hostname].environment.POSTGRES_DB, url.pathname.slice(1));
   assert.equal(env.COHORT_SECRET_FILE, `/run/secrets/${service.secrets[0]}`, "the secret is compose's mount");
-  assert.equal(env.COHORT_DASHBOARD_DIR, image.COHORT_DASHBOARD_DIR, "the dashboard path is the image's");
+  assert.equal(env.COHORT_DASHBOARD_DIR, undefined, "the dashboard is the binary's own");
   assert.ok(service.ports.includes(`${env.COHORT_LISTEN.split(":")[1]}:8790`), "the listening port is published");
   assert.equal(service.depends_on.db.condition, "service_healthy");
 
@@ -130,7 +129,6 @@ test("compose.yaml's collector, as configured, stores in PostgreSQL and serves i
       ...env,
       COHORT_DATABASE_URL: /** @type {string} */ (DATABASE),
       COHORT_SECRET_FILE: secret.file,
-      COHORT_DASHBOARD_DIR: path.join(ROOT, "www/dashboard"),
     });
     const listening = lines.map((line) => JSON.parse(line)).find((l) => l.fields?.message === "collector listening");
     assert.equal(listening?.fields.backend, "Postgres", `the collector stores in PostgreSQL:\n${lines.join("\n")}`);
@@ -152,7 +150,6 @@ test("the systemd unit's ExecStart and environment run the collector", async () 
       ...env,
       COHORT_DATABASE_URL: /** @type {string} */ (DATABASE),
       COHORT_SECRET_FILE: env.COHORT_SECRET_FILE.replace("%d", secret.dir),
-      COHORT_DASHBOARD_DIR: path.join(ROOT, "www/dashboard"),
     });
   } finally {
     fs.rmSync(secret.dir, { recursive: true, force: true });

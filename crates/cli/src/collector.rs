@@ -10,10 +10,11 @@ use cohort_collector::control::{
     self,
     edge_kv::{CLOUDFLARE_API_BASE, CloudflareKv, EdgeKv, WranglerKv},
 };
+use cohort_collector::http::DEFAULT_REQUEST_TIMEOUT;
 use cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING;
 use cohort_collector::{
-    AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, Rate, RateLimits, SrmMonitorOptions, Store, TenantConfigs,
-    WriterOptions, serve, shutdown_signal, srm_monitor,
+    AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, Dashboard, Rate, RateLimits, SrmMonitorOptions, Store,
+    TenantConfigs, WriterOptions, serve, shutdown_signal, srm_monitor,
 };
 use cohort_core::secrets::MasterSecret;
 
@@ -55,10 +56,18 @@ pub struct CollectorArgs {
         value_delimiter = ','
     )]
     tenant_configs: Vec<PathBuf>,
-    /// Serve the results dashboard (www/dashboard, built by scripts/build-dashboard.sh) from
-    /// this directory at /dashboard/.
-    #[arg(long, value_name = "DIR", env = "COHORT_DASHBOARD_DIR")]
+    /// Serve the results dashboard at /dashboard/ from this directory instead of the copy built
+    /// into the binary: for working on www/dashboard without rebuilding.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "COHORT_DASHBOARD_DIR",
+        conflicts_with = "no_dashboard"
+    )]
     dashboard_dir: Option<PathBuf>,
+    /// Serve no dashboard (the API alone).
+    #[arg(long, env = "COHORT_NO_DASHBOARD")]
+    no_dashboard: bool,
     /// Seconds between scheduled sample-ratio checks of every experiment (exported as
     /// `cohort_srm_*` on /metrics, whether or not anyone reads results).
     #[arg(long, env = "COHORT_SRM_INTERVAL_SECONDS", default_value_t = 60,
@@ -68,6 +77,11 @@ pub struct CollectorArgs {
     #[arg(long, env = "COHORT_SRM_BURST_RECORDS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     srm_burst_records: u64,
+    /// Seconds a request may take before it is answered 503 (the edge retries it; a batch that
+    /// committed meanwhile is recognised as a duplicate).
+    #[arg(long, env = "COHORT_REQUEST_TIMEOUT_SECONDS", default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout_seconds: u64,
     /// Tuning of the sequential (always-valid) intervals: the total number of units, over both
     /// arms, at which they are narrowest. Choose it before experiments run, near their expected
     /// size; changing it afterwards to get a different answer defeats the guarantee.
@@ -199,7 +213,7 @@ fn dashboard_dir(dir: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("--dashboard-dir {}: {e}", dir.display()))?;
     if !canonical.join("index.html").is_file() {
         return Err(format!(
-            "--dashboard-dir {}: no index.html (build it with scripts/build-dashboard.sh)",
+            "--dashboard-dir {}: no index.html (the dashboard's files are in www/dashboard)",
             dir.display()
         ));
     }
@@ -266,8 +280,13 @@ pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
         tenant_configs: tenant_configs(&args.tenant_configs)?,
         edge_kv: edge_kv(args)?,
         metrics_token: metrics_token()?,
-        dashboard_dir: args.dashboard_dir.as_deref().map(dashboard_dir).transpose()?,
+        dashboard: match (&args.dashboard_dir, args.no_dashboard) {
+            (_, true) => Dashboard::Off,
+            (Some(dir), false) => Dashboard::Directory(dashboard_dir(dir)?),
+            (None, false) => Dashboard::Embedded,
+        },
         sequential_tuning: sequential_tuning(args.sequential_tuning)?,
+        request_timeout: Duration::from_secs(args.request_timeout_seconds),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -296,7 +315,7 @@ pub fn run(args: &CollectorArgs) -> Result<ExitCode, String> {
             backend = ?state.store.backend(),
             tenant_configs_imported = imported,
             publishing = state.publisher.enabled(),
-            dashboard = state.config.dashboard_dir.is_some(),
+            dashboard = state.config.dashboard != Dashboard::Off,
             "collector listening"
         );
         let publish_retries = state

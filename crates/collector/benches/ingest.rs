@@ -520,7 +520,8 @@ fn main() {
             tenant_configs: bench_tenant_config(),
             edge_kv: None,
             metrics_token: None,
-            dashboard_dir: None,
+            dashboard: cohort_collector::Dashboard::Off,
+            request_timeout: cohort_collector::http::DEFAULT_REQUEST_TIMEOUT,
             sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,7 +1,6 @@
 //! The HTTP service: configuration, shared state, routes, and serving with a graceful drain.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -15,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::control::Publisher;
 use crate::control::edge_kv::{EdgeKv, KvClient};
+use crate::dashboard::Dashboard;
 use crate::metrics::Metrics;
 use crate::rate_limit::{RateLimiter, RateLimits};
 use crate::srm_monitor::SrmTrigger;
@@ -39,10 +39,13 @@ pub struct CollectorConfig {
     pub tenant_configs: TenantConfigs,
     /// Where config versions are published; `None` stores them without publishing.
     pub edge_kv: Option<EdgeKv>,
-    /// Directory the dashboard is served from (canonical path); `None` serves no dashboard.
-    pub dashboard_dir: Option<PathBuf>,
+    /// The dashboard's files: embedded, from a directory, or none.
+    pub dashboard: Dashboard,
     /// When set, `/metrics` answers only requests bearing this token (its series name tenants).
     pub metrics_token: Option<String>,
+    /// How long a request may take before it is answered 503
+    /// ([`crate::http::DEFAULT_REQUEST_TIMEOUT`] unless an operator sets it).
+    pub request_timeout: std::time::Duration,
     /// Tuning parameter of the sequential intervals (the total sample size they are narrowest
     /// at); [`crate::stats::DEFAULT_SEQUENTIAL_TUNING`] unless an operator sets it.
     pub sequential_tuning: f64,
@@ -140,7 +143,7 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         .into_response()
 }
 
-/// Every route of the collector; the dashboard's only when it has a directory.
+/// Every route of the collector; the dashboard's unless it is off.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route(EXPOSURES_PATH, post(ingest::exposures))
@@ -172,14 +175,15 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
-    if state.config.dashboard_dir.is_some() {
+    let (metrics, timeout) = (state.metrics.http.clone(), state.config.request_timeout);
+    if state.config.dashboard != Dashboard::Off {
         router = router
             .route("/", get(dashboard::redirect))
             .route("/dashboard", get(dashboard::redirect))
             .route(dashboard::DASHBOARD_PATH, get(dashboard::index))
             .route("/dashboard/{*path}", get(dashboard::file));
     }
-    router.with_state(state)
+    crate::http::with_layers(router.with_state(state), metrics, timeout)
 }
 
 /// Serves until `shutdown` completes, then stops accepting connections, lets in-flight requests

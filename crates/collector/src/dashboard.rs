@@ -1,6 +1,7 @@
-//! Serves the results dashboard's static files (`--dashboard-dir`, www/dashboard) under
-//! `/dashboard/`. Only plain relative paths inside the directory are served: no `..`, no
-//! absolute or hidden paths, and nothing a symlink leads out of the directory to.
+//! Serves the results dashboard's static files (www/dashboard) under `/dashboard/`: the copy
+//! embedded in the binary at build time (build.rs), or, while working on the dashboard, the files
+//! of a directory (`--dashboard-dir`). Only plain relative paths are served: no `..`, no absolute
+//! or hidden paths, and nothing a symlink leads out of the directory to.
 
 use cohort_core::wire::ErrorCode;
 use std::path::{Component, Path, PathBuf};
@@ -14,6 +15,27 @@ use crate::error::ApiError;
 
 /// Where the dashboard is served.
 pub const DASHBOARD_PATH: &str = "/dashboard/";
+
+/// Which dashboard files a collector serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dashboard {
+    /// None: no dashboard routes.
+    Off,
+    /// The files embedded in this binary.
+    Embedded,
+    /// The files of this directory (a canonical path, resolved at startup), read per request.
+    Directory(PathBuf),
+}
+
+include!(concat!(env!("OUT_DIR"), "/dashboard.rs"));
+
+/// An embedded file by its path under `/dashboard/`.
+fn embedded(relative: &str) -> Option<&'static [u8]> {
+    EMBEDDED
+        .binary_search_by(|(path, _)| (*path).cmp(relative))
+        .ok()
+        .map(|found| EMBEDDED[found].1)
+}
 
 /// The dashboard talks only to this collector; nothing else may run in or frame it.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
@@ -42,9 +64,8 @@ fn not_found(request: &str) -> ApiError {
     )
 }
 
-/// The file a request path names inside `root`, or why it may not be served. `root` is
-/// canonical (resolved at startup).
-async fn resolve(root: &Path, request: &str) -> Result<PathBuf, ApiError> {
+/// The relative path a request names (`index.html` for the directory), or why it may not be served.
+fn checked(request: &str) -> Result<&str, ApiError> {
     let bad_path = |reason: &str| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -69,6 +90,13 @@ async fn resolve(root: &Path, request: &str) -> Result<PathBuf, ApiError> {
     if relative.split('/').any(str::is_empty) {
         return Err(bad_path("empty path segments are not allowed"));
     }
+    Ok(relative)
+}
+
+/// The file a request path names inside `root`, or why it may not be served. `root` is
+/// canonical (resolved at startup).
+async fn resolve(root: &Path, request: &str) -> Result<PathBuf, ApiError> {
+    let relative = checked(request)?;
     let canonical = tokio::fs::canonicalize(root.join(relative))
         .await
         .map_err(|_| not_found(request))?;
@@ -80,18 +108,23 @@ async fn resolve(root: &Path, request: &str) -> Result<PathBuf, ApiError> {
 }
 
 async fn serve_file(state: &AppState, request: &str) -> Result<Response, ApiError> {
-    let root = state
-        .config
-        .dashboard_dir
-        .as_deref()
-        .ok_or_else(|| not_found(request))?;
-    let path = resolve(root, request).await?;
-    let body = match tokio::fs::read(&path).await {
-        Ok(body) => body,
-        // A directory (or a file gone since resolving) is not something to serve.
-        Err(error) => {
-            tracing::debug!(%error, path = %path.display(), "dashboard file not readable");
-            return Err(not_found(request));
+    let (body, path) = match &state.config.dashboard {
+        Dashboard::Off => return Err(not_found(request)),
+        Dashboard::Embedded => {
+            let relative = checked(request)?;
+            let body = embedded(relative).ok_or_else(|| not_found(request))?;
+            (axum::body::Body::from(body), PathBuf::from(relative))
+        }
+        Dashboard::Directory(root) => {
+            let path = resolve(root, request).await?;
+            match tokio::fs::read(&path).await {
+                Ok(body) => (axum::body::Body::from(body), path),
+                // A directory (or a file gone since resolving) is not something to serve.
+                Err(error) => {
+                    tracing::debug!(%error, path = %path.display(), "dashboard file not readable");
+                    return Err(not_found(request));
+                }
+            }
         }
     };
     let mut response = body.into_response();
@@ -137,6 +170,27 @@ mod tests {
             "text/css; charset=utf-8"
         );
         assert_eq!(content_type(Path::new("LICENSE")), "application/octet-stream");
+    }
+
+    #[test]
+    fn the_embedded_copy_is_the_dashboard_directory() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../www/dashboard");
+        for required in [
+            "index.html",
+            "app.js",
+            "style.css",
+            "vendor/uPlot.iife.min.js",
+            "vendor/uPlot.min.css",
+        ] {
+            let on_disk = std::fs::read(root.join(required)).unwrap();
+            assert_eq!(embedded(required), Some(on_disk.as_slice()), "{required}");
+        }
+        assert!(
+            EMBEDDED.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "sorted for lookup"
+        );
+        assert_eq!(embedded("missing.js"), None);
+        assert_eq!(embedded("vendor"), None, "directories are not files");
     }
 
     #[tokio::test]

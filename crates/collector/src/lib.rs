@@ -8,7 +8,7 @@
 //! # Example
 //! ```no_run
 //! use cohort_collector::{
-//!     AppState, CollectorConfig, RateLimits, Store, TenantConfigs, WriterOptions, serve, shutdown_signal,
+//!     AppState, CollectorConfig, Dashboard, RateLimits, Store, TenantConfigs, WriterOptions, serve, shutdown_signal,
 //! };
 //! use cohort_core::secrets::MasterSecret;
 //!
@@ -21,7 +21,8 @@
 //!     tenant_configs: TenantConfigs::default(),
 //!     edge_kv: None,
 //!     metrics_token: None,
-//!     dashboard_dir: None,
+//!     dashboard: Dashboard::Off,
+//!     request_timeout: cohort_collector::http::DEFAULT_REQUEST_TIMEOUT,
 //!     sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
 //! };
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8787").await?;
@@ -37,6 +38,7 @@ pub mod control;
 mod dashboard;
 pub mod error;
 pub mod experiments;
+pub mod http;
 mod ingest;
 pub mod metrics;
 pub mod rate_limit;
@@ -48,6 +50,7 @@ pub mod store;
 pub mod tenant_configs;
 
 pub use app::{AppState, CollectorConfig, DEFAULT_MAX_BODY_BYTES, router, serve, shutdown_signal};
+pub use dashboard::Dashboard;
 pub use ingest::Accepted;
 pub use rate_limit::{Rate, RateLimits};
 pub use srm_monitor::SrmMonitorOptions;

@@ -1,9 +1,12 @@
-//! Prometheus metrics, rendered by hand in the text exposition format: a few counters, gauges
-//! and histograms do not warrant a metrics crate.
+//! Prometheus metrics. The collector's own (ingest, commits, delivery lag, sample-ratio checks)
+//! are rendered by hand in the text exposition format; the per-request and process metrics come
+//! from the `prometheus` crate ([`crate::http`]) and are appended to them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::http::HttpMetrics;
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the commit latency histogram's buckets.
@@ -100,6 +103,8 @@ pub struct Metrics {
     commit_latency: Mutex<Histogram<{ LATENCY_BUCKETS.len() }>>,
     delivery_lag: Mutex<Histogram<{ DELIVERY_LAG_BUCKETS.len() }>>,
     srm_monitor: Mutex<SrmMonitorState>,
+    /// Requests by route and status, and the process.
+    pub http: Arc<HttpMetrics>,
 }
 
 /// Locks a metric; a panic elsewhere while holding it leaves numbers that are still worth showing.
@@ -308,6 +313,7 @@ impl Metrics {
             &self.delivery_lag,
         );
         render_srm_monitor(&mut out, &lock(&self.srm_monitor));
+        self.http.render(&mut out);
         out
     }
 }

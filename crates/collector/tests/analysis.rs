@@ -6,7 +6,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use cohort_collector::{RateLimits, TenantConfigs};
+use cohort_collector::{Dashboard, RateLimits, TenantConfigs};
 use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH};
 use cohort_core::{Conversion, DeviceClass, Exposure};
 use common::*;
@@ -33,7 +33,7 @@ fn config_for(tenant: &str) -> String {
 async fn harness_for(tenant: &str) -> Harness {
     let mut configs = TenantConfigs::default();
     configs.insert_json(&config_for(tenant)).unwrap();
-    Harness::with_config(RateLimits::uniform(1_000_000.0), configs, None).await
+    Harness::with_config(RateLimits::uniform(1_000_000.0), configs, Dashboard::Off).await
 }
 
 async fn post<T: serde::Serialize>(harness: &Harness, path: &str, tenant: &str, records: &[T]) -> (StatusCode, Value) {
@@ -481,7 +481,7 @@ mod property {
         let tenant = unique_tenant("prop");
         let mut configs = TenantConfigs::default();
         configs.insert_json(&config(&tenant, capped)).unwrap();
-        let harness = Harness::with_config(RateLimits::uniform(1_000_000.0), configs, None).await;
+        let harness = Harness::with_config(RateLimits::uniform(1_000_000.0), configs, Dashboard::Off).await;
         let variant = |v: usize| format!("v{v}");
         let exposures: Vec<Exposure> = units
             .iter()
@@ -594,7 +594,7 @@ async fn winsorisation_caps_at_the_nearest_rank_quantile_of_converted_units() {
                         {{"key": "tip", "kind": "value", "winsorize_percentile": 0.9, "cap": 40}}]}}"#
         ))
         .unwrap();
-    let harness = Harness::with_config(RateLimits::uniform(1_000_000.0), configs, None).await;
+    let harness = Harness::with_config(RateLimits::uniform(1_000_000.0), configs, Dashboard::Off).await;
     post(&harness, EXPOSURES_PATH, &tenant, &exposures(&tenant, 100)).await;
     // 50 converted units per variant spending 1..=50 (control) and 51..=100 (green), in two
     // events each, plus a pre-exposure event that must not count toward the quantile.

@@ -6,7 +6,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use cohort_collector::{RateLimits, TenantConfigs};
+use cohort_collector::{Dashboard, RateLimits, TenantConfigs};
 use cohort_core::beacon::EXPOSURES_PATH;
 use common::*;
 use serde_json::Value;
@@ -29,7 +29,7 @@ fn config_for(tenant: &str) -> String {
 async fn harness_with_config(tenant: &str) -> Harness {
     let mut configs = TenantConfigs::default();
     configs.insert_json(&config_for(tenant)).unwrap();
-    Harness::with_config(RateLimits::uniform(1_000_000.0), configs, None).await
+    Harness::with_config(RateLimits::uniform(1_000_000.0), configs, Dashboard::Off).await
 }
 
 /// Posts exposures of `experiment`: per (variant, units, first offset ms, step ms).
@@ -163,7 +163,7 @@ async fn the_tenant_holdout_lists_after_the_experiments_named_with_the_configs_s
     let mut configs = TenantConfigs::default();
     let config = config_for(&tenant).replacen(r#""version": 2,"#, r#""version": 2, "holdout": 500,"#, 1);
     configs.insert_json(&config).unwrap();
-    let harness = Harness::with_config(RateLimits::uniform(1_000_000.0), configs, None).await;
+    let harness = Harness::with_config(RateLimits::uniform(1_000_000.0), configs, Dashboard::Off).await;
     let token = secret().results_read_token(&tenant);
     let listing = || async {
         let (status, _, list) = harness
@@ -402,7 +402,12 @@ async fn dashboard_harness() -> (Harness, tempfile::TempDir, tempfile::TempDir) 
     std::fs::write(dir.path().join("app.js"), "console.log(1)").unwrap();
     std::fs::write(dir.path().join("vendor/uPlot.min.css"), ".u{}").unwrap();
     let root = std::fs::canonicalize(dir.path()).unwrap();
-    let harness = Harness::with_config(RateLimits::uniform(1_000_000.0), TenantConfigs::default(), Some(root)).await;
+    let harness = Harness::with_config(
+        RateLimits::uniform(1_000_000.0),
+        TenantConfigs::default(),
+        Dashboard::Directory(root),
+    )
+    .await;
     (harness, dir, outside)
 }
 
@@ -462,7 +467,43 @@ async fn the_dashboard_never_serves_outside_its_directory() {
 }
 
 #[tokio::test]
-async fn without_a_dashboard_dir_there_are_no_dashboard_routes() {
+async fn the_embedded_dashboard_is_served_without_any_files_beside_the_binary() {
+    let harness = Harness::with_config(
+        RateLimits::uniform(1_000_000.0),
+        TenantConfigs::default(),
+        Dashboard::Embedded,
+    )
+    .await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../www/dashboard");
+    for (uri, file, content_type) in [
+        ("/dashboard/", "index.html", "text/html; charset=utf-8"),
+        ("/dashboard/app.js", "app.js", "text/javascript; charset=utf-8"),
+        (
+            "/dashboard/vendor/uPlot.iife.min.js",
+            "vendor/uPlot.iife.min.js",
+            "text/javascript; charset=utf-8",
+        ),
+    ] {
+        let (status, headers, served) = harness.get(uri, None).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert_eq!(headers[header::CONTENT_TYPE], content_type, "{uri}");
+        assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY), "{uri}");
+        assert_eq!(served, std::fs::read_to_string(root.join(file)).unwrap(), "{uri}");
+    }
+    for (uri, expected) in [
+        ("/dashboard/missing.js", StatusCode::NOT_FOUND),
+        ("/dashboard/vendor", StatusCode::NOT_FOUND),
+        ("/dashboard/..%2FCargo.toml", StatusCode::BAD_REQUEST),
+        ("/dashboard/.hidden", StatusCode::BAD_REQUEST),
+        ("/dashboard/vendor//uPlot.min.css", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, _, body) = harness.get(uri, None).await;
+        assert_eq!(status, expected, "{uri}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_dashboard_there_are_no_dashboard_routes() {
     let harness = Harness::new().await;
     for uri in ["/", "/dashboard", "/dashboard/", "/dashboard/index.html"] {
         let (status, _, _) = harness.get(uri, None).await;

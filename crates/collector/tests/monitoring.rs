@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use cohort_collector::srm_monitor;
-use cohort_collector::{RateLimits, SrmMonitorOptions, TenantConfigs};
+use cohort_collector::{Dashboard, RateLimits, SrmMonitorOptions, TenantConfigs};
 use cohort_core::beacon::EXPOSURES_PATH;
 use cohort_core::exposure::HOLDOUT_EXPERIMENT;
 use common::*;
@@ -31,7 +31,7 @@ fn config_for(tenant: &str) -> String {
 async fn harness_with_config(tenant: &str) -> Harness {
     let mut configs = TenantConfigs::default();
     configs.insert_json(&config_for(tenant)).unwrap();
-    Harness::with_config(RateLimits::uniform(1_000_000.0), configs, None).await
+    Harness::with_config(RateLimits::uniform(1_000_000.0), configs, Dashboard::Off).await
 }
 
 /// Posts `units` exposures per variant, unit ids numbered from `first_unit`.
@@ -247,4 +247,85 @@ async fn delivery_lag_counts_each_new_exposure_from_its_own_timestamp() {
     assert_eq!(bucket("+Inf"), Some(15.0));
     let sum = sample(&text, "cohort_delivery_lag_seconds_sum").unwrap();
     assert!((900.0..960.0).contains(&sum), "{sum}");
+}
+
+/// A request body that never finishes arriving, as from a client that stalls mid-upload.
+struct StalledBody;
+
+impl http_body::Body for StalledBody {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_route_template_timed_out_and_compressed() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("shop");
+    let mut config = (*harness.state.config).clone();
+    config.request_timeout = Duration::from_millis(200);
+    let state = cohort_collector::AppState {
+        config: std::sync::Arc::new(config),
+        ..harness.state.clone()
+    };
+    let app = cohort_collector::router(state);
+
+    // A stalled upload is cut off with 503 instead of holding a connection and a task forever.
+    let mut stalled = signed_request(EXPOSURES_PATH, &tenant, now_seconds(), "[]");
+    *stalled.body_mut() = axum::body::Body::new(StalledBody);
+    let started = Instant::now();
+    let response = tower::ServiceExt::oneshot(app.clone(), stalled).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    let listing = format!("/v1/tenants/{tenant}/experiments");
+    let response = tower::ServiceExt::oneshot(
+        app.clone(),
+        axum::http::Request::get(listing)
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let gzip = axum::http::Request::get("/metrics")
+        .header("accept-encoding", "gzip")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app.clone(), gzip).await.unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let plain = axum::http::Request::get("/metrics")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app, plain).await.unwrap();
+    let text = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    for (series, count) in [
+        (
+            r#"cohort_http_requests_total{method="POST",route="/v1/exposures",status="503"}"#,
+            1.0,
+        ),
+        (
+            r#"cohort_http_requests_total{method="GET",route="/v1/tenants/{tenant}/experiments",status="401"}"#,
+            1.0,
+        ),
+        (
+            r#"cohort_http_requests_total{method="GET",route="/metrics",status="200"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(sample(&text, series), Some(count), "{series} in\n{text}");
+    }
+    assert!(!text.contains(&tenant), "a tenant's name never becomes a route label");
+    assert!(
+        sample(&text, "process_resident_memory_bytes").is_some_and(|bytes| bytes > 1e6),
+        "{text}"
+    );
 }

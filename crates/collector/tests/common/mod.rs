@@ -11,7 +11,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use cohort_collector::control::edge_kv::EdgeKv;
-use cohort_collector::{AppState, Backend, CollectorConfig, RateLimits, Store, TenantConfigs, WriterOptions, router};
+use cohort_collector::{
+    AppState, Backend, CollectorConfig, Dashboard, RateLimits, Store, TenantConfigs, WriterOptions, router,
+};
 use cohort_core::beacon::sign_batch;
 use cohort_core::secrets::MasterSecret;
 use cohort_core::{Conversion, Exposure};
@@ -52,16 +54,12 @@ impl Harness {
     }
 
     pub async fn with_rate_limits(rate_limits: RateLimits) -> Harness {
-        Harness::with_config(rate_limits, TenantConfigs::default(), None).await
+        Harness::with_config(rate_limits, TenantConfigs::default(), Dashboard::Off).await
     }
 
-    /// A collector that knows `tenant_configs` and serves the dashboard from `dashboard_dir`.
-    pub async fn with_config(
-        rate_limits: RateLimits,
-        tenant_configs: TenantConfigs,
-        dashboard_dir: Option<std::path::PathBuf>,
-    ) -> Harness {
-        Harness::build(rate_limits, tenant_configs, dashboard_dir, None).await
+    /// A collector that knows `tenant_configs` and serves `dashboard`.
+    pub async fn with_config(rate_limits: RateLimits, tenant_configs: TenantConfigs, dashboard: Dashboard) -> Harness {
+        Harness::build(rate_limits, tenant_configs, dashboard, None).await
     }
 
     /// A collector that publishes config versions to `edge_kv`.
@@ -69,7 +67,7 @@ impl Harness {
         Harness::build(
             RateLimits::uniform(1_000_000.0),
             TenantConfigs::default(),
-            None,
+            Dashboard::Off,
             Some(edge_kv),
         )
         .await
@@ -78,7 +76,7 @@ impl Harness {
     async fn build(
         rate_limits: RateLimits,
         tenant_configs: TenantConfigs,
-        dashboard_dir: Option<std::path::PathBuf>,
+        dashboard: Dashboard,
         edge_kv: Option<EdgeKv>,
     ) -> Harness {
         let (url, dir) = match std::env::var("COHORT_TEST_DATABASE_URL") {
@@ -102,7 +100,8 @@ impl Harness {
             tenant_configs,
             edge_kv,
             metrics_token: None,
-            dashboard_dir,
+            dashboard,
+            request_timeout: cohort_collector::http::DEFAULT_REQUEST_TIMEOUT,
             sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
         };
         let state = AppState::new(config, store);
