@@ -69,6 +69,9 @@ enum Command {
     /// Print the tenant config's JSON Schema (schemas/tenant-config.schema.json), for editors:
     /// a config naming it in `"$schema"` gets completion and checks as it is typed.
     Schema,
+    /// Print the collector API's OpenAPI 3.1 description (schemas/collector-openapi.json), for
+    /// client generators and API tools.
+    Openapi,
 }
 
 #[derive(clap::Args)]
@@ -114,15 +117,8 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "cohort", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Schema => {
-            let schema = cohort_core::config::tenant_config_schema();
-            serde_json::to_string_pretty(&schema)
-                .map(|text| {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                })
-                .map_err(|e| format!("writing the schema: {e}"))
-        }
+        Command::Schema => print_json(&cohort_core::config::tenant_config_schema(), "the schema"),
+        Command::Openapi => print_json(&cohort_collector::openapi::document(), "the OpenAPI description"),
         Command::Man => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
             .map(|()| ExitCode::SUCCESS)
@@ -135,6 +131,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints `document` as pretty JSON on stdout.
+fn print_json(document: &Value, what: &str) -> Result<ExitCode, String> {
+    serde_json::to_string_pretty(document)
+        .map(|text| {
+            println!("{text}");
+            ExitCode::SUCCESS
+        })
+        .map_err(|e| format!("writing {what}: {e}"))
 }
 
 fn load_tenant(path: &Path) -> Result<Tenant, String> {

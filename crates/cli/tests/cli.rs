@@ -133,6 +133,20 @@ fn the_committed_json_schema_matches_the_config_types() {
     }
 }
 
+/// The committed OpenAPI description is what the collector's route table and types generate
+/// (`cargo run -p cohort-cli -- openapi > schemas/collector-openapi.json`). An independent
+/// validator checks it, and real answers against it, in tests/tooling/openapi.test.mjs.
+#[test]
+fn the_committed_openapi_description_matches_the_collector() {
+    let printed = cohort(&["openapi"], None);
+    assert!(printed.status.success(), "{}", text(&printed.stderr));
+    let committed = include_str!("../../../schemas/collector-openapi.json");
+    assert!(
+        text(&printed.stdout) == committed,
+        "schemas/collector-openapi.json is stale: regenerate it with `cohort openapi`"
+    );
+}
+
 #[test]
 fn completions_and_the_manual_page_cover_every_subcommand() {
     let bash = cohort(&["completions", "bash"], None);

@@ -7,20 +7,20 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH};
+use axum::routing::{MethodRouter, get};
 use cohort_core::secrets::MasterSecret;
 use tokio::net::TcpListener;
 
 use crate::control::Publisher;
 use crate::control::edge_kv::{EdgeKv, KvClient};
+use crate::dashboard;
 use crate::dashboard::Dashboard;
 use crate::metrics::Metrics;
+use crate::openapi::OPERATIONS;
 use crate::rate_limit::{RateLimiter, RateLimits};
 use crate::srm_monitor::SrmTrigger;
 use crate::store::{Store, StoreError};
 use crate::tenant_configs::TenantConfigs;
-use crate::{control, dashboard, experiments, ingest, results};
 
 /// Largest request body accepted: 1,000 records of a few hundred bytes each fit with room.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -94,7 +94,7 @@ impl AppState {
     }
 }
 
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ok\n"),
         Err(error) => {
@@ -106,7 +106,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Readiness, unlike liveness (`/healthz`): the database answers and holds every migration this
 /// build needs, so a load balancer sends traffic only to a collector that can serve it.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.missing_migrations().await {
         Ok(missing) if missing.is_empty() => (StatusCode::OK, "ready\n".to_owned()),
         Ok(missing) => (
@@ -120,7 +120,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+pub(crate) async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
     if let Some(expected) = &state.config.metrics_token {
         let presented = headers
             .get(header::AUTHORIZATION)
@@ -145,36 +145,18 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
 
 /// Every route of the collector; the dashboard's unless it is off.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new()
-        .route(EXPOSURES_PATH, post(ingest::exposures))
-        .route(EVENTS_PATH, post(ingest::events))
-        .route("/v1/tenants/{tenant}/experiments", get(experiments::experiments))
-        .route(
-            "/v1/tenants/{tenant}/experiments/{experiment}/results",
-            get(results::results),
-        )
-        .route(
-            "/v1/tenants/{tenant}/experiments/{experiment}/timeline",
-            get(experiments::timeline),
-        )
-        .route(
-            "/v1/tenants/{tenant}/config",
-            get(control::get_config).put(control::put_config),
-        )
-        .route("/v1/tenants/{tenant}/config/history", get(control::history))
-        .route(
-            "/v1/tenants/{tenant}/config/versions/{version}",
-            get(control::get_version),
-        )
-        .route("/v1/tenants/{tenant}/config/rollback", post(control::rollback))
-        .route("/v1/tenants/{tenant}/config/publish", post(control::publish))
-        .route(
-            "/v1/tenants/{tenant}/experiments/{experiment}/lifecycle",
-            post(control::lifecycle),
-        )
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
+    // The API's routes come from the table its OpenAPI description is written from.
+    let mut routes: Vec<(&str, MethodRouter<AppState>)> = Vec::new();
+    for operation in OPERATIONS {
+        match routes.iter_mut().find(|(path, _)| *path == operation.path) {
+            Some((_, route)) => *route = (operation.mount)(std::mem::take(route)),
+            None => routes.push((operation.path, (operation.mount)(MethodRouter::new()))),
+        }
+    }
+    let mut router = Router::new();
+    for (path, route) in routes {
+        router = router.route(path, route);
+    }
     let (metrics, timeout) = (state.metrics.http.clone(), state.config.request_timeout);
     if state.config.dashboard != Dashboard::Off {
         router = router

@@ -32,7 +32,7 @@ const NICE_BUCKET_SECONDS: &[u64] = &[
 ];
 
 /// One variant in the listing.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ListedVariant {
     /// Variant key.
     pub key: String,
@@ -44,7 +44,7 @@ pub struct ListedVariant {
 }
 
 /// One experiment in the listing.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ListedExperiment {
     /// Experiment key.
     pub key: String,
@@ -69,7 +69,7 @@ pub struct ListedExperiment {
 }
 
 /// The listing document.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ExperimentList {
     /// Tenant id.
     pub tenant: String,
@@ -236,7 +236,7 @@ pub struct TimelineQuery {
 }
 
 /// One bucket of the timeline.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct TimelinePoint {
     /// Bucket start, Unix milliseconds.
     pub start_ms: i64,
@@ -245,7 +245,7 @@ pub struct TimelinePoint {
 }
 
 /// The timeline document.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Timeline {
     /// Tenant id.
     pub tenant: String,

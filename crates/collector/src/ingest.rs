@@ -21,7 +21,7 @@ use crate::metrics::RecordKind;
 use crate::store::Batch;
 
 /// The answer to an accepted batch: it is committed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Accepted {
     /// Records in the batch.
     pub accepted: usize,

@@ -41,6 +41,7 @@ pub mod experiments;
 pub mod http;
 mod ingest;
 pub mod metrics;
+pub mod openapi;
 pub mod rate_limit;
 pub mod results;
 pub mod selectors;

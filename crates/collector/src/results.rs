@@ -92,7 +92,7 @@ impl ResultsQuery {
 }
 
 /// Where the expected split came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SplitSource {
     /// The `weights` query parameter.
@@ -107,7 +107,7 @@ pub enum SplitSource {
 }
 
 /// One variant's exposure count.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct VariantUnits {
     /// Variant key.
     pub variant: String,
@@ -118,7 +118,7 @@ pub struct VariantUnits {
 }
 
 /// One variant's figures for one metric.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct VariantMetric {
     /// Variant key.
     pub variant: String,
@@ -136,7 +136,7 @@ pub struct VariantMetric {
 }
 
 /// The caps applied to a value metric's per-unit values.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Capping {
     /// The configured absolute cap.
     pub absolute: Option<f64>,
@@ -148,7 +148,7 @@ pub struct Capping {
 
 /// Whether CUPED adjusted a metric's headline comparisons (values for value metrics, else
 /// conversions); each comparison carries its own `cuped_theta`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Cuped {
     /// False when no unit had activity before its exposure (nothing to adjust with).
     pub applied: bool,
@@ -157,7 +157,7 @@ pub struct Cuped {
 }
 
 /// One metric across variants.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct MetricResults {
     /// Metric key.
     pub metric: String,
@@ -180,7 +180,7 @@ pub struct MetricResults {
 }
 
 /// The sample-ratio test and the split it tested against.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SampleRatio {
     /// Where the expected split came from.
     pub expected_split: SplitSource,
@@ -190,7 +190,7 @@ pub struct SampleRatio {
 }
 
 /// How the intervals and p-values were computed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct InferenceSettings {
     /// `sequential` or `fixed`.
     pub method: &'static str,
@@ -202,7 +202,7 @@ pub struct InferenceSettings {
 }
 
 /// The multiple-comparison adjustment applied to every p-value of the document.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct MultipleComparisons {
     /// `holm` or `benjamini_hochberg`.
     pub method: &'static str,
@@ -211,7 +211,7 @@ pub struct MultipleComparisons {
 }
 
 /// The results document.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ExperimentResults {
     /// Tenant id.
     pub tenant: String,

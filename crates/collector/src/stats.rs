@@ -176,7 +176,7 @@ pub fn chi_square_sf(x: f64, df: f64) -> f64 {
 }
 
 /// A two-sided 95 % confidence interval.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, schemars::JsonSchema)]
 pub struct Interval {
     /// Lower bound.
     pub low: f64,
@@ -194,7 +194,7 @@ impl Interval {
 }
 
 /// A treatment-versus-control comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, schemars::JsonSchema)]
 pub struct Comparison {
     /// Treatment minus control.
     pub absolute_lift: f64,
@@ -218,7 +218,7 @@ pub struct Comparison {
 }
 
 /// A comparison's reading, given which way the metric should move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Significant, in the metric's good direction.
@@ -374,7 +374,7 @@ pub fn welch_t_test(control: Sample, treatment: Sample) -> Option<Comparison> {
 }
 
 /// How intervals and p-values are computed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, schemars::JsonSchema)]
 pub enum Inference {
     /// Fixed-horizon: valid when the data are looked at once, at a sample size chosen in advance.
     Fixed,
@@ -588,7 +588,7 @@ fn mean_comparison(control: &ArmEstimate, treatment: &ArmEstimate, inference: In
 }
 
 /// How p-values are adjusted for the number of comparisons in one results document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Adjustment {
     /// Holm's step-down procedure (Holm 1979): controls the family-wise error rate.
@@ -635,7 +635,7 @@ impl Adjustment {
 }
 
 /// Result of the sample-ratio-mismatch test.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SampleRatioTest {
     /// Pearson's chi-square statistic; infinite (JSON `null`) when a variant expected to get
     /// nothing got units.

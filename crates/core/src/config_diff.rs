@@ -28,6 +28,7 @@ use crate::config::{ExperimentConfig, Status, TenantConfig};
 
 /// A change that can serve an already assigned unit another variant, or drop it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnitMove {
     /// The experiment's `seed` changed: new units are reshuffled.
@@ -70,6 +71,8 @@ impl UnitMove {
 
 /// A value before and after a change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "Change_{T}"))]
 pub struct Change<T> {
     /// In the earlier version.
     pub from: T,
@@ -86,6 +89,7 @@ fn change<T: PartialEq + Clone>(from: &T, to: &T) -> Option<Change<T>> {
 
 /// How one experiment present in both versions changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExperimentDiff {
     /// Experiment key.
     pub key: String,
@@ -118,6 +122,7 @@ pub struct ExperimentDiff {
 
 /// Everything that changed between two versions of one tenant's config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConfigDiff {
     /// Keys of experiments only the later version has.
     pub added: Vec<String>,

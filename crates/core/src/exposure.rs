@@ -9,6 +9,7 @@ use crate::tenant::{KeyKind, key_problem};
 
 /// Coarse device class derived from the user agent at the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceClass {
     /// Desktop or laptop browser.
@@ -45,6 +46,7 @@ pub const HOLDOUT_REST_VARIANT: &str = "rest";
 /// One unit's first exposure to an experiment's variant, or its tenant-holdout membership
 /// ([`HOLDOUT_EXPERIMENT`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Exposure {
     /// Deterministic idempotency id: the same (tenant, experiment, unit) always has the same id,
@@ -172,6 +174,7 @@ impl Exposure {
 
 /// A conversion event: a unit did something a metric counts (a purchase, a sign-up).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Conversion {
     /// Event id chosen by the sender; the collector keeps the first event per (tenant, id), so a

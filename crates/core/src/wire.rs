@@ -223,6 +223,7 @@ impl DeadLetterMessage {
 /// The stable, machine-readable code of an error answer. Unknown codes (from a newer collector)
 /// read as [`ErrorCode::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request body is not the JSON expected.
@@ -317,6 +318,7 @@ impl fmt::Display for ErrorCode {
 
 /// What an error answer says: `{"error": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorDetail {
     /// Stable machine-readable code.
     pub code: ErrorCode,

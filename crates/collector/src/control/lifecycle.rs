@@ -9,8 +9,9 @@ use cohort_core::{Status, TenantConfig};
 use serde::Deserialize;
 
 /// What a lifecycle request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "LifecycleAction")]
 pub enum Action {
     /// Draft, paused or stopped → running.
     Start,
@@ -25,7 +26,7 @@ pub enum Action {
 }
 
 /// The body of `POST /v1/tenants/{tenant}/experiments/{experiment}/lifecycle`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LifecycleRequest {
     /// What to do.

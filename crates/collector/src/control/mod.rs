@@ -220,7 +220,7 @@ pub async fn import_configs(state: &AppState) -> Result<usize, String> {
 }
 
 /// A stored version as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct VersionAnswer {
     /// Tenant id.
     pub tenant: String,
@@ -249,7 +249,28 @@ pub struct VersionAnswer {
     pub moves_units: bool,
     /// The config document (in `GET …/config` and `…/config/versions/{n}`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<StoredDocument>")]
     pub config: Option<Box<RawValue>>,
+}
+
+/// How the API describes a stored config document: exactly as it was written (by people, tools or
+/// the start-up import), so any valid tenant config, defaults left out or not. It is the request
+/// shape of [`TenantConfig`], which the OpenAPI description names `TenantConfigInput`
+/// ([`crate::openapi`]).
+struct StoredDocument;
+
+impl schemars::JsonSchema for StoredDocument {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StoredConfigDocument".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"$ref": crate::openapi::TENANT_CONFIG_INPUT})
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
 }
 
 impl VersionAnswer {
@@ -354,7 +375,7 @@ pub struct HistoryQuery {
 }
 
 /// The history answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct HistoryAnswer {
     /// Tenant id.
     pub tenant: String,
@@ -425,7 +446,7 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 }
 
 /// What a change answers: the version it made (or would make, on a dry run) and its diff.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ChangeAnswer {
     /// Tenant id.
     pub tenant: String,
@@ -670,10 +691,11 @@ async fn latest(state: &AppState, tenant: &str) -> Result<Option<StoredVersion>,
 }
 
 /// The body of `PUT /v1/tenants/{tenant}/config`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutConfigRequest {
     /// The whole config; its `version` must be the stored version + 1 (any, for a first config).
+    #[schemars(with = "cohort_core::TenantConfig")]
     config: serde_json::Value,
     /// Why, for the history.
     #[serde(default)]
@@ -741,7 +763,7 @@ fn to_value(config: &TenantConfig) -> Result<serde_json::Value, ApiError> {
 }
 
 /// The body of `POST /v1/tenants/{tenant}/config/rollback`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// The version whose content becomes the new version.
@@ -790,7 +812,7 @@ pub async fn rollback(
 }
 
 /// What `POST …/config/publish` answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct PublishAnswer {
     /// Tenant id.
     pub tenant: String,

@@ -55,7 +55,7 @@ pub struct MetricAggregate {
 /// Which exposed units an analysis covers (a results slice): every filter given must hold for a
 /// unit's first exposure. The default covers every unit. Serialised as the results document's
 /// `slice`, with only the filters given.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ExposureFilter {
     /// Config version that made the assignment.
     #[serde(skip_serializing_if = "Option::is_none")]
