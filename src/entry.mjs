@@ -41,6 +41,7 @@ const PURPOSE_HEADERS = ["sec-purpose", "purpose", "x-purpose", "x-moz"];
  * @property {string | undefined} colo
  * @property {number | undefined} botScore
  * @property {boolean | undefined} verifiedBot
+ * @property {Headers} headers  for the header a tenant names as its unit id (read only then)
  */
 
 /**
@@ -223,6 +224,7 @@ function requestFacts(request, env) {
     // Present only on zones with Cloudflare Bot Management.
     botScore: botManagement?.score,
     verifiedBot: botManagement?.verifiedBot,
+    headers,
   };
 }
 

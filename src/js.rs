@@ -2,8 +2,8 @@
 //! `request.cf`, queue messages) read by name.
 
 use cohort_core::edge::{BotManagement, Geo};
-use worker::js_sys::{Object, Reflect};
-use worker::wasm_bindgen::JsValue;
+use worker::js_sys::{Function, Object, Reflect};
+use worker::wasm_bindgen::{JsCast, JsValue};
 
 /// `target[name]`, or `undefined` when it cannot be read.
 pub fn field(target: &JsValue, name: &str) -> JsValue {
@@ -27,7 +27,7 @@ pub fn object(name: &str, value: JsValue) -> JsValue {
 
 /// The names of the `RequestFacts` object `src/entry.mjs` builds (its JSDoc `@typedef
 /// RequestFacts`), in the order [`RequestFacts::read`] reads them. A test holds the two equal.
-pub const REQUEST_FIELDS: [&str; 16] = [
+pub const REQUEST_FIELDS: [&str; 17] = [
     "method",
     "url",
     "userAgent",
@@ -44,6 +44,7 @@ pub const REQUEST_FIELDS: [&str; 16] = [
     "colo",
     "botScore",
     "verifiedBot",
+    "headers",
 ];
 
 /// What the entry read from one request (headers, `request.cf`, the deployment's origin override).
@@ -70,6 +71,8 @@ pub struct RequestFacts {
     pub geo: Geo,
     /// `request.cf.botManagement`, on zones that have it.
     pub bot_management: BotManagement,
+    /// The request's `Headers`, for a header only the tenant's config names.
+    headers: JsValue,
 }
 
 impl RequestFacts {
@@ -93,6 +96,7 @@ impl RequestFacts {
             colo,
             bot_score,
             verified_bot,
+            headers,
         ] = REQUEST_FIELDS.map(|name| field(facts, name));
         let text = |value: JsValue| value.as_string().unwrap_or_default();
         RequestFacts {
@@ -113,7 +117,19 @@ impl RequestFacts {
                 colo.as_string(),
             ),
             bot_management: BotManagement::from_raw(bot_score.as_f64(), verified_bot.as_bool()),
+            headers,
         }
+    }
+
+    /// Request header `name` (`Headers.get`), empty when absent or unreadable.
+    pub fn header(&self, name: &str) -> String {
+        let Ok(get) = Reflect::get(&self.headers, &JsValue::from_str("get")) else {
+            return String::new();
+        };
+        get.dyn_ref::<Function>()
+            .and_then(|get| get.call1(&self.headers, &JsValue::from_str(name)).ok())
+            .and_then(|value| value.as_string())
+            .unwrap_or_default()
     }
 }
 

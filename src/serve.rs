@@ -44,6 +44,10 @@ pub fn handle(
         Cached::NoTenant => return Ok(Some(String::new())),
         Cached::Tenant(loaded) => loaded,
     };
+    let unit_id_header = match &loaded.tenant.edge.unit_id_header {
+        Some(name) => facts.header(name),
+        None => String::new(),
+    };
     let request = Request {
         method: &facts.method,
         url: &facts.url,
@@ -53,6 +57,7 @@ pub fn handle(
             referer: &facts.referer,
             cookie_header: &facts.cookie,
             sec_gpc: &facts.sec_gpc,
+            unit_id_header: &unit_id_header,
             purpose: &facts.purpose,
             geo: facts.geo,
             bot_management: facts.bot_management,

@@ -70,6 +70,7 @@ async function call(method, requestPath, { token, body, headers = {}, rawBody } 
   const type = (response.headers.get("content-type") ?? "").split(";")[0];
   assert.ok(documented.content?.[type], `${method} ${template} ${response.status} answered ${type}, not documented`);
   const schema = documented.content[type].schema;
+  /** @type {any} the API's JSON, read field by field */
   let parsed = text;
   if (type === "application/json") {
     parsed = JSON.parse(text);

@@ -25,6 +25,8 @@ import {
 } from "./harness.mjs";
 
 const HASH_KEY = "6a1f0c3e9b2d4f5a8c7e1d0b3a2f4e6c";
+const CUBOT_PHONE =
+  "Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
 
 function shopConfig({ version = 1, heroWeights = [5000, 5000], pricingCoverage = 2000 } = {}) {
   return {
@@ -104,7 +106,8 @@ const NEWS = {
   version: 1,
   hostnames: ["news.test"],
   hash_key: "0b9e8d7c6a5f4e3d2c1b0a9f8e7d6c5b",
-  edge: { inject_assignments: true },
+  // Signed-in readers carry their account id in a header the site's own proxy sets.
+  edge: { inject_assignments: true, unit_id_header: "x-reader-id" },
   experiments: [
     {
       key: "headline",
@@ -302,6 +305,22 @@ describe("tenants and stickiness", () => {
   });
 });
 
+describe("the site's own unit id", () => {
+  test("a tenant's unit id header is the unit on every device; other tenants ignore it", async () => {
+    const first = await get("news.test", "/", { "x-reader-id": "reader-42" });
+    assert.equal(unitOf(first), "reader-42");
+    const variant = assignmentsSeenByOrigin(origin).headline;
+    // Another device: no cookie of the first, the same reader, the same variant.
+    const elsewhere = await get("news.test", "/", { "x-reader-id": "reader-42", "user-agent": CUBOT_PHONE });
+    assert.equal(unitOf(elsewhere), "reader-42");
+    assert.equal(assignmentsSeenByOrigin(origin).headline, variant);
+    const unusable = await get("news.test", "/", { "x-reader-id": "reader 42" });
+    assert.match(unitOf(unusable) ?? "", /^[0-9a-f]{32}$/, "an unusable id falls back to Cohort's own");
+    const shop = await get("shop.test", "/", { "x-reader-id": "reader-42" });
+    assert.match(unitOf(shop) ?? "", /^[0-9a-f]{32}$/, "shop names no unit id header");
+  });
+});
+
 describe("acting on the variant", () => {
   test("HTML edits apply to HTML only, with the assignments script injected", async () => {
     let bold;
@@ -363,6 +382,8 @@ describe("who is not experimented on", () => {
     "a prefetch": { "sec-purpose": "prefetch" },
     "a GPC browser": { "sec-gpc": "1" },
     "an opted-out visitor": { cookie: "no_experiments=1" },
+    "an AI crawler": { "user-agent": "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2)" },
+    "a monitoring script": { "user-agent": "python-requests/2.32.3" },
   };
   for (const [who, headers] of Object.entries(cases)) {
     test(`${who} gets the origin's page, no cookie and no exposure`, async () => {
@@ -376,6 +397,12 @@ describe("who is not experimented on", () => {
       assert.equal(collector.batches.length, before, "no beacon");
     });
   }
+});
+
+test('a phone whose model name contains "bot" is a visitor like any other', async () => {
+  const response = await get("shop.test", "/", { "user-agent": CUBOT_PHONE });
+  assert.ok(stickyCookie(response), "it gets the sticky cookie");
+  assert.notDeepEqual(assignmentsSeenByOrigin(origin), {});
 });
 
 describe("fail open", () => {

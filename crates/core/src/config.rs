@@ -151,6 +151,11 @@ pub struct EdgeConfig {
     /// stickiness. Absent or invalid: Cohort's own id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_id_cookie: Option<String>,
+    /// Name of a request header that holds the visitor's unit id, set in front of the edge by the
+    /// site's own proxy or CDN rule (a signed-in customer's id, say). It wins over
+    /// `unit_id_cookie` when both are usable; Cohort's cookie still carries stickiness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_id_header: Option<String>,
     /// Origin to fetch instead of the request's own URL (`http://127.0.0.1:8080`), for sites whose
     /// hostname does not resolve to their origin and for local runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]

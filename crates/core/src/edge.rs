@@ -117,6 +117,9 @@ pub struct Visitor<'a> {
     pub cookie_header: &'a str,
     /// `Sec-GPC`.
     pub sec_gpc: &'a str,
+    /// The header the tenant's `edge.unit_id_header` names; empty when it names none or the
+    /// request lacks it.
+    pub unit_id_header: &'a str,
     /// The prefetch/prerender headers (`Sec-Purpose`, `Purpose`, `X-Purpose`, `X-Moz`) joined with `;`.
     pub purpose: &'a str,
     /// CDN geography.
@@ -290,7 +293,7 @@ pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, 
     };
     // A site's own unit id wins over Cohort's, and a sticky cookie issued to another unit does
     // not carry over to it (its assignments belong to that unit).
-    let site_unit = site_unit_id(tenant, visit.visitor.cookie_header, &mut plan);
+    let site_unit = site_unit_id(tenant, &visit.visitor, &mut plan);
     let previous = previous.filter(|cookie| site_unit.is_none_or(|unit| cookie.unit_id == unit));
     let unit_id = match (site_unit, &previous) {
         (Some(unit), _) => unit.to_owned(),
@@ -567,22 +570,37 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
     })
 }
 
-/// The unit id in the tenant's `edge.unit_id_cookie`, when the request carries a usable one: 1 to
-/// 64 visible ASCII characters (what the sticky cookie can store). An unusable value is reported
-/// as the request's cookie problem and ignored.
-fn site_unit_id<'h>(tenant: &Tenant, cookie_header: &'h str, plan: &mut Plan) -> Option<&'h str> {
-    let name = tenant.edge.unit_id_cookie.as_deref()?;
-    let value = cookie_value(cookie_header, name)?;
-    let usable = !value.is_empty()
-        && value.len() <= crate::cookie::MAX_UNIT_ID_LEN
-        && value.bytes().all(|b| b.is_ascii_graphic());
-    if !usable && plan.cookie_problem.is_none() {
-        plan.cookie_problem = Some(format!(
-            "unit id cookie `{name}`: not 1 to {} visible ASCII characters; Cohort's own id is used",
-            crate::cookie::MAX_UNIT_ID_LEN
-        ));
-    }
-    usable.then_some(value)
+/// The site's own unit id: the tenant's `edge.unit_id_header`, else its `edge.unit_id_cookie`,
+/// whichever the request carries a usable value of first: 1 to 64 visible ASCII characters (what
+/// the sticky cookie can store). An unusable value is reported as the request's cookie problem
+/// and passed over.
+fn site_unit_id<'h>(tenant: &Tenant, visitor: &Visitor<'h>, plan: &mut Plan) -> Option<&'h str> {
+    let from_header = tenant
+        .edge
+        .unit_id_header
+        .as_deref()
+        .filter(|_| !visitor.unit_id_header.is_empty())
+        .map(|name| ("header", name, visitor.unit_id_header));
+    let from_cookie = tenant
+        .edge
+        .unit_id_cookie
+        .as_deref()
+        .and_then(|name| Some(("cookie", name, cookie_value(visitor.cookie_header, name)?)));
+    [from_header, from_cookie]
+        .into_iter()
+        .flatten()
+        .find_map(|(source, name, value)| {
+            let usable = !value.is_empty()
+                && value.len() <= crate::cookie::MAX_UNIT_ID_LEN
+                && value.bytes().all(|b| b.is_ascii_graphic());
+            if !usable && plan.cookie_problem.is_none() {
+                plan.cookie_problem = Some(format!(
+                    "unit id {source} `{name}`: not 1 to {} visible ASCII characters; passed over",
+                    crate::cookie::MAX_UNIT_ID_LEN
+                ));
+            }
+            usable.then_some(value)
+        })
 }
 
 /// The sticky cookie's name for `tenant`.
@@ -847,6 +865,43 @@ mod tests {
             assert_eq!(again.unit_id.as_deref(), Some(unit));
             assert_eq!((again.set_cookie, again.exposures.len()), (None, 0), "returning {unit}");
         }
+    }
+
+    #[test]
+    fn a_site_unit_id_header_wins_over_the_cookie_and_an_unusable_one_is_passed_over() {
+        let tenant = tenant(json!({
+            "edge": {"unit_id_cookie": "gbuuid", "unit_id_header": "X-Customer-Id"},
+            "experiments": [{"key": "gb", "status": "running", "variants": [
+                {"key": "control", "weight": 5000}, {"key": "b", "weight": 5000}
+            ]}]
+        }));
+        let with = |header: &'static str, cookie: &'static str| {
+            let mut v = visit(cookie);
+            v.visitor.unit_id_header = header;
+            plan(&tenant, &keys(), &v, 1_800_000_000_000, [7; 16])
+        };
+        let both = with("customer-7", "gbuuid=gb-1");
+        assert_eq!(both.unit_id.as_deref(), Some("customer-7"));
+        assert_eq!(both.exposures[0].unit, "customer-7");
+        assert_eq!(
+            with("", "gbuuid=gb-1").unit_id.as_deref(),
+            Some("gb-1"),
+            "no header: the cookie"
+        );
+        let spaced = with("customer 7", "gbuuid=gb-1");
+        assert_eq!(
+            spaced.unit_id.as_deref(),
+            Some("gb-1"),
+            "an unusable header falls back to the cookie"
+        );
+        assert!(
+            spaced
+                .cookie_problem
+                .unwrap()
+                .contains("unit id header `X-Customer-Id`")
+        );
+        let neither = with(&*"x".repeat(65).leak(), "");
+        assert_eq!(neither.unit_id.as_deref(), Some("07070707070707070707070707070707"));
     }
 
     #[test]

@@ -520,6 +520,9 @@ fn check_edge(edge: &EdgeConfig, hostnames: &[String]) -> Result<(), ConfigError
     if let Some(name) = &edge.unit_id_cookie {
         check_cookie_name("edge.unit_id_cookie", name)?;
     }
+    if let Some(name) = &edge.unit_id_header {
+        check_header_name(name).map_err(|reason| ConfigError::invalid("edge.unit_id_header", reason))?;
+    }
     if let Some(origin) = &edge.origin {
         let rest = origin
             .strip_prefix("https://")
@@ -615,6 +618,22 @@ fn check_hostname(host: &str) -> Result<(), String> {
 }
 
 /// Request headers a variant may not set: they decide routing, framing or who the visitor is.
+/// A header name a config may use: an HTTP token, and not one that decides routing, framing or
+/// who the visitor is.
+fn check_header_name(name: &str) -> Result<(), String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!("header name `{name}` is not an HTTP token"));
+    }
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") || lower.starts_with("cohort-") {
+        return Err(format!(
+            "header `{name}` is reserved: it controls routing, framing or identity"
+        ));
+    }
+    Ok(())
+}
+
 const RESERVED_HEADERS: &[&str] = &[
     "host",
     "cookie",
@@ -677,17 +696,7 @@ fn check_action(action: &Action) -> Result<(), String> {
             Ok(())
         }
         Action::RequestHeader { name, value } => {
-            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-            if name.is_empty() || !name.chars().all(token) {
-                return Err(format!("header name `{name}` is not an HTTP token"));
-            }
-            let lower = name.to_ascii_lowercase();
-            if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") || lower.starts_with("cohort-")
-            {
-                return Err(format!(
-                    "header `{name}` is reserved: it controls routing, framing or identity"
-                ));
-            }
+            check_header_name(name)?;
             if value.len() > MAX_ACTION_TEXT {
                 return Err(format!("header `{name}` value is over {MAX_ACTION_TEXT} bytes"));
             }

@@ -373,6 +373,21 @@ fn selectors_with_brackets_quotes_and_combinators_are_accepted() {
 }
 
 #[test]
+fn a_unit_id_header_must_be_a_header_name_that_does_not_decide_identity() {
+    let mut config = valid();
+    config["edge"] = json!({"unit_id_header": "X-Customer-Id"});
+    assert!(Tenant::from_value(config).is_ok());
+    assert_rejected(
+        |c| c["edge"] = json!({"unit_id_header": "X Customer"}),
+        "edge.unit_id_header: header name `X Customer` is not an HTTP token",
+    );
+    assert_rejected(
+        |c| c["edge"] = json!({"unit_id_header": "Authorization"}),
+        "edge.unit_id_header: header `Authorization` is reserved: it controls routing, framing or identity",
+    );
+}
+
+#[test]
 fn a_unit_id_cookie_must_be_a_cookie_name_other_than_cohorts_own() {
     let mut config = valid();
     config["edge"] = json!({"unit_id_cookie": "gbuuid"});
