@@ -31,7 +31,7 @@ export default [
   },
   {
     // Playwright runs these files' page.evaluate() callbacks in the page.
-    files: ["tests/dashboard/*.mjs"],
+    files: ["tests/dashboard/*.mjs", "tests/browser-package/*.mjs"],
     languageOptions: { globals: globals.browser },
   },
   {

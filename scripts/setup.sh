@@ -3,7 +3,8 @@
 # Safe to run repeatedly; every step checks before it installs.
 #
 #   scripts/setup.sh            toolchain, wasm target, wasm-bindgen CLI
-#   scripts/setup.sh --browser  also Chromium + ChromeDriver (browser tests)
+#   scripts/setup.sh --browser  also Chromium + ChromeDriver (browser tests) and wasm-pack, which
+#                               builds and packs the npm package and runs the wasm-bindgen-test suites
 #   scripts/setup.sh --edge     also worker-build, the npm tooling (wrangler/workerd, esbuild, wasm-opt,
 #                               and eslint, prettier and typescript for `npm run lint`)
 #                               and the sqlite3 shell (the delivery test reads the collector's database)
@@ -20,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.130   # must equal the `wasm-bindgen` pin in Cargo.toml
+WASM_PACK_VERSION=0.15.1       # uses the wasm-bindgen CLI above from PATH instead of downloading one
 WORKER_BUILD_VERSION=0.8.7     # pairs with the `worker` crate version in Cargo.toml
 CARGO_DENY_VERSION=0.20.2      # reads deny.toml
 GBSTATS_VERSION=0.8.0          # testdata/statistics.py's independent implementation of the sequential tests
@@ -81,6 +83,10 @@ fi
 if $want_browser && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
   step "installing Chromium and ChromeDriver from Debian"
   apt_install chromium chromium-driver
+fi
+if $want_browser && [[ "$(wasm-pack --version 2>/dev/null || true)" != "wasm-pack $WASM_PACK_VERSION" ]]; then
+  step "installing wasm-pack $WASM_PACK_VERSION (about 2 minutes, once)"
+  cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked
 fi
 if $want_edge; then
   if [[ "$(worker-build --version 2>/dev/null || true)" != "$WORKER_BUILD_VERSION" ]]; then

@@ -2,7 +2,8 @@
 # Every test: formatting, the JavaScript's lints and type checks (`npm run lint`), the documents'
 # citations (scripts/check-claims.mjs), lints, native tests, a short run of each fuzz target, the
 # Prometheus alert rules' unit tests, the vector suite in headless Chromium and against
-# GrowthBook's SDK, and the edge worker's release Wasm build against its size budget. Installs what it needs first.
+# GrowthBook's SDK, the edge worker's release Wasm build against its size budget, and the browser
+# engine's npm package built, packed and used from a page. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -65,14 +66,12 @@ step "Prometheus alert rules: syntax, then their unit tests (promtool)"
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts.test.yml
 
-step "vector suite in headless Chromium (wasm-bindgen-test)"
-CHROMEDRIVER=/usr/bin/chromedriver \
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+step "vector suite and browser exports in headless Chromium (wasm-pack test)"
+# wasm-pack runs wasm-bindgen-test's runner from the pinned wasm-bindgen CLI (scripts/setup.sh);
+# `--mode no-install` keeps it from downloading another. Its output ends in cargo's test lines.
 WASM_BINDGEN_TEST_TIMEOUT=120 \
-  counted cargo test --target wasm32-unknown-unknown -p cohort-core --test vectors
-CHROMEDRIVER=/usr/bin/chromedriver \
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-  counted cargo test --target wasm32-unknown-unknown -p cohort-browser
+  counted wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver --mode no-install crates/core --test vectors
+counted wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver --mode no-install crates/browser
 
 step "targeting conditions and growthbook-v2 bucketing against GrowthBook's own JavaScript SDK"
 counted node --test --test-timeout=300000 --test-reporter=spec tests/conformance/
@@ -81,6 +80,9 @@ step "results dashboard (built into the collector binary) in headless Chromium"
 bash scripts/build-dashboard.sh --check
 cargo build -p cohort-cli -p cohort-loadgen
 counted node --test --test-timeout=300000 --test-reporter=spec tests/dashboard/
+
+step "the collector's OpenAPI description: valid by an independent validator, and every real answer matches it"
+counted node --test --test-timeout=120000 --test-reporter=spec tests/api/
 
 step "collector deployment files (Dockerfile, compose.yaml, systemd unit) start the binary as they describe, on PostgreSQL"
 counted bash scripts/postgres.sh node --test --test-timeout=120000 --test-reporter=spec tests/deploy/
@@ -103,8 +105,12 @@ WRANGLER_SEND_METRICS=false counted node --test --test-timeout=300000 --test-rep
 step "the whole pipeline as make demo runs it: origin, collector, edge, cohort-loadgen, dashboard"
 WRANGLER_SEND_METRICS=false counted node --test --test-timeout=300000 --test-reporter=spec tests/pipeline/
 
-step "browser package (wasm-bindgen --target web)"
+step "browser npm package @cohort/engine (wasm-pack --target web, size budget, npm pack)"
 bash scripts/build-browser.sh
+
+step "the packed npm package installed and used from a page in headless Chromium, against cohort explain and the vectors"
+# Uses the cohort binary built for the dashboard step above.
+counted node --test --test-timeout=300000 --test-reporter=spec tests/browser-package/
 
 step "peer benchmarks, quick mode (make bench's harness, a few seconds per case)"
 counted bash scripts/bench.sh --quick
