@@ -1,13 +1,15 @@
 //! Tenant configs from KV, cached per isolate: the KV reads that
 //! [`cohort_core::edge::config_cache::ConfigCache`] (the policy: TTL, stale-while-revalidate,
-//! last known good) asks for.
+//! last known good, byte and count bounds, one read per key, the host-read allowance) asks for.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use cohort_core::Tenant;
 use cohort_core::edge::TenantKeys;
-use cohort_core::edge::config_cache::{CacheKey, Cached, ConfigCache, tenant_from_kv, tenant_id_from_kv};
+use cohort_core::edge::config_cache::{CacheKey, Cached, ConfigCache, ReadTurn, tenant_from_kv, tenant_id_from_kv};
+use futures_channel::oneshot;
 use worker::{Context, Env};
 
 use crate::log;
@@ -23,15 +25,19 @@ pub struct LoadedTenant {
 }
 
 thread_local! {
-    /// The isolate's cache; created on first use with the deployment's TTL.
+    /// The isolate's cache; created on first use with the deployment's TTL and limits.
     static CACHE: RefCell<Option<ConfigCache<Rc<LoadedTenant>>>> = const { RefCell::new(None) };
+    /// Requests waiting for another request's read of a key, woken when it ends.
+    static WAITING: RefCell<HashMap<CacheKey, Vec<oneshot::Sender<()>>>> = RefCell::new(HashMap::new());
+    /// When the cache's counters were last logged.
+    static STATS_LOGGED_AT: RefCell<f64> = const { RefCell::new(0.0) };
 }
 
 fn with_cache<R>(settings: &Settings, f: impl FnOnce(&mut ConfigCache<Rc<LoadedTenant>>) -> R) -> R {
     CACHE.with(|cache| {
         f(cache
             .borrow_mut()
-            .get_or_insert_with(|| ConfigCache::new(settings.ttl_ms)))
+            .get_or_insert_with(|| ConfigCache::new(settings.ttl_ms, settings.cache_limits)))
     })
 }
 
@@ -50,24 +56,61 @@ pub fn lookup(env: &Env, ctx: &Context, settings: &Rc<Settings>, host: &str, now
             }
         });
     }
+    log_stats_when_due(settings, now_ms);
     cached
 }
 
-/// Reads from KV what the cache lacks for `host` (at most one read per key). An error (KV down,
-/// an invalid config) caches nothing, so the next request tries again.
+/// Ends a granted read when dropped, however the load ends (stored, failed, or abandoned with
+/// its request), and wakes the requests waiting for it.
+struct ReadInProgress<'a> {
+    settings: &'a Settings,
+    key: CacheKey,
+}
+
+impl Drop for ReadInProgress<'_> {
+    fn drop(&mut self) {
+        with_cache(self.settings, |cache| cache.end_read(&self.key));
+        let waiting = WAITING.with(|waiting| waiting.borrow_mut().remove(&self.key));
+        for waiter in waiting.into_iter().flatten() {
+            // A waiter whose request is gone has dropped its receiver: nothing to wake.
+            let _ = waiter.send(());
+        }
+    }
+}
+
+/// Reads from KV what the cache lacks for `host` (at most one read per key, shared by concurrent
+/// requests). An error (KV down, an invalid config) caches nothing, so the next request tries
+/// again. When the isolate's allowance of reads of never-seen hosts is spent, nothing is read and
+/// the request passes through untouched (counted in the cache's log line).
 pub async fn load(env: &Env, settings: &Settings, host: &str) -> Result<(), String> {
-    // At most two reads: the host, then its tenant.
     while let Some(key) = with_cache(settings, |cache| cache.missing(host)) {
-        read(env, settings, &key).await?;
-        // Lets the end-to-end suite prove a trap inside this async call fails open.
-        if settings.test_panics.load_host.as_deref() == Some(host) {
-            panic!("deliberate panic in the tenant load, for the fail-open test");
+        match with_cache(settings, |cache| cache.begin_read(&key, now_ms() as f64)) {
+            ReadTurn::Refused => return Ok(()),
+            ReadTurn::Wait => {
+                let (wake, woken) = oneshot::channel();
+                WAITING.with(|waiting| waiting.borrow_mut().entry(key).or_default().push(wake));
+                // Woken when the read ends; look again (a failed read leaves the key missing, and
+                // this request then reads it itself).
+                let _ = woken.await;
+            }
+            ReadTurn::Read => {
+                let _in_progress = ReadInProgress {
+                    settings,
+                    key: key.clone(),
+                };
+                read(env, settings, &key).await?;
+                // Lets the end-to-end suite prove a trap inside this async call fails open.
+                if settings.test_panics.load_host.as_deref() == Some(host) {
+                    panic!("deliberate panic in the tenant load, for the fail-open test");
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// Reads one key from KV into the cache.
+/// Reads one key from KV into the cache. A tenant is stored with the bytes its compile kept on
+/// the Wasm heap, which the cache's byte budget counts.
 async fn read(env: &Env, settings: &Settings, key: &CacheKey) -> Result<(), String> {
     let kv = env
         .kv(&settings.binding)
@@ -84,11 +127,45 @@ async fn read(env: &Env, settings: &Settings, key: &CacheKey) -> Result<(), Stri
             with_cache(settings, |cache| cache.store_host(host, tenant_id, now));
         }
         CacheKey::Tenant(id) => {
-            let tenant = tenant_from_kv(id, value.as_deref())?;
-            let keys = TenantKeys::derive(&settings.secret, &tenant.id);
-            let loaded = Rc::new(LoadedTenant { tenant, keys });
-            with_cache(settings, |cache| cache.store_tenant(id, loaded, now));
+            let (loaded, bytes) = crate::heap::retained(|| {
+                let tenant = tenant_from_kv(id, value.as_deref())?;
+                let keys = TenantKeys::derive(&settings.secret, &tenant.id);
+                Ok::<_, String>(Rc::new(LoadedTenant { tenant, keys }))
+            });
+            let loaded = loaded?;
+            with_cache(settings, |cache| cache.store_tenant(id, loaded, bytes, now));
         }
     }
     Ok(())
+}
+
+/// Logs the cache's counters and sizes at most once per `CONFIG_CACHE_STATS_SECONDS`.
+fn log_stats_when_due(settings: &Settings, now_ms: f64) {
+    let due = STATS_LOGGED_AT.with(|logged| {
+        let mut logged = logged.borrow_mut();
+        let due = now_ms - *logged >= settings.cache_stats_interval_ms;
+        if due {
+            *logged = now_ms;
+        }
+        due
+    });
+    if !due {
+        return;
+    }
+    let stats = with_cache(settings, |cache| cache.stats());
+    let fields = [
+        ("hits", stats.hits.to_string()),
+        ("misses", stats.misses.to_string()),
+        ("kv_reads", stats.kv_reads.to_string()),
+        ("host_reads_refused", stats.host_reads_refused.to_string()),
+        ("evicted_tenants", stats.evicted_tenants.to_string()),
+        ("evicted_hosts", stats.evicted_hosts.to_string()),
+        ("tenants", stats.tenants.to_string()),
+        ("tenant_bytes", stats.tenant_bytes.to_string()),
+        ("hosts", stats.hosts.to_string()),
+        ("unknown_hosts", stats.unknown_hosts.to_string()),
+        ("heap_bytes", crate::heap::live_bytes().to_string()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    log::event("config.cache", &fields);
 }

@@ -11,6 +11,7 @@
 mod beacon;
 mod config_cache;
 mod delivery;
+mod heap;
 mod js;
 mod log;
 mod serve;

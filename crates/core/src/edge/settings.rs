@@ -3,7 +3,10 @@
 //! fails open on every request and logs why, rather than running on a guess.
 
 use crate::delivery::RetryPolicy;
+use crate::edge::config_cache::CacheLimits;
 use crate::secrets::MasterSecret;
+
+const MIB: usize = 1024 * 1024;
 
 /// Freshness of cached configs when `CONFIG_TTL_SECONDS` is not set.
 pub const DEFAULT_TTL_SECONDS: f64 = 60.0;
@@ -33,6 +36,11 @@ pub struct Settings {
     /// How the consumer retries (`DELIVERY_RETRY_BASE_SECONDS`, `DELIVERY_RETRY_MAX_SECONDS`,
     /// `DELIVERY_MAX_ATTEMPTS`, each defaulting to [`RetryPolicy::DEFAULT`]).
     pub retry: RetryPolicy,
+    /// Bounds of the isolate's config cache (`CONFIG_CACHE_MIB`, `CONFIG_CACHE_HOSTS`,
+    /// `CONFIG_CACHE_UNKNOWN_HOSTS`, `CONFIG_CACHE_HOST_READS_PER_SECOND`).
+    pub cache_limits: CacheLimits,
+    /// How often an isolate logs its cache's counters (`CONFIG_CACHE_STATS_SECONDS`, default 60).
+    pub cache_stats_interval_ms: f64,
     /// Deliberate panics for the end-to-end fail-open tests; all unset in real deployments.
     pub test_panics: TestPanics,
 }
@@ -89,6 +97,17 @@ impl Settings {
                 retry.base_delay_seconds, retry.max_delay_seconds
             ));
         }
+        let default_limits = CacheLimits::default();
+        let cache_limits = CacheLimits {
+            tenant_bytes: count("CONFIG_CACHE_MIB", (default_limits.tenant_bytes / MIB) as u32)? as usize * MIB,
+            hosts: count("CONFIG_CACHE_HOSTS", default_limits.hosts as u32)? as usize,
+            unknown_hosts: count("CONFIG_CACHE_UNKNOWN_HOSTS", default_limits.unknown_hosts as u32)? as usize,
+            host_reads_per_second: f64::from(count(
+                "CONFIG_CACHE_HOST_READS_PER_SECOND",
+                default_limits.host_reads_per_second as u32,
+            )?),
+        };
+        let cache_stats_interval_ms = f64::from(count("CONFIG_CACHE_STATS_SECONDS", 60)?) * 1000.0;
         let collector_url = match var("COLLECTOR_URL") {
             None => None,
             Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
@@ -105,6 +124,8 @@ impl Settings {
             dead_letter_binding: var("DEAD_LETTER_QUEUE_BINDING").unwrap_or_else(|| "DEAD_LETTERS".into()),
             dead_letter_queue: var("DEAD_LETTER_QUEUE").unwrap_or_else(|| "cohort-beacons-dlq".into()),
             retry,
+            cache_limits,
+            cache_stats_interval_ms,
             test_panics: TestPanics {
                 path: var("COHORT_TEST_PANIC_PATH"),
                 load_host: var("COHORT_TEST_PANIC_HOST"),
@@ -132,6 +153,33 @@ mod tests {
     }
 
     const SECRET: (&str, &str) = ("COHORT_SECRET", "0123456789abcdef0123456789abcdef");
+
+    #[test]
+    fn cache_limits_default_and_read_from_their_variables() {
+        let settings = read(&[SECRET]).unwrap();
+        assert_eq!(settings.cache_limits, CacheLimits::default());
+        assert_eq!(settings.cache_stats_interval_ms, 60_000.0);
+        let settings = read(&[
+            SECRET,
+            ("CONFIG_CACHE_MIB", "8"),
+            ("CONFIG_CACHE_HOSTS", "100"),
+            ("CONFIG_CACHE_UNKNOWN_HOSTS", "10"),
+            ("CONFIG_CACHE_HOST_READS_PER_SECOND", "5"),
+            ("CONFIG_CACHE_STATS_SECONDS", "1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.cache_limits,
+            CacheLimits {
+                tenant_bytes: 8 * MIB,
+                hosts: 100,
+                unknown_hosts: 10,
+                host_reads_per_second: 5.0
+            }
+        );
+        assert_eq!(settings.cache_stats_interval_ms, 1000.0);
+        assert!(error(&[SECRET, ("CONFIG_CACHE_MIB", "0")]).starts_with("CONFIG_CACHE_MIB `0`"));
+    }
 
     #[test]
     fn defaults_fill_what_is_not_set() {
