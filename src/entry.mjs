@@ -42,12 +42,15 @@ const PURPOSE_HEADERS = ["sec-purpose", "purpose", "x-purpose", "x-moz"];
  * @property {number | undefined} botScore
  * @property {boolean | undefined} verifiedBot
  * @property {Headers} headers  for the header a tenant names as its unit id (read only then)
+ * @property {string} clientIp  `CF-Connecting-IP`, for the track endpoint's per-address limit
+ * @property {"" | "within" | "exceeded"} trackLimit  the rate limiters' verdict, once asked
  */
 
 /**
  * What `handle` decided (cohort_core::edge::serve::Handling, tagged by `kind`).
  * @typedef {{ kind: "pass" }
  *   | { kind: "reply", status: number, headers: [string, string][], body: string }
+ *   | { kind: "limit", keys: { binding: string, key: string }[] }
  *   | { kind: "page", origin: string, headers: [string, string][], cacheKey: string | null,
  *       setCookie: string | null, personalised: boolean, actions: object[], assignments: string | null }} Handling
  */
@@ -111,6 +114,11 @@ export default class CohortEdge extends RustWorker {
       }
       if (!answer) return passThrough(untouched, env); // no tenant claims this host
       handling = JSON.parse(answer);
+      if (handling.kind === "limit") {
+        // The track endpoint: ask the rate limiters the Wasm named, then let it decide again.
+        facts.trackLimit = (await withinLimits(env, handling.keys)) ? "within" : "exceeded";
+        handling = JSON.parse(this.handle(env, this.ctx, facts, body) || '{"kind":"pass"}');
+      }
     } catch (error) {
       logFailOpen("handle", error);
       return passThrough(untouched, env);
@@ -225,7 +233,31 @@ function requestFacts(request, env) {
     botScore: botManagement?.score,
     verifiedBot: botManagement?.verifiedBot,
     headers,
+    clientIp: header("cf-connecting-ip"),
+    trackLimit: "",
   };
+}
+
+/**
+ * Whether every check passes: `env[binding].limit({ key })` of the Workers rate-limiting
+ * bindings. A binding that is not configured, or a limiter that errors, lets the request through:
+ * the limits fail open like everything else here.
+ * @param {Record<string, unknown>} env
+ * @param {{ binding: string, key: string }[]} keys
+ */
+async function withinLimits(env, keys) {
+  for (const { binding, key } of keys) {
+    const limiter = /** @type {{ limit?: (options: { key: string }) => Promise<{ success: boolean }> } | undefined} */ (
+      env[binding]
+    );
+    if (typeof limiter?.limit !== "function") continue;
+    try {
+      if (!(await limiter.limit({ key })).success) return false;
+    } catch (error) {
+      logFailOpen("rate_limit", error);
+    }
+  }
+  return true;
 }
 
 /**

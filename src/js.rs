@@ -1,6 +1,7 @@
 //! Raw JavaScript access, in one place: fields of plain JS objects (the entry's request facts,
 //! `request.cf`, queue messages) read by name.
 
+use cohort_core::edge::serve::TrackLimit;
 use cohort_core::edge::{BotManagement, Geo};
 use worker::js_sys::{Function, Object, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -27,7 +28,7 @@ pub fn object(name: &str, value: JsValue) -> JsValue {
 
 /// The names of the `RequestFacts` object `src/entry.mjs` builds (its JSDoc `@typedef
 /// RequestFacts`), in the order [`RequestFacts::read`] reads them. A test holds the two equal.
-pub const REQUEST_FIELDS: [&str; 17] = [
+pub const REQUEST_FIELDS: [&str; 19] = [
     "method",
     "url",
     "userAgent",
@@ -45,6 +46,8 @@ pub const REQUEST_FIELDS: [&str; 17] = [
     "botScore",
     "verifiedBot",
     "headers",
+    "clientIp",
+    "trackLimit",
 ];
 
 /// What the entry read from one request (headers, `request.cf`, the deployment's origin override).
@@ -73,6 +76,10 @@ pub struct RequestFacts {
     pub bot_management: BotManagement,
     /// The request's `Headers`, for a header only the tenant's config names.
     headers: JsValue,
+    /// `CF-Connecting-IP`.
+    pub client_ip: String,
+    /// The rate limiters' verdict on a track request, once the entry asked them.
+    pub track_limit: TrackLimit,
 }
 
 impl RequestFacts {
@@ -97,6 +104,8 @@ impl RequestFacts {
             bot_score,
             verified_bot,
             headers,
+            client_ip,
+            track_limit,
         ] = REQUEST_FIELDS.map(|name| field(facts, name));
         let text = |value: JsValue| value.as_string().unwrap_or_default();
         RequestFacts {
@@ -118,6 +127,12 @@ impl RequestFacts {
             ),
             bot_management: BotManagement::from_raw(bot_score.as_f64(), verified_bot.as_bool()),
             headers,
+            client_ip: text(client_ip),
+            track_limit: match track_limit.as_string().as_deref() {
+                Some("within") => TrackLimit::Within,
+                Some("exceeded") => TrackLimit::Exceeded,
+                _ => TrackLimit::Unchecked,
+            },
         }
     }
 

@@ -27,3 +27,29 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
     getrandom::fill(&mut bytes).map_err(|e| format!("getrandom: {e}"))?;
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use cohort_core::edge::serve::{TRACK_IP_LIMITER, TRACK_LIMIT_PERIOD_SECONDS, TRACK_UNIT_LIMITER};
+
+    /// Every environment of wrangler.toml binds both track limiters by the names the engine asks
+    /// for, counting over the period it tells refused visitors to wait.
+    #[test]
+    fn wrangler_binds_the_track_limiters_the_engine_names() {
+        let config = include_str!("../wrangler.toml");
+        for prefix in ["", "env.staging.", "env.production."] {
+            for name in [TRACK_UNIT_LIMITER, TRACK_IP_LIMITER] {
+                let header = format!("[[{prefix}ratelimits]]\nname = \"{name}\"\n");
+                let at = config
+                    .find(&header)
+                    .unwrap_or_else(|| panic!("wrangler.toml lacks {header}"));
+                let block = &config[at..];
+                let simple = block.lines().find(|l| l.starts_with("simple")).unwrap_or_default();
+                assert!(
+                    simple.contains(&format!("period = {TRACK_LIMIT_PERIOD_SECONDS} ")),
+                    "{prefix}{name}: {simple}"
+                );
+            }
+        }
+    }
+}

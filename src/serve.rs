@@ -63,6 +63,8 @@ pub fn handle(
             bot_management: facts.bot_management,
         },
         body: body.as_deref(),
+        client_ip: &facts.client_ip,
+        track_limit: facts.track_limit,
     };
     let random = random_bytes().map_err(|e| JsError::new(&e))?;
     let served = serve(

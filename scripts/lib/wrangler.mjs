@@ -86,10 +86,19 @@ function queueSections() {
  * Starts the built worker (build/ from scripts/build-worker.sh) in `wrangler dev`, with a config
  * of its own so no build runs here, on `port` or a free one. Resolves once it answers (within
  * 90 s). `queues: false` leaves the delivery queues out (beacons then go straight to the collector).
- * @param {{ stateDir: string, vars: Record<string, string>, port?: number, queues?: object | false }} options
+ * `trackLimits` are the track endpoint's rate limits per minute (wrangler.toml's limiters, with
+ * limits high enough by default that only a test about them meets them).
+ * @param {{ stateDir: string, vars: Record<string, string>, port?: number, queues?: object | false,
+ *   trackLimits?: { unit: number, ip: number } }} options
  * @returns {Promise<Worker>}
  */
-export async function startWorker({ stateDir, vars, port: requestedPort, queues = {} }) {
+export async function startWorker({
+  stateDir,
+  vars,
+  port: requestedPort,
+  queues = {},
+  trackLimits = { unit: 10_000, ip: 100_000 },
+}) {
   const port = requestedPort ?? (await freePort());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cohort-edge-worker-"));
   const config = [
@@ -100,6 +109,15 @@ export async function startWorker({ stateDir, vars, port: requestedPort, queues 
     'binding = "CONFIG"',
     'id = "cohort-config"',
     ...(queues ? queueSections() : []),
+    ...[
+      ["TRACK_UNIT_LIMITER", 1001, trackLimits.unit],
+      ["TRACK_IP_LIMITER", 1002, trackLimits.ip],
+    ].flatMap(([name, namespace, limit]) => [
+      "[[ratelimits]]",
+      `name = "${name}"`,
+      `namespace_id = "${namespace}"`,
+      `simple = { limit = ${limit}, period = 60 }`,
+    ]),
   ].join("\n");
   fs.writeFileSync(path.join(dir, "wrangler.toml"), config);
   const args = [

@@ -16,6 +16,15 @@ pub const ENDPOINT_PREFIX: &str = "/_cohort/";
 pub const ASSIGNMENTS_PATH: &str = "/_cohort/assignments";
 /// `POST`: conversion events for the visitor's unit.
 pub const TRACK_PATH: &str = "/_cohort/track";
+/// The rate-limit bindings `/_cohort/track` is checked against (`[[ratelimits]]` in
+/// wrangler.toml): one key per unit and one per client address, each per tenant.
+pub const TRACK_UNIT_LIMITER: &str = "TRACK_UNIT_LIMITER";
+/// See [`TRACK_UNIT_LIMITER`].
+pub const TRACK_IP_LIMITER: &str = "TRACK_IP_LIMITER";
+/// The period both limiters count over (wrangler.toml's `period`), which a refused visitor is
+/// told to wait (`Retry-After`).
+pub const TRACK_LIMIT_PERIOD_SECONDS: u32 = 60;
+
 /// Largest `/_cohort/track` body read.
 pub const MAX_TRACK_BODY: usize = 16 * 1024;
 
@@ -30,6 +39,31 @@ pub struct Request<'a> {
     pub visitor: Visitor<'a>,
     /// The body of a `POST` to an endpoint (read by the worker before deciding), else `None`.
     pub body: Option<&'a [u8]>,
+    /// The client's address (`CF-Connecting-IP`), empty when unknown.
+    pub client_ip: &'a str,
+    /// What the rate limiters said about this request, once the worker asked them.
+    pub track_limit: TrackLimit,
+}
+
+/// Where a `/_cohort/track` request stands with its rate limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TrackLimit {
+    /// Not asked yet: [`serve`] answers [`Handling::Limit`] with the keys to ask about.
+    #[default]
+    Unchecked,
+    /// Every limiter let it through (or none is bound: the limits fail open).
+    Within,
+    /// A limiter refused it: 429.
+    Exceeded,
+}
+
+/// One rate-limit check the worker makes: `env[binding].limit({ key })`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitKey {
+    /// The binding's name.
+    pub binding: &'static str,
+    /// The key counted.
+    pub key: String,
 }
 
 /// An answer the worker gives itself, without the origin.
@@ -53,6 +87,11 @@ pub enum Handling {
     Page(PagePlan),
     /// Answer with this.
     Reply(Reply),
+    /// Ask these rate limiters, then decide again with the verdict ([`TrackLimit`]).
+    Limit {
+        /// The checks, all of which must pass.
+        keys: Vec<LimitKey>,
+    },
 }
 
 /// One structured log line: an event name and its fields.
@@ -166,6 +205,44 @@ pub fn serve(
         .map(RecordJson::of)
         .collect::<serde_json::Result<_>>()
         .map_err(|e| format!("exposure: {e}"))?;
+    if endpoint == Some(Endpoint::Track) {
+        match request.track_limit {
+            TrackLimit::Unchecked => {
+                let mut keys = Vec::new();
+                if let Some(unit) = &plan.unit_id {
+                    keys.push(LimitKey {
+                        binding: TRACK_UNIT_LIMITER,
+                        key: format!("{}:{unit}", tenant.id),
+                    });
+                }
+                if !request.client_ip.is_empty() {
+                    keys.push(LimitKey {
+                        binding: TRACK_IP_LIMITER,
+                        key: format!("{}:{}", tenant.id, request.client_ip),
+                    });
+                }
+                return Ok(Served::new(Handling::Limit { keys }));
+            }
+            TrackLimit::Exceeded => {
+                let mut error = ErrorDetail::new(
+                    ErrorCode::RateLimited,
+                    format!("too many events from this visitor or address; retry in {TRACK_LIMIT_PERIOD_SECONDS} s"),
+                );
+                error.retry_after_seconds = Some(TRACK_LIMIT_PERIOD_SECONDS);
+                let mut refused = reply(429, Some(error.to_body()), plan.set_cookie.as_deref());
+                refused
+                    .headers
+                    .push(("retry-after".to_owned(), TRACK_LIMIT_PERIOD_SECONDS.to_string()));
+                let mut served = Served::new(Handling::Reply(refused));
+                served.log.push(LogLine {
+                    event: "track_rate_limited",
+                    fields: vec![("tenant", tenant.id.clone())],
+                });
+                return Ok(served);
+            }
+            TrackLimit::Within => {}
+        }
+    }
     let mut conversions = Vec::new();
     let handling = match endpoint {
         None => {
@@ -281,6 +358,9 @@ mod tests {
                 ..Visitor::default()
             },
             body,
+            client_ip: "203.0.113.7",
+            // The limiters' own test below starts unchecked; the rest have passed them.
+            track_limit: TrackLimit::Within,
         }
     }
 
@@ -360,6 +440,64 @@ mod tests {
         };
         let body: Value = serde_json::from_str(&reply.body).unwrap();
         assert_eq!(body["assignments"], json!({}), "the home page runs no experiment");
+    }
+
+    #[test]
+    fn track_asks_the_limiters_first_and_a_refusal_is_a_429_that_stores_nothing() {
+        let (tenant, keys) = tenant();
+        let url = "https://shop.example/_cohort/track";
+        let body = br#"[{"metric":"purchase","value":12.5}]"#;
+        let asked = |limit: TrackLimit, ip: &'static str| {
+            let mut request = request("POST", url, Some(body));
+            request.track_limit = limit;
+            request.client_ip = ip;
+            serve(&tenant, &keys, request, None, NOW, [7; 32]).unwrap()
+        };
+        let first = asked(TrackLimit::Unchecked, "203.0.113.7");
+        assert_eq!(
+            first.handling,
+            Handling::Limit {
+                keys: vec![
+                    LimitKey {
+                        binding: TRACK_UNIT_LIMITER,
+                        key: "shop:07070707070707070707070707070707".into()
+                    },
+                    LimitKey {
+                        binding: TRACK_IP_LIMITER,
+                        key: "shop:203.0.113.7".into()
+                    },
+                ]
+            }
+        );
+        assert!(first.conversions.is_empty() && first.exposures.is_empty());
+        let json: Value = serde_json::to_value(&first.handling).unwrap();
+        assert_eq!(json["kind"], "limit");
+        assert_eq!(json["keys"][1]["binding"], "TRACK_IP_LIMITER");
+        let Handling::Limit { keys: without_ip } = asked(TrackLimit::Unchecked, "").handling else {
+            panic!()
+        };
+        assert_eq!(without_ip.len(), 1, "no address, no address key");
+
+        let refused = asked(TrackLimit::Exceeded, "203.0.113.7");
+        let Handling::Reply(reply) = &refused.handling else {
+            panic!("{:?}", refused.handling)
+        };
+        assert_eq!(reply.status, 429);
+        assert_eq!(header(reply, "retry-after"), Some("60"));
+        let error = ErrorDetail::from_body(&reply.body).unwrap();
+        assert_eq!(
+            (error.code, error.retry_after_seconds),
+            (ErrorCode::RateLimited, Some(60))
+        );
+        assert!(refused.conversions.is_empty(), "nothing is stored");
+        assert_eq!(refused.log[0].event, "track_rate_limited");
+        let accepted = asked(TrackLimit::Within, "203.0.113.7");
+        assert_eq!(accepted.conversions.len(), 1);
+        // Only the track endpoint is limited.
+        let mut page = request("GET", "https://shop.example/products/1", None);
+        page.track_limit = TrackLimit::Unchecked;
+        let page = serve(&tenant, &keys, page, None, NOW, [7; 32]).unwrap();
+        assert!(matches!(page.handling, Handling::Page(_)));
     }
 
     #[test]
