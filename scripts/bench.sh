@@ -5,7 +5,8 @@
 #      on the shared workload and across targeting shapes (the matrix)
 #   2. engine, Wasm vs JS: Cohort's browser build vs @growthbook/growthbook in Node
 #   3. edge, one workerd: pass-through vs Cohort vs GrowthBook's edge worker, same origin, same wrk
-#   4. collector: signed HTTP ingest vs the same rows written straight into SQLite (the floor)
+#   4. collector: signed HTTP ingest vs the same rows written straight into the database (the
+#      floors), and the results query, on SQLite and on a throwaway PostgreSQL (scripts/postgres.sh)
 #
 #   bash scripts/bench.sh           full run (writes bench/RESULTS.md)
 #   bash scripts/bench.sh --quick   the test command's smoke run: a few seconds per case, debug
@@ -56,14 +57,16 @@ step "3/4 edge: pass-through, Cohort and GrowthBook's edge worker in one workerd
 BENCH_PEERS_ONLY=1 BENCH_QUICK=$($quick && echo 1 || echo 0) BENCH_JSON_OUT="$figures/edge.json" \
   BENCH_OUT="$figures/edge-results.md" bash scripts/bench-edge.sh
 
-step "4/4 collector: signed ingest over HTTP vs the same rows straight into SQLite"
+step "4/4 collector: signed ingest over HTTP vs the same rows straight into SQLite and into PostgreSQL"
+# scripts/postgres.sh starts the throwaway server and names it in COHORT_TEST_DATABASE_URL.
+collector_bench=(env COHORT_BENCH_JSON="$figures/collector.json")
 if $quick; then
   # Without `--bench` the benchmark runs its short mode (1 s phases, 20,000 units).
-  COHORT_BENCH_JSON="$figures/collector.json" cargo test -p cohort-collector --bench ingest
+  collector_bench+=(cargo test -p cohort-collector --bench ingest)
 else
-  COHORT_BENCH_JSON="$figures/collector.json" COHORT_BENCH_CONNECTIONS=8 COHORT_BENCH_SECONDS=10 \
-    cargo bench -p cohort-collector --bench ingest
+  collector_bench+=(COHORT_BENCH_CONNECTIONS=8 COHORT_BENCH_SECONDS=10 cargo bench -p cohort-collector --bench ingest)
 fi
+bash scripts/postgres.sh bash -c 'COHORT_BENCH_POSTGRES_URL="$COHORT_TEST_DATABASE_URL" "$@"' _ "${collector_bench[@]}"
 
 elapsed=$(( $(date +%s) - started ))
 node bench/report.mjs --figures "$figures" --out "$report" --seconds "$elapsed" $($quick && echo --quick)

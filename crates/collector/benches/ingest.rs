@@ -7,6 +7,12 @@
 //! `COHORT_BENCH_SECONDS` (ingest duration, default 15), `COHORT_BENCH_CONNECTIONS` (default 32),
 //! `COHORT_BENCH_UNITS` (results experiment size, default 1,000,000).
 //!
+//! With `COHORT_BENCH_POSTGRES_URL` (a throwaway server: `scripts/postgres.sh` provides one as
+//! `COHORT_TEST_DATABASE_URL`) it measures the same on PostgreSQL after SQLite, with two floors:
+//! the collector's own statements (100-row `INSERT … ON CONFLICT DO NOTHING`, 1,000 rows per
+//! commit) on one plain connection, and `COPY` of the same rows (no conflict check at all), each
+//! into an empty copy of the exposures table. Its figures carry a `pg_` prefix.
+//!
 //! Client and server share this process and the machine's two cores, so the throughput is a
 //! floor for the server alone, and the peak RSS (VmHWM) includes the load generator.
 //!
@@ -282,6 +288,99 @@ async fn floor_benchmark(dir: &std::path::Path, seconds: u64, report: &mut Repor
     rate
 }
 
+/// The PostgreSQL floors: the same rows as [`floor_benchmark`] into empty copies of the exposures
+/// table (its indexes and constraints), first with the collector's statements on one plain
+/// connection, then with `COPY` (what PostgreSQL takes at most, without the duplicate check).
+async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) -> (f64, f64) {
+    use sqlx::Executor;
+    let mut db = sqlx::postgres::PgConnection::connect(url).await.unwrap();
+    for table in ["floor_insert", "floor_copy"] {
+        db.execute(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (LIKE exposures INCLUDING ALL)"
+        )))
+        .await
+        .unwrap();
+    }
+    let columns = "tenant_id, experiment, unit_id, variant, config_version, exposed_at_ms, country, device, received_at_ms";
+    let row_placeholders: Vec<String> = (0..FLOOR_ROWS_PER_STATEMENT)
+        .map(|row| {
+            let first = row * 9;
+            format!("(${})", (first + 1..=first + 9).map(|n| n.to_string()).collect::<Vec<_>>().join(", $"))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO floor_insert ({columns}) VALUES {} ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING",
+        row_placeholders.join(", ")
+    );
+    let started = Instant::now();
+    let mut rows = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let mut transaction = db.begin().await.unwrap();
+        for _ in 0..FLOOR_ROWS_PER_COMMIT / FLOOR_ROWS_PER_STATEMENT {
+            // The SQL text is built above from constants only.
+            let mut query = sqlx::query::<sqlx::Postgres>(sqlx::AssertSqlSafe(sql.as_str()));
+            for _ in 0..FLOOR_ROWS_PER_STATEMENT {
+                let variant = if rows.is_multiple_of(2) { "control" } else { "green" };
+                query = query
+                    .bind(TENANT)
+                    .bind("ingest")
+                    .bind(unit(rows))
+                    .bind(variant)
+                    .bind(7_i64)
+                    .bind(1_800_000_000_000_i64)
+                    .bind("DE")
+                    .bind("mobile")
+                    .bind(1_800_000_000_100_i64);
+                rows += 1;
+            }
+            query.execute(&mut *transaction).await.unwrap();
+        }
+        transaction.commit().await.unwrap();
+    }
+    let insert_rate = rows as f64 / started.elapsed().as_secs_f64();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM floor_insert")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(stored as u64, rows, "postgres floor: {rows} rows inserted, {stored} stored");
+
+    let started = Instant::now();
+    let mut copied = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let mut text = String::new();
+        for _ in 0..FLOOR_ROWS_PER_COMMIT {
+            let variant = if copied.is_multiple_of(2) { "control" } else { "green" };
+            text.push_str(&format!(
+                "{TENANT}\tingest\t{}\t{variant}\t7\t1800000000000\tDE\tmobile\t1800000000100\n",
+                unit(copied)
+            ));
+            copied += 1;
+        }
+        let mut copy = db
+            .copy_in_raw(&format!("COPY floor_copy ({columns}) FROM STDIN"))
+            .await
+            .unwrap();
+        copy.send(text.into_bytes()).await.unwrap();
+        copy.finish().await.unwrap();
+    }
+    let copy_rate = copied as f64 / started.elapsed().as_secs_f64();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM floor_copy")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(stored as u64, copied, "postgres COPY floor: {copied} rows copied, {stored} stored");
+    db.execute("DROP TABLE floor_insert; DROP TABLE floor_copy").await.unwrap();
+    db.close().await.unwrap();
+    println!(
+        "postgres floor: {rows} exposures straight into PostgreSQL ({FLOOR_ROWS_PER_STATEMENT}-row INSERT … ON CONFLICT, \
+         one commit per {FLOOR_ROWS_PER_COMMIT} rows) = {insert_rate:.0} exposures/s; COPY of {FLOOR_ROWS_PER_COMMIT} rows \
+         per transaction = {copy_rate:.0} exposures/s"
+    );
+    report.insert("pg_floor_exposures_per_second".into(), insert_rate.round().into());
+    report.insert("pg_floor_copy_exposures_per_second".into(), copy_rate.round().into());
+    (insert_rate, copy_rate)
+}
+
 /// The bench tenant's config: `purchase` defined as a value metric with a window and both caps,
 /// so the results request does everything a defined metric costs (the winsorisation quantile's
 /// extra read included).
@@ -509,53 +608,89 @@ fn main() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
+        let mut report = Report::new();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bench.db");
         let url = format!("sqlite://{}", path.display());
-        let store = Store::open(&url, WriterOptions::default()).await.unwrap();
-        let config = CollectorConfig {
-            secret: MasterSecret::new(SECRET).unwrap(),
-            max_body_bytes: cohort_collector::DEFAULT_MAX_BODY_BYTES,
-            rate_limits: RateLimits::uniform(1e9),
-            tenant_configs: bench_tenant_config(),
-            edge_kv: None,
-            metrics_token: None,
-            dashboard: cohort_collector::Dashboard::Off,
-            request_timeout: cohort_collector::http::DEFAULT_REQUEST_TIMEOUT,
-            sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(config, store.clone());
-        cohort_collector::control::import_configs(&state).await.unwrap();
-        let server = tokio::spawn(serve(listener, state, async {
-            let _ = stopped.await;
-        }));
-        let mut report = Report::new();
-        let ingest = ingest_benchmark(address, seconds, connections, &mut report).await;
-        // Every exposure acknowledged with a 200 is in the database (the collector answers after
-        // its commit), and nothing else: the rate counts stored rows.
-        let acknowledged = report["ingest_exposures"].as_u64().unwrap();
-        let stored = count_rows(&url, "SELECT COUNT(*) FROM exposures WHERE experiment = 'ingest'").await;
-        assert_eq!(
-            stored, acknowledged,
-            "ingest: {acknowledged} exposures acknowledged, {stored} stored"
-        );
-        let floor = floor_benchmark(dir.path(), seconds, &mut report).await;
-        println!(
-            "ingest vs floor: the collector ingests at {:.0}% of the rate SQLite alone writes the same rows",
-            100.0 * ingest / floor
-        );
-        report.insert("ingest_vs_floor".into(), (ingest / floor).into());
-        results_benchmark(&store, &url, address, units, &mut report).await;
-        let _ = stop.send(());
-        server.await.unwrap().unwrap();
-        store.close().await;
-        storage_report(&url, &path, &mut report).await;
+        let sqlite = Backend::Sqlite { dir: dir.path(), path: &path };
+        run(&url, &sqlite, seconds, connections, units, &mut report).await;
+        if let Ok(postgres) = std::env::var("COHORT_BENCH_POSTGRES_URL") {
+            let mut figures = Report::new();
+            run(&postgres, &Backend::Postgres, seconds, connections, units, &mut figures).await;
+            report.extend(figures.into_iter().map(|(key, value)| (format!("pg_{}", key.trim_start_matches("pg_")), value)));
+        }
         if let Ok(out) = std::env::var("COHORT_BENCH_JSON") {
             std::fs::write(&out, serde_json::Value::Object(report).to_string()).unwrap();
             println!("figures written to {out}");
         }
     });
+}
+
+/// Where a run stores: a SQLite file (whose floor and on-disk sizes are measured too), or the
+/// PostgreSQL server of the URL.
+enum Backend<'a> {
+    Sqlite { dir: &'a std::path::Path, path: &'a std::path::Path },
+    Postgres,
+}
+
+/// Ingest, its floor(s) and the results query on the database at `url`.
+async fn run(url: &str, backend: &Backend<'_>, seconds: u64, connections: u64, units: u64, report: &mut Report) {
+    let label = match backend {
+        Backend::Sqlite { .. } => "SQLite",
+        Backend::Postgres => "PostgreSQL",
+    };
+    println!("== {label}");
+    let store = Store::open(url, WriterOptions::default()).await.unwrap();
+    let config = CollectorConfig {
+        secret: MasterSecret::new(SECRET).unwrap(),
+        max_body_bytes: cohort_collector::DEFAULT_MAX_BODY_BYTES,
+        rate_limits: RateLimits::uniform(1e9),
+        tenant_configs: bench_tenant_config(),
+        edge_kv: None,
+        metrics_token: None,
+        dashboard: cohort_collector::Dashboard::Off,
+        request_timeout: cohort_collector::http::DEFAULT_REQUEST_TIMEOUT,
+        sequential_tuning: cohort_collector::stats::DEFAULT_SEQUENTIAL_TUNING,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState::new(config, store.clone());
+    cohort_collector::control::import_configs(&state).await.unwrap();
+    let server = tokio::spawn(serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let ingest = ingest_benchmark(address, seconds, connections, report).await;
+    // Every exposure acknowledged with a 200 is in the database (the collector answers after
+    // its commit), and nothing else: the rate counts stored rows.
+    let acknowledged = report["ingest_exposures"].as_u64().unwrap();
+    let stored = count_rows(url, "SELECT COUNT(*) FROM exposures WHERE experiment = 'ingest'").await;
+    assert_eq!(
+        stored, acknowledged,
+        "ingest: {acknowledged} exposures acknowledged, {stored} stored"
+    );
+    let floor = match backend {
+        Backend::Sqlite { dir, .. } => floor_benchmark(dir, seconds, report).await,
+        Backend::Postgres => {
+            let (insert, copy) = postgres_floor_benchmark(url, seconds, report).await;
+            println!(
+                "ingest vs COPY: the collector ingests at {:.0}% of the rate COPY loads the same rows",
+                100.0 * ingest / copy
+            );
+            report.insert("ingest_vs_copy".into(), (ingest / copy).into());
+            insert
+        }
+    };
+    println!(
+        "ingest vs floor: the collector ingests at {:.0}% of the rate {label} alone writes the same rows",
+        100.0 * ingest / floor
+    );
+    report.insert("ingest_vs_floor".into(), (ingest / floor).into());
+    results_benchmark(&store, url, address, units, report).await;
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    store.close().await;
+    if let Backend::Sqlite { path, .. } = backend {
+        storage_report(url, path, report).await;
+    }
 }
