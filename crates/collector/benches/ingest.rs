@@ -231,6 +231,44 @@ async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64, r
 const FLOOR_ROWS_PER_STATEMENT: usize = 100;
 const FLOOR_ROWS_PER_COMMIT: usize = 1_000;
 
+/// The floors' columns, in the order [`bind_floor_row`] and [`floor_copy_text`] give their values.
+const FLOOR_COLUMNS: &str =
+    "tenant_id, experiment, unit_id, variant, config_version, exposed_at_ms, country, device, received_at_ms";
+
+/// Floor row `n`'s variant: the two alternate.
+fn floor_variant(n: u64) -> &'static str {
+    if n.is_multiple_of(2) { "control" } else { "green" }
+}
+
+/// Binds floor row `n`'s values to a query (an `Any` or a `Postgres` one alike).
+macro_rules! bind_floor_row {
+    ($query:expr, $n:expr) => {
+        $query
+            .bind(TENANT)
+            .bind("ingest")
+            .bind(unit($n))
+            .bind(floor_variant($n))
+            .bind(7_i64)
+            .bind(1_800_000_000_000_i64)
+            .bind("DE")
+            .bind("mobile")
+            .bind(1_800_000_000_100_i64)
+    };
+}
+
+/// Floor rows `first..first + FLOOR_ROWS_PER_COMMIT` as `COPY … FROM STDIN` text: the same values.
+fn floor_copy_text(first: u64) -> String {
+    (first..first + FLOOR_ROWS_PER_COMMIT as u64)
+        .map(|n| {
+            format!(
+                "{TENANT}\tingest\t{}\t{}\t7\t1800000000000\tDE\tmobile\t1800000000100\n",
+                unit(n),
+                floor_variant(n)
+            )
+        })
+        .collect()
+}
+
 /// The storage limit the collector is measured against: the same exposure rows (edge-shaped unit
 /// ids in random order) written straight into a fresh SQLite file with the collector's schema and
 /// settings (WAL, synchronous=FULL) by one connection in a loop of transactions, for `seconds`.
@@ -243,8 +281,7 @@ async fn floor_benchmark(dir: &std::path::Path, seconds: u64, report: &mut Repor
     let mut db = sqlx::AnyConnection::connect(&url).await.unwrap();
     db.execute("PRAGMA synchronous = FULL").await.unwrap();
     let sql = format!(
-        "INSERT INTO exposures (tenant_id, experiment, unit_id, variant, config_version, exposed_at_ms, country, \
-         device, received_at_ms) VALUES {} ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING",
+        "INSERT INTO exposures ({FLOOR_COLUMNS}) VALUES {} ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING",
         vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; FLOOR_ROWS_PER_STATEMENT].join(", ")
     );
     let started = Instant::now();
@@ -255,17 +292,7 @@ async fn floor_benchmark(dir: &std::path::Path, seconds: u64, report: &mut Repor
             // The SQL text is built above from constants only.
             let mut query = sqlx::query::<sqlx::Any>(sqlx::AssertSqlSafe(sql.as_str()));
             for _ in 0..FLOOR_ROWS_PER_STATEMENT {
-                let variant = if rows.is_multiple_of(2) { "control" } else { "green" };
-                query = query
-                    .bind(TENANT)
-                    .bind("ingest")
-                    .bind(unit(rows))
-                    .bind(variant)
-                    .bind(7_i64)
-                    .bind(1_800_000_000_000_i64)
-                    .bind("DE")
-                    .bind("mobile")
-                    .bind(1_800_000_000_100_i64);
+                query = bind_floor_row!(query, rows);
                 rows += 1;
             }
             query.execute(&mut *transaction).await.unwrap();
@@ -301,8 +328,6 @@ async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) 
         .await
         .unwrap();
     }
-    let columns =
-        "tenant_id, experiment, unit_id, variant, config_version, exposed_at_ms, country, device, received_at_ms";
     let row_placeholders: Vec<String> = (0..FLOOR_ROWS_PER_STATEMENT)
         .map(|row| {
             let first = row * 9;
@@ -316,7 +341,7 @@ async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) 
         })
         .collect();
     let sql = format!(
-        "INSERT INTO floor_insert ({columns}) VALUES {} ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING",
+        "INSERT INTO floor_insert ({FLOOR_COLUMNS}) VALUES {} ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING",
         row_placeholders.join(", ")
     );
     let started = Instant::now();
@@ -327,17 +352,7 @@ async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) 
             // The SQL text is built above from constants only.
             let mut query = sqlx::query::<sqlx::Postgres>(sqlx::AssertSqlSafe(sql.as_str()));
             for _ in 0..FLOOR_ROWS_PER_STATEMENT {
-                let variant = if rows.is_multiple_of(2) { "control" } else { "green" };
-                query = query
-                    .bind(TENANT)
-                    .bind("ingest")
-                    .bind(unit(rows))
-                    .bind(variant)
-                    .bind(7_i64)
-                    .bind(1_800_000_000_000_i64)
-                    .bind("DE")
-                    .bind("mobile")
-                    .bind(1_800_000_000_100_i64);
+                query = bind_floor_row!(query, rows);
                 rows += 1;
             }
             query.execute(&mut *transaction).await.unwrap();
@@ -357,17 +372,10 @@ async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) 
     let started = Instant::now();
     let mut copied = 0u64;
     while started.elapsed() < Duration::from_secs(seconds) {
-        let mut text = String::new();
-        for _ in 0..FLOOR_ROWS_PER_COMMIT {
-            let variant = if copied.is_multiple_of(2) { "control" } else { "green" };
-            text.push_str(&format!(
-                "{TENANT}\tingest\t{}\t{variant}\t7\t1800000000000\tDE\tmobile\t1800000000100\n",
-                unit(copied)
-            ));
-            copied += 1;
-        }
+        let text = floor_copy_text(copied);
+        copied += FLOOR_ROWS_PER_COMMIT as u64;
         let mut copy = db
-            .copy_in_raw(&format!("COPY floor_copy ({columns}) FROM STDIN"))
+            .copy_in_raw(&format!("COPY floor_copy ({FLOOR_COLUMNS}) FROM STDIN"))
             .await
             .unwrap();
         copy.send(text.into_bytes()).await.unwrap();
@@ -390,25 +398,18 @@ async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) 
         .await
         .unwrap();
     let merge = format!(
-        "INSERT INTO floor_merge ({columns}) SELECT {columns} FROM floor_staging \
+        "INSERT INTO floor_merge ({FLOOR_COLUMNS}) SELECT {FLOOR_COLUMNS} FROM floor_staging \
          ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING RETURNING exposed_at_ms"
     );
     let started = Instant::now();
     let mut merged = 0u64;
     let mut new_rows = 0usize;
     while started.elapsed() < Duration::from_secs(seconds) {
-        let mut text = String::new();
-        for _ in 0..FLOOR_ROWS_PER_COMMIT {
-            let variant = if merged.is_multiple_of(2) { "control" } else { "green" };
-            text.push_str(&format!(
-                "{TENANT}\tingest\t{}\t{variant}\t7\t1800000000000\tDE\tmobile\t1800000000100\n",
-                unit(merged)
-            ));
-            merged += 1;
-        }
+        let text = floor_copy_text(merged);
+        merged += FLOOR_ROWS_PER_COMMIT as u64;
         let mut transaction = db.begin().await.unwrap();
         let mut copy = transaction
-            .copy_in_raw(&format!("COPY floor_staging ({columns}) FROM STDIN"))
+            .copy_in_raw(&format!("COPY floor_staging ({FLOOR_COLUMNS}) FROM STDIN"))
             .await
             .unwrap();
         copy.send(text.into_bytes()).await.unwrap();
@@ -461,7 +462,14 @@ fn bench_tenant_config() -> TenantConfigs {
     configs
 }
 
-async fn results_benchmark(store: &Store, url: &str, address: SocketAddr, units: u64, report: &mut Report) {
+async fn results_benchmark(
+    store: &Store,
+    url: &str,
+    backend: &Backend<'_>,
+    address: SocketAddr,
+    units: u64,
+    report: &mut Report,
+) {
     let loading = Instant::now();
     let mut writes = Vec::new();
     for start in (0..units).step_by(1000) {
@@ -522,7 +530,7 @@ async fn results_benchmark(store: &Store, url: &str, address: SocketAddr, units:
         write.await.unwrap().unwrap();
     }
     let loaded = loading.elapsed().as_secs_f64();
-    if url.starts_with("postgres") {
+    if let Backend::Postgres = backend {
         // Autovacuum analyses a freshly loaded table when it gets to it; until then the planner
         // has no statistics and the results query ran 6 times slower in one run. Measure the
         // steady state a running deployment has.
@@ -771,7 +779,7 @@ async fn run(url: &str, backend: &Backend<'_>, seconds: u64, connections: u64, u
         100.0 * ingest / floor
     );
     report.insert("ingest_vs_floor".into(), (ingest / floor).into());
-    results_benchmark(&store, url, address, units, report).await;
+    results_benchmark(&store, url, backend, address, units, report).await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     store.close().await;
