@@ -166,11 +166,21 @@ impl<T: Clone> ConfigCache<T> {
     /// should start now (an entry past its TTL with no refresh running yet; the first caller to
     /// see it stale gets it, later callers do not).
     pub fn lookup(&mut self, host: &str, now_ms: f64) -> (Cached<T>, Vec<CacheKey>) {
+        let (cached, refresh) = self.answer(host, now_ms);
+        match cached {
+            Cached::Missing(_) => self.stats.misses += 1,
+            Cached::NoTenant | Cached::Tenant(_) => self.stats.hits += 1,
+        }
+        self.stats.kv_reads += refresh.len() as u64;
+        (cached, refresh)
+    }
+
+    /// [`ConfigCache::lookup`]'s answer, uncounted; marks what it used as used now.
+    fn answer(&mut self, host: &str, now_ms: f64) -> (Cached<T>, Vec<CacheKey>) {
         self.clock += 1;
         let clock = self.clock;
         let mut refresh = Vec::new();
         let Some(entry) = self.hosts.get_mut(host) else {
-            self.stats.misses += 1;
             return (Cached::Missing(CacheKey::Host(host.to_owned())), refresh);
         };
         entry.used = clock;
@@ -178,21 +188,15 @@ impl<T: Clone> ConfigCache<T> {
             refresh.push(CacheKey::Host(host.to_owned()));
         }
         let Some(tenant_id) = entry.value.clone() else {
-            self.stats.hits += 1;
-            self.stats.kv_reads += refresh.len() as u64;
             return (Cached::NoTenant, refresh);
         };
         let Some(entry) = self.tenants.get_mut(&tenant_id) else {
-            self.stats.misses += 1;
-            self.stats.kv_reads += refresh.len() as u64;
             return (Cached::Missing(CacheKey::Tenant(tenant_id)), refresh);
         };
         entry.used = clock;
         if start_refresh(entry, now_ms, self.ttl_ms) {
             refresh.push(CacheKey::Tenant(tenant_id));
         }
-        self.stats.hits += 1;
-        self.stats.kv_reads += refresh.len() as u64;
         (Cached::Tenant(entry.value.clone()), refresh)
     }
 
