@@ -3,14 +3,13 @@
 //! last known good, byte and count bounds, one read per key, the host-read allowance) asks for.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use cohort_core::Tenant;
 use cohort_core::edge::TenantKeys;
 use cohort_core::edge::config_cache::{CacheKey, Cached, ConfigCache, ReadTurn, tenant_from_kv, tenant_id_from_kv};
-use futures_channel::oneshot;
-use worker::{Context, Env};
+use worker::{Context, Delay, Env};
 
 use crate::log;
 use crate::now_ms;
@@ -27,8 +26,6 @@ pub struct LoadedTenant {
 thread_local! {
     /// The isolate's cache; created on first use with the deployment's TTL and limits.
     static CACHE: RefCell<Option<ConfigCache<Rc<LoadedTenant>>>> = const { RefCell::new(None) };
-    /// Requests waiting for another request's read of a key, woken when it ends.
-    static WAITING: RefCell<HashMap<CacheKey, Vec<oneshot::Sender<()>>>> = RefCell::new(HashMap::new());
     /// When the cache's counters were last logged.
     static STATS_LOGGED_AT: RefCell<f64> = const { RefCell::new(0.0) };
 }
@@ -60,8 +57,14 @@ pub fn lookup(env: &Env, ctx: &Context, settings: &Rc<Settings>, host: &str, now
     cached
 }
 
-/// Ends a granted read when dropped, however the load ends (stored, failed, or abandoned with
-/// its request), and wakes the requests waiting for it.
+/// How often a request waiting for another request's read of a key looks again. It waits on its
+/// own timer: workerd cancels as hung a request that awaits only another request's work, so one
+/// request cannot wake another.
+const READ_WAIT_POLL: Duration = Duration::from_millis(5);
+
+/// Ends a granted read when dropped, however the load ends: stored, failed, or dropped with its
+/// request. (A request the runtime cancels mid-await is never dropped; the cache grants its key
+/// again after `ABANDONED_READ_MS`.)
 struct ReadInProgress<'a> {
     settings: &'a Settings,
     key: CacheKey,
@@ -70,11 +73,6 @@ struct ReadInProgress<'a> {
 impl Drop for ReadInProgress<'_> {
     fn drop(&mut self) {
         with_cache(self.settings, |cache| cache.end_read(&self.key));
-        let waiting = WAITING.with(|waiting| waiting.borrow_mut().remove(&self.key));
-        for waiter in waiting.into_iter().flatten() {
-            // A waiter whose request is gone has dropped its receiver: nothing to wake.
-            let _ = waiter.send(());
-        }
     }
 }
 
@@ -86,13 +84,9 @@ pub async fn load(env: &Env, settings: &Settings, host: &str) -> Result<(), Stri
     while let Some(key) = with_cache(settings, |cache| cache.missing(host)) {
         match with_cache(settings, |cache| cache.begin_read(&key, now_ms() as f64)) {
             ReadTurn::Refused => return Ok(()),
-            ReadTurn::Wait => {
-                let (wake, woken) = oneshot::channel();
-                WAITING.with(|waiting| waiting.borrow_mut().entry(key).or_default().push(wake));
-                // Woken when the read ends; look again (a failed read leaves the key missing, and
-                // this request then reads it itself).
-                let _ = woken.await;
-            }
+            // Look again shortly: the read has stored the key, or failed and left it missing
+            // (this request then reads it itself).
+            ReadTurn::Wait => Delay::from(READ_WAIT_POLL).await,
             ReadTurn::Read => {
                 let _in_progress = ReadInProgress {
                     settings,

@@ -171,3 +171,36 @@ test("a flood of made-up Host headers costs a bounded number of KV reads and nev
     worker.stop();
   }
 });
+
+test("concurrent first requests for a tenant share its two KV reads and are all served", async (t) => {
+  // Workers cannot wake one request from another's work: a waiter that did so was cancelled as
+  // hung (a 500). Each tenant's first 16 requests arrive at once, pages and assignments alike.
+  const worker = await startWorker({ stateDir, vars: vars() });
+  try {
+    const tenants = ["t1.test", "t2.test", "t3.test"];
+    /** @type {{ host: string, status: number, served: boolean }[]} */
+    const answers = [];
+    for (const host of tenants) {
+      const burst = Array.from({ length: 16 }, (_, i) =>
+        request({ port: worker.port, host, path: i % 2 ? "/" : "/_cohort/assignments?path=/" }),
+      );
+      for (const [i, response] of (await Promise.all(burst)).entries()) {
+        const served =
+          i % 2 ? (response.headers["set-cookie"] ?? []).some((c) => c.startsWith("__Host-cohort=")) : true;
+        answers.push({ host, status: response.status, served });
+      }
+    }
+    assert.deepEqual(
+      answers.filter((a) => a.status !== 200 || !a.served),
+      [],
+      "every request of the bursts is answered by its tenant",
+    );
+    const stats = await cacheStats(worker);
+    t.diagnostic(`cache: ${JSON.stringify(stats)}`);
+    assert.equal(stats.tenants, tenants.length);
+    // Each key read once: a host per tenant, the tenant, and the host wrangler's readiness probe used.
+    assert.equal(stats.kv_reads, stats.hosts + stats.tenants + stats.unknown_hosts, "one read per key");
+  } finally {
+    worker.stop();
+  }
+});

@@ -14,10 +14,15 @@
 //! per-second allowance, so such a flood cannot turn into a flood of KV reads. Concurrent loads of
 //! one key share one read ([`ConfigCache::begin_read`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use crate::tenant::Tenant;
 use crate::wire::{host_key, tenant_key};
+
+/// How long a granted read may run before the key is granted to another request. KV answers in
+/// milliseconds; a read this old belongs to a request the runtime cancelled mid-await, whose drop
+/// guard never ran, and without this bound the key would wait forever.
+pub const ABANDONED_READ_MS: f64 = 2000.0;
 
 /// A KV key the cache wants read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -55,7 +60,9 @@ pub enum Cached<T> {
 pub enum ReadTurn {
     /// Read it, then call [`ConfigCache::end_read`].
     Read,
-    /// Another request is reading it: wait for that read to end, then look again.
+    /// Another request is reading it: wait a moment, then look again. (Workers cannot wake one
+    /// request from another's: a request that awaits only another request's work is cancelled as
+    /// hung. So a waiter polls on its own timer.)
     Wait,
     /// The isolate's allowance of reads of never-seen hosts is spent this second: serve the
     /// request untouched without reading.
@@ -137,7 +144,8 @@ pub struct ConfigCache<T> {
     /// Unknown hosts in the order they were stored, for dropping the oldest.
     unknown_order: VecDeque<String>,
     tenants: HashMap<String, Entry<T>>,
-    reading: HashSet<CacheKey>,
+    /// Keys being read, with when each read was granted.
+    reading: HashMap<CacheKey, f64>,
     /// Host reads the allowance still has, refilled continuously up to its per-second rate.
     host_read_tokens: f64,
     tokens_at_ms: f64,
@@ -154,7 +162,7 @@ impl<T: Clone> ConfigCache<T> {
             hosts: HashMap::new(),
             unknown_order: VecDeque::new(),
             tenants: HashMap::new(),
-            reading: HashSet::new(),
+            reading: HashMap::new(),
             host_read_tokens: limits.host_reads_per_second,
             tokens_at_ms: f64::NEG_INFINITY,
             clock: 0,
@@ -214,9 +222,13 @@ impl<T: Clone> ConfigCache<T> {
     }
 
     /// Whether the caller should read `key` now (see [`ReadTurn`]). A host the cache has never
-    /// held costs one of the isolate's host reads for this second.
+    /// held costs one of the isolate's host reads for this second. A read granted more than
+    /// [`ABANDONED_READ_MS`] ago counts as abandoned (its request was cancelled mid-read and never
+    /// ended it), so the key is granted again.
     pub fn begin_read(&mut self, key: &CacheKey, now_ms: f64) -> ReadTurn {
-        if self.reading.contains(key) {
+        if let Some(&granted_ms) = self.reading.get(key)
+            && now_ms - granted_ms < ABANDONED_READ_MS
+        {
             return ReadTurn::Wait;
         }
         if let CacheKey::Host(host) = key
@@ -232,7 +244,7 @@ impl<T: Clone> ConfigCache<T> {
             }
             self.host_read_tokens -= 1.0;
         }
-        self.reading.insert(key.clone());
+        self.reading.insert(key.clone(), now_ms);
         self.stats.kv_reads += 1;
         ReadTurn::Read
     }
@@ -528,6 +540,24 @@ mod tests {
         );
         let stats = cache.stats();
         assert_eq!((stats.kv_reads, stats.host_reads_refused), (6, 2));
+    }
+
+    #[test]
+    fn a_read_never_ended_is_granted_again_once_abandoned() {
+        let mut cache: ConfigCache<u32> = ConfigCache::new(TTL, limits(1000, 100, 100, 10.0));
+        let shop = CacheKey::Tenant("shop".into());
+        assert_eq!(cache.begin_read(&shop, 0.0), ReadTurn::Read);
+        assert_eq!(cache.begin_read(&shop, ABANDONED_READ_MS - 1.0), ReadTurn::Wait);
+        assert_eq!(
+            cache.begin_read(&shop, ABANDONED_READ_MS),
+            ReadTurn::Read,
+            "its request was cancelled mid-read"
+        );
+        assert_eq!(
+            cache.begin_read(&shop, ABANDONED_READ_MS + 1.0),
+            ReadTurn::Wait,
+            "the new read is waited for"
+        );
     }
 
     #[test]
