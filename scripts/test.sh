@@ -102,6 +102,9 @@ done
 # tests/edge/delivery.test.mjs runs the real collector binary built for the dashboard step above.
 WRANGLER_SEND_METRICS=false counted node --test --test-timeout=300000 --test-reporter=spec tests/edge/
 
+step "soak, quick mode: 20,000 requests through edge and queue with kill -9, a publish, KV and collector outages; exact accounts"
+WRANGLER_SEND_METRICS=false counted node --test --test-timeout=600000 --test-reporter=spec tests/soak/
+
 step "the whole pipeline as make demo runs it: origin, collector, edge, cohort-loadgen, dashboard"
 WRANGLER_SEND_METRICS=false counted node --test --test-timeout=300000 --test-reporter=spec tests/pipeline/
 

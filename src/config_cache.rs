@@ -49,7 +49,7 @@ pub fn lookup(env: &Env, ctx: &Context, settings: &Rc<Settings>, host: &str, now
             if let Err(error) = read(&env, &settings, &key).await {
                 // Keep serving the last known good value; a later request tries again.
                 log::event("config.refresh_failed", &[("key", &key.kv_key()), ("error", &error)]);
-                with_cache(&settings, |cache| cache.refresh_failed(&key));
+                with_cache(&settings, |cache| cache.refresh_failed(&key, crate::now_ms() as f64));
             }
         });
     }

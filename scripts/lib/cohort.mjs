@@ -11,14 +11,17 @@ import { startProcess } from "./processes.mjs";
 import { sleep } from "./wait.mjs";
 
 /**
- * A binary of the current build (debug, shared with the tests): `cohort` or `cohort-loadgen`.
+ * A binary of the current build (debug by default, shared with the tests): `cohort` or
+ * `cohort-loadgen`.
  * @param {"cohort" | "cohort-loadgen"} name
+ * @param {"debug" | "release"} profile
  */
-export function cohortBinary(name = "cohort") {
+export function cohortBinary(name = "cohort", profile = "debug") {
   const target = process.env.CARGO_TARGET_DIR ?? path.join(ROOT, "target");
-  const binary = path.join(target, "debug", name);
+  const binary = path.join(target, profile, name);
   const crate = name === "cohort" ? "cohort-cli" : name;
-  if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: run \`cargo build -p ${crate}\` first`);
+  const flag = profile === "release" ? " --release" : "";
+  if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: run \`cargo build${flag} -p ${crate}\` first`);
   return binary;
 }
 
@@ -34,14 +37,16 @@ const get = (port, requestPath, headers = {}) => request({ port, host: "127.0.0.
 
 /**
  * Starts the real `cohort collector` on 127.0.0.1:`port` with SQLite at `database` and the extra
- * `args`; resolves once /healthz answers (within 30 s; rejects with its log if it exits first).
- * Used by the demo and by every suite that needs a real collector.
- * @param {{ port: number, database: string, secret: string, args?: string[] }} options
+ * `args`, from the `profile` build; resolves once /healthz answers (within 30 s; rejects with its
+ * log if it exits first). Used by the demo and by every suite that needs a real collector.
+ * @param {{ port: number, database: string, secret: string, args?: string[], profile?: "debug" | "release" }} options
  * @returns {Promise<Collector>}
  */
-export async function startCohortCollector({ port, database, secret, args = [] }) {
+export async function startCohortCollector({ port, database, secret, args = [], profile = "debug" }) {
   const command = ["collector", "--listen", `127.0.0.1:${port}`, "--database", `sqlite://${database}`, ...args];
-  const collector = startProcess(cohortBinary(), command, { env: { COHORT_SECRET: secret, RUST_LOG: "warn" } });
+  const collector = startProcess(cohortBinary("cohort", profile), command, {
+    env: { COHORT_SECRET: secret, RUST_LOG: "warn" },
+  });
   const url = `http://127.0.0.1:${port}`;
   const started = await waitForServer({
     child: collector.child,
@@ -278,23 +283,35 @@ export async function waitForCollector(collector, tenant, summary, secret, timeo
 }
 
 /**
- * The config version a sticky cookie (`name=value`) was written under: the version the edge served
- * when it set it. Reads format 1 of the cookie (crates/core/src/cookie.rs): format byte, unit id
- * (0 and 16 raw bytes, or 1, a length and that many bytes), then the version as a LEB128 varint.
- * The MAC is not checked: only the edge needs to trust the value.
+ * The unit id and config version a sticky cookie (`name=value`) holds: the version is the one the
+ * edge served when it set it. Reads format 1 of the cookie (crates/core/src/cookie.rs): format
+ * byte, unit id (0 and 16 raw bytes, shown as 32 hex characters; or 1, a length and that many
+ * bytes of text), then the version as a LEB128 varint. The MAC is not checked: only the edge needs
+ * to trust the value.
  * @param {string} cookie
+ * @returns {{ unit: string, version: number }}
  */
-export function cookieConfigVersion(cookie) {
+export function readStickyCookie(cookie) {
   const bytes = Buffer.from(cookie.slice(cookie.indexOf("=") + 1), "base64url");
   if (bytes[0] !== 1) throw new Error(`sticky cookie format ${bytes[0]}: only format 1 is read here`);
-  let offset = bytes[1] === 0 ? 2 + 16 : 3 + bytes[2];
+  const raw = bytes[1] === 0;
+  const unit = raw ? bytes.subarray(2, 18).toString("hex") : bytes.subarray(3, 3 + bytes[2]).toString("utf8");
+  let offset = raw ? 2 + 16 : 3 + bytes[2];
   let version = 0n;
   for (let shift = 0n; offset < bytes.length; shift += 7n) {
     const byte = bytes[offset++];
     version |= BigInt(byte & 0x7f) << shift;
-    if ((byte & 0x80) === 0) return Number(version);
+    if ((byte & 0x80) === 0) return { unit, version: Number(version) };
   }
   throw new Error("sticky cookie truncated inside its config version");
+}
+
+/**
+ * The config version a sticky cookie (`name=value`) was written under (see `readStickyCookie`).
+ * @param {string} cookie
+ */
+export function cookieConfigVersion(cookie) {
+  return readStickyCookie(cookie).version;
 }
 
 /**

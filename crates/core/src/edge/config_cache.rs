@@ -24,6 +24,10 @@ use crate::wire::{host_key, tenant_key};
 /// guard never ran, and without this bound the key would wait forever.
 pub const ABANDONED_READ_MS: f64 = 2000.0;
 
+/// How long after a failed refresh of a key the next one may start. While KV is down every request
+/// would otherwise start another read of every stale key it touches.
+pub const REFRESH_RETRY_MS: f64 = 1000.0;
+
 /// A KV key the cache wants read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CacheKey {
@@ -128,7 +132,8 @@ pub struct CacheStats {
 struct Entry<T> {
     value: T,
     fetched_at_ms: f64,
-    refreshing: bool,
+    /// No refresh starts before this: infinity while one runs, a moment after one failed.
+    retry_at_ms: f64,
     /// The lookup count when it was last used: the least recently used entry has the smallest.
     used: u64,
     /// Bytes it holds (tenants only).
@@ -262,7 +267,7 @@ impl<T: Clone> ConfigCache<T> {
         let entry = Entry {
             value: tenant_id,
             fetched_at_ms: now_ms,
-            refreshing: false,
+            retry_at_ms: f64::NEG_INFINITY,
             used: self.clock,
             bytes: 0,
         };
@@ -283,7 +288,7 @@ impl<T: Clone> ConfigCache<T> {
         let entry = Entry {
             value,
             fetched_at_ms: now_ms,
-            refreshing: false,
+            retry_at_ms: f64::NEG_INFINITY,
             used: self.clock,
             bytes,
         };
@@ -331,14 +336,15 @@ impl<T: Clone> ConfigCache<T> {
         }
     }
 
-    /// A refresh of `key` failed: the last known good value stays, and a later lookup may try again.
-    pub fn refresh_failed(&mut self, key: &CacheKey) {
-        let refreshing = match key {
-            CacheKey::Host(host) => self.hosts.get_mut(host).map(|e| &mut e.refreshing),
-            CacheKey::Tenant(id) => self.tenants.get_mut(id).map(|e| &mut e.refreshing),
+    /// A refresh of `key` failed at `now_ms`: the last known good value stays, and a lookup from
+    /// [`REFRESH_RETRY_MS`] on tries again.
+    pub fn refresh_failed(&mut self, key: &CacheKey, now_ms: f64) {
+        let retry_at_ms = match key {
+            CacheKey::Host(host) => self.hosts.get_mut(host).map(|e| &mut e.retry_at_ms),
+            CacheKey::Tenant(id) => self.tenants.get_mut(id).map(|e| &mut e.retry_at_ms),
         };
-        if let Some(refreshing) = refreshing {
-            *refreshing = false;
+        if let Some(retry_at_ms) = retry_at_ms {
+            *retry_at_ms = now_ms + REFRESH_RETRY_MS;
         }
     }
 
@@ -354,8 +360,11 @@ impl<T: Clone> ConfigCache<T> {
 }
 
 fn start_refresh<T>(entry: &mut Entry<T>, now_ms: f64, ttl_ms: f64) -> bool {
-    let start = now_ms - entry.fetched_at_ms >= ttl_ms && !entry.refreshing;
-    entry.refreshing |= start;
+    let start = now_ms - entry.fetched_at_ms >= ttl_ms && now_ms >= entry.retry_at_ms;
+    if start {
+        // Until this refresh stores the key or fails, no other starts.
+        entry.retry_at_ms = f64::INFINITY;
+    }
     start
 }
 
@@ -420,12 +429,14 @@ mod tests {
             (Cached::Tenant(7), vec![]),
             "one refresh at a time"
         );
-        // The host refresh failed (KV down): the last known good value stays, and the next look
-        // tries again; the tenant refresh succeeded with a new config.
-        cache.refresh_failed(&CacheKey::Host("shop.example".into()));
+        // The host refresh failed (KV down): the last known good value stays, and a look from
+        // REFRESH_RETRY_MS on tries again; the tenant refresh succeeded with a new config.
+        cache.refresh_failed(&CacheKey::Host("shop.example".into()), TTL + 10.0);
         cache.store_tenant("shop", 8, 100, TTL + 10.0);
         let (cached, refresh) = cache.lookup("shop.example", TTL + 20.0);
         assert_eq!(cached, Cached::Tenant(8));
+        assert_eq!(refresh, vec![], "not again at once: KV is down");
+        let (_, refresh) = cache.lookup("shop.example", TTL + 10.0 + REFRESH_RETRY_MS);
         assert_eq!(refresh, vec![CacheKey::Host("shop.example".into())]);
         assert_eq!(CacheKey::Host("a.example".into()).kv_key(), "host:a.example");
         assert_eq!(CacheKey::Tenant("shop".into()).kv_key(), "tenant:shop");
