@@ -1,5 +1,5 @@
 # The README's two commands. Each installs what it needs (scripts/setup.sh) and skips what is there.
-.PHONY: demo test check bench bench-engine bench-edge soak fuzz mutants vectors
+.PHONY: demo test check bench bench-engine bench-edge bench-columnar soak fuzz mutants vectors
 
 demo:          ## the whole pipeline: origin, collector, edge, simulated visitors, dashboard (Ctrl-C stops)
 	bash scripts/demo.sh
@@ -20,6 +20,9 @@ bench-engine:  ## the engine's own criterion benchmarks (bucket, evaluate, compi
 
 bench-edge:    ## edge worker vs pass-through, HTMLRewriter vs lol_html, in workerd (bench/edge/results.md)
 	bash scripts/bench-edge.sh
+
+bench-columnar: ## results queries at 10,000,000 units: DuckDB beside SQLite and PostgreSQL (bench/columnar/results.md)
+	bash scripts/bench-columnar.sh
 
 soak:          ## 1,000,000 requests through edge and queue into the collector, with kill -9, a publish, KV and collector outages; exact accounts (bench/soak/results.md; make test runs 20,000)
 	bash scripts/soak.sh

@@ -17,6 +17,9 @@
 #   scripts/setup.sh --statistics  also a Python environment with the pinned scipy, statsmodels and
 #                                  GrowthBook's gbstats (testdata/statistics-requirements.txt), in
 #                                  $STATISTICS_VENV, which regenerates testdata/statistics.json
+#   scripts/setup.sh --columnar    also a Python environment with the pinned DuckDB
+#                                  (bench/columnar/requirements.txt), in $COLUMNAR_VENV, for
+#                                  `make bench-columnar`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,12 +30,14 @@ CARGO_DENY_VERSION=0.20.2      # reads deny.toml
 GBSTATS_VERSION=0.8.0          # testdata/statistics.py's independent implementation of the sequential tests
 # Outside the checkout, so a fresh clone reuses it; keyed by the requirements it was made from.
 STATISTICS_VENV="${STATISTICS_VENV:-$HOME/.cache/cohort/statistics-venv}"
+COLUMNAR_VENV="${COLUMNAR_VENV:-$HOME/.cache/cohort/columnar-venv}"
 want_browser=false
 want_edge=false
 want_monitoring=false
 want_durability=false
 want_supply_chain=false
 want_statistics=false
+want_columnar=false
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=true ;;
@@ -41,6 +46,7 @@ for arg in "$@"; do
     --durability) want_durability=true ;;
     --supply-chain) want_supply_chain=true ;;
     --statistics) want_statistics=true ;;
+    --columnar) want_columnar=true ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -159,6 +165,16 @@ if $want_statistics; then
     "$STATISTICS_VENV/bin/pip" install -q -r testdata/statistics-requirements.txt
     "$STATISTICS_VENV/bin/pip" install -q --no-deps "gbstats==$GBSTATS_VERSION"
     cp testdata/statistics-requirements.txt "$stamp"
+  fi
+fi
+if $want_columnar; then
+  stamp="$COLUMNAR_VENV/requirements.txt"
+  if ! cmp -s bench/columnar/requirements.txt "$stamp" 2>/dev/null; then
+    step "creating the columnar benchmark's environment ($COLUMNAR_VENV: DuckDB; PyPI)"
+    rm -rf "$COLUMNAR_VENV"
+    python3 -m venv "$COLUMNAR_VENV" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$COLUMNAR_VENV"; }
+    "$COLUMNAR_VENV/bin/pip" install -q -r bench/columnar/requirements.txt
+    cp bench/columnar/requirements.txt "$stamp"
   fi
 fi
 step "setup complete"

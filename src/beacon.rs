@@ -4,7 +4,10 @@
 //! straight to the collector, and what that cannot deliver is logged and counted as dropped.
 
 use std::cell::RefCell;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use cohort_core::beacon::{SIGNATURE_HEADER, TENANT_HEADER, TIMESTAMP_HEADER, sign_batch};
@@ -15,7 +18,10 @@ use cohort_core::edge::outbox::{
 use cohort_core::secrets::BeaconKey;
 use cohort_core::wire::{self, Kind, RecordJson};
 use worker::wasm_bindgen::JsValue;
-use worker::{Context, Delay, Env, Fetch, Headers, Method, QueueContentType, RawMessageBuilder, Request, RequestInit};
+use worker::{
+    AbortController, AbortSignal, Context, Delay, Env, Fetch, Headers, Method, QueueContentType, RawMessageBuilder,
+    Request, RequestInit,
+};
 
 use crate::log;
 use crate::settings::Settings;
@@ -76,7 +82,7 @@ async fn deliver(batch: Outgoing, env: &Env, settings: &Settings) {
         ],
     );
     match &settings.collector_url {
-        Some(collector) => send_direct(&batch, collector).await,
+        Some(collector) => send_direct(&batch, collector, settings.collector_timeout_ms).await,
         None => dropped(
             &batch,
             batch.records.len(),
@@ -112,12 +118,12 @@ fn dropped(batch: &Outgoing, records: usize, reason: &str) {
 }
 
 /// The direct path: signed POSTs, each attempted as [`direct_next`] says.
-async fn send_direct(batch: &Outgoing, collector: &str) {
+async fn send_direct(batch: &Outgoing, collector: &str, timeout_ms: f64) {
     let url = format!("{collector}{}", batch.kind.path());
     for (records, body) in batch.direct_bodies() {
         let mut attempt = 1;
         loop {
-            let answer = post(&url, &batch.tenant, &batch.key, body.as_bytes()).await;
+            let answer = post(&url, &batch.tenant, &batch.key, body.as_bytes(), timeout_ms).await;
             if !matches!(answer, Answer::Accepted) {
                 log::event(
                     "beacon.failed",
@@ -143,12 +149,35 @@ async fn send_direct(batch: &Outgoing, collector: &str) {
     }
 }
 
-/// POSTs `body` signed for `tenant` to `url`, and reads the answer ([`classify`]).
-pub async fn post(url: &str, tenant: &str, key: &BeaconKey, body: &[u8]) -> Answer {
-    match try_post(url, tenant, key, body).await {
-        Ok((status, body, retry_after)) => classify(Ok(status), &body, retry_after.as_deref()),
-        Err(error) => classify(Err(&error.to_string()), "", None),
+/// POSTs `body` signed for `tenant` to `url`, and reads the answer ([`classify`]). A request that
+/// has not been answered in full within `timeout_ms` is aborted and counts as unreachable (retried):
+/// a collector that dies mid-answer behind a connection nobody closes would otherwise hold the
+/// whole consumer batch until the platform ends it.
+pub async fn post(url: &str, tenant: &str, key: &BeaconKey, body: &[u8], timeout_ms: f64) -> Answer {
+    let controller = AbortController::default();
+    let attempt = try_post(url, tenant, key, body, controller.signal());
+    match within(Duration::from_millis(timeout_ms as u64), attempt).await {
+        Some(Ok((status, body, retry_after))) => classify(Ok(status), &body, retry_after.as_deref()),
+        Some(Err(error)) => classify(Err(&error.to_string()), "", None),
+        None => {
+            controller.abort();
+            classify(Err(&format!("no answer within {} s", timeout_ms / 1000.0)), "", None)
+        }
     }
+}
+
+/// `work`'s output, or `None` once `limit` has passed first. The timer is this request's own, so
+/// workerd never sees it waiting on nothing.
+async fn within<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+    let mut work = pin!(work);
+    let mut timer = pin!(Delay::from(limit));
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 async fn try_post(
@@ -156,6 +185,7 @@ async fn try_post(
     tenant: &str,
     key: &BeaconKey,
     body: &[u8],
+    signal: AbortSignal,
 ) -> worker::Result<(u16, String, Option<String>)> {
     // Signed at send time, so a retry carries a fresh timestamp inside the replay window.
     let now = (worker::Date::now().as_millis() / 1000) as i64;
@@ -170,7 +200,7 @@ async fn try_post(
         .with_headers(headers)
         .with_body(Some(worker::js_sys::Uint8Array::from(body).into()));
     let request = Request::new_with_init(url, &init)?;
-    let mut response = Fetch::Request(request).send().await?;
+    let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
     let status = response.status_code();
     let retry_after = response.headers().get("retry-after").ok().flatten();
     let body = if (200..300).contains(&status) {

@@ -74,7 +74,14 @@ async fn consume(batch: &MessageBatch, env: &Env) {
             while let Some(request) = consumer.next_request() {
                 let key = settings.secret.beacon_key(&request.tenant);
                 let url = format!("{collector}{}", request.kind.path());
-                let answer = beacon::post(&url, &request.tenant, &key, request.body.as_bytes()).await;
+                let answer = beacon::post(
+                    &url,
+                    &request.tenant,
+                    &key,
+                    request.body.as_bytes(),
+                    settings.collector_timeout_ms,
+                )
+                .await;
                 // Lets the end-to-end suite prove a trap in the consumer loses nothing.
                 if settings.test_panics.delivery_tenant.as_deref() == Some(request.tenant.as_str()) {
                     panic!("deliberate panic in the queue consumer, for the fail-open test");

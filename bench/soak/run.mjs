@@ -188,6 +188,12 @@ const kv = { injected: 0, injectedCold: 0, failing: false, coldHostTraffic: fals
 const workerEvents = { failOpen: 0, refreshFailed: 0, deadLetters: 0, batches: 0, retried: 0, maxAttempts: 0 };
 /** @type {Record<string, string> | undefined} */
 let lastCacheLine;
+/** The worker's Wasm heap (`heap_bytes` of each `config.cache` line, every 5 s), and workerd's
+ * resident memory every second (all of it: the worker's isolate, Miniflare's queue broker, KV and
+ * rate limiters). @type {number[]} */
+const wasmHeap = [];
+/** @type {number[]} */
+const workerdRss = [];
 /** Fault windows as they happened, for the report. @type {{ fault: string, from: number, to?: number, note?: string }[]} */
 const timeline = [];
 let started = 0;
@@ -232,6 +238,7 @@ function workerLogLine(line) {
       break;
     case "config.cache":
       lastCacheLine = event;
+      wasmHeap.push(Number(event.heap_bytes ?? 0));
       break;
   }
 }
@@ -269,6 +276,7 @@ async function view(visitor, page, as = {}) {
   const response = await send({ host: visitor.host, path: page, headers });
   counts.requests += 1;
   counts.pages += 1;
+  if (visitor.host === COLD_HOST) counts.coldHostPages += 1;
   countStatus(response.status);
   if (response.status !== 200) {
     recordError(`${visitor.host}${page}: status ${response.status}`);
@@ -366,13 +374,16 @@ async function visit() {
   let visitor;
   let pages;
   if (roll < 0.3 && returning.length > 0) {
-    visitor = returning.splice(Math.floor(random() * returning.length), 1)[0];
+    // Swap-remove: the pool holds tens of thousands, and a splice would move half of them.
+    const at = Math.floor(random() * returning.length);
+    visitor = returning[at];
+    returning[at] = /** @type {Visitor} */ (returning.at(-1));
+    returning.pop();
     pages = 1 + Math.floor(random() * 2);
     counts.returningPages += pages;
   } else {
     const cold = tenant === "shop" && kv.coldHostTraffic && random() < 0.05;
     visitor = { tenant, host: cold ? COLD_HOST : HOST[tenant], ip, conversions: 0 };
-    if (cold) counts.coldHostPages += 1;
     pages = 1 + Math.floor(random() * 4);
   }
   for (let i = 0; i < pages; i++) await view(visitor, pick(PAGES[visitor.tenant]));
@@ -515,6 +526,21 @@ function rss(pid) {
   }
 }
 
+/** The process id of this process's child named `name` (Miniflare's workerd), if any. @param {string} name */
+function childPid(name) {
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8").trim();
+      const [, comm, rest] = /** @type {RegExpExecArray} */ (/^\d+ \((.*)\) (.*)$/.exec(stat));
+      if (comm === name && Number(rest.split(" ")[1]) === process.pid) return Number(entry);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return undefined;
+}
+
 /** @param {string} query */
 function sqlite(query) {
   return execFileSync("sqlite3", ["-separator", "\t", database, query], { encoding: "utf8", maxBuffer: 1 << 30 })
@@ -557,10 +583,13 @@ async function main() {
     // Collector memory: every second, per incarnation (it restarts after each kill).
     /** @type {{ pid: number | undefined, samples: number[] }[]} */
     const incarnations = [{ pid: collector.child.pid, samples: [] }];
+    const workerd = childPid("workerd");
     const sampler = setInterval(() => {
       const current = incarnations.at(-1);
       const bytes = rss(current?.pid);
       if (current && bytes > 0) current.samples.push(bytes);
+      const runtime = rss(workerd);
+      if (runtime > 0) workerdRss.push(runtime);
     }, 1000);
 
     const kill = async (/** @type {string} */ name) => {
@@ -617,11 +646,15 @@ async function main() {
 
     started = Date.now();
     let lastProgress = started;
+    // The load goes on until every fault has run its course, so each meets traffic however fast
+    // the machine is.
+    let faultsRunning = 0;
     const lane = async () => {
-      while (counts.requests < REQUESTS) {
+      while (counts.requests < REQUESTS || schedule.length > 0 || faultsRunning > 0) {
         while (schedule.length > 0 && counts.requests >= schedule[0].at * REQUESTS) {
           const fault = /** @type {{ run: () => Promise<void> }} */ (schedule.shift());
-          faults.push(fault.run());
+          faultsRunning += 1;
+          faults.push(fault.run().finally(() => (faultsRunning -= 1)));
         }
         try {
           await visit();
@@ -646,7 +679,13 @@ async function main() {
     const stored = () =>
       Number(sqlite("SELECT COUNT(*) FROM exposures")[0]) + Number(sqlite("SELECT COUNT(*) FROM conversions")[0]);
     const deadline = Date.now() + (options.quick ? 180_000 : 900_000);
-    while (stored() < expectedExposures + accepted.size && Date.now() < deadline) await sleep(1000);
+    for (let now = stored(); now < expectedExposures + accepted.size && Date.now() < deadline; now = stored()) {
+      if (process.env.SOAK_DEBUG)
+        console.log(
+          `# ${elapsed()} s: ${now} of ${expectedExposures + accepted.size} rows stored; proxy ${JSON.stringify((await proxy("/_soak/stats")).answered)}`,
+        );
+      await sleep(1000);
+    }
     const drainSeconds = (Date.now() - drainStart) / 1000;
     await sleep(5000);
     clearInterval(sampler);
@@ -769,6 +808,11 @@ async function account({ loadSeconds, drainSeconds, incarnations, proxyStats }) 
   check(end <= settled * 1.5 + 64 * 1048576, `collector RSS grew from ${settled} to ${end} bytes in its longest run`);
 
   const rate = counts.requests / loadSeconds;
+  /** Start (10 samples in), peak and end, MiB. @param {number[]} samples */
+  const spread = (samples) =>
+    [samples[Math.min(10, samples.length - 1)] ?? 0, Math.max(0, ...samples), samples.at(-1) ?? 0]
+      .map((b) => (b / 1048576).toFixed(1))
+      .join(" / ");
   const text = [
     `# Soak: ${counts.requests.toLocaleString("en")} requests, ${failures.length === 0 ? "every account exact" : `${failures.length} account(s) failed`}`,
     "",
@@ -797,6 +841,9 @@ async function account({ loadSeconds, drainSeconds, incarnations, proxyStats }) 
     "| fault | from s | to s | note |",
     "|---|---:|---:|---|",
     ...timeline.map((t) => `| ${t.fault} | ${t.from} | ${t.to ?? ""} | ${t.note ?? ""} |`),
+    "",
+    `Edge: the worker's Wasm heap ${spread(wasmHeap)} MiB (start, peak, end); workerd's resident memory, ` +
+      `everything Miniflare runs in it included, ${spread(workerdRss)} MiB.`,
     "",
     "Collector resident memory, MiB, per run between kills (start = 10 s in):",
     "",

@@ -88,6 +88,9 @@ const proxy = http.createServer((req, res) => {
       state.forwarded += 1;
       state.answered[response.statusCode ?? 0] = (state.answered[response.statusCode ?? 0] ?? 0) + 1;
       res.writeHead(response.statusCode ?? 502, response.headers);
+      // A collector killed mid-answer: end the edge's connection too, or it waits for the rest.
+      response.on("aborted", () => res.destroy());
+      response.on("error", () => res.destroy());
       response.pipe(res);
     },
   );

@@ -186,6 +186,8 @@ before(async () => {
         COLLECTOR_URL: `http://127.0.0.1:${stub.port}`,
         DELIVERY_RETRY_MAX_SECONDS: "1",
         DELIVERY_MAX_ATTEMPTS: "4",
+        // Below the stub's 3 s "slow" answer.
+        COLLECTOR_TIMEOUT_SECONDS: "2",
       },
     }),
   ]);
@@ -333,6 +335,16 @@ describe("durable delivery through the queue", () => {
     assert.ok(
       logEvents(stubWorker, "delivery.batch").some((e) => Number(e.retried) > 0 && e.retry_reasons.includes("500")),
     );
+  });
+
+  test("a collector that does not answer within COLLECTOR_TIMEOUT_SECONDS is aborted and retried", async () => {
+    stub.state.mode = "slow"; // 200 after 3 s, past the worker's 2 s
+    const [visitor] = await visit(stubWorker.port, "stubbed.test", 1, 1);
+    const timedOut = () =>
+      logEvents(stubWorker, "delivery.batch").some((e) => e.retry_reasons.includes("no answer within 2 s"));
+    assert.ok(await eventually(timedOut, 15_000, 100), "a batch was retried for want of an answer");
+    stub.state.mode = "ok";
+    assert.ok(await eventually(() => exposuresOf(stub, visitor.unit).length >= 2, 15_000, 200), "delivered after");
   });
 
   test("a poisoned record goes to the dead-letter queue with the reason; the rest still flows", async () => {

@@ -33,6 +33,10 @@ pub struct Settings {
     /// Name of the dead-letter queue, whose batches are logged, not delivered (`DEAD_LETTER_QUEUE`,
     /// default `cohort-beacons-dlq`).
     pub dead_letter_queue: String,
+    /// How long one collector request may take, answer read in full, before it counts as failed
+    /// and is retried (`COLLECTOR_TIMEOUT_SECONDS`, default 30: the collector's own request timeout,
+    /// so a collector that answers at all answers first).
+    pub collector_timeout_ms: f64,
     /// How the consumer retries (`DELIVERY_RETRY_BASE_SECONDS`, `DELIVERY_RETRY_MAX_SECONDS`,
     /// `DELIVERY_MAX_ATTEMPTS`, each defaulting to [`RetryPolicy::DEFAULT`]).
     pub retry: RetryPolicy,
@@ -108,6 +112,7 @@ impl Settings {
             )?),
         };
         let cache_stats_interval_ms = f64::from(count("CONFIG_CACHE_STATS_SECONDS", 60)?) * 1000.0;
+        let collector_timeout_ms = f64::from(count("COLLECTOR_TIMEOUT_SECONDS", 30)?) * 1000.0;
         let collector_url = match var("COLLECTOR_URL") {
             None => None,
             Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
@@ -120,6 +125,7 @@ impl Settings {
             ttl_ms: ttl_seconds * 1000.0,
             secret,
             collector_url,
+            collector_timeout_ms,
             queue_binding: var("BEACON_QUEUE_BINDING").unwrap_or_else(|| "BEACONS".into()),
             dead_letter_binding: var("DEAD_LETTER_QUEUE_BINDING").unwrap_or_else(|| "DEAD_LETTERS".into()),
             dead_letter_queue: var("DEAD_LETTER_QUEUE").unwrap_or_else(|| "cohort-beacons-dlq".into()),
@@ -193,6 +199,7 @@ mod tests {
         );
         assert_eq!(settings.dead_letter_queue, "cohort-beacons-dlq");
         assert_eq!(settings.retry, RetryPolicy::DEFAULT);
+        assert_eq!(settings.collector_timeout_ms, 30_000.0);
         assert_eq!(settings.test_panics, TestPanics::default());
     }
 
@@ -205,9 +212,11 @@ mod tests {
             ("DELIVERY_RETRY_BASE_SECONDS", "1"),
             ("DELIVERY_RETRY_MAX_SECONDS", "4"),
             ("DELIVERY_MAX_ATTEMPTS", "3"),
+            ("COLLECTOR_TIMEOUT_SECONDS", "5"),
         ])
         .unwrap();
         assert_eq!(settings.ttl_ms, 1_500.0);
+        assert_eq!(settings.collector_timeout_ms, 5_000.0);
         assert_eq!(settings.collector_url.as_deref(), Some("https://collector.example"));
         assert_eq!(
             settings.retry,
@@ -230,6 +239,7 @@ mod tests {
             ("DELIVERY_MAX_ATTEMPTS", "0"),
             ("DELIVERY_RETRY_BASE_SECONDS", "ten"),
             ("COLLECTOR_URL", "collector.example"),
+            ("COLLECTOR_TIMEOUT_SECONDS", "0"),
         ] {
             let error = error(&[SECRET, (name, value)]);
             assert!(
