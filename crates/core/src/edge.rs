@@ -262,9 +262,28 @@ impl Plan {
     }
 }
 
-/// Decides everything for one request to `tenant`. `random_unit` seeds a new unit id when the
+/// Decides everything for one page view of `tenant`. `random_unit` seeds a new unit id when the
 /// visitor has no valid cookie; `now_ms` is the current time.
 pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, random_unit: [u8; 16]) -> Plan {
+    plan_request(tenant, keys, visit, now_ms, random_unit, true)
+}
+
+/// The plan of a request that shows the visitor nothing (`/_cohort/track`): the unit, its cookie
+/// and a new unit's holdout record, but no experiment is assigned or exposed. An exposure means the
+/// visitor was shown the variant; logged when a conversion arrives instead, it would count the
+/// converting units of every experiment without paths as exposed, converted and all.
+pub fn plan_unit(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, random_unit: [u8; 16]) -> Plan {
+    plan_request(tenant, keys, visit, now_ms, random_unit, false)
+}
+
+fn plan_request(
+    tenant: &Tenant,
+    keys: &TenantKeys,
+    visit: &Visit<'_>,
+    now_ms: i64,
+    random_unit: [u8; 16],
+    page_view: bool,
+) -> Plan {
     let now = now_ms.div_euclid(1000);
     let mut plan = Plan::default();
     if let Some(exclusion) = exclusion(tenant, visit) {
@@ -334,6 +353,12 @@ pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, 
             )
         });
     }
+    // Nothing is shown: the cookie keeps its assignments as they are.
+    if !page_view {
+        finish_headers(&mut plan);
+        let kept = sticky.to_vec();
+        return with_cookie(plan, tenant, keys, previous, unit_id, kept, now);
+    }
     let evaluation = tenant.evaluate(&Context {
         unit_id: &unit_id,
         attributes: &attributes,
@@ -360,12 +385,25 @@ pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, 
         }
     }
     finish_headers(&mut plan);
+    let assignments = evaluation.sticky_after(sticky);
+    with_cookie(plan, tenant, keys, previous, unit_id, assignments, now)
+}
 
+/// Sets the sticky cookie (when it changed) and the unit on `plan`.
+fn with_cookie(
+    mut plan: Plan,
+    tenant: &Tenant,
+    keys: &TenantKeys,
+    previous: Option<StickyCookie>,
+    unit_id: String,
+    assignments: Vec<StickyEntry>,
+    now: i64,
+) -> Plan {
     let next = StickyCookie {
         unit_id: unit_id.clone(),
         config_version: tenant.version,
         issued_at: now,
-        assignments: evaluation.sticky_after(sticky),
+        assignments,
     };
     let unchanged = previous.as_ref().is_some_and(|old| {
         old.unit_id == next.unit_id

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::origin::{PagePlan, UrlParts, page_plan};
-use super::{TenantKeys, Visit, Visitor, plan, query_param, track_events};
+use super::{TenantKeys, Visit, Visitor, plan, plan_unit, query_param, track_events};
 use crate::tenant::Tenant;
 use crate::wire::{ErrorCode, ErrorDetail, RecordJson};
 
@@ -191,7 +191,12 @@ pub fn serve(
         visitor: request.visitor,
     };
     let (unit_random, event_random) = split(random);
-    let mut plan = plan(tenant, keys, &visit, now_ms, unit_random);
+    // A conversion shows the visitor nothing, so it assigns and exposes nothing either.
+    let mut plan = if endpoint == Some(Endpoint::Track) {
+        plan_unit(tenant, keys, &visit, now_ms, unit_random)
+    } else {
+        plan(tenant, keys, &visit, now_ms, unit_random)
+    };
     let mut log = Vec::new();
     if let Some(problem) = plan.preview_problem.take() {
         log.push(LogLine {
@@ -440,6 +445,49 @@ mod tests {
         };
         let body: Value = serde_json::from_str(&reply.body).unwrap();
         assert_eq!(body["assignments"], json!({}), "the home page runs no experiment");
+    }
+
+    #[test]
+    fn a_conversion_exposes_nothing_and_leaves_the_exposure_to_the_next_page() {
+        // An experiment on every page: a conversion must still not count as being shown it.
+        let tenant = Tenant::from_json(
+            &json!({
+                "schema": 1, "tenant": "shop", "version": 3, "hostnames": ["shop.example"],
+                "hash_key": "000102030405060708090a0b0c0d0e0f",
+                "experiments": [{"key": "banner", "status": "running", "variants": [
+                    {"key": "control", "weight": 0}, {"key": "bold", "weight": 10000}
+                ]}]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let keys = TenantKeys::derive(&MasterSecret::new("s".repeat(32)).unwrap(), "shop");
+        let body = br#"[{"metric":"purchase","value":12.5}]"#;
+        let tracked = serve(
+            &tenant,
+            &keys,
+            request("POST", "https://shop.example/_cohort/track", Some(body)),
+            None,
+            NOW,
+            [7; 32],
+        )
+        .unwrap();
+        let Handling::Reply(reply) = &tracked.handling else {
+            panic!("{:?}", tracked.handling)
+        };
+        assert_eq!(reply.status, 202);
+        assert_eq!(tracked.conversions.len(), 1);
+        assert!(tracked.exposures.is_empty(), "no page was shown");
+        let cookie = header(reply, "set-cookie").expect("a new unit's cookie");
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let mut page = request("GET", "https://shop.example/", None);
+        page.visitor.cookie_header = &cookie;
+        let viewed = serve(&tenant, &keys, page, None, NOW + 1000, [8; 32]).unwrap();
+        assert_eq!(viewed.exposures.len(), 1, "the page that shows it exposes it");
+        let exposure: Value = serde_json::from_str(viewed.exposures[0].get()).unwrap();
+        assert_eq!(exposure["experiment"], "banner");
+        let tracked_unit: Value = serde_json::from_str(tracked.conversions[0].get()).unwrap();
+        assert_eq!(exposure["unit"], tracked_unit["unit"], "the same unit");
     }
 
     #[test]
