@@ -193,11 +193,7 @@ def normalise(answer):
     different orders)."""
 
     def cell(value):
-        if isinstance(value, float):
-            return float(f"{value:.6g}")
-        if isinstance(value, str) and value.replace(".", "", 1).replace("-", "", 1).replace("e", "", 1).isdigit():
-            return float(f"{float(value):.6g}")
-        return value
+        return float(f"{value:.6g}") if isinstance(value, float) else value
 
     return [tuple(cell(v) for v in row) for row in answer]
 
@@ -251,6 +247,16 @@ def run_sqlite(units, work):
     return {**result, "bytes": os.path.getsize(path)}
 
 
+def typed(text):
+    """A cell of psql's unaligned output as the number it prints, or the text."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
 def psql(url, sql, stdin=None):
     result = subprocess.run(
         ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-A", "-t", "-F", "\t", url, "-c", sql],
@@ -263,7 +269,7 @@ def psql(url, sql, stdin=None):
     return result.stdout
 
 
-def run_postgres(units, work, url):
+def run_postgres(units, url):
     psql(url, "DROP TABLE IF EXISTS exposures; DROP TABLE IF EXISTS conversions;" + SCHEMA + INDEXES)
     started = time.perf_counter()
     for exposures, conversions in chunks(units, 500_000):
@@ -277,7 +283,7 @@ def run_postgres(units, work, url):
 
     def query(sql):
         out = psql(url, sql)
-        return [tuple(line.split("\t")) for line in out.strip().split("\n") if line]
+        return [tuple(typed(cell) for cell in line.split("\t")) for line in out.strip().split("\n") if line]
 
     version = psql(url, "SHOW server_version").strip()
     result = measure(f"PostgreSQL {version}", loaded, query)
@@ -285,7 +291,6 @@ def run_postgres(units, work, url):
     _, overhead_ms, _ = timed(lambda: query("SELECT 1"))
     for key in ("counts_ms", "counts_best", "metrics_ms", "metrics_best"):
         result[key] -= overhead_ms
-    result["counts"] = [(v, int(n)) for v, n in result["counts"]]
     size = int(psql(url, "SELECT pg_total_relation_size('exposures') + pg_total_relation_size('conversions')"))
     return {**result, "bytes": size}
 
@@ -316,7 +321,7 @@ def main():
             elif engine == "sqlite":
                 results.append(run_sqlite(args.units, work))
             else:
-                results.append(run_postgres(args.units, work, url))
+                results.append(run_postgres(args.units, url))
             r = results[-1]
             print(
                 f"# {r['engine']}: loaded in {r['loaded_s']:.0f} s; exposed units {r['counts_ms']:.0f} ms, "

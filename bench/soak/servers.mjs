@@ -39,8 +39,8 @@ const origin = http.createServer((req, res) => {
 });
 origin.keepAliveTimeout = 60_000;
 
-/** @type {{ status: number | null, answered: Record<string, number>, forwarded: number, slowestMs: number }} */
-const state = { status: null, answered: {}, forwarded: 0, slowestMs: 0 };
+/** @type {{ status: number | null, answered: Record<string, number> }} */
+const state = { status: null, answered: {} };
 const collectorAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
 /** @param {http.ServerResponse} res @param {number} status @param {Record<string, string>} [headers] */
@@ -71,7 +71,6 @@ const proxy = http.createServer((req, res) => {
   }
   const sent = Date.now();
   res.on("close", () => {
-    state.slowestMs = Math.max(state.slowestMs, Date.now() - sent);
     if (process.env.SOAK_DEBUG && Date.now() - sent > 3000)
       console.error(`slow: ${req.url} ${Date.now() - sent} ms ${res.statusCode}`);
   });
@@ -85,7 +84,6 @@ const proxy = http.createServer((req, res) => {
       agent: collectorAgent,
     },
     (response) => {
-      state.forwarded += 1;
       state.answered[response.statusCode ?? 0] = (state.answered[response.statusCode ?? 0] ?? 0) + 1;
       res.writeHead(response.statusCode ?? 502, response.headers);
       // A collector killed mid-answer: end the edge's connection too, or it waits for the rest.
