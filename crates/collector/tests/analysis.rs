@@ -435,7 +435,6 @@ mod property {
 
     use super::*;
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 
     /// A value from the whole accepted range, with the extremes over-represented.
     fn accepted_value() -> impl Strategy<Value = Option<f64>> {
@@ -557,19 +556,7 @@ mod property {
 
     #[test]
     fn any_accepted_records_give_finite_consistent_results() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut runner = TestRunner::new(Config {
-            cases: 48,
-            // Failing cases are saved here (relative to the crate) and replayed first; commit them.
-            failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-                "proptest-regressions/analysis.txt",
-            ))),
-            ..Config::default()
-        });
+        let (runtime, mut runner) = property_runner(48, "proptest-regressions/analysis.txt");
         let strategy = (plans(), any::<bool>(), any::<bool>());
         runner
             .run(&strategy, |(plan, capped, fixed)| {

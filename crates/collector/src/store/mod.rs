@@ -36,7 +36,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "config versions",
         include_str!("../../migrations/0002_config_versions.sql"),
     ),
+    (
+        3,
+        "exposure counts",
+        include_str!("../../migrations/0003_exposure_counts.sql"),
+    ),
 ];
+
+/// The grain of `exposure_counts`' time column (`exposure_hour = exposed_at_ms / HOUR_MS`).
+pub(crate) const HOUR_MS: i64 = 3_600_000;
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

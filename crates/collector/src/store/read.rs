@@ -3,7 +3,7 @@
 use cohort_core::MAX_CONVERSION_VALUE;
 use sqlx::{Any, Row};
 
-use super::{Context, Store, StoreError};
+use super::{Context, HOUR_MS, Store, StoreError};
 
 /// How one metric's events become per-unit figures, as the aggregate query needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,15 +74,63 @@ pub struct ExposureFilter {
     pub to_ms: Option<i64>,
 }
 
+impl UnitSource {
+    fn table(self) -> &'static str {
+        match self {
+            UnitSource::Counts => "exposure_counts",
+            UnitSource::Rows => "exposures",
+        }
+    }
+
+    /// The units of a group of `table()`'s rows.
+    fn units(self) -> &'static str {
+        match self {
+            UnitSource::Counts => "SUM(e.units)",
+            UnitSource::Rows => "COUNT(*)",
+        }
+    }
+}
+
 /// A bind value of a dynamically built query.
 enum Bind {
     Text(String),
     Integer(i64),
 }
 
+/// Where exposed units are counted from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnitSource {
+    /// `exposure_counts`: a few rows per experiment, kept at ingest.
+    Counts,
+    /// `exposures`: a row per unit.
+    Rows,
+}
+
 impl ExposureFilter {
-    /// `AND ...` conditions on the exposures alias `e`, numbered from `$first`, and their values.
-    fn conditions(&self, first: usize) -> (String, Vec<Bind>) {
+    /// `exposure_counts` answers every filter whose time bounds fall on its hours; any other is
+    /// counted from the exposures themselves.
+    fn unit_source(&self) -> UnitSource {
+        if [self.from_ms, self.to_ms]
+            .into_iter()
+            .flatten()
+            .all(|ms| ms % HOUR_MS == 0)
+        {
+            UnitSource::Counts
+        } else {
+            UnitSource::Rows
+        }
+    }
+
+    /// `AND ...` conditions on `source`'s alias `e`, numbered from `$first`, and their values.
+    fn conditions_on(&self, first: usize, source: UnitSource) -> (String, Vec<Bind>) {
+        let (time, from, to) = match source {
+            UnitSource::Rows => ("exposed_at_ms", self.from_ms, self.to_ms),
+            UnitSource::Counts => (
+                "exposure_hour",
+                self.from_ms.map(|ms| ms / HOUR_MS),
+                self.to_ms.map(|ms| ms / HOUR_MS),
+            ),
+        };
         let mut sql = String::new();
         let mut binds = Vec::new();
         let mut add = |condition: &str, bind: Bind| {
@@ -101,13 +149,18 @@ impl ExposureFilter {
         if let Some(device) = &self.device {
             add("device =", Bind::Text(device.clone()));
         }
-        if let Some(from) = self.from_ms {
-            add("exposed_at_ms >=", Bind::Integer(from));
+        if let Some(from) = from {
+            add(&format!("{time} >="), Bind::Integer(from));
         }
-        if let Some(to) = self.to_ms {
-            add("exposed_at_ms <", Bind::Integer(to));
+        if let Some(to) = to {
+            add(&format!("{time} <"), Bind::Integer(to));
         }
         (sql, binds)
+    }
+
+    /// `AND ...` conditions on the exposures alias `e`, numbered from `$first`, and their values.
+    fn conditions(&self, first: usize) -> (String, Vec<Bind>) {
+        self.conditions_on(first, UnitSource::Rows)
     }
 }
 
@@ -212,10 +265,13 @@ impl Store {
         experiment: &str,
         filter: &ExposureFilter,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        let (conditions, binds) = filter.conditions(3);
+        let source = filter.unit_source();
+        let (conditions, binds) = filter.conditions_on(3, source);
         let sql = format!(
-            "SELECT e.variant AS variant, CAST(COUNT(*) AS BIGINT) AS units FROM exposures e \
-             WHERE e.tenant_id = $1 AND e.experiment = $2{conditions} GROUP BY e.variant ORDER BY e.variant"
+            "SELECT e.variant AS variant, CAST({units} AS BIGINT) AS units FROM {table} e \
+             WHERE e.tenant_id = $1 AND e.experiment = $2{conditions} GROUP BY e.variant ORDER BY e.variant",
+            units = source.units(),
+            table = source.table(),
         );
         let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
             .bind(tenant.to_owned())
@@ -238,10 +294,13 @@ impl Store {
         experiment: &str,
         filter: &ExposureFilter,
     ) -> Result<Vec<(u64, u64)>, StoreError> {
-        let (conditions, binds) = filter.conditions(3);
+        let source = filter.unit_source();
+        let (conditions, binds) = filter.conditions_on(3, source);
         let sql = format!(
-            "SELECT e.config_version AS version, CAST(COUNT(*) AS BIGINT) AS units FROM exposures e \
-             WHERE e.tenant_id = $1 AND e.experiment = $2{conditions} GROUP BY e.config_version ORDER BY e.config_version"
+            "SELECT e.config_version AS version, CAST({units} AS BIGINT) AS units FROM {table} e \
+             WHERE e.tenant_id = $1 AND e.experiment = $2{conditions} GROUP BY e.config_version ORDER BY e.config_version",
+            units = source.units(),
+            table = source.table(),
         );
         let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
             .bind(tenant.to_owned())
@@ -260,9 +319,10 @@ impl Store {
     /// exposure, sorted by experiment then variant: one grouped query over the tenant's rows.
     pub async fn exposure_summaries(&self, tenant: &str) -> Result<Vec<VariantExposureSummary>, StoreError> {
         let rows = sqlx::query::<Any>(
-            "SELECT experiment, variant, CAST(COUNT(*) AS BIGINT) AS units, \
-                    CAST(MIN(exposed_at_ms) AS BIGINT) AS first_ms, CAST(MAX(exposed_at_ms) AS BIGINT) AS last_ms \
-             FROM exposures WHERE tenant_id = $1 \
+            "SELECT experiment, variant, CAST(SUM(units) AS BIGINT) AS units, \
+                    CAST(MIN(first_exposed_at_ms) AS BIGINT) AS first_ms, \
+                    CAST(MAX(last_exposed_at_ms) AS BIGINT) AS last_ms \
+             FROM exposure_counts WHERE tenant_id = $1 \
              GROUP BY experiment, variant ORDER BY experiment, variant",
         )
         .bind(tenant.to_owned())
@@ -286,8 +346,9 @@ impl Store {
     /// Earliest and latest first exposure of one experiment; `None` without exposures.
     pub async fn exposure_span(&self, tenant: &str, experiment: &str) -> Result<Option<(i64, i64)>, StoreError> {
         let row = sqlx::query::<Any>(
-            "SELECT CAST(MIN(exposed_at_ms) AS BIGINT) AS first_ms, CAST(MAX(exposed_at_ms) AS BIGINT) AS last_ms \
-             FROM exposures WHERE tenant_id = $1 AND experiment = $2",
+            "SELECT CAST(MIN(first_exposed_at_ms) AS BIGINT) AS first_ms, \
+                    CAST(MAX(last_exposed_at_ms) AS BIGINT) AS last_ms \
+             FROM exposure_counts WHERE tenant_id = $1 AND experiment = $2",
         )
         .bind(tenant.to_owned())
         .bind(experiment.to_owned())
@@ -308,19 +369,32 @@ impl Store {
         bucket_ms: i64,
     ) -> Result<Vec<TimelineCount>, StoreError> {
         // Integer division of two BIGINTs truncates toward zero on both databases, and stored
-        // timestamps are positive (validated from 2020 on), so both floor identically.
-        let rows = sqlx::query::<Any>(
-            "SELECT bucket, variant, CAST(COUNT(*) AS BIGINT) AS units \
-             FROM (SELECT CAST(exposed_at_ms / CAST($3 AS BIGINT) AS BIGINT) AS bucket, variant \
-                   FROM exposures WHERE tenant_id = $1 AND experiment = $2) bucketed \
-             GROUP BY bucket, variant ORDER BY bucket, variant",
-        )
-        .bind(tenant.to_owned())
-        .bind(experiment.to_owned())
-        .bind(bucket_ms)
-        .fetch_all(&self.readers)
-        .await
-        .context("counting exposures over time")?;
+        // timestamps are positive (validated from 2020 on), so both floor identically. Buckets of
+        // whole hours are sums of `exposure_counts`' hours.
+        let (sql, divisor) = if bucket_ms % HOUR_MS == 0 {
+            (
+                "SELECT bucket, variant, CAST(SUM(units) AS BIGINT) AS units \
+                 FROM (SELECT CAST(exposure_hour / CAST($3 AS BIGINT) AS BIGINT) AS bucket, variant, units \
+                       FROM exposure_counts WHERE tenant_id = $1 AND experiment = $2) bucketed \
+                 GROUP BY bucket, variant ORDER BY bucket, variant",
+                bucket_ms / HOUR_MS,
+            )
+        } else {
+            (
+                "SELECT bucket, variant, CAST(COUNT(*) AS BIGINT) AS units \
+                 FROM (SELECT CAST(exposed_at_ms / CAST($3 AS BIGINT) AS BIGINT) AS bucket, variant \
+                       FROM exposures WHERE tenant_id = $1 AND experiment = $2) bucketed \
+                 GROUP BY bucket, variant ORDER BY bucket, variant",
+                bucket_ms,
+            )
+        };
+        let rows = sqlx::query::<Any>(sql)
+            .bind(tenant.to_owned())
+            .bind(experiment.to_owned())
+            .bind(divisor)
+            .fetch_all(&self.readers)
+            .await
+            .context("counting exposures over time")?;
         rows.iter()
             .map(|row| {
                 Ok(TimelineCount {

@@ -8,10 +8,13 @@
 use std::sync::Arc;
 
 use cohort_core::{Conversion, Exposure};
+use std::collections::BTreeMap;
+
+use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, Batch, Context, DurabilitySettings, InsertOutcome, StoreError};
+use super::{Backend, Batch, Context, DurabilitySettings, HOUR_MS, InsertOutcome, StoreError};
 
 /// Tuning of the group-committing writer.
 #[derive(Debug, Clone, Copy)]
@@ -222,6 +225,11 @@ async fn write_group(
 ) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
     let mut transaction = connection.begin().await.context("beginning a transaction")?;
     let mut outcomes = Vec::with_capacity(group.len());
+    // The new exposures of the batches that stay: counted once per group, not per batch, because
+    // on PostgreSQL every update of a row adds a version of it, and a group of hundreds of batches
+    // updating the same few rows made each later update slower (ingest fell from about 80 % to
+    // 55 % of its statement floor).
+    let mut counts = ExposureCounts::default();
     for request in group {
         let mut savepoint = transaction.begin().await.context("opening a savepoint")?;
         let outcome = match insert_batch(&mut savepoint, backend, &request.batch, request.received_at_ms).await {
@@ -233,11 +241,19 @@ async fn write_group(
             // Dropping the savepoint rolls back this batch alone.
             Err(error) => Err(error),
         };
-        if let Err(error) = &outcome {
-            tracing::error!(%error, records = request.batch.len(), "batch rolled back");
-        }
+        let outcome = match outcome {
+            Ok((written, new_exposures)) => {
+                counts.merge(new_exposures);
+                Ok(written)
+            }
+            Err(error) => {
+                tracing::error!(%error, records = request.batch.len(), "batch rolled back");
+                Err(error)
+            }
+        };
         outcomes.push(outcome);
     }
+    add_exposure_counts(&mut transaction, backend, &counts).await?;
     let group_size = outcomes.len();
     transaction
         .commit()
@@ -279,8 +295,8 @@ trait StoredRecord {
     const ON_CONFLICT: &'static str;
     /// Parameters per row.
     const COLUMNS: usize;
-    /// ` RETURNING` the record's own timestamp for every row this statement wrote (rows skipped
-    /// by the conflict target return nothing), or empty when only the count is needed.
+    /// ` RETURNING` what the writer keeps counts of, for every row this statement wrote (rows
+    /// skipped by the conflict target return nothing), or empty when only the count is needed.
     const RETURNING: &'static str;
     /// Binds this record's values, in column order, ending with `received_at_ms`.
     fn bind<'q>(&self, query: AnyQuery<'q>, received_at_ms: i64) -> AnyQuery<'q>;
@@ -293,8 +309,10 @@ impl StoredRecord for Exposure {
                                   exposed_at_ms, country, device, received_at_ms) VALUES ";
     const ON_CONFLICT: &'static str = " ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING";
     const COLUMNS: usize = 9;
-    // The delivery-lag histogram needs each newly stored exposure's own time.
-    const RETURNING: &'static str = " RETURNING exposed_at_ms";
+    // `exposure_counts` needs each newly stored exposure's slice, and the delivery-lag histogram
+    // its own time. Columns in `NewExposure::read`'s order.
+    const RETURNING: &'static str =
+        " RETURNING tenant_id, experiment, variant, config_version, country, device, exposed_at_ms";
     fn bind<'q>(&self, query: AnyQuery<'q>, received_at_ms: i64) -> AnyQuery<'q> {
         query
             .bind(self.tenant.clone())
@@ -328,27 +346,50 @@ impl StoredRecord for Conversion {
     }
 }
 
+/// Inserts one batch; returns what it wrote and, for exposures, the new ones' counts.
 async fn insert_batch(
     connection: &mut AnyConnection,
     backend: Backend,
     batch: &Batch,
     received_at_ms: i64,
-) -> Result<InsertOutcome, StoreError> {
+) -> Result<(InsertOutcome, ExposureCounts), StoreError> {
+    let mut counts = ExposureCounts::default();
     match batch {
-        Batch::Exposures(records) => insert_records(connection, backend, records, received_at_ms).await,
-        Batch::Conversions(records) => insert_records(connection, backend, records, received_at_ms).await,
+        Batch::Exposures(records) => {
+            let (inserted, rows) = insert_records(connection, backend, records, received_at_ms).await?;
+            let mut timestamps = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let exposure = NewExposure::read(row).context("reading a new exposure")?;
+                timestamps.push(exposure.exposed_at_ms);
+                counts.add(exposure.key, 1, exposure.exposed_at_ms, exposure.exposed_at_ms);
+            }
+            let outcome = InsertOutcome {
+                inserted,
+                new_exposure_timestamps_ms: timestamps,
+            };
+            Ok((outcome, counts))
+        }
+        Batch::Conversions(records) => {
+            let (inserted, _) = insert_records(connection, backend, records, received_at_ms).await?;
+            let outcome = InsertOutcome {
+                inserted,
+                new_exposure_timestamps_ms: Vec::new(),
+            };
+            Ok((outcome, counts))
+        }
     }
 }
 
-/// Inserts records in statements of [`statement_sizes`]; returns how many were new (and, for
-/// record types with [`StoredRecord::RETURNING`], their timestamps).
+/// Inserts records in statements of [`statement_sizes`]; returns how many were new and, for
+/// record types with [`StoredRecord::RETURNING`], the rows it returned.
 async fn insert_records<R: StoredRecord>(
     connection: &mut AnyConnection,
     backend: Backend,
     records: &[R],
     received_at_ms: i64,
-) -> Result<InsertOutcome, StoreError> {
-    let mut outcome = InsertOutcome::default();
+) -> Result<(u64, Vec<AnyRow>), StoreError> {
+    let mut inserted = 0;
+    let mut returned = Vec::new();
     let mut rest = records;
     for size in statement_sizes(records.len()) {
         let (chunk, tail) = rest.split_at(size);
@@ -367,17 +408,124 @@ async fn insert_records<R: StoredRecord>(
             });
         if R::RETURNING.is_empty() {
             let result = query.execute(&mut *connection).await.context(R::INSERT)?;
-            outcome.inserted += result.rows_affected();
+            inserted += result.rows_affected();
         } else {
             let rows = query.fetch_all(&mut *connection).await.context(R::INSERT)?;
-            outcome.inserted += rows.len() as u64;
-            for row in &rows {
-                let timestamp: i64 = row.try_get(0).context("reading a new record's timestamp")?;
-                outcome.new_exposure_timestamps_ms.push(timestamp);
-            }
+            inserted += rows.len() as u64;
+            returned.extend(rows);
         }
     }
-    Ok(outcome)
+    Ok((inserted, returned))
+}
+
+/// The slice of `exposure_counts` an exposure counts in: its primary key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct CountKey {
+    tenant: String,
+    experiment: String,
+    variant: String,
+    config_version: i64,
+    /// `""` when the exposure had none.
+    country: String,
+    device: String,
+    hour: i64,
+}
+
+/// An exposure the insert reported as new.
+struct NewExposure {
+    key: CountKey,
+    exposed_at_ms: i64,
+}
+
+impl NewExposure {
+    /// Reads a row of `Exposure::RETURNING`.
+    fn read(row: &AnyRow) -> Result<NewExposure, sqlx::Error> {
+        let exposed_at_ms: i64 = row.try_get(6)?;
+        Ok(NewExposure {
+            key: CountKey {
+                tenant: row.try_get(0)?,
+                experiment: row.try_get(1)?,
+                variant: row.try_get(2)?,
+                config_version: row.try_get(3)?,
+                country: row.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+                device: row.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
+                // Stored timestamps are positive (validated from 2020 on): this floors.
+                hour: exposed_at_ms / HOUR_MS,
+            },
+            exposed_at_ms,
+        })
+    }
+}
+
+/// New exposures per slice: units, earliest and latest exposure. Ordered by key, so concurrent
+/// collectors on one PostgreSQL lock the rows they share in the same order.
+#[derive(Default)]
+struct ExposureCounts(BTreeMap<CountKey, (i64, i64, i64)>);
+
+impl ExposureCounts {
+    /// Adds `units` first exposed between `first` and `last` to `key`'s slice.
+    fn add(&mut self, key: CountKey, units: i64, first: i64, last: i64) {
+        let entry = self.0.entry(key).or_insert((0, first, last));
+        entry.0 += units;
+        entry.1 = entry.1.min(first);
+        entry.2 = entry.2.max(last);
+    }
+
+    fn merge(&mut self, other: ExposureCounts) {
+        for (key, (units, first, last)) in other.0 {
+            self.add(key, units, first, last);
+        }
+    }
+}
+
+const ADD_COUNTS: &str = "INSERT INTO exposure_counts (tenant_id, experiment, variant, config_version, country, \
+                          device, exposure_hour, units, first_exposed_at_ms, last_exposed_at_ms) VALUES ";
+const ADD_COUNTS_ON_CONFLICT: &str = " ON CONFLICT (tenant_id, experiment, variant, config_version, country, device, \
+     exposure_hour) DO UPDATE SET units = exposure_counts.units + excluded.units, \
+     first_exposed_at_ms = CASE WHEN excluded.first_exposed_at_ms < exposure_counts.first_exposed_at_ms \
+                           THEN excluded.first_exposed_at_ms ELSE exposure_counts.first_exposed_at_ms END, \
+     last_exposed_at_ms = CASE WHEN excluded.last_exposed_at_ms > exposure_counts.last_exposed_at_ms \
+                          THEN excluded.last_exposed_at_ms ELSE exposure_counts.last_exposed_at_ms END";
+const ADD_COUNTS_COLUMNS: usize = 10;
+
+/// Adds new exposures to `exposure_counts`, in the transaction that stores them, counting only
+/// the batches whose savepoints were kept: a batch that rolls back is not counted.
+async fn add_exposure_counts(
+    connection: &mut AnyConnection,
+    backend: Backend,
+    counts: &ExposureCounts,
+) -> Result<(), StoreError> {
+    let slices: Vec<_> = counts.0.iter().collect();
+    let mut rest = slices.as_slice();
+    for size in statement_sizes(slices.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let sql = format!(
+            "{ADD_COUNTS}{}{ADD_COUNTS_ON_CONFLICT}",
+            placeholders(backend, chunk.len(), ADD_COUNTS_COLUMNS)
+        );
+        let query = chunk.iter().fold(
+            sqlx::query::<Any>(AssertSqlSafe(sql)),
+            |query, (key, (units, first, last))| {
+                query
+                    .bind(key.tenant.clone())
+                    .bind(key.experiment.clone())
+                    .bind(key.variant.clone())
+                    .bind(key.config_version)
+                    .bind(key.country.clone())
+                    .bind(key.device.clone())
+                    .bind(key.hour)
+                    .bind(*units)
+                    .bind(*first)
+                    .bind(*last)
+            },
+        );
+        query
+            .execute(&mut *connection)
+            .await
+            .context("adding new exposures to exposure_counts")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

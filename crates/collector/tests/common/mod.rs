@@ -203,3 +203,23 @@ pub fn metric<'a>(results: &'a Value, name: &str) -> &'a Value {
         .find(|m| m["metric"] == name)
         .unwrap_or_else(|| panic!("no metric {name} in {results}"))
 }
+
+/// A runtime for the store's async calls and a proptest runner of `cases` cases. Failing cases are
+/// saved to `regressions` (relative to the crate) and replayed first; commit them.
+pub fn property_runner(
+    cases: u32,
+    regressions: &'static str,
+) -> (tokio::runtime::Runtime, proptest::test_runner::TestRunner) {
+    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
+        ..Config::default()
+    });
+    (runtime, runner)
+}
