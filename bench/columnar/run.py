@@ -12,7 +12,9 @@ gives the load time, each statement's median of 5 runs after one warm-up, and th
     python bench/columnar/run.py --units 10000000 [--engines duckdb,sqlite,postgres] [--report FILE]
 
 PostgreSQL is used when COHORT_TEST_DATABASE_URL is set (scripts/postgres.sh sets it), through
-the `psql` shell. Everything runs on this machine's cores, one engine at a time.
+the `psql` shell; its statements are timed by psql's `\timing` (from sending the statement to its
+answer), the embedded engines' by the wall clock around the call. Everything runs on this
+machine's cores, one engine at a time.
 """
 
 import argparse
@@ -163,17 +165,19 @@ def chunks(units, size=100_000):
 
 
 def timed(run, repeat=5):
+    """`run()` → (answer, milliseconds the engine reports, or None to time the call here)."""
     run()  # warm-up: caches filled, plans made
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        answer = run()
-        times.append((time.perf_counter() - started) * 1000)
+        answer, reported_ms = run()
+        times.append(reported_ms if reported_ms is not None else (time.perf_counter() - started) * 1000)
     return answer, statistics.median(times), min(times)
 
 
 def measure(engine, loaded_s, query):
-    """Both statements through `query` (SQL → rows): their answers and timings."""
+    """Both statements through `query` (SQL → rows, and the milliseconds the engine reports or
+    None): their answers and timings."""
     counts, counts_ms, counts_best = timed(lambda: query(EXPOSED_UNITS))
     metrics, metrics_ms, metrics_best = timed(lambda: query(METRIC_AGGREGATES))
     return dict(
@@ -207,7 +211,7 @@ def run_duckdb(units, work):
         load_duckdb(db, exposures, conversions)
     db.execute("CHECKPOINT")
     loaded = time.perf_counter() - started
-    result = measure(f"DuckDB {duckdb.__version__}", loaded, lambda sql: db.execute(sql).fetchall())
+    result = measure(f"DuckDB {duckdb.__version__}", loaded, lambda sql: (db.execute(sql).fetchall(), None))
     db.close()
     return {**result, "bytes": os.path.getsize(path)}
 
@@ -242,7 +246,7 @@ def run_sqlite(units, work):
     db.execute("ANALYZE")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     loaded = time.perf_counter() - started
-    result = measure(f"SQLite {sqlite3.sqlite_version}", loaded, lambda sql: db.execute(sql).fetchall())
+    result = measure(f"SQLite {sqlite3.sqlite_version}", loaded, lambda sql: (db.execute(sql).fetchall(), None))
     db.close()
     return {**result, "bytes": os.path.getsize(path)}
 
@@ -257,9 +261,10 @@ def typed(text):
     return text
 
 
-def psql(url, sql, stdin=None):
+def psql(url, sql, stdin=None, timing=False):
+    commands = ["-c", "\\timing on"] if timing else []
     result = subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-A", "-t", "-F", "\t", url, "-c", sql],
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-A", "-t", "-F", "\t", url, *commands, "-c", sql],
         input=stdin,
         capture_output=True,
         text=True,
@@ -282,15 +287,17 @@ def run_postgres(units, url):
     loaded = time.perf_counter() - started
 
     def query(sql):
-        out = psql(url, sql)
-        return [tuple(typed(cell) for cell in line.split("\t")) for line in out.strip().split("\n") if line]
+        # psql's `\timing` line times the statement from send to answer, without psql's own
+        # start and connection.
+        lines = [line for line in psql(url, sql, timing=True).strip().split("\n") if line]
+        timing = [line for line in lines if line.startswith("Time: ")]
+        if len(timing) != 1:
+            sys.exit(f"psql printed {len(timing)} timing lines for {sql[:80]}…")
+        rows = [tuple(typed(cell) for cell in line.split("\t")) for line in lines if not line.startswith("Time: ")]
+        return rows, float(timing[0].split()[1])
 
     version = psql(url, "SHOW server_version").strip()
     result = measure(f"PostgreSQL {version}", loaded, query)
-    # psql's own start and connection, measured alone, come off each statement's time.
-    _, overhead_ms, _ = timed(lambda: query("SELECT 1"))
-    for key in ("counts_ms", "counts_best", "metrics_ms", "metrics_best"):
-        result[key] -= overhead_ms
     size = int(psql(url, "SELECT pg_total_relation_size('exposures') + pg_total_relation_size('conversions')"))
     return {**result, "bytes": size}
 

@@ -265,7 +265,7 @@ impl Plan {
 /// Decides everything for one page view of `tenant`. `random_unit` seeds a new unit id when the
 /// visitor has no valid cookie; `now_ms` is the current time.
 pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, random_unit: [u8; 16]) -> Plan {
-    plan_request(tenant, keys, visit, now_ms, random_unit, true)
+    plan_request(tenant, keys, visit, now_ms, random_unit, Shown::Page)
 }
 
 /// The plan of a request that shows the visitor nothing (`/_cohort/track`): the unit, its cookie
@@ -273,7 +273,16 @@ pub fn plan(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, 
 /// visitor was shown the variant; logged when a conversion arrives instead, it would count the
 /// converting units of every experiment without paths as exposed, converted and all.
 pub fn plan_unit(tenant: &Tenant, keys: &TenantKeys, visit: &Visit<'_>, now_ms: i64, random_unit: [u8; 16]) -> Plan {
-    plan_request(tenant, keys, visit, now_ms, random_unit, false)
+    plan_request(tenant, keys, visit, now_ms, random_unit, Shown::Nothing)
+}
+
+/// What a request shows the visitor, which decides whether it assigns and exposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// A page: experiments are assigned, and exposed when their paths match.
+    Page,
+    /// Nothing (a first-party endpoint): only the unit and its cookie.
+    Nothing,
 }
 
 fn plan_request(
@@ -282,7 +291,7 @@ fn plan_request(
     visit: &Visit<'_>,
     now_ms: i64,
     random_unit: [u8; 16],
-    page_view: bool,
+    shown: Shown,
 ) -> Plan {
     let now = now_ms.div_euclid(1000);
     let mut plan = Plan::default();
@@ -354,7 +363,7 @@ fn plan_request(
         });
     }
     // Nothing is shown: the cookie keeps its assignments as they are.
-    if !page_view {
+    if shown == Shown::Nothing {
         finish_headers(&mut plan);
         let kept = sticky.to_vec();
         return with_cookie(plan, tenant, keys, previous, unit_id, kept, now);
