@@ -6,7 +6,8 @@
 #   2. engine, Wasm vs JS: Cohort's browser build vs @growthbook/growthbook in Node
 #   3. edge, one workerd: pass-through vs Cohort vs GrowthBook's edge worker, same origin, same wrk
 #   4. collector: signed HTTP ingest vs the same rows written straight into the database (the
-#      floors), and the results query, on SQLite and on a throwaway PostgreSQL (scripts/postgres.sh)
+#      floors), latency at 80 % of saturation, and the results query at 1 M and 10 M exposed units
+#      (COHORT_BENCH_UNITS), on SQLite and on a throwaway PostgreSQL (scripts/postgres.sh)
 #
 #   bash scripts/bench.sh           full run (writes bench/RESULTS.md)
 #   bash scripts/bench.sh --quick   the test command's smoke run: a few seconds per case, debug
@@ -64,7 +65,9 @@ if $quick; then
   # Without `--bench` the benchmark runs its short mode (1 s phases, 20,000 units).
   collector_bench+=(cargo test -p cohort-collector --bench ingest)
 else
-  collector_bench+=(COHORT_BENCH_CONNECTIONS=8 COHORT_BENCH_SECONDS=10 cargo bench -p cohort-collector --bench ingest)
+  # Results at 1 M and at 10 M exposed units (the second size adds about 17 minutes here).
+  collector_bench+=(COHORT_BENCH_CONNECTIONS=8 COHORT_BENCH_SECONDS=10
+    COHORT_BENCH_UNITS="${COHORT_BENCH_UNITS:-1000000,10000000}" cargo bench -p cohort-collector --bench ingest)
 fi
 bash scripts/postgres.sh bash -c 'COHORT_BENCH_POSTGRES_URL="$COHORT_TEST_DATABASE_URL" "$@"' _ "${collector_bench[@]}"
 

@@ -5,7 +5,9 @@
 //!
 //! `cargo bench -p cohort-collector --bench ingest` (docs/collector.md). Knobs (environment):
 //! `COHORT_BENCH_SECONDS` (ingest duration, default 15), `COHORT_BENCH_CONNECTIONS` (default 32),
-//! `COHORT_BENCH_UNITS` (results experiment size, default 1,000,000).
+//! `COHORT_BENCH_UNITS` (results experiment sizes, comma-separated and increasing, default
+//! 1,000,000; each size extends the previous one's experiment, and the last of several reports
+//! with a `large_` prefix).
 //!
 //! After the saturated run, the same connections send at 80 % of the rate it reached, on a fixed
 //! schedule, and reports latency from when each batch was due: the figure the p99 target of
@@ -52,6 +54,25 @@ const BATCH: usize = 100;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// `COHORT_BENCH_UNITS`: results experiment sizes, comma-separated and increasing.
+fn unit_sizes(text: &str) -> Vec<u64> {
+    let sizes: Vec<u64> = text
+        .split(',')
+        .map(|size| {
+            size.trim()
+                .parse()
+                .ok()
+                .filter(|&n: &u64| n >= 1000)
+                .unwrap_or_else(|| panic!("COHORT_BENCH_UNITS: `{size}` is not a number of units (1000 or more)"))
+        })
+        .collect();
+    assert!(
+        sizes.windows(2).all(|pair| pair[0] < pair[1]),
+        "COHORT_BENCH_UNITS: sizes must increase (`{text}`)"
+    );
+    sizes
 }
 
 /// Unit `n`'s id, shaped like the edge's (`unit_id_from_random`: 32 hex characters) and in random
@@ -536,17 +557,32 @@ fn bench_tenant_config() -> TenantConfigs {
     configs
 }
 
+/// One size of the results experiment: units `loaded_units..units` are loaded, then the
+/// experiment's `units` are measured, the figures named with `key_prefix`.
+struct ResultsSize {
+    loaded_units: u64,
+    units: u64,
+    key_prefix: &'static str,
+}
+
 async fn results_benchmark(
     store: &Store,
     url: &str,
     backend: &Backend<'_>,
     address: SocketAddr,
-    units: u64,
+    size: ResultsSize,
     report: &mut Report,
 ) {
+    let ResultsSize {
+        loaded_units,
+        units,
+        key_prefix,
+    } = size;
     let loading = Instant::now();
     let mut writes = Vec::new();
-    for start in (0..units).step_by(1000) {
+    // Units are numbered and their rows derived from the number, so a larger size extends the
+    // experiment a smaller one loaded.
+    for start in (loaded_units..units).step_by(1000) {
         let exposures: Vec<Exposure> = (start..(start + 1000).min(units))
             .map(|u| exposure("big", unit(u), if u % 2 == 0 { "control" } else { "green" }))
             .collect();
@@ -655,10 +691,10 @@ async fn results_benchmark(
         );
     }
     timings.sort();
-    exposed_units_benchmark(store, units, report).await;
-    report.insert("results_units".into(), units.into());
+    exposed_units_benchmark(store, units, key_prefix, report).await;
+    report.insert(format!("{key_prefix}results_units"), units.into());
     report.insert(
-        "results_median_ms".into(),
+        format!("{key_prefix}results_median_ms"),
         (percentile(&timings, 0.5).as_secs_f64() * 1e3).into(),
     );
     println!(
@@ -672,7 +708,7 @@ async fn results_benchmark(
 /// Exposed units per variant, the part of a results request `exposure_counts` answers, timed
 /// against counting the same units from the exposures (what a slice whose time bounds are not
 /// whole hours still does, and what every request did before the counts).
-async fn exposed_units_benchmark(store: &Store, units: u64, report: &mut Report) {
+async fn exposed_units_benchmark(store: &Store, units: u64, key_prefix: &str, report: &mut Report) {
     let every_unit_from_rows = ExposureFilter {
         from_ms: Some(1),
         ..ExposureFilter::default()
@@ -701,8 +737,8 @@ async fn exposed_units_benchmark(store: &Store, units: u64, report: &mut Report)
         percentile(&counted, 0.5).as_secs_f64() * 1e3,
         percentile(&scanned, 0.5).as_secs_f64() * 1e3,
     );
-    report.insert("exposed_units_from_counts_ms".into(), counted.into());
-    report.insert("exposed_units_from_rows_ms".into(), scanned.into());
+    report.insert(format!("{key_prefix}exposed_units_from_counts_ms"), counted.into());
+    report.insert(format!("{key_prefix}exposed_units_from_rows_ms"), scanned.into());
     println!(
         "results: exposed units per variant of {units} units: {counted:.1} ms from exposure_counts, \
          {scanned:.0} ms from the exposures (median of 5)"
@@ -798,10 +834,11 @@ fn main() {
         env_number("COHORT_BENCH_SECONDS", 15)
     };
     let connections = env_number("COHORT_BENCH_CONNECTIONS", 32);
+    // The quick run loads two sizes too, so the path that extends an experiment is exercised.
     let units = if quick {
-        20_000
+        vec![20_000, 40_000]
     } else {
-        env_number("COHORT_BENCH_UNITS", 1_000_000)
+        unit_sizes(&std::env::var("COHORT_BENCH_UNITS").unwrap_or_else(|_| "1000000".into()))
     };
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -814,10 +851,18 @@ fn main() {
             dir: dir.path(),
             path: &path,
         };
-        run(&url, &sqlite, seconds, connections, units, &mut report).await;
+        run(&url, &sqlite, seconds, connections, &units, &mut report).await;
         if let Ok(postgres) = std::env::var("COHORT_BENCH_POSTGRES_URL") {
             let mut figures = Report::new();
-            run(&postgres, &Backend::Postgres, seconds, connections, units, &mut figures).await;
+            run(
+                &postgres,
+                &Backend::Postgres,
+                seconds,
+                connections,
+                &units,
+                &mut figures,
+            )
+            .await;
             report.extend(
                 figures
                     .into_iter()
@@ -842,7 +887,7 @@ enum Backend<'a> {
 }
 
 /// Ingest, its floor(s) and the results query on the database at `url`.
-async fn run(url: &str, backend: &Backend<'_>, seconds: u64, connections: u64, units: u64, report: &mut Report) {
+async fn run(url: &str, backend: &Backend<'_>, seconds: u64, connections: u64, units: &[u64], report: &mut Report) {
     let label = match backend {
         Backend::Sqlite { .. } => "SQLite",
         Backend::Postgres => "PostgreSQL",
@@ -897,7 +942,23 @@ async fn run(url: &str, backend: &Backend<'_>, seconds: u64, connections: u64, u
         100.0 * ingest / floor
     );
     report.insert("ingest_vs_floor".into(), (ingest / floor).into());
-    results_benchmark(&store, url, backend, address, units, report).await;
+    // Each size extends the experiment the previous one loaded; the figures of the first size
+    // keep their names, those of the last (when there are several) get a `large_` prefix.
+    let mut loaded = 0;
+    for (index, &size) in units.iter().enumerate() {
+        let prefix = if index > 0 && index + 1 == units.len() {
+            "large_"
+        } else {
+            ""
+        };
+        let size = ResultsSize {
+            loaded_units: loaded,
+            units: size,
+            key_prefix: prefix,
+        };
+        loaded = size.units;
+        results_benchmark(&store, url, backend, address, size, report).await;
+    }
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     store.close().await;
