@@ -494,6 +494,21 @@ function missedTargets() {
   (collectors each hold one writer connection; the database's cores are the limit here, shared
   with the collector and the load generator) (docs/collector.md, "Benchmark").`);
   }
+  const large = collector.large_results_units;
+  if (large !== undefined && Math.max(collector.large_results_median_ms, collector.pg_large_results_median_ms) > 1000) {
+    notes.push(`- **Results at ${thousands(large)} exposed units** (${thousands(Math.round(collector.large_results_median_ms))} ms on SQLite,
+  ${thousands(Math.round(collector.pg_large_results_median_ms))} ms on PostgreSQL, target 1 s). Exposed units per variant come from
+  \`exposure_counts\`, kept at ingest (${f(collector.large_exposed_units_from_counts_ms, 1)} ms and ${f(collector.pg_large_exposed_units_from_counts_ms, 1)} ms, against
+  ${thousands(Math.round(collector.large_exposed_units_from_rows_ms))} ms and ${thousands(Math.round(collector.pg_large_exposed_units_from_rows_ms))} ms counted from the exposures); the rest of the request is
+  the metric aggregate, which joins every conversion to its unit's exposure. Reaching 1 s needs
+  per-unit metric rows kept at ingest as well, or the results read from a columnar copy
+  (DESIGN.md, "Results at scale"; make bench-columnar).`);
+  }
+  if (collector.paced_latency_p99_ms > 50) {
+    notes.push(`- **Collector on SQLite, p99 at ${percent(collector.paced_fraction)} of saturation** (${f(collector.paced_latency_p99_ms, 1)} ms, target 50 ms; p50
+  ${f(collector.paced_latency_p50_ms, 1)} ms). The tail's cause is not found: turning off SQLite's automatic WAL
+  checkpoints, the first suspect, slowed every commit instead (docs/collector.md, "Benchmark").`);
+  }
   return notes.length ? `## Where a target is missed, and why\n\n${notes.join("\n")}\n` : "";
 }
 
