@@ -5,11 +5,10 @@
 //! a record budget) into one transaction, wraps each in a savepoint so a failing batch rolls back
 //! alone, commits once, and only then answers each batch's caller.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cohort_core::{Conversion, Exposure};
-use std::collections::BTreeMap;
-
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
