@@ -47,6 +47,27 @@ async function visit(host, page) {
   return { response, assignments: JSON.parse(assignments.body).assignments };
 }
 
+/** The collector's chi-square against the one worked out here from its unit counts and the
+ * config's weights (shop.json), and the alarm raised exactly when p < 0.001. The edge mints random
+ * unit ids, so a healthy split still alarms about once in a thousand runs: the test checks the
+ * statistic and the rule, not the luck of one run. */
+function checkSampleRatio(document, weights) {
+  const ratio = document.sample_ratio;
+  const total = document.variants.reduce((sum, v) => sum + v.exposed_units, 0);
+  const weightTotal = Object.values(weights).reduce((sum, w) => sum + w, 0);
+  assert.deepEqual(document.variants.map((v) => v.variant).sort(), Object.keys(weights).sort());
+  const chiSquare = document.variants.reduce((sum, v) => {
+    const expected = (total * weights[v.variant]) / weightTotal;
+    return sum + (v.exposed_units - expected) ** 2 / expected;
+  }, 0);
+  const detail = JSON.stringify({ ratio, variants: document.variants.map((v) => [v.variant, v.exposed_units]) });
+  assert.ok(Math.abs(ratio.chi_square - chiSquare) <= 1e-9 * Math.max(1, chiSquare), detail);
+  assert.equal(ratio.degrees_of_freedom, Object.keys(weights).length - 1, detail);
+  assert.equal(ratio.mismatch, ratio.p_value < 0.001, detail);
+  // A split this far off would not be luck (p < 1e-9 for these sizes): broken bucketing or logging.
+  assert.ok(ratio.chi_square < 40, detail);
+}
+
 test("visitors land in the collector exactly once and the planted effect is significant", async () => {
   const { code, summary } = await loadgen(pipeline.edge.port, [
     "--host",
@@ -95,12 +116,12 @@ test("visitors land in the collector exactly once and the planted effect is sign
   const [heldOut, rest] = documents._holdout.variants.map((v) => v.exposed_units);
   assert.equal(heldOut + rest, 1200, JSON.stringify(documents._holdout.variants));
   assert.ok(heldOut > 20 && heldOut < 110, JSON.stringify(documents._holdout.variants));
-  assert.equal(documents._holdout.sample_ratio.mismatch, false, JSON.stringify(documents._holdout.sample_ratio));
+  checkSampleRatio(documents._holdout, { holdout: 500, rest: 9500 });
   const results = documents["hero-banner"];
 
   assert.equal(results.control, "control");
   assert.equal(results.sample_ratio.expected_split, "config");
-  assert.equal(results.sample_ratio.mismatch, false, JSON.stringify(results.sample_ratio));
+  checkSampleRatio(results, { control: 5000, "free-shipping": 5000 });
   assert.equal(results.inference.method, "sequential", "results are always-valid by default");
   // The test reads the effect once, at the sample size it fixed in advance (1,200 visitors): the
   // one reading fixed-horizon figures are valid for, and the more powerful one at this size.
@@ -120,7 +141,7 @@ test("visitors land in the collector exactly once and the planted effect is sign
   assert.equal(treated.verdict, "better");
 });
 
-test("the dashboard shows the collector's numbers, the effect significant and no SRM warning", async () => {
+test("the dashboard shows the collector's numbers, the effect significant and the collector's SRM verdict", async () => {
   const { checkDashboard } = await import("../dashboard/check.mjs");
   const screenshotPath = path.join(ROOT, "target/screenshots/pipeline-shop.png");
   const shown = await checkDashboard({
@@ -133,7 +154,9 @@ test("the dashboard shows the collector's numbers, the effect significant and no
   assert.ok(fs.statSync(screenshotPath).size > 10_000, "screenshot missing or empty");
   const hero = shown.experiments.find((e) => e.key === "hero-banner");
   assert.ok(hero, `hero-banner not on the dashboard: ${JSON.stringify(shown)}`);
-  assert.equal(hero.srm, false);
+  // The dashboard warns exactly when the collector's sample-ratio check does.
+  const collectorSays = await readResults(pipeline.collector, "shop", "hero-banner", readToken("shop", SECRET), "");
+  assert.equal(hero.srm, collectorSays.sample_ratio.mismatch);
   assert.equal(hero.variants.find((v) => v.variant === "free-shipping").significant, true);
 });
 
