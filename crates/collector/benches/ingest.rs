@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cohort_collector::store::{Batch, ExposureFilter};
+use cohort_collector::store::{Batch, ExposureFilter, WriterPhase};
 use cohort_collector::{AppState, CollectorConfig, RateLimits, Store, TenantConfigs, WriterOptions, serve};
 use cohort_core::beacon::{EXPOSURES_PATH, sign_batch};
 use cohort_core::cookie::unit_id_from_random;
@@ -173,6 +173,7 @@ fn batch_body(experiment: &str, client: u64, batch: u64) -> Vec<u8> {
 /// behind the stall (a closed loop would send fewer and hide them).
 async fn paced_ingest_benchmark(
     address: SocketAddr,
+    store: &Store,
     saturated: f64,
     fraction: f64,
     seconds: u64,
@@ -182,6 +183,7 @@ async fn paced_ingest_benchmark(
     let secret = MasterSecret::new(SECRET).unwrap();
     let target = saturated * fraction;
     let interval = Duration::from_secs_f64(connections as f64 * BATCH as f64 / target);
+    let writer_before = store.writer_timings();
     let started = Instant::now();
     let end = started + Duration::from_secs(seconds);
     let clients: Vec<_> = (0..connections)
@@ -229,6 +231,32 @@ async fn paced_ingest_benchmark(
     report.insert("paced_exposures_per_second".into(), rate.round().into());
     report.insert("paced_latency_p50_ms".into(), p50.into());
     report.insert("paced_latency_p99_ms".into(), p99.into());
+    // Where a tail comes from: the writer's own phases over the paced run, to its histogram's
+    // bucket bounds (a bound of 0.05 means "at most 50 ms").
+    let writer = store.writer_timings();
+    let phases: Vec<String> = WriterPhase::ALL
+        .into_iter()
+        .map(|phase| {
+            let bound = |q| {
+                writer
+                    .quantile_since(&writer_before, phase, q)
+                    .map_or("> 5000".to_owned(), |s| format!("≤ {:.1}", s * 1e3))
+            };
+            let p99 = writer.quantile_since(&writer_before, phase, 0.99);
+            report.insert(
+                format!("paced_writer_{}_p99_ms", phase.label()),
+                p99.map_or(serde_json::Value::Null, |s| (s * 1e3).into()),
+            );
+            format!(
+                "{} ({}×) p50 {} ms, p99 {} ms",
+                phase.label(),
+                writer.count_since(&writer_before, phase),
+                bound(0.5),
+                bound(0.99)
+            )
+        })
+        .collect();
+    println!("paced ingest: writer phases: {}", phases.join("; "));
 }
 
 async fn ingest_benchmark(address: SocketAddr, seconds: u64, connections: u64, report: &mut Report) -> f64 {
@@ -916,7 +944,7 @@ async fn run(url: &str, backend: &Backend<'_>, seconds: u64, connections: u64, u
     let ingest = ingest_benchmark(address, seconds, connections, report).await;
     // Four times the connections, each sending a batch at a time: the client's own queueing must
     // not be what is measured.
-    paced_ingest_benchmark(address, ingest, 0.8, seconds, connections * 4, report).await;
+    paced_ingest_benchmark(address, &store, ingest, 0.8, seconds, connections * 4, report).await;
     // Every exposure acknowledged with a 200 is in the database (the collector answers after
     // its commit), and nothing else: the rate counts stored rows.
     let acknowledged = report["ingest_exposures"].as_u64().unwrap();

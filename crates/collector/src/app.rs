@@ -138,7 +138,7 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: axum::http::
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
+        state.metrics.render(&state.store.writer_timings()),
     )
         .into_response()
 }

@@ -7,10 +7,11 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
 use crate::http::HttpMetrics;
+use crate::store::{WriterPhase, WriterTimings};
 use std::time::Duration;
 
-/// Upper bounds (seconds) of the commit latency histogram's buckets.
-const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+/// Upper bounds (seconds) of the commit latency histogram's buckets, and of the writer's phases.
+pub(crate) const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// Upper bounds (seconds) of the delivery lag histogram's buckets: the edge's queue consumer waits
 /// up to 5 s for a batch, retries come 10 s doubling to 1 h, and replayed dead letters can be days
@@ -39,7 +40,8 @@ impl RecordKind {
 }
 
 /// Observations per bucket of bounds kept by the caller (`N` of them, plus `+Inf`).
-struct Histogram<const N: usize> {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Histogram<const N: usize> {
     bucket_counts: [u64; N],
     count: u64,
     sum_seconds: f64,
@@ -56,7 +58,7 @@ impl<const N: usize> Default for Histogram<N> {
 }
 
 impl<const N: usize> Histogram<N> {
-    fn observe(&mut self, bounds: &[f64; N], seconds: f64) {
+    pub(crate) fn observe(&mut self, bounds: &[f64; N], seconds: f64) {
         for (bound, count) in bounds.iter().zip(self.bucket_counts.iter_mut()) {
             if seconds <= *bound {
                 *count += 1;
@@ -64,6 +66,26 @@ impl<const N: usize> Histogram<N> {
         }
         self.count += 1;
         self.sum_seconds += seconds;
+    }
+
+    /// Observations since `earlier`, a snapshot of the same histogram.
+    pub(crate) fn count_since(&self, earlier: &Histogram<N>) -> u64 {
+        self.count.saturating_sub(earlier.count)
+    }
+
+    /// The smallest bound that at least `quantile` of the observations since `earlier` fall
+    /// within; `None` without observations or when they fall beyond the last bound.
+    pub(crate) fn quantile_bound_since(&self, earlier: &Histogram<N>, bounds: &[f64; N], quantile: f64) -> Option<f64> {
+        let total = self.count_since(earlier);
+        if total == 0 {
+            return None;
+        }
+        let rank = (quantile * total as f64).ceil().max(1.0) as u64;
+        bounds
+            .iter()
+            .zip(self.bucket_counts.iter().zip(earlier.bucket_counts.iter()))
+            .find(|(_, (now, then))| now.saturating_sub(**then) >= rank)
+            .map(|(bound, _)| *bound)
     }
 }
 
@@ -157,13 +179,41 @@ fn render_histogram<const N: usize>(
     histogram: &Mutex<Histogram<N>>,
 ) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-    let histogram = lock(histogram);
+    render_histogram_series(out, name, "", bounds, &lock(histogram));
+}
+
+/// One histogram's samples; `labels` are `name="value",` pairs put before each bucket's `le`.
+fn render_histogram_series<const N: usize>(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[f64; N],
+    histogram: &Histogram<N>,
+) {
     for (bound, count) in bounds.iter().zip(histogram.bucket_counts.iter()) {
-        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {count}");
     }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", histogram.count);
-    let _ = writeln!(out, "{name}_sum {}", sample_value(histogram.sum_seconds));
-    let _ = writeln!(out, "{name}_count {}", histogram.count);
+    let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", histogram.count);
+    let braced = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", labels.trim_end_matches(','))
+    };
+    let _ = writeln!(out, "{name}_sum{braced} {}", sample_value(histogram.sum_seconds));
+    let _ = writeln!(out, "{name}_count{braced} {}", histogram.count);
+}
+
+/// The writer's time per phase of a group commit (see [`WriterTimings`]).
+fn render_writer_timings(out: &mut String, timings: &WriterTimings) {
+    let name = "cohort_writer_phase_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} The single writer's time per phase: each batch's wait in its queue, and each group commit's statements and commit (the fsync).\n# TYPE {name} histogram"
+    );
+    for phase in WriterPhase::ALL {
+        let labels = format!("phase=\"{}\",", phase.label());
+        render_histogram_series(out, name, &labels, &LATENCY_BUCKETS, timings.histogram(phase));
+    }
 }
 
 fn render_srm_gauge(out: &mut String, name: &str, help: &str, gauges: &SrmGauges, value: impl Fn(&SrmGauge) -> f64) {
@@ -263,8 +313,8 @@ impl Metrics {
         add(&self.rate_limited, tenant.to_owned(), 1);
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition, with the store's writer timings.
+    pub fn render(&self, writer: &WriterTimings) -> String {
         let mut out = String::new();
         render_counter(
             &mut out,
@@ -312,6 +362,7 @@ impl Metrics {
             &DELIVERY_LAG_BUCKETS,
             &self.delivery_lag,
         );
+        render_writer_timings(&mut out, writer);
         render_srm_monitor(&mut out, &lock(&self.srm_monitor));
         self.http.render(&mut out);
         out
@@ -328,7 +379,7 @@ mod tests {
         metrics.record_commit(RecordKind::Exposures, 90, 10, Duration::from_millis(3));
         metrics.record_rejection("bad_signature");
         metrics.record_rate_limited("sh\"op");
-        let text = metrics.render();
+        let text = metrics.render(&WriterTimings::default());
         assert!(
             text.contains("cohort_ingested_records_total{kind=\"exposure\"} 90\n"),
             "{text}"
@@ -344,7 +395,7 @@ mod tests {
     #[test]
     fn renders_sample_ratio_gauges_per_experiment_and_the_monitor_counters() {
         let metrics = Metrics::default();
-        let text = metrics.render();
+        let text = metrics.render(&WriterTimings::default());
         assert!(
             text.contains("# TYPE cohort_srm_p_value gauge\n# HELP cohort_srm_mismatch"),
             "{text}"
@@ -374,7 +425,7 @@ mod tests {
         .collect();
         assert!(metrics.record_srm_check(first.clone(), 1_800_000_000.25).is_empty());
         metrics.record_srm_check_failure();
-        let text = metrics.render();
+        let text = metrics.render(&WriterTimings::default());
         assert!(
             text.contains("cohort_srm_p_value{tenant=\"shop\",experiment=\"cta\"} 2.5e-36\n"),
             "{text}"
@@ -400,7 +451,7 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(metrics.record_srm_check(second, 1_800_000_060.0), first);
-        let text = metrics.render();
+        let text = metrics.render(&WriterTimings::default());
         assert!(
             text.contains("cohort_srm_mismatch{tenant=\"shop\",experiment=\"cta\"} 0\n"),
             "{text}"
@@ -419,7 +470,7 @@ mod tests {
             committed_ms,
         );
         metrics.record_delivery_lag(&[], committed_ms);
-        let text = metrics.render();
+        let text = metrics.render(&WriterTimings::default());
         let name = "cohort_delivery_lag_seconds";
         assert!(text.contains(&format!("# TYPE {name} histogram\n")), "{text}");
         assert!(text.contains(&format!("{name}_bucket{{le=\"1\"}} 2\n")), "{text}");

@@ -528,4 +528,9 @@ async fn health_and_metrics_answer() {
         "{metrics}"
     );
     assert!(metrics.contains("cohort_commit_latency_seconds_count 1\n"), "{metrics}");
+    // The one stored batch went through each of the writer's phases once.
+    for phase in ["queue", "statements", "commit"] {
+        let count = format!("cohort_writer_phase_seconds_count{{phase=\"{phase}\"}} 1\n");
+        assert!(metrics.contains(&count), "{count}{metrics}");
+    }
 }

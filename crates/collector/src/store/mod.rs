@@ -22,7 +22,7 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, SqlSafe
 
 pub use configs::{NewVersion, StoreVersionError, StoredVersion};
 pub use read::{ExposureFilter, MetricAggregate, MetricShape, RowCounts, TimelineCount, VariantExposureSummary};
-pub use writer::WriterOptions;
+pub use writer::{WriterOptions, WriterPhase, WriterTimings};
 
 /// The schema, in order. Append only: see docs/migrations.md.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -252,6 +252,11 @@ impl Store {
     /// The database kind.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Where the writer's time has gone since the store opened.
+    pub fn writer_timings(&self) -> WriterTimings {
+        self.writer.timings()
     }
 
     /// Writes a validated batch of one tenant, all or nothing, and returns once it is committed.

@@ -6,7 +6,8 @@
 //! alone, commits once, and only then answers each batch's caller.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use cohort_core::{Conversion, Exposure};
 use sqlx::any::AnyRow;
@@ -14,6 +15,7 @@ use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Backend, Batch, Context, DurabilitySettings, HOUR_MS, InsertOutcome, StoreError};
+use crate::metrics::{Histogram, LATENCY_BUCKETS};
 
 /// Tuning of the group-committing writer.
 #[derive(Debug, Clone, Copy)]
@@ -54,9 +56,67 @@ fn statement_sizes(mut records: usize) -> impl Iterator<Item = usize> {
     })
 }
 
+/// A phase of the writer's work, timed for `/metrics` and the ingest benchmark: a latency tail is
+/// a queue behind long groups, slow statements, or a slow commit (the fsync, and on SQLite a WAL
+/// checkpoint), and each needs a different cure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterPhase {
+    /// A batch's wait from joining the writer's queue to its group's transaction beginning.
+    Queue,
+    /// A group's INSERTs and savepoints, from `BEGIN` to just before `COMMIT`.
+    Statements,
+    /// A group's `COMMIT`.
+    Commit,
+}
+
+impl WriterPhase {
+    /// Every phase, in the order a batch meets them.
+    pub const ALL: [WriterPhase; 3] = [WriterPhase::Queue, WriterPhase::Statements, WriterPhase::Commit];
+
+    /// The `phase` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            WriterPhase::Queue => "queue",
+            WriterPhase::Statements => "statements",
+            WriterPhase::Commit => "commit",
+        }
+    }
+}
+
+/// The writer's time per phase since the store opened: a histogram each, over the commit latency
+/// buckets (1 ms to 5 s). Queue waits are per batch; statements and commits per group.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterTimings {
+    phases: [Histogram<{ LATENCY_BUCKETS.len() }>; 3],
+}
+
+impl WriterTimings {
+    fn observe(&mut self, phase: WriterPhase, elapsed: Duration) {
+        self.phases[phase as usize].observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn histogram(&self, phase: WriterPhase) -> &Histogram<{ LATENCY_BUCKETS.len() }> {
+        &self.phases[phase as usize]
+    }
+
+    /// Observations of `phase` since `earlier` (a snapshot of the same writer).
+    pub fn count_since(&self, earlier: &WriterTimings, phase: WriterPhase) -> u64 {
+        self.histogram(phase).count_since(earlier.histogram(phase))
+    }
+
+    /// The bucket bound (seconds) that the `quantile` of `phase`'s observations since `earlier`
+    /// fall within: a histogram's resolution, enough to tell which phase holds a tail. `None`
+    /// without observations, or when they fall beyond the last bound (5 s).
+    pub fn quantile_since(&self, earlier: &WriterTimings, phase: WriterPhase, quantile: f64) -> Option<f64> {
+        self.histogram(phase)
+            .quantile_bound_since(earlier.histogram(phase), &LATENCY_BUCKETS, quantile)
+    }
+}
+
 struct WriteRequest {
     batch: Batch,
     received_at_ms: i64,
+    queued_at: Instant,
     reply: oneshot::Sender<Result<InsertOutcome, StoreError>>,
 }
 
@@ -72,6 +132,7 @@ enum Message {
 #[derive(Clone)]
 pub(crate) struct WriterHandle {
     sender: mpsc::Sender<Message>,
+    timings: Arc<Mutex<WriterTimings>>,
 }
 
 fn writer_stopped() -> StoreError {
@@ -87,6 +148,7 @@ impl WriterHandle {
         let request = WriteRequest {
             batch,
             received_at_ms,
+            queued_at: Instant::now(),
             reply,
         };
         self.sender
@@ -94,6 +156,10 @@ impl WriterHandle {
             .await
             .map_err(|_| writer_stopped())?;
         outcome.await.map_err(|_| writer_stopped())?
+    }
+
+    pub(crate) fn timings(&self) -> WriterTimings {
+        *lock_timings(&self.timings)
     }
 
     pub(crate) async fn durability_settings(&self) -> Result<DurabilitySettings, StoreError> {
@@ -113,10 +179,16 @@ impl WriterHandle {
     }
 }
 
+/// Timings are plain numbers: a panic while holding the lock leaves them worth reading.
+fn lock_timings(timings: &Mutex<WriterTimings>) -> std::sync::MutexGuard<'_, WriterTimings> {
+    timings.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub(crate) fn spawn(connection: AnyConnection, backend: Backend, options: WriterOptions) -> WriterHandle {
     let (sender, receiver) = mpsc::channel(options.queue_depth);
-    tokio::spawn(run(connection, backend, receiver, options));
-    WriterHandle { sender }
+    let timings = Arc::new(Mutex::new(WriterTimings::default()));
+    tokio::spawn(run(connection, backend, receiver, options, timings.clone()));
+    WriterHandle { sender, timings }
 }
 
 async fn run(
@@ -124,6 +196,7 @@ async fn run(
     backend: Backend,
     mut receiver: mpsc::Receiver<Message>,
     options: WriterOptions,
+    timings: Arc<Mutex<WriterTimings>>,
 ) {
     while let Some(first) = receiver.recv().await {
         let mut group = Vec::new();
@@ -151,7 +224,7 @@ async fn run(
             }
         }
         if !group.is_empty() {
-            commit_group(&mut connection, backend, group).await;
+            commit_group(&mut connection, backend, group, &timings).await;
         }
         if let Some(reply) = read_settings {
             let _ = reply.send(durability_settings(&mut connection, backend).await);
@@ -166,8 +239,20 @@ async fn run(
     }
 }
 
-async fn commit_group(connection: &mut AnyConnection, backend: Backend, group: Vec<WriteRequest>) {
-    let outcomes = match write_group(connection, backend, &group).await {
+async fn commit_group(
+    connection: &mut AnyConnection,
+    backend: Backend,
+    group: Vec<WriteRequest>,
+    timings: &Mutex<WriterTimings>,
+) {
+    let began = Instant::now();
+    {
+        let mut timings = lock_timings(timings);
+        for request in &group {
+            timings.observe(WriterPhase::Queue, began.saturating_duration_since(request.queued_at));
+        }
+    }
+    let outcomes = match write_group(connection, backend, &group, timings).await {
         Ok(outcomes) => outcomes,
         Err(error) => {
             tracing::error!(%error, batches = group.len(), "group commit failed; no batch in it was written");
@@ -221,7 +306,9 @@ async fn write_group(
     connection: &mut AnyConnection,
     backend: Backend,
     group: &[WriteRequest],
+    timings: &Mutex<WriterTimings>,
 ) -> Result<Vec<Result<InsertOutcome, StoreError>>, StoreError> {
+    let began = Instant::now();
     let mut transaction = connection.begin().await.context("beginning a transaction")?;
     let mut outcomes = Vec::with_capacity(group.len());
     // The new exposures of the batches that stay: counted once per group, not per batch, because
@@ -254,10 +341,13 @@ async fn write_group(
     }
     add_exposure_counts(&mut transaction, backend, &counts).await?;
     let group_size = outcomes.len();
+    let committing = Instant::now();
+    lock_timings(timings).observe(WriterPhase::Statements, committing - began);
     transaction
         .commit()
         .await
         .context(format!("committing a group of {group_size} batches"))?;
+    lock_timings(timings).observe(WriterPhase::Commit, committing.elapsed());
     Ok(outcomes)
 }
 
@@ -552,5 +642,37 @@ mod tests {
     fn placeholders_number_every_parameter() {
         assert_eq!(placeholders(Backend::Postgres, 2, 3), "($1,$2,$3),($4,$5,$6)");
         assert_eq!(placeholders(Backend::Sqlite, 2, 3), "(?,?,?),(?,?,?)");
+    }
+
+    #[test]
+    fn phase_quantiles_are_bucket_bounds_since_a_snapshot() {
+        use std::time::Duration;
+
+        use super::{WriterPhase, WriterTimings};
+
+        let mut timings = WriterTimings::default();
+        timings.observe(WriterPhase::Commit, Duration::from_secs(3));
+        let before = timings;
+        for _ in 0..99 {
+            timings.observe(WriterPhase::Commit, Duration::from_millis(3));
+        }
+        timings.observe(WriterPhase::Commit, Duration::from_millis(80));
+        assert_eq!(timings.count_since(&before, WriterPhase::Commit), 100);
+        assert_eq!(timings.quantile_since(&before, WriterPhase::Commit, 0.5), Some(0.005));
+        assert_eq!(timings.quantile_since(&before, WriterPhase::Commit, 0.99), Some(0.005));
+        assert_eq!(timings.quantile_since(&before, WriterPhase::Commit, 1.0), Some(0.1));
+        // The 3 s observation before the snapshot is not counted; over everything it is the top.
+        assert_eq!(
+            timings.quantile_since(&WriterTimings::default(), WriterPhase::Commit, 1.0),
+            Some(5.0)
+        );
+        assert_eq!(timings.quantile_since(&before, WriterPhase::Queue, 0.5), None);
+        let text = crate::metrics::Metrics::default().render(&timings);
+        assert!(
+            text.contains("cohort_writer_phase_seconds_bucket{phase=\"commit\",le=\"0.005\"} 99\n"),
+            "{text}"
+        );
+        assert!(text.contains("cohort_writer_phase_seconds_count{phase=\"commit\"} 101\n"), "{text}");
+        assert!(text.contains("cohort_writer_phase_seconds_count{phase=\"queue\"} 0\n"), "{text}");
     }
 }
