@@ -248,11 +248,12 @@ async fn paced_ingest_benchmark(
                 p99.map_or(serde_json::Value::Null, |s| (s * 1e3).into()),
             );
             format!(
-                "{} ({}×) p50 {} ms, p99 {} ms",
+                "{} ({}×) p50 {} ms, p99 {} ms, max {} ms",
                 phase.label(),
                 writer.count_since(&writer_before, phase),
                 bound(0.5),
-                bound(0.99)
+                bound(0.99),
+                bound(1.0)
             )
         })
         .collect();

@@ -672,7 +672,13 @@ mod tests {
             text.contains("cohort_writer_phase_seconds_bucket{phase=\"commit\",le=\"0.005\"} 99\n"),
             "{text}"
         );
-        assert!(text.contains("cohort_writer_phase_seconds_count{phase=\"commit\"} 101\n"), "{text}");
-        assert!(text.contains("cohort_writer_phase_seconds_count{phase=\"queue\"} 0\n"), "{text}");
+        assert!(
+            text.contains("cohort_writer_phase_seconds_count{phase=\"commit\"} 101\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cohort_writer_phase_seconds_count{phase=\"queue\"} 0\n"),
+            "{text}"
+        );
     }
 }
