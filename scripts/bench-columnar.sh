@@ -9,4 +9,4 @@ source scripts/env.sh
 
 bash scripts/setup.sh --columnar
 venv="${COLUMNAR_VENV:-$HOME/.cache/cohort/columnar-venv}"
-bash scripts/postgres.sh "$venv/bin/python" bench/columnar/run.py --report bench/columnar/results.md "$@"
+bash scripts/postgres.sh "$venv/bin/python" bench/columnar/run.py --layouts --report bench/columnar/results.md "$@"

@@ -9,7 +9,13 @@ window, a cap of 1000 and winsorising at the 99th percentile, and the 14-day CUP
 written here as the collector writes them. Each engine must give the same answers; the report
 gives the load time, each statement's median of 5 runs after one warm-up, and the stored bytes.
 
-    python bench/columnar/run.py --units 10000000 [--engines duckdb,sqlite,postgres] [--report FILE]
+    python bench/columnar/run.py --units 10000000 [--engines duckdb,sqlite,postgres] [--layouts] [--report FILE]
+
+`--layouts` also measures, on SQLite, what the metric aggregates would cost read from figures kept
+at ingest instead of joined per request (DESIGN.md, "Results at scale"): per-unit rows (one per
+unit and metric, clustered by experiment and metric), and per-variant running totals corrected
+for the capped units through an index on the per-unit figures. Both are built from the loaded
+rows with the same window and lookback, and must answer exactly as the joined statement does.
 
 PostgreSQL is used when COHORT_TEST_DATABASE_URL is set (scripts/postgres.sh sets it), through
 the `psql` shell; its statements are timed by psql's `\timing` (from sending the statement to its
@@ -19,6 +25,7 @@ machine's cores, one engine at a time.
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import shutil
@@ -29,8 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-
-import duckdb
 
 TENANT = "bench"
 EXPERIMENT = "big"
@@ -62,12 +67,13 @@ EXPOSED_UNITS = (
 )
 
 
-def metric_aggregates():
-    """`Store::metric_aggregates` for one metric shape (purchase: window, cap, winsorising)."""
+def metric_aggregates(cap=1000.0, quantile=0.99):
+    """`Store::metric_aggregates` for one metric shape (purchase: window, cap, winsorising at
+    `quantile`, or not when None)."""
     window = f"(CASE c.metric WHEN 'purchase' THEN {WINDOW_MS} ELSE CAST(NULL AS BIGINT) END)"
-    absolute = "(CASE metric WHEN 'purchase' THEN CAST(1e3 AS DOUBLE PRECISION) ELSE CAST(NULL AS DOUBLE PRECISION) END)"
+    absolute = f"(CASE metric WHEN 'purchase' THEN CAST({cap:e} AS DOUBLE PRECISION) ELSE CAST(NULL AS DOUBLE PRECISION) END)"
     lower = "CAST(NULL AS DOUBLE PRECISION)"
-    q = "(CASE metric WHEN 'purchase' THEN CAST(9.9e-1 AS DOUBLE PRECISION) ELSE CAST(NULL AS DOUBLE PRECISION) END)"
+    q = f"(CASE metric WHEN 'purchase' THEN CAST({quantile or 0:e} AS DOUBLE PRECISION) ELSE CAST(NULL AS DOUBLE PRECISION) END)"
     quantiles = (
         ", quantiles AS (SELECT metric AS quantile_metric, MIN(after_sum) AS quantile "
         "FROM (SELECT metric, after_sum, "
@@ -77,6 +83,8 @@ def metric_aggregates():
         f"WHERE position >= {q} * converted GROUP BY metric)"
     )
     upper = f"CASE WHEN quantile > 0 AND ({absolute} IS NULL OR quantile < {absolute}) THEN quantile ELSE {absolute} END"
+    if quantile is None:
+        quantiles, upper = "", absolute
 
     def capped(v):
         return f"CASE WHEN {v} > upper THEN upper WHEN {v} < lower THEN lower ELSE {v} END"
@@ -114,12 +122,114 @@ def metric_aggregates():
         "CASE WHEN before_events > 0 THEN 1 ELSE 0 END AS active_before, "
         f"{y} AS y, {x} AS x "
         f"FROM (SELECT per_unit.*, {upper} AS upper, {lower} AS lower "
-        "FROM per_unit LEFT JOIN quantiles ON quantile_metric = metric) bounded) capped "
+        f"FROM per_unit{' LEFT JOIN quantiles ON quantile_metric = metric' if quantile is not None else ''}) bounded) capped "
         "GROUP BY variant, metric ORDER BY metric, variant"
     )
 
 
 METRIC_AGGREGATES = metric_aggregates()
+
+# Per-unit figures as ingest would keep them: one row per (experiment, metric, unit) with its
+# variant and its sums after the first exposure (within the window) and over the lookback before
+# it. WITHOUT ROWID clusters the rows by key, so one experiment's metric is one contiguous range.
+UNIT_OUTCOMES = (
+    "CREATE TABLE unit_outcomes (tenant_id TEXT NOT NULL, experiment TEXT NOT NULL, metric TEXT NOT NULL, "
+    "unit_id TEXT NOT NULL, variant TEXT NOT NULL, after_events BIGINT NOT NULL, after_sum DOUBLE PRECISION NOT NULL, "
+    "before_events BIGINT NOT NULL, before_sum DOUBLE PRECISION NOT NULL, valued BIGINT NOT NULL, "
+    "PRIMARY KEY (tenant_id, experiment, metric, unit_id)) WITHOUT ROWID; "
+    "INSERT INTO unit_outcomes "
+    + METRIC_AGGREGATES.split("WITH per_unit AS (", 1)[1]
+    .split("GROUP BY c.unit_id, c.metric, e.variant)", 1)[0]
+    .replace("SELECT e.variant AS variant, c.metric AS metric, ", "SELECT c.tenant_id, e.experiment, c.metric, c.unit_id, e.variant, ")
+    + "GROUP BY c.unit_id, c.metric, e.variant; "
+    # The units a cap can touch are found through these: the top of each sum.
+    "CREATE INDEX unit_outcomes_by_after_sum ON unit_outcomes (tenant_id, experiment, metric, after_sum) "
+    "WHERE after_events > 0; "
+    "CREATE INDEX unit_outcomes_by_before_sum ON unit_outcomes (tenant_id, experiment, metric, before_sum); "
+    # Per-variant running totals of the uncapped figures: what ingest would add to as units change.
+    "CREATE TABLE outcome_totals AS SELECT tenant_id, experiment, metric, variant, "
+    "SUM(CASE WHEN after_events > 0 THEN 1 ELSE 0 END) AS converted, "
+    "SUM(CASE WHEN before_events > 0 THEN 1 ELSE 0 END) AS active_before, "
+    "SUM(CASE WHEN after_events > 0 AND before_events > 0 THEN 1 ELSE 0 END) AS both_units, "
+    "MAX(valued) AS valued, SUM(after_sum) AS y_sum, SUM(after_sum * after_sum) AS y_squares, "
+    "SUM(before_sum) AS x_sum, SUM(before_sum * before_sum) AS x_squares, SUM(before_sum * after_sum) AS xy_sum "
+    "FROM unit_outcomes GROUP BY tenant_id, experiment, metric, variant; "
+    "ANALYZE;"
+)
+
+def per_unit_aggregates(joined):
+    """The statement `joined` (a `metric_aggregates`), reading the per-unit rows instead of the join."""
+    return (
+        "WITH per_unit AS (SELECT variant, metric, after_events, after_sum, before_events, before_sum, valued "
+        f"FROM unit_outcomes WHERE tenant_id = '{TENANT}' AND experiment = '{EXPERIMENT}')"
+        + joined.split("GROUP BY c.unit_id, c.metric, e.variant)", 1)[1]
+    )
+
+
+def totals_aggregates(query, cap=1000.0, quantile=0.99):
+    """`metric_aggregates(cap, quantile)`'s answer from the running totals: read the totals, find
+    the winsorising quantile by walking the top (1 − q) of the converted units' index, and replace
+    the capped units' uncapped contributions by their capped ones. Reads a few rows plus the capped
+    units, whatever the size."""
+    scope = f"tenant_id = '{TENANT}' AND experiment = '{EXPERIMENT}' AND metric = 'purchase'"
+    totals = query(
+        "SELECT variant, converted, active_before, both_units, valued, y_sum, y_squares, x_sum, x_squares, xy_sum "
+        f"FROM outcome_totals WHERE {scope} ORDER BY variant"
+    )
+    upper = cap
+    if quantile is not None:
+        converted = sum(row[1] for row in totals)
+        position = math.ceil(quantile * converted)  # nearest rank, as metric_aggregates computes it
+        (found,) = query(
+            f"SELECT after_sum FROM unit_outcomes WHERE {scope} AND after_events > 0 "
+            f"ORDER BY after_sum DESC LIMIT 1 OFFSET {converted - position}"
+        )[0]
+        upper = found if 0 < found < cap else cap
+    capped_units = query(
+        "SELECT unit_id, variant, after_sum, before_sum FROM unit_outcomes "
+        f"WHERE {scope} AND after_events > 0 AND after_sum > {upper!r} "
+        f"UNION SELECT unit_id, variant, after_sum, before_sum FROM unit_outcomes WHERE {scope} AND before_sum > {upper!r}"
+    )
+    answer = []
+    for variant, conv, active, both, valued, y, yy, x, xx, xy in totals:
+        for _, unit_variant, after, before in capped_units:
+            if unit_variant == variant:
+                cy, cx = min(after, upper), min(before, upper)
+                y, yy = y - after + cy, yy - after * after + cy * cy
+                x, xx, xy = x - before + cx, xx - before * before + cx * cx, xy - before * after + cx * cy
+        answer.append((variant, "purchase", conv, active, both, valued, upper, y, yy, x, xx, xy))
+    return answer
+
+
+# A cap inside the data, so the totals' correction for capped units is exercised, not only read:
+# the benchmark's own values all fall within its winsorising quantile.
+CHECK_CAP = 22.0
+
+
+def measure_layouts(db):
+    """SQLite: the metric aggregates from the per-unit rows and from the running totals."""
+    started = time.perf_counter()
+    db.executescript(UNIT_OUTCOMES)
+    built = time.perf_counter() - started
+    query = lambda sql: db.execute(sql).fetchall()  # noqa: E731
+    per_unit, per_unit_ms, per_unit_best = timed(lambda: (query(per_unit_aggregates(METRIC_AGGREGATES)), None))
+    totals, totals_ms, totals_best = timed(lambda: (totals_aggregates(query), None))
+    capped = query(metric_aggregates(cap=CHECK_CAP, quantile=None))
+    for name, answer in (
+        ("per-unit rows", query(per_unit_aggregates(metric_aggregates(cap=CHECK_CAP, quantile=None)))),
+        ("running totals", totals_aggregates(query, cap=CHECK_CAP, quantile=None)),
+    ):
+        if normalise(answer) != normalise(capped):
+            sys.exit(f"capped at {CHECK_CAP}: {name} answer differently from the join:\n{normalise(answer)}\n{normalise(capped)}")
+    return dict(
+        built_s=built,
+        per_unit=per_unit,
+        per_unit_ms=per_unit_ms,
+        per_unit_best=per_unit_best,
+        totals=totals,
+        totals_ms=totals_ms,
+        totals_best=totals_best,
+    )
 
 
 def splitmix64(z):
@@ -203,6 +313,8 @@ def normalise(answer):
 
 
 def run_duckdb(units, work):
+    import duckdb  # only here: the SQLite and PostgreSQL runs need nothing installed
+
     path = os.path.join(work, "results.duckdb")
     db = duckdb.connect(path)
     db.execute(SCHEMA)
@@ -233,7 +345,7 @@ def load_duckdb(db, exposures, conversions):
         )
 
 
-def run_sqlite(units, work):
+def run_sqlite(units, work, layouts=False):
     path = os.path.join(work, "results.sqlite")
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode = WAL")
@@ -247,8 +359,11 @@ def run_sqlite(units, work):
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     loaded = time.perf_counter() - started
     result = measure(f"SQLite {sqlite3.sqlite_version}", loaded, lambda sql: (db.execute(sql).fetchall(), None))
+    size = os.path.getsize(path)
+    if layouts:
+        result["layouts"] = measure_layouts(db)
     db.close()
-    return {**result, "bytes": os.path.getsize(path)}
+    return {**result, "bytes": size}
 
 
 def typed(text):
@@ -306,6 +421,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--units", type=int, default=10_000_000)
     parser.add_argument("--engines", default="duckdb,sqlite,postgres")
+    parser.add_argument("--layouts", action="store_true", help="also time figures kept at ingest (SQLite)")
     parser.add_argument("--report")
     args = parser.parse_args()
     if args.units < 1000:
@@ -326,7 +442,7 @@ def main():
             if engine == "duckdb":
                 results.append(run_duckdb(args.units, work))
             elif engine == "sqlite":
-                results.append(run_sqlite(args.units, work))
+                results.append(run_sqlite(args.units, work, args.layouts))
             else:
                 results.append(run_postgres(args.units, url))
             r = results[-1]
@@ -345,6 +461,14 @@ def main():
                 sys.exit(
                     f"{r['engine']} answers {part} differently from {reference['engine']}:\n"
                     f"{normalise(r[part])}\n{normalise(reference[part])}"
+                )
+    for r in results:
+        layouts = r.get("layouts")
+        for part in ("per_unit", "totals") if layouts else ():
+            if normalise(layouts[part]) != normalise(r["metrics"]):
+                sys.exit(
+                    f"{r['engine']}: the {part} layout answers differently from the joined statement:\n"
+                    f"{normalise(layouts[part])}\n{normalise(r['metrics'])}"
                 )
     conversions = sum(int(row[2]) + int(row[3]) - int(row[4]) for row in reference["metrics"])
     lines = [
@@ -366,6 +490,22 @@ def main():
             f"{r['metrics_ms']:.0f} ({r['metrics_best']:.0f}) | {max(r['counts_ms'], r['metrics_ms']):.0f} | "
             f"{r['bytes'] / 1048576:.0f} |"
         )
+    for r in results:
+        layouts = r.get("layouts")
+        if not layouts:
+            continue
+        lines += [
+            "",
+            f"Metric aggregates on {r['engine']} from figures kept at ingest (`--layouts`), each giving the joined "
+            f"statement's answer: built from the loaded rows in {layouts['built_s']:.0f} s (a one-off here; ingest would "
+            "keep them up to date). Median of 5 after a warm-up (best in brackets), ms.",
+            "",
+            "| read from | metric aggregates |",
+            "|---|---:|",
+            f"| the join of conversions to exposures (above) | {r['metrics_ms']:.0f} ({r['metrics_best']:.0f}) |",
+            f"| per-unit rows, one per unit and metric, clustered | {layouts['per_unit_ms']:.0f} ({layouts['per_unit_best']:.0f}) |",
+            f"| per-variant running totals, corrected for the capped units | {layouts['totals_ms']:.1f} ({layouts['totals_best']:.1f}) |",
+        ]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.report:
