@@ -302,14 +302,19 @@ def measure(engine, loaded_s, query):
     )
 
 
-def normalise(answer):
+def normalise(answer, like=None):
     """Rows as comparable tuples: numbers rounded to 6 significant digits (engines sum in
-    different orders)."""
+    different orders). `like`, another engine's answer to the same statement, gives the cells'
+    types: psql prints a whole DOUBLE PRECISION without a decimal point, so its text alone cannot
+    tell 26.0 from 26."""
 
-    def cell(value):
+    def cell(value, kind):
+        if isinstance(kind, float) and isinstance(value, int):
+            value = float(value)
         return float(f"{value:.6g}") if isinstance(value, float) else value
 
-    return [tuple(cell(v) for v in row) for row in answer]
+    like = like if like is not None and len(like) == len(answer) else answer
+    return [tuple(cell(v, k) for v, k in zip(row, kinds)) for row, kinds in zip(answer, like)]
 
 
 def run_duckdb(units, work):
@@ -457,10 +462,10 @@ def main():
     reference = results[0]
     for r in results[1:]:
         for part in ("counts", "metrics"):
-            if normalise(r[part]) != normalise(reference[part]):
+            if normalise(r[part], reference[part]) != normalise(reference[part]):
                 sys.exit(
                     f"{r['engine']} answers {part} differently from {reference['engine']}:\n"
-                    f"{normalise(r[part])}\n{normalise(reference[part])}"
+                    f"{normalise(r[part], reference[part])}\n{normalise(reference[part])}"
                 )
     for r in results:
         layouts = r.get("layouts")
