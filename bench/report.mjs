@@ -518,8 +518,9 @@ function missedTargets() {
   \`exposure_counts\`, kept at ingest (${f(collector.large_exposed_units_from_counts_ms, 1)} ms and ${f(collector.pg_large_exposed_units_from_counts_ms, 1)} ms, against
   ${thousands(Math.round(collector.large_exposed_units_from_rows_ms))} ms and ${thousands(Math.round(collector.pg_large_exposed_units_from_rows_ms))} ms counted from the exposures); the rest of the request is
   the metric aggregate, which joins every conversion to its unit's exposure. Reaching 1 s needs
-  per-unit metric rows kept at ingest as well, or the results read from a columnar copy
-  (DESIGN.md, "Results at scale"; make bench-columnar).`);
+  per-variant running totals kept at ingest as well (per-unit rows alone still pass over every
+  converting unit), or the results read from a columnar copy (DESIGN.md, "Results at scale";
+  make bench-columnar).`);
   }
   if (collector.paced_latency_p99_ms > 50) {
     notes.push(`- **Collector on SQLite, p99 at ${percent(collector.paced_fraction)} of saturation** (${f(collector.paced_latency_p99_ms, 1)} ms, target 50 ms; p50

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cohort_core::Tenant;
 use cohort_core::edge::TenantKeys;
 use cohort_core::edge::config_cache::{CacheKey, Cached, ConfigCache, ReadTurn, tenant_from_kv, tenant_id_from_kv};
+use futures_channel::oneshot;
 use worker::{Context, Delay, Env};
 
 use crate::log;
@@ -62,17 +63,17 @@ pub fn lookup(env: &Env, ctx: &Context, settings: &Rc<Settings>, host: &str, now
 /// request cannot wake another.
 const READ_WAIT_POLL: Duration = Duration::from_millis(5);
 
-/// Ends a granted read when dropped, however the load ends: stored, failed, or dropped with its
-/// request. (A request the runtime cancels mid-await is never dropped; the cache grants its key
-/// again after `ABANDONED_READ_MS`.)
-struct ReadInProgress<'a> {
-    settings: &'a Settings,
+/// Ends a granted read when dropped, however the read ends: stored, failed, or dropped. (Should
+/// the runtime drop the read's task without running it to the end, the cache grants its key again
+/// after `ABANDONED_READ_MS`.)
+struct ReadInProgress {
+    settings: Rc<Settings>,
     key: CacheKey,
 }
 
-impl Drop for ReadInProgress<'_> {
+impl Drop for ReadInProgress {
     fn drop(&mut self) {
-        with_cache(self.settings, |cache| cache.end_read(&self.key));
+        with_cache(&self.settings, |cache| cache.end_read(&self.key));
     }
 }
 
@@ -80,7 +81,11 @@ impl Drop for ReadInProgress<'_> {
 /// requests). An error (KV down, an invalid config) caches nothing, so the next request tries
 /// again. When the isolate's allowance of reads of never-seen hosts is spent, nothing is read and
 /// the request passes through untouched (counted in the cache's log line).
-pub async fn load(env: &Env, settings: &Settings, host: &str) -> Result<(), String> {
+///
+/// The read itself runs in the request's `wait_until`, which the request then awaits: a request
+/// cancelled mid-read (its visitor gone) still finishes the read, so the requests waiting for the
+/// same key are not held until the cache gives up on it.
+pub async fn load(env: &Env, ctx: &Context, settings: &Rc<Settings>, host: &str) -> Result<(), String> {
     while let Some(key) = with_cache(settings, |cache| cache.missing(host)) {
         match with_cache(settings, |cache| cache.begin_read(&key, now_ms() as f64)) {
             ReadTurn::Refused => return Ok(()),
@@ -88,11 +93,23 @@ pub async fn load(env: &Env, settings: &Settings, host: &str) -> Result<(), Stri
             // (this request then reads it itself).
             ReadTurn::Wait => Delay::from(READ_WAIT_POLL).await,
             ReadTurn::Read => {
-                let _in_progress = ReadInProgress {
-                    settings,
-                    key: key.clone(),
-                };
-                read(env, settings, &key).await?;
+                let (done, outcome) = oneshot::channel();
+                let (env, in_progress) = (
+                    env.clone(),
+                    ReadInProgress {
+                        settings: settings.clone(),
+                        key,
+                    },
+                );
+                ctx.wait_until(async move {
+                    let result = read(&env, &in_progress.settings, &in_progress.key).await;
+                    drop(in_progress);
+                    // The request may be gone; the read counted all the same.
+                    let _ = done.send(result);
+                });
+                outcome
+                    .await
+                    .map_err(|_| "the config read ended without an answer".to_owned())??;
                 // Lets the end-to-end suite prove a trap inside this async call fails open.
                 if settings.test_panics.load_host.as_deref() == Some(host) {
                     panic!("deliberate panic in the tenant load, for the fail-open test");
@@ -106,6 +123,9 @@ pub async fn load(env: &Env, settings: &Settings, host: &str) -> Result<(), Stri
 /// Reads one key from KV into the cache. A tenant is stored with the bytes its compile kept on
 /// the Wasm heap, which the cache's byte budget counts.
 async fn read(env: &Env, settings: &Settings, key: &CacheKey) -> Result<(), String> {
+    if settings.test_kv_read_delay_ms > 0 {
+        Delay::from(Duration::from_millis(settings.test_kv_read_delay_ms.into())).await;
+    }
     let kv = env
         .kv(&settings.binding)
         .map_err(|e| format!("KV binding {}: {e}", settings.binding))?;

@@ -109,7 +109,7 @@ export default class CohortEdge extends RustWorker {
       if (answer === undefined) {
         // First request for this host in the isolate: read its tenant from KV, then decide.
         const host = new URL(request.url).hostname;
-        await untilTrapped(() => this.loadTenant(env, host));
+        await untilTrapped(() => this.loadTenant(env, this.ctx, host));
         answer = this.handle(env, this.ctx, facts, body);
       }
       if (!answer) return passThrough(untouched, env); // no tenant claims this host

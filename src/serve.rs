@@ -103,9 +103,9 @@ pub fn handle(
     wasm_bindgen_futures = ::worker::wasm_bindgen_futures,
     js_sys = ::worker::js_sys
 )]
-pub async fn load_tenant(env: Env, host: String) -> Result<(), JsError> {
+pub async fn load_tenant(env: Env, ctx: worker::worker_sys::Context, host: String) -> Result<(), JsError> {
     let settings = settings(&env).map_err(|e| JsError::new(&e))?;
-    config_cache::load(&env, &settings, &host.to_ascii_lowercase())
+    config_cache::load(&env, &Context::new(ctx), &settings, &host.to_ascii_lowercase())
         .await
         .map_err(|e| JsError::new(&e))
 }

@@ -13,7 +13,7 @@ export declare class RustWorker {
     facts: object,
     body: Uint8Array | undefined,
   ): string | undefined;
-  loadTenant(env: Record<string, unknown>, host: string): Promise<void>;
+  loadTenant(env: Record<string, unknown>, ctx: ExecutionContext, host: string): Promise<void>;
   privateCacheControl(origin: string | null): string;
   queue(batch: MessageBatch, env: Record<string, unknown>, ctx: ExecutionContext): Promise<void>;
 }

@@ -21,13 +21,13 @@ import { parseArgs } from "node:util";
 
 import { Miniflare } from "miniflare";
 
+import { holdoutVariant } from "../../scripts/lib/bucketing.mjs";
 import { readStickyCookie, startCohortCollector } from "../../scripts/lib/cohort.mjs";
-import { BROWSER_UA, freePort } from "../../scripts/lib/http.mjs";
+import { BROWSER_UA, freePort, request } from "../../scripts/lib/http.mjs";
 import { ROOT } from "../../scripts/lib/paths.mjs";
 import { startProcess } from "../../scripts/lib/processes.mjs";
 import { sleep } from "../../scripts/lib/wait.mjs";
 import { tenantEntries } from "../../scripts/lib/wrangler.mjs";
-import { holdoutVariant } from "../../tests/edge/harness.mjs";
 import { compareConversions, compareExposures } from "./accounts.mjs";
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -136,25 +136,11 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 });
 let edgePort = 0;
 
 /**
- * One request to the edge; resolves with its status and headers once the body is read.
+ * One request to the edge over the run's keep-alive pool; resolves with its status and headers
+ * once the body is read (and dropped).
  * @param {{ host: string, path: string, method?: string, headers?: http.OutgoingHttpHeaders, body?: string }} r
- * @returns {Promise<{ status: number, headers: http.IncomingHttpHeaders }>}
  */
-function send({ host, path: requestPath, method = "GET", headers = {}, body }) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: "127.0.0.1", port: edgePort, path: requestPath, method, agent, headers: { host, ...headers } },
-      (res) => {
-        res.on("data", () => {});
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-        res.on("error", reject);
-      },
-    );
-    req.setTimeout(30_000, () => req.destroy(new Error(`no answer to ${method} ${host}${requestPath} in 30 s`)));
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+const send = (r) => request({ ...r, port: edgePort, agent, keepBody: false, timeoutMs: 30_000 });
 
 // ------------------------------------------------------------------------- ground truth, counts
 /** (tenant, experiment, unit) → the variant the visitor was shown and when it was first shown. */

@@ -52,9 +52,12 @@ export async function freePort() {
 
 /**
  * One HTTP/1.1 request to 127.0.0.1:`port` with a chosen Host header and a browser's User-Agent
- * (unless `headers` name another); fails after `timeoutMs` without an answer.
+ * (unless `headers` name another); fails after `timeoutMs` without an answer. `agent` reuses
+ * connections (a load generator's keep-alive pool); `keepBody: false` reads the body without
+ * keeping it (the answer's `body` is then empty), for runs of a million requests.
  * @param {{ port: number, host: string, path?: string, method?: string,
- *   headers?: http.OutgoingHttpHeaders, body?: string | Buffer, timeoutMs?: number }} request
+ *   headers?: http.OutgoingHttpHeaders, body?: string | Buffer, timeoutMs?: number,
+ *   agent?: http.Agent, keepBody?: boolean }} request
  * @returns {Promise<Answer>}
  */
 export function request({
@@ -65,15 +68,25 @@ export function request({
   headers = {},
   body,
   timeoutMs = 20_000,
+  agent,
+  keepBody = true,
 }) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const req = http.request(
-      { host: "127.0.0.1", port, path: requestPath, method, headers: { host, "user-agent": BROWSER_UA, ...headers } },
+      {
+        host: "127.0.0.1",
+        port,
+        path: requestPath,
+        method,
+        agent,
+        headers: { host, "user-agent": BROWSER_UA, ...headers },
+      },
       (res) => {
         /** @type {Buffer[]} */
         const chunks = [];
-        res.on("data", (c) => chunks.push(c));
+        res.on("data", (c) => keepBody && chunks.push(c));
+        res.on("error", reject);
         res.on("end", () =>
           resolve({
             status: res.statusCode ?? 0,
@@ -84,7 +97,9 @@ export function request({
         );
       },
     );
-    req.setTimeout(timeoutMs, () => req.destroy(new Error("request timed out")));
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(new Error(`no answer to ${method} ${host}${requestPath} in ${timeoutMs / 1000} s`)),
+    );
     req.on("error", reject);
     if (body !== undefined) req.write(body);
     req.end();

@@ -1,7 +1,8 @@
 // Test-only helpers for the edge worker's suites: a real origin and a stub collector on free
-// loopback ports, signatures and buckets computed independently of the worker, and readers of what
-// the worker logged and the collector received. The worker itself runs under `wrangler dev`
-// (scripts/lib/wrangler.mjs), stopped by process id.
+// loopback ports, signatures and buckets computed independently of the worker (buckets in
+// scripts/lib/bucketing.mjs, which the soak shares), and readers of what the worker logged and the
+// collector received. The worker itself runs under `wrangler dev` (scripts/lib/wrangler.mjs),
+// stopped by process id.
 import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import http from "node:http";
@@ -9,6 +10,8 @@ import http from "node:http";
 import { freePort } from "../../scripts/lib/http.mjs";
 import { QUEUE_BATCH_TIMEOUT_SECONDS, QUEUE_RETRY_DELAY_SECONDS } from "../../scripts/lib/wrangler.mjs";
 import { sleep } from "../../scripts/lib/wait.mjs";
+
+export { bucketOf, holdoutVariant } from "../../scripts/lib/bucketing.mjs";
 
 export const SECRET = "edge-suite-platform-secret-0123456789abcdef";
 
@@ -194,67 +197,6 @@ export function logEvents(worker, event) {
 export function unitOf(response) {
   const script = response.body.match(/id="cohort-assignments">(.*?)<\/script>/);
   return script ? JSON.parse(script[1]).unit : undefined;
-}
-
-const MASK64 = (1n << 64n) - 1n;
-const rotl64 = (/** @type {bigint} */ x, /** @type {bigint} */ bits) => ((x << bits) | (x >> (64n - bits))) & MASK64;
-
-/** SipHash-1-3 of `message` under a 16-byte key (both Buffers), as a 64-bit BigInt. */
-function siphash13(key, message) {
-  const k0 = key.readBigUInt64LE(0);
-  const k1 = key.readBigUInt64LE(8);
-  const v = [k0 ^ 0x736f6d6570736575n, k1 ^ 0x646f72616e646f6dn, k0 ^ 0x6c7967656e657261n, k1 ^ 0x7465646279746573n];
-  const round = () => {
-    v[0] = (v[0] + v[1]) & MASK64;
-    v[1] = rotl64(v[1], 13n);
-    v[1] ^= v[0];
-    v[0] = rotl64(v[0], 32n);
-    v[2] = (v[2] + v[3]) & MASK64;
-    v[3] = rotl64(v[3], 16n);
-    v[3] ^= v[2];
-    v[0] = (v[0] + v[3]) & MASK64;
-    v[3] = rotl64(v[3], 21n);
-    v[3] ^= v[0];
-    v[2] = (v[2] + v[1]) & MASK64;
-    v[1] = rotl64(v[1], 17n);
-    v[1] ^= v[2];
-    v[2] = rotl64(v[2], 32n);
-  };
-  const whole = message.length - (message.length % 8);
-  for (let i = 0; i < whole; i += 8) {
-    const m = message.readBigUInt64LE(i);
-    v[3] ^= m;
-    round();
-    v[0] ^= m;
-  }
-  let last = BigInt(message.length & 0xff) << 56n;
-  for (let i = whole; i < message.length; i++) last |= BigInt(message[i]) << BigInt(8 * (i - whole));
-  v[3] ^= last;
-  round();
-  v[0] ^= last;
-  v[2] ^= 0xffn;
-  round();
-  round();
-  round();
-  return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
-
-/**
- * A unit's bucket, computed here from the bucketing contract alone (testdata/bucketing.json):
- * (SipHash-1-3(hash key, u32-LE(byte length of seed) ‖ seed ‖ unit) × 10000) >> 64.
- */
-export function bucketOf(hashKeyHex, seed, unit) {
-  const seedBytes = Buffer.from(seed, "utf8");
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(seedBytes.length);
-  const hash = siphash13(Buffer.from(hashKeyHex, "hex"), Buffer.concat([length, seedBytes, Buffer.from(unit, "utf8")]));
-  return { hash, bucket: Number((hash * 10000n) >> 64n) };
-}
-
-/** The variant of a unit's tenant-holdout record (`holdout` or `rest`); undefined without a holdout. */
-export function holdoutVariant(config, unit) {
-  if (!config.holdout) return undefined;
-  return bucketOf(config.hash_key, `holdout:${config.tenant}`, unit).bucket < config.holdout ? "holdout" : "rest";
 }
 
 /** Records of `experiment` received for `unit` across the batches the collector accepted. */

@@ -204,3 +204,32 @@ test("concurrent first requests for a tenant share its two KV reads and are all 
     worker.stop();
   }
 });
+
+test("a tenant load whose first visitor left still ends, and serves the visitors waiting for it", async (t) => {
+  // Every config read first waits 400 ms, holding the cold load open. The first visitor gives up
+  // after 150 ms, mid-read; a second arrives while the read is under way and waits for it, and must
+  // be served once the first visitor's read and then its own end. (Workers cancels a request whose
+  // client leaves; `wrangler dev` lets it run on, so this suite cannot show the cancellation
+  // itself, which is why the read runs in `wait_until`: docs/edge.md, "Config cache".)
+  const worker = await startWorker({ stateDir, vars: { ...vars(), COHORT_TEST_KV_READ_DELAY_MS: "400" } });
+  try {
+    const host = "t11.test";
+    const first = request({ port: worker.port, host, path: "/", timeoutMs: 150 }).then(
+      () => "answered",
+      () => "gone",
+    );
+    await sleep(50);
+    const waiting = await request({ port: worker.port, host, path: "/" });
+    assert.equal(await first, "gone", "the first visitor left before the read ended");
+    t.diagnostic(`the waiting visitor: ${Math.round(waiting.ms)} ms`);
+    assert.equal(waiting.status, 200);
+    assert.ok(
+      (waiting.headers["set-cookie"] ?? []).some((c) => c.startsWith("__Host-cohort=")),
+      "the waiting visitor is served by its tenant",
+    );
+    // The host's read (the first visitor's), then the tenant's (its own): about 800 ms.
+    assert.ok(waiting.ms < 1500, `the waiting visitor took ${Math.round(waiting.ms)} ms`);
+  } finally {
+    worker.stop();
+  }
+});

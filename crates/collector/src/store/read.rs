@@ -265,23 +265,12 @@ impl Store {
         experiment: &str,
         filter: &ExposureFilter,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        let source = filter.unit_source();
-        let (conditions, binds) = filter.conditions_on(3, source);
-        let sql = format!(
-            "SELECT e.variant AS variant, CAST({units} AS BIGINT) AS units FROM {table} e \
-             WHERE e.tenant_id = $1 AND e.experiment = $2{conditions} GROUP BY e.variant ORDER BY e.variant",
-            units = source.units(),
-            table = source.table(),
-        );
-        let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
-            .bind(tenant.to_owned())
-            .bind(experiment.to_owned());
-        let rows = bind_all(query, binds)
-            .fetch_all(&self.readers)
+        let rows = self
+            .exposed_units_grouped(tenant, experiment, filter, "variant")
             .await
             .context("counting exposed units")?;
         rows.iter()
-            .map(|row| Ok((row.try_get("variant")?, count(row.try_get("units")?))))
+            .map(|row| Ok((row.try_get("grouped_by")?, count(row.try_get("units")?))))
             .collect::<Result<_, sqlx::Error>>()
             .context("reading exposed units")
     }
@@ -294,25 +283,37 @@ impl Store {
         experiment: &str,
         filter: &ExposureFilter,
     ) -> Result<Vec<(u64, u64)>, StoreError> {
+        let rows = self
+            .exposed_units_grouped(tenant, experiment, filter, "config_version")
+            .await
+            .context("counting exposed units per config version")?;
+        rows.iter()
+            .map(|row| Ok((count(row.try_get("grouped_by")?), count(row.try_get("units")?))))
+            .collect::<Result<_, sqlx::Error>>()
+            .context("reading exposed units per config version")
+    }
+
+    /// Rows of (`grouped_by`, `units`): the units `filter` covers per value of `column` (a column
+    /// both the exposures and their counts have), sorted by it.
+    async fn exposed_units_grouped(
+        &self,
+        tenant: &str,
+        experiment: &str,
+        filter: &ExposureFilter,
+        column: &'static str,
+    ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
         let source = filter.unit_source();
         let (conditions, binds) = filter.conditions_on(3, source);
         let sql = format!(
-            "SELECT e.config_version AS version, CAST({units} AS BIGINT) AS units FROM {table} e \
-             WHERE e.tenant_id = $1 AND e.experiment = $2{conditions} GROUP BY e.config_version ORDER BY e.config_version",
+            "SELECT e.{column} AS grouped_by, CAST({units} AS BIGINT) AS units FROM {table} e \
+             WHERE e.tenant_id = $1 AND e.experiment = $2{conditions} GROUP BY e.{column} ORDER BY e.{column}",
             units = source.units(),
             table = source.table(),
         );
         let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
             .bind(tenant.to_owned())
             .bind(experiment.to_owned());
-        let rows = bind_all(query, binds)
-            .fetch_all(&self.readers)
-            .await
-            .context("counting exposed units per config version")?;
-        rows.iter()
-            .map(|row| Ok((count(row.try_get("version")?), count(row.try_get("units")?))))
-            .collect::<Result<_, sqlx::Error>>()
-            .context("reading exposed units per config version")
+        bind_all(query, binds).fetch_all(&self.readers).await
     }
 
     /// Every experiment and variant in a tenant's exposures with its units and first and last

@@ -477,34 +477,62 @@ async fn insert_records<R: StoredRecord>(
     records: &[R],
     received_at_ms: i64,
 ) -> Result<(u64, Vec<AnyRow>), StoreError> {
-    let mut inserted = 0;
-    let mut returned = Vec::new();
-    let mut rest = records;
-    for size in statement_sizes(records.len()) {
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        let sql = format!(
-            "{}{}{}{}",
-            R::INSERT,
-            placeholders(backend, chunk.len(), R::COLUMNS),
-            R::ON_CONFLICT,
-            R::RETURNING
-        );
-        let query = chunk
-            .iter()
-            .fold(sqlx::query::<Any>(AssertSqlSafe(sql)), |query, record| {
-                record.bind(query, received_at_ms)
-            });
-        if R::RETURNING.is_empty() {
-            let result = query.execute(&mut *connection).await.context(R::INSERT)?;
-            inserted += result.rows_affected();
-        } else {
-            let rows = query.fetch_all(&mut *connection).await.context(R::INSERT)?;
-            inserted += rows.len() as u64;
-            returned.extend(rows);
+    let statement = InsertStatement {
+        head: R::INSERT,
+        columns: R::COLUMNS,
+        tail: format!("{}{}", R::ON_CONFLICT, R::RETURNING),
+        returning: !R::RETURNING.is_empty(),
+    };
+    statement
+        .run(connection, backend, records, |query, record| {
+            record.bind(query, received_at_ms)
+        })
+        .await
+        .context(R::INSERT)
+}
+
+/// A multi-row `INSERT`: `head`, then a placeholder tuple of `columns` per row, then `tail`.
+struct InsertStatement {
+    head: &'static str,
+    columns: usize,
+    tail: String,
+    /// Whether `tail` has a `RETURNING` clause whose rows the caller wants.
+    returning: bool,
+}
+
+impl InsertStatement {
+    /// Inserts `rows` in statements of [`statement_sizes`], each row's values bound by `bind`;
+    /// returns the rows affected and, when `returning`, the rows returned.
+    async fn run<T>(
+        &self,
+        connection: &mut AnyConnection,
+        backend: Backend,
+        rows: &[T],
+        bind: impl for<'q> Fn(AnyQuery<'q>, &T) -> AnyQuery<'q>,
+    ) -> Result<(u64, Vec<AnyRow>), sqlx::Error> {
+        let mut affected = 0;
+        let mut returned = Vec::new();
+        let mut rest = rows;
+        for size in statement_sizes(rows.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let sql = format!(
+                "{}{}{}",
+                self.head,
+                placeholders(backend, chunk.len(), self.columns),
+                self.tail
+            );
+            let query = chunk.iter().fold(sqlx::query::<Any>(AssertSqlSafe(sql)), &bind);
+            if self.returning {
+                let rows = query.fetch_all(&mut *connection).await?;
+                affected += rows.len() as u64;
+                returned.extend(rows);
+            } else {
+                affected += query.execute(&mut *connection).await?.rows_affected();
+            }
         }
+        Ok((affected, returned))
     }
-    Ok((inserted, returned))
 }
 
 /// The slice of `exposure_counts` an exposure counts in: its primary key.
@@ -567,16 +595,6 @@ impl ExposureCounts {
     }
 }
 
-const ADD_COUNTS: &str = "INSERT INTO exposure_counts (tenant_id, experiment, variant, config_version, country, \
-                          device, exposure_hour, units, first_exposed_at_ms, last_exposed_at_ms) VALUES ";
-const ADD_COUNTS_ON_CONFLICT: &str = " ON CONFLICT (tenant_id, experiment, variant, config_version, country, device, \
-     exposure_hour) DO UPDATE SET units = exposure_counts.units + excluded.units, \
-     first_exposed_at_ms = CASE WHEN excluded.first_exposed_at_ms < exposure_counts.first_exposed_at_ms \
-                           THEN excluded.first_exposed_at_ms ELSE exposure_counts.first_exposed_at_ms END, \
-     last_exposed_at_ms = CASE WHEN excluded.last_exposed_at_ms > exposure_counts.last_exposed_at_ms \
-                          THEN excluded.last_exposed_at_ms ELSE exposure_counts.last_exposed_at_ms END";
-const ADD_COUNTS_COLUMNS: usize = 10;
-
 /// Adds new exposures to `exposure_counts`, in the transaction that stores them, counting only
 /// the batches whose savepoints were kept: a batch that rolls back is not counted.
 async fn add_exposure_counts(
@@ -584,36 +602,36 @@ async fn add_exposure_counts(
     backend: Backend,
     counts: &ExposureCounts,
 ) -> Result<(), StoreError> {
+    let statement = InsertStatement {
+        head: "INSERT INTO exposure_counts (tenant_id, experiment, variant, config_version, country, device, \
+               exposure_hour, units, first_exposed_at_ms, last_exposed_at_ms) VALUES ",
+        columns: 10,
+        tail: " ON CONFLICT (tenant_id, experiment, variant, config_version, country, device, exposure_hour) \
+               DO UPDATE SET units = exposure_counts.units + excluded.units, \
+               first_exposed_at_ms = CASE WHEN excluded.first_exposed_at_ms < exposure_counts.first_exposed_at_ms \
+                                     THEN excluded.first_exposed_at_ms ELSE exposure_counts.first_exposed_at_ms END, \
+               last_exposed_at_ms = CASE WHEN excluded.last_exposed_at_ms > exposure_counts.last_exposed_at_ms \
+                                    THEN excluded.last_exposed_at_ms ELSE exposure_counts.last_exposed_at_ms END"
+            .to_owned(),
+        returning: false,
+    };
     let slices: Vec<_> = counts.0.iter().collect();
-    let mut rest = slices.as_slice();
-    for size in statement_sizes(slices.len()) {
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        let sql = format!(
-            "{ADD_COUNTS}{}{ADD_COUNTS_ON_CONFLICT}",
-            placeholders(backend, chunk.len(), ADD_COUNTS_COLUMNS)
-        );
-        let query = chunk.iter().fold(
-            sqlx::query::<Any>(AssertSqlSafe(sql)),
-            |query, (key, (units, first, last))| {
-                query
-                    .bind(key.tenant.clone())
-                    .bind(key.experiment.clone())
-                    .bind(key.variant.clone())
-                    .bind(key.config_version)
-                    .bind(key.country.clone())
-                    .bind(key.device.clone())
-                    .bind(key.hour)
-                    .bind(*units)
-                    .bind(*first)
-                    .bind(*last)
-            },
-        );
-        query
-            .execute(&mut *connection)
-            .await
-            .context("adding new exposures to exposure_counts")?;
-    }
+    statement
+        .run(connection, backend, &slices, |query, (key, (units, first, last))| {
+            query
+                .bind(key.tenant.clone())
+                .bind(key.experiment.clone())
+                .bind(key.variant.clone())
+                .bind(key.config_version)
+                .bind(key.country.clone())
+                .bind(key.device.clone())
+                .bind(key.hour)
+                .bind(*units)
+                .bind(*first)
+                .bind(*last)
+        })
+        .await
+        .context("adding new exposures to exposure_counts")?;
     Ok(())
 }
 

@@ -47,6 +47,9 @@ pub struct Settings {
     pub cache_stats_interval_ms: f64,
     /// Deliberate panics for the end-to-end fail-open tests; all unset in real deployments.
     pub test_panics: TestPanics,
+    /// Milliseconds every config read waits before asking KV (`COHORT_TEST_KV_READ_DELAY_MS`), so
+    /// the end-to-end suite can hold a cold load open; 0, unset, in real deployments.
+    pub test_kv_read_delay_ms: u32,
 }
 
 /// Where the worker panics on purpose, so the end-to-end suite can prove each path fails open:
@@ -137,6 +140,7 @@ impl Settings {
                 load_host: var("COHORT_TEST_PANIC_HOST"),
                 delivery_tenant: var("COHORT_TEST_PANIC_DELIVERY_TENANT"),
             },
+            test_kv_read_delay_ms: count("COHORT_TEST_KV_READ_DELAY_MS", 0)?,
         })
     }
 }
@@ -201,6 +205,7 @@ mod tests {
         assert_eq!(settings.retry, RetryPolicy::DEFAULT);
         assert_eq!(settings.collector_timeout_ms, 30_000.0);
         assert_eq!(settings.test_panics, TestPanics::default());
+        assert_eq!(settings.test_kv_read_delay_ms, 0);
     }
 
     #[test]
