@@ -118,6 +118,9 @@ counted node --test --test-timeout=300000 --test-reporter=spec tests/browser-pac
 step "peer benchmarks, quick mode (make bench's harness, a few seconds per case)"
 counted bash scripts/bench.sh --quick
 
+step "results at scale, quick mode: make bench-columnar's SQLite statements and the layouts kept at ingest agree with the join"
+python3 bench/columnar/run.py --units 20000 --engines sqlite --layouts
+
 step "all tests passed"
 # cargo prints `test result: ok. N passed; M failed`; node's spec reporter `ℹ pass N` / `ℹ fail M`.
 awk '/^test result:/ { passed += $4; failed += $6 }

@@ -63,8 +63,8 @@ pub fn lookup(env: &Env, ctx: &Context, settings: &Rc<Settings>, host: &str, now
 /// request cannot wake another.
 const READ_WAIT_POLL: Duration = Duration::from_millis(5);
 
-/// Ends a granted read when dropped, however the read ends: stored, failed, or dropped. (Should
-/// the runtime drop the read's task without running it to the end, the cache grants its key again
+/// Ends a granted read when dropped, however the read ends: stored, failed, or its task dropped.
+/// (Should the runtime abandon the task without ever dropping it, the cache grants its key again
 /// after `ABANDONED_READ_MS`.)
 struct ReadInProgress {
     settings: Rc<Settings>,

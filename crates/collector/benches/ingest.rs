@@ -237,23 +237,24 @@ async fn paced_ingest_benchmark(
     let phases: Vec<String> = WriterPhase::ALL
         .into_iter()
         .map(|phase| {
-            let bound = |q| {
-                writer
-                    .quantile_since(&writer_before, phase, q)
-                    .map_or("> 5000".to_owned(), |s| format!("≤ {:.1}", s * 1e3))
+            let observed = writer.count_since(&writer_before, phase);
+            let bound = |q| writer.quantile_bound_since(&writer_before, phase, q);
+            let shown = |bound: Option<f64>| match bound {
+                _ if observed == 0 => "none".to_owned(),
+                Some(seconds) => format!("≤ {:.1} ms", seconds * 1e3),
+                None => "> 5000 ms".to_owned(),
             };
-            let p99 = writer.quantile_since(&writer_before, phase, 0.99);
+            let p99 = bound(0.99);
             report.insert(
                 format!("paced_writer_{}_p99_ms", phase.label()),
                 p99.map_or(serde_json::Value::Null, |s| (s * 1e3).into()),
             );
             format!(
-                "{} ({}×) p50 {} ms, p99 {} ms, max {} ms",
+                "{} ({observed}×) p50 {}, p99 {}, max {}",
                 phase.label(),
-                writer.count_since(&writer_before, phase),
-                bound(0.5),
-                bound(0.99),
-                bound(1.0)
+                shown(bound(0.5)),
+                shown(p99),
+                shown(bound(1.0))
             )
         })
         .collect();

@@ -73,6 +73,15 @@ impl WriterPhase {
     /// Every phase, in the order a batch meets them.
     pub const ALL: [WriterPhase; 3] = [WriterPhase::Queue, WriterPhase::Statements, WriterPhase::Commit];
 
+    /// The phase's histogram in [`WriterTimings`].
+    fn index(self) -> usize {
+        match self {
+            WriterPhase::Queue => 0,
+            WriterPhase::Statements => 1,
+            WriterPhase::Commit => 2,
+        }
+    }
+
     /// The `phase` label.
     pub fn label(self) -> &'static str {
         match self {
@@ -84,7 +93,8 @@ impl WriterPhase {
 }
 
 /// The writer's time per phase since the store opened: a histogram each, over the commit latency
-/// buckets (1 ms to 5 s). Queue waits are per batch; statements and commits per group.
+/// buckets (1 ms to 5 s). Queue waits are per batch; statements and commits per group. A group
+/// whose transaction fails is in the queue waits only.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriterTimings {
     phases: [Histogram<{ LATENCY_BUCKETS.len() }>; 3],
@@ -92,11 +102,11 @@ pub struct WriterTimings {
 
 impl WriterTimings {
     fn observe(&mut self, phase: WriterPhase, elapsed: Duration) {
-        self.phases[phase as usize].observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
+        self.phases[phase.index()].observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
     }
 
     pub(crate) fn histogram(&self, phase: WriterPhase) -> &Histogram<{ LATENCY_BUCKETS.len() }> {
-        &self.phases[phase as usize]
+        &self.phases[phase.index()]
     }
 
     /// Observations of `phase` since `earlier` (a snapshot of the same writer).
@@ -107,7 +117,7 @@ impl WriterTimings {
     /// The bucket bound (seconds) that the `quantile` of `phase`'s observations since `earlier`
     /// fall within: a histogram's resolution, enough to tell which phase holds a tail. `None`
     /// without observations, or when they fall beyond the last bound (5 s).
-    pub fn quantile_since(&self, earlier: &WriterTimings, phase: WriterPhase, quantile: f64) -> Option<f64> {
+    pub fn quantile_bound_since(&self, earlier: &WriterTimings, phase: WriterPhase, quantile: f64) -> Option<f64> {
         self.histogram(phase)
             .quantile_bound_since(earlier.histogram(phase), &LATENCY_BUCKETS, quantile)
     }
@@ -480,8 +490,8 @@ async fn insert_records<R: StoredRecord>(
     let statement = InsertStatement {
         head: R::INSERT,
         columns: R::COLUMNS,
-        tail: format!("{}{}", R::ON_CONFLICT, R::RETURNING),
-        returning: !R::RETURNING.is_empty(),
+        on_conflict: R::ON_CONFLICT,
+        returning: R::RETURNING,
     };
     statement
         .run(connection, backend, records, |query, record| {
@@ -491,18 +501,18 @@ async fn insert_records<R: StoredRecord>(
         .context(R::INSERT)
 }
 
-/// A multi-row `INSERT`: `head`, then a placeholder tuple of `columns` per row, then `tail`.
+/// A multi-row `INSERT`: `head`, then a placeholder tuple of `columns` per row, `on_conflict`,
+/// and `returning` (empty when only the count of rows is wanted).
 struct InsertStatement {
     head: &'static str,
     columns: usize,
-    tail: String,
-    /// Whether `tail` has a `RETURNING` clause whose rows the caller wants.
-    returning: bool,
+    on_conflict: &'static str,
+    returning: &'static str,
 }
 
 impl InsertStatement {
     /// Inserts `rows` in statements of [`statement_sizes`], each row's values bound by `bind`;
-    /// returns the rows affected and, when `returning`, the rows returned.
+    /// returns the rows affected and, with a `returning` clause, the rows returned.
     async fn run<T>(
         &self,
         connection: &mut AnyConnection,
@@ -517,13 +527,14 @@ impl InsertStatement {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
             let sql = format!(
-                "{}{}{}",
+                "{}{}{}{}",
                 self.head,
                 placeholders(backend, chunk.len(), self.columns),
-                self.tail
+                self.on_conflict,
+                self.returning
             );
             let query = chunk.iter().fold(sqlx::query::<Any>(AssertSqlSafe(sql)), &bind);
-            if self.returning {
+            if !self.returning.is_empty() {
                 let rows = query.fetch_all(&mut *connection).await?;
                 affected += rows.len() as u64;
                 returned.extend(rows);
@@ -606,14 +617,13 @@ async fn add_exposure_counts(
         head: "INSERT INTO exposure_counts (tenant_id, experiment, variant, config_version, country, device, \
                exposure_hour, units, first_exposed_at_ms, last_exposed_at_ms) VALUES ",
         columns: 10,
-        tail: " ON CONFLICT (tenant_id, experiment, variant, config_version, country, device, exposure_hour) \
+        on_conflict: " ON CONFLICT (tenant_id, experiment, variant, config_version, country, device, exposure_hour) \
                DO UPDATE SET units = exposure_counts.units + excluded.units, \
                first_exposed_at_ms = CASE WHEN excluded.first_exposed_at_ms < exposure_counts.first_exposed_at_ms \
                                      THEN excluded.first_exposed_at_ms ELSE exposure_counts.first_exposed_at_ms END, \
                last_exposed_at_ms = CASE WHEN excluded.last_exposed_at_ms > exposure_counts.last_exposed_at_ms \
-                                    THEN excluded.last_exposed_at_ms ELSE exposure_counts.last_exposed_at_ms END"
-            .to_owned(),
-        returning: false,
+                                    THEN excluded.last_exposed_at_ms ELSE exposure_counts.last_exposed_at_ms END",
+        returning: "",
     };
     let slices: Vec<_> = counts.0.iter().collect();
     statement
@@ -676,15 +686,24 @@ mod tests {
         }
         timings.observe(WriterPhase::Commit, Duration::from_millis(80));
         assert_eq!(timings.count_since(&before, WriterPhase::Commit), 100);
-        assert_eq!(timings.quantile_since(&before, WriterPhase::Commit, 0.5), Some(0.005));
-        assert_eq!(timings.quantile_since(&before, WriterPhase::Commit, 0.99), Some(0.005));
-        assert_eq!(timings.quantile_since(&before, WriterPhase::Commit, 1.0), Some(0.1));
+        assert_eq!(
+            timings.quantile_bound_since(&before, WriterPhase::Commit, 0.5),
+            Some(0.005)
+        );
+        assert_eq!(
+            timings.quantile_bound_since(&before, WriterPhase::Commit, 0.99),
+            Some(0.005)
+        );
+        assert_eq!(
+            timings.quantile_bound_since(&before, WriterPhase::Commit, 1.0),
+            Some(0.1)
+        );
         // The 3 s observation before the snapshot is not counted; over everything it is the top.
         assert_eq!(
-            timings.quantile_since(&WriterTimings::default(), WriterPhase::Commit, 1.0),
+            timings.quantile_bound_since(&WriterTimings::default(), WriterPhase::Commit, 1.0),
             Some(5.0)
         );
-        assert_eq!(timings.quantile_since(&before, WriterPhase::Queue, 0.5), None);
+        assert_eq!(timings.quantile_bound_since(&before, WriterPhase::Queue, 0.5), None);
         let text = crate::metrics::Metrics::default().render(&timings);
         assert!(
             text.contains("cohort_writer_phase_seconds_bucket{phase=\"commit\",le=\"0.005\"} 99\n"),

@@ -47,8 +47,9 @@ pub struct Settings {
     pub cache_stats_interval_ms: f64,
     /// Deliberate panics for the end-to-end fail-open tests; all unset in real deployments.
     pub test_panics: TestPanics,
-    /// Milliseconds every config read waits before asking KV (`COHORT_TEST_KV_READ_DELAY_MS`), so
-    /// the end-to-end suite can hold a cold load open; 0, unset, in real deployments.
+    /// Milliseconds every config read waits before asking KV (`COHORT_TEST_KV_READ_DELAY_MS`, a
+    /// whole number above 0), so the end-to-end suite can hold a cold load open; unset (no wait)
+    /// in every real deployment.
     pub test_kv_read_delay_ms: u32,
 }
 
