@@ -92,6 +92,24 @@ impl AppState {
         }
         Ok(configs)
     }
+
+    /// Queues the rebuild of the metric figures kept at ingest for each of `tenant`'s metrics
+    /// whose window the latest config changed ([`crate::store::StaleMetric`]), so the figures fit
+    /// before results ask, while the metric may still have few events. Results fall back to the
+    /// events for a stale metric meanwhile, so a failure here is logged, not returned.
+    pub async fn refit_kept_metrics(&self, tenant: &str) {
+        let stale = match self.tenant_configs(tenant).await {
+            Ok(configs) => {
+                let shapes = crate::results::metric_shapes(&configs, tenant);
+                self.store.stale_kept_metrics(tenant, &shapes).await
+            }
+            Err(error) => Err(error),
+        };
+        match stale {
+            Ok(stale) => self.store.queue_kept_rebuilds(tenant, &stale),
+            Err(error) => tracing::warn!(%error, tenant, "checking the kept metric figures failed"),
+        }
+    }
 }
 
 pub(crate) async fn healthz(State(state): State<AppState>) -> impl IntoResponse {

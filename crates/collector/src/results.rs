@@ -31,8 +31,9 @@ use crate::store::{ExposureFilter, MetricAggregate, MetricShape};
 use crate::tenant_configs::ConfiguredExperiment;
 
 /// How far before a unit's first exposure its events count as pre-exposure activity (the CUPED
-/// covariate): two weeks, long enough for weekly habits, short enough to stay relevant.
-pub const PRE_EXPOSURE_LOOKBACK_MS: i64 = 14 * 24 * 3_600_000;
+/// covariate): two weeks, long enough for weekly habits, short enough to stay relevant. The
+/// figures kept at ingest count the same lookback, so whole-experiment results read them.
+pub const PRE_EXPOSURE_LOOKBACK_MS: i64 = crate::store::KEPT_LOOKBACK_MS;
 
 /// Query parameters of the results endpoint. Every value is parsed here so a bad one is refused
 /// with the parameter named; an unknown or repeated parameter is refused too (a typo must not
@@ -422,6 +423,11 @@ pub(crate) fn expected_split(
     Ok(split)
 }
 
+/// How the aggregate query turns each of `tenant`'s defined metrics into per-unit figures.
+pub(crate) fn metric_shapes(configs: &crate::tenant_configs::TenantConfigs, tenant: &str) -> Vec<MetricShape> {
+    configs.metrics(tenant).iter().map(metric_shape).collect()
+}
+
 /// How the aggregate query turns a defined metric's events into per-unit figures.
 fn metric_shape(definition: &MetricDefinition) -> MetricShape {
     let is_value = definition.kind == MetricKind::Value;
@@ -698,7 +704,7 @@ pub(crate) async fn results(
     let unavailable = |error| ApiError::read_unavailable("results", &tenant, Some(&experiment), &error);
     let configs = &state.tenant_configs(&tenant).await.map_err(unavailable)?;
 
-    let shapes: Vec<MetricShape> = configs.metrics(&tenant).iter().map(metric_shape).collect();
+    let shapes = metric_shapes(configs, &tenant);
     // Two independent reads: run them side by side on two read connections.
     let (exposed, aggregates) = tokio::try_join!(
         state.store.exposed_units_where(&tenant, &experiment, &slice),

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
+use cohort_collector::store::{Batch, ExposureFilter};
 use cohort_collector::{Rate, RateLimits};
 use cohort_core::beacon::{EVENTS_PATH, EXPOSURES_PATH, MAX_BATCH_RECORDS, REPLAY_WINDOW_SECONDS};
 use cohort_core::exposure::{HOLDOUT_EXPERIMENT, HOLDOUT_REST_VARIANT, HOLDOUT_VARIANT};
@@ -162,6 +163,59 @@ async fn events_deduplicate_by_event_id() {
         .await;
     assert_eq!(body["inserted"].as_u64(), Some(0));
     assert_eq!(harness.counts(&tenant).await, (0, 2));
+}
+
+/// Events with and without a value in the same positions of same-sized batches, in both orders:
+/// on PostgreSQL a statement first prepared with an absent value once rejected a later batch with
+/// a value there (the writer binds an absent value as NaN for that reason).
+#[tokio::test]
+async fn events_with_and_without_values_store_in_any_order() {
+    let harness = Harness::new().await;
+    let tenant = unique_tenant("values");
+    let batches = [
+        [None, Some(10.0)],
+        [Some(2.5), None],
+        [None, None],
+        [Some(1.0), Some(2.0)],
+    ];
+    for (b, values) in batches.iter().enumerate() {
+        let batch: Vec<_> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &value)| conversion(&tenant, &format!("event-{b}-{i}"), "u1", "purchase", value, at(1)))
+            .collect();
+        let (status, _, body) = harness
+            .post_signed(EVENTS_PATH, &tenant, now_seconds(), &json(&batch))
+            .await;
+        assert_eq!(
+            (status, body["inserted"].as_u64()),
+            (StatusCode::OK, Some(2)),
+            "{values:?}: {body}"
+        );
+    }
+    // Read back through results' aggregate: a NaN stored for an absent value would make the sum
+    // NaN, and a lost value would make it short.
+    let store = &harness.state.store;
+    store
+        .insert(
+            Batch::Exposures(vec![exposure(&tenant, "hero", "u1", "control")]),
+            at(0),
+        )
+        .await
+        .unwrap();
+    let aggregates = store
+        .metric_aggregates_from_events(&tenant, "hero", &ExposureFilter::default(), 0, &[])
+        .await
+        .unwrap();
+    let sent: f64 = batches.iter().flatten().flatten().sum();
+    assert_eq!(
+        aggregates
+            .iter()
+            .map(|a| (a.converted_units, a.has_values, a.value_sum))
+            .collect::<Vec<_>>(),
+        vec![(1, true, sent)],
+        "values stored as sent, absent ones as NULL"
+    );
 }
 
 /// Sends `request`, expects `status` and `code`, and checks the tenant still has no rows.

@@ -187,6 +187,7 @@ pub async fn import_configs(state: &AppState) -> Result<usize, String> {
                 stored_version = current,
                 "start-up config not imported: the stored version is as new"
             );
+            state.refit_kept_metrics(&tenant.id).await;
             continue;
         }
         let new = NewVersion {
@@ -215,6 +216,7 @@ pub async fn import_configs(state: &AppState) -> Result<usize, String> {
             }
             Err(StoreVersionError::Store(error)) => return Err(error.to_string()),
         }
+        state.refit_kept_metrics(&tenant.id).await;
     }
     Ok(stored)
 }
@@ -604,6 +606,7 @@ async fn write_version(
     }
     answer.stored = true;
     tracing::info!(tenant, version = answer.version, author, "config version stored");
+    state.refit_kept_metrics(tenant).await;
     match publish_latest(state, tenant).await {
         Ok(()) => answer.live = true,
         Err(error) => answer.publish_error = Some(error),

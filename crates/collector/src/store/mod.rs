@@ -6,6 +6,7 @@
 //! hears back only after the transaction holding it has committed. Reads use a connection pool.
 
 mod configs;
+mod kept;
 mod monitor;
 mod read;
 mod writer;
@@ -21,25 +22,102 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, SqlSafeStr};
 
 pub use configs::{NewVersion, StoreVersionError, StoredVersion};
+pub use kept::{KEPT_LOOKBACK_MS, StaleMetric};
 pub use read::{ExposureFilter, MetricAggregate, MetricShape, RowCounts, TimelineCount, VariantExposureSummary};
 pub use writer::{WriterOptions, WriterPhase, WriterTimings};
 
+/// One migration's SQL, the same on both databases or one text each.
+#[derive(Debug, Clone, Copy)]
+enum MigrationSql {
+    Portable(&'static str),
+    PerBackend {
+        sqlite: &'static str,
+        postgres: &'static str,
+    },
+}
+
+impl MigrationSql {
+    fn for_backend(self, backend: Backend) -> &'static str {
+        match (self, backend) {
+            (MigrationSql::Portable(sql), _) => sql,
+            (MigrationSql::PerBackend { sqlite, .. }, Backend::Sqlite) => sqlite,
+            (MigrationSql::PerBackend { postgres, .. }, Backend::Postgres) => postgres,
+        }
+    }
+}
+
+/// Wraps trigger bodies (`include_str!` of files of statements on `NEW` and `OLD`) in each
+/// database's syntax: SQLite takes the statements inside `CREATE TRIGGER`, PostgreSQL in a
+/// PL/pgSQL function. Each is a row trigger running after `$event` on `$table`; an insert
+/// trigger fires for rows actually inserted, so never for a row `ON CONFLICT DO NOTHING` skipped.
+macro_rules! row_triggers {
+    (sqlite: $( $name:literal after $event:literal on $table:literal => $body:expr ),+ $(,)?) => {
+        concat!($(
+            "CREATE TRIGGER ", $name, " AFTER ", $event, " ON ", $table, " FOR EACH ROW BEGIN\n", $body, "END;\n",
+        )+)
+    };
+    (postgres: $( $name:literal after $event:literal on $table:literal => $body:expr ),+ $(,)?) => {
+        concat!($(
+            "CREATE FUNCTION ", $name, "() RETURNS trigger LANGUAGE plpgsql AS $trigger$\nBEGIN\n", $body,
+            "RETURN NULL;\nEND\n$trigger$;\n",
+            "CREATE TRIGGER ", $name, " AFTER ", $event, " ON ", $table, " FOR EACH ROW EXECUTE FUNCTION ", $name, "();\n",
+        )+)
+    };
+}
+
+/// Migration 4, "Results at scale" in DESIGN.md: the tables, then the triggers (which lock the
+/// tables on PostgreSQL, so a collector still inserting waits and is then counted by them), then
+/// the figures of the events stored before it. Exposures and conversions keep the unit figures;
+/// the unit figures keep the totals.
+macro_rules! kept_metric_figures {
+    ($dialect:ident) => {
+        concat!(
+            include_str!("../../migrations/0004_kept_metric_figures/tables.sql"),
+            row_triggers!($dialect:
+                "add_figures_to_totals" after "INSERT" on "unit_metric_figures" => concat!(
+                    include_str!("../../migrations/0004_kept_metric_figures/figures_in.sql"),
+                    include_str!("../../migrations/0004_kept_metric_figures/totals_upsert.sql"),
+                ),
+                "move_figures_in_totals" after "UPDATE" on "unit_metric_figures" => concat!(
+                    include_str!("../../migrations/0004_kept_metric_figures/figures_out.sql"),
+                    include_str!("../../migrations/0004_kept_metric_figures/totals_upsert.sql"),
+                    include_str!("../../migrations/0004_kept_metric_figures/figures_in.sql"),
+                    include_str!("../../migrations/0004_kept_metric_figures/totals_upsert.sql"),
+                ),
+                "keep_figures_of_exposure" after "INSERT" on "exposures" =>
+                    include_str!("../../migrations/0004_kept_metric_figures/on_exposure.sql"),
+                "keep_figures_of_conversion" after "INSERT" on "conversions" =>
+                    include_str!("../../migrations/0004_kept_metric_figures/on_conversion.sql"),
+            ),
+            include_str!("../../migrations/0004_kept_metric_figures/backfill.sql"),
+        )
+    };
+}
+
 /// The schema, in order. Append only: see docs/migrations.md.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+const MIGRATIONS: &[(i64, &str, MigrationSql)] = &[
     (
         1,
         "exposures and conversions",
-        include_str!("../../migrations/0001_exposures_and_conversions.sql"),
+        MigrationSql::Portable(include_str!("../../migrations/0001_exposures_and_conversions.sql")),
     ),
     (
         2,
         "config versions",
-        include_str!("../../migrations/0002_config_versions.sql"),
+        MigrationSql::Portable(include_str!("../../migrations/0002_config_versions.sql")),
     ),
     (
         3,
         "exposure counts",
-        include_str!("../../migrations/0003_exposure_counts.sql"),
+        MigrationSql::Portable(include_str!("../../migrations/0003_exposure_counts.sql")),
+    ),
+    (
+        4,
+        "metric figures kept at ingest",
+        MigrationSql::PerBackend {
+            sqlite: kept_metric_figures!(sqlite),
+            postgres: kept_metric_figures!(postgres),
+        },
     ),
 ];
 
@@ -222,10 +300,13 @@ impl Store {
                 .await
                 .context("setting SQLite pragmas")?;
         }
-        migrator().run(&mut writer_connection).await.map_err(|e| StoreError {
-            context: "running migrations".into(),
-            source: Arc::new(sqlx::Error::Migrate(Box::new(e))),
-        })?;
+        migrator(backend)
+            .run(&mut writer_connection)
+            .await
+            .map_err(|e| StoreError {
+                context: "running migrations".into(),
+                source: Arc::new(sqlx::Error::Migrate(Box::new(e))),
+            })?;
 
         let readers = AnyPoolOptions::new()
             .max_connections(4)
@@ -313,11 +394,12 @@ impl Store {
     }
 }
 
-fn migrator() -> Migrator {
+fn migrator(backend: Backend) -> Migrator {
     Migrator::with_migrations(
         MIGRATIONS
             .iter()
             .map(|&(version, description, sql)| {
+                let sql = sql.for_backend(backend);
                 Migration::new(
                     version,
                     description.into(),

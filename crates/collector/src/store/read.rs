@@ -3,6 +3,9 @@
 use cohort_core::MAX_CONVERSION_VALUE;
 use sqlx::{Any, Row};
 
+use std::collections::HashSet;
+
+use super::kept::KEPT_LOOKBACK_MS;
 use super::{Context, HOUR_MS, Store, StoreError};
 
 /// How one metric's events become per-unit figures, as the aggregate query needs it.
@@ -411,9 +414,10 @@ impl Store {
     /// Per (variant, metric): conversions and capped value sums of the units `filter` covers,
     /// after their first exposure (within each metric's window) and over `lookback_ms` before it,
     /// with each metric's upper cap (its winsorisation quantile over the converted units, capped
-    /// by its absolute cap). One statement and one pass over the tenant's conversions: the
-    /// database does the per-unit grouping and the quantiles, so the answer is a few rows however
-    /// many units there are.
+    /// by its absolute cap), sorted by metric then variant. The whole experiment is read from the
+    /// figures kept at ingest (a few rows however many units, see [`super::kept`]); a slice, another
+    /// lookback, and a metric whose figures fit another window are computed from the events, and
+    /// the rebuild of such a metric's figures is queued.
     pub async fn metric_aggregates(
         &self,
         tenant: &str,
@@ -422,7 +426,64 @@ impl Store {
         lookback_ms: i64,
         shapes: &[MetricShape],
     ) -> Result<Vec<MetricAggregate>, StoreError> {
-        let (conditions, binds) = filter.conditions(4);
+        if *filter != ExposureFilter::default() || lookback_ms != KEPT_LOOKBACK_MS {
+            return self
+                .aggregates_from_events(tenant, experiment, filter, lookback_ms, shapes, None)
+                .await;
+        }
+        let stale = self.stale_kept_metrics(tenant, shapes).await?;
+        self.queue_kept_rebuilds(tenant, &stale);
+        let mut from_events: HashSet<String> = stale.into_iter().map(|stale| stale.metric).collect();
+        let (mut aggregates, unanswered) = self
+            .kept_metric_aggregates(tenant, experiment, shapes, &from_events)
+            .await?;
+        from_events.extend(unanswered);
+        if !from_events.is_empty() {
+            let only: Vec<String> = from_events.into_iter().collect();
+            aggregates.extend(
+                self.aggregates_from_events(tenant, experiment, filter, lookback_ms, shapes, Some(&only))
+                    .await?,
+            );
+            aggregates.sort_by(|a, b| (&a.metric, &a.variant).cmp(&(&b.metric, &b.variant)));
+        }
+        Ok(aggregates)
+    }
+
+    /// The same aggregates computed from the events: one statement and one pass over the tenant's
+    /// conversions, joined to their units' exposures. The reference the kept figures are tested
+    /// against, and what a slice reads.
+    pub async fn metric_aggregates_from_events(
+        &self,
+        tenant: &str,
+        experiment: &str,
+        filter: &ExposureFilter,
+        lookback_ms: i64,
+        shapes: &[MetricShape],
+    ) -> Result<Vec<MetricAggregate>, StoreError> {
+        self.aggregates_from_events(tenant, experiment, filter, lookback_ms, shapes, None)
+            .await
+    }
+
+    /// [`Store::metric_aggregates_from_events`] for every metric, or for the metrics in `only`:
+    /// the database does the per-unit grouping and the quantiles, so the answer is a few rows
+    /// however many units there are.
+    async fn aggregates_from_events(
+        &self,
+        tenant: &str,
+        experiment: &str,
+        filter: &ExposureFilter,
+        lookback_ms: i64,
+        shapes: &[MetricShape],
+        only: Option<&[String]>,
+    ) -> Result<Vec<MetricAggregate>, StoreError> {
+        let (mut conditions, binds) = filter.conditions(4);
+        if let Some(only) = only {
+            let keys: Vec<String> = only.iter().filter_map(|key| key_literal(key)).collect();
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            conditions.push_str(&format!(" AND c.metric IN ({})", keys.join(", ")));
+        }
         let window = per_metric(
             "c.metric",
             shapes,

@@ -135,6 +135,14 @@ enum Message {
     /// Read back the durability settings of the writer's connection, after committing everything
     /// queued before this message.
     ReadSettings(oneshot::Sender<Result<DurabilitySettings, StoreError>>),
+    /// Commit everything queued before this message, then rebuild one metric's kept figures for
+    /// a window ([`super::kept`]); answers whether anything changed.
+    RebuildKept {
+        tenant: String,
+        metric: String,
+        window_ms: Option<i64>,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
     /// Commit everything queued before this message, then stop.
     Close(oneshot::Sender<()>),
 }
@@ -181,6 +189,39 @@ impl WriterHandle {
         settings.await.map_err(|_| writer_stopped())?
     }
 
+    /// Rebuilds one metric's kept figures for `window_ms` after the writes queued before it, and
+    /// answers whether they were built for another window.
+    pub(crate) async fn rebuild_kept(
+        &self,
+        tenant: &str,
+        metric: &str,
+        window_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let (reply, rebuilt) = oneshot::channel();
+        self.sender
+            .send(Message::RebuildKept {
+                tenant: tenant.to_owned(),
+                metric: metric.to_owned(),
+                window_ms,
+                reply,
+            })
+            .await
+            .map_err(|_| writer_stopped())?;
+        rebuilt.await.map_err(|_| writer_stopped())?
+    }
+
+    /// Queues the same rebuild without waiting for it; dropped when the queue is full (a later
+    /// read asks again).
+    pub(crate) fn queue_rebuild_kept(&self, tenant: &str, metric: &str, window_ms: Option<i64>) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.sender.try_send(Message::RebuildKept {
+            tenant: tenant.to_owned(),
+            metric: metric.to_owned(),
+            window_ms,
+            reply,
+        });
+    }
+
     pub(crate) async fn close(&self) {
         let (done, stopped) = oneshot::channel();
         if self.sender.send(Message::Close(done)).await.is_ok() {
@@ -212,6 +253,7 @@ async fn run(
         let mut group = Vec::new();
         let mut close = None;
         let mut read_settings = None;
+        let mut rebuild = None;
         let mut records = 0;
         let mut next = Some(first);
         while let Some(message) = next.take() {
@@ -228,6 +270,15 @@ async fn run(
                     read_settings = Some(reply);
                     break;
                 }
+                Message::RebuildKept {
+                    tenant,
+                    metric,
+                    window_ms,
+                    reply,
+                } => {
+                    rebuild = Some((tenant, metric, window_ms, reply));
+                    break;
+                }
             }
             if records < options.max_group_records {
                 next = receiver.try_recv().ok();
@@ -238,6 +289,9 @@ async fn run(
         }
         if let Some(reply) = read_settings {
             let _ = reply.send(durability_settings(&mut connection, backend).await);
+        }
+        if let Some((tenant, metric, window_ms, reply)) = rebuild {
+            let _ = reply.send(super::kept::rebuild(&mut connection, backend, &tenant, &metric, window_ms).await);
         }
         if let Some(done) = close {
             if let Err(error) = connection.close().await {
@@ -364,14 +418,19 @@ async fn write_group(
 /// `rows` tuples of `columns` parameters each. PostgreSQL needs numbered `$n`; SQLite gets
 /// anonymous `?`, because it treats `$n` as a *named* parameter kept in a linear list that sqlx
 /// searches once per bound value, which made binding a 900-parameter statement quadratic (60 % of
-/// the ingest benchmark's CPU time went there).
-fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
+/// the ingest benchmark's CPU time went there). The parameter of column `nan_is_null`, if any, is
+/// stored as NULL when it is NaN (see [`optional_real`]).
+fn placeholders(backend: Backend, rows: usize, columns: usize, nan_is_null: Option<usize>) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ",(" });
         for column in 0..columns {
             if column > 0 {
                 sql.push(',');
+            }
+            let wrapped = nan_is_null == Some(column);
+            if wrapped {
+                sql.push_str("NULLIF(");
             }
             match backend {
                 Backend::Sqlite => sql.push('?'),
@@ -380,10 +439,22 @@ fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
                     sql.push_str(&(row * columns + column + 1).to_string());
                 }
             }
+            if wrapped {
+                sql.push_str(", 'NaN')");
+            }
         }
         sql.push(')');
     }
     sql
+}
+
+/// An optional number as a parameter: NaN for NULL, which the placeholder turns back into NULL
+/// (PostgreSQL's NaN equals NaN; SQLite stores a bound NaN as NULL). Stored values are finite.
+/// Binding `None` instead would declare the parameter with another type than a number's (sqlx's
+/// `Any` driver binds an absent double as a 4-byte float), and PostgreSQL then rejected the same
+/// cached statement when a later batch had a value in that position.
+fn optional_real(value: Option<f64>) -> f64 {
+    value.unwrap_or(f64::NAN)
 }
 
 /// A record type and the table it goes to.
@@ -394,6 +465,8 @@ trait StoredRecord {
     const ON_CONFLICT: &'static str;
     /// Parameters per row.
     const COLUMNS: usize;
+    /// The column bound with [`optional_real`], if any.
+    const NAN_IS_NULL: Option<usize> = None;
     /// ` RETURNING` what the writer keeps counts of, for every row this statement wrote (rows
     /// skipped by the conflict target return nothing), or empty when only the count is needed.
     const RETURNING: &'static str;
@@ -432,6 +505,7 @@ impl StoredRecord for Conversion {
                                   occurred_at_ms, received_at_ms) VALUES ";
     const ON_CONFLICT: &'static str = " ON CONFLICT (tenant_id, event_id) DO NOTHING";
     const COLUMNS: usize = 7;
+    const NAN_IS_NULL: Option<usize> = Some(4);
     const RETURNING: &'static str = "";
     fn bind<'q>(&self, query: AnyQuery<'q>, received_at_ms: i64) -> AnyQuery<'q> {
         query
@@ -439,7 +513,7 @@ impl StoredRecord for Conversion {
             .bind(self.id.clone())
             .bind(self.unit.clone())
             .bind(self.metric.clone())
-            .bind(self.value)
+            .bind(optional_real(self.value))
             .bind(self.timestamp)
             .bind(received_at_ms)
     }
@@ -490,6 +564,7 @@ async fn insert_records<R: StoredRecord>(
     let statement = InsertStatement {
         head: R::INSERT,
         columns: R::COLUMNS,
+        nan_is_null: R::NAN_IS_NULL,
         on_conflict: R::ON_CONFLICT,
         returning: R::RETURNING,
     };
@@ -506,6 +581,7 @@ async fn insert_records<R: StoredRecord>(
 struct InsertStatement {
     head: &'static str,
     columns: usize,
+    nan_is_null: Option<usize>,
     on_conflict: &'static str,
     returning: &'static str,
 }
@@ -529,7 +605,7 @@ impl InsertStatement {
             let sql = format!(
                 "{}{}{}{}",
                 self.head,
-                placeholders(backend, chunk.len(), self.columns),
+                placeholders(backend, chunk.len(), self.columns, self.nan_is_null),
                 self.on_conflict,
                 self.returning
             );
@@ -617,6 +693,7 @@ async fn add_exposure_counts(
         head: "INSERT INTO exposure_counts (tenant_id, experiment, variant, config_version, country, device, \
                exposure_hour, units, first_exposed_at_ms, last_exposed_at_ms) VALUES ",
         columns: 10,
+        nan_is_null: None,
         on_conflict: " ON CONFLICT (tenant_id, experiment, variant, config_version, country, device, exposure_hour) \
                DO UPDATE SET units = exposure_counts.units + excluded.units, \
                first_exposed_at_ms = CASE WHEN excluded.first_exposed_at_ms < exposure_counts.first_exposed_at_ms \
@@ -668,8 +745,12 @@ mod tests {
 
     #[test]
     fn placeholders_number_every_parameter() {
-        assert_eq!(placeholders(Backend::Postgres, 2, 3), "($1,$2,$3),($4,$5,$6)");
-        assert_eq!(placeholders(Backend::Sqlite, 2, 3), "(?,?,?),(?,?,?)");
+        assert_eq!(placeholders(Backend::Postgres, 2, 3, None), "($1,$2,$3),($4,$5,$6)");
+        assert_eq!(placeholders(Backend::Sqlite, 2, 3, None), "(?,?,?),(?,?,?)");
+        assert_eq!(
+            placeholders(Backend::Postgres, 2, 2, Some(1)),
+            "($1,NULLIF($2, 'NaN')),($3,NULLIF($4, 'NaN'))"
+        );
     }
 
     #[test]
