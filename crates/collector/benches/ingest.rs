@@ -722,6 +722,7 @@ async fn results_benchmark(
     }
     timings.sort();
     exposed_units_benchmark(store, units, key_prefix, report).await;
+    metric_aggregates_benchmark(store, key_prefix, report).await;
     report.insert(format!("{key_prefix}results_units"), units.into());
     report.insert(
         format!("{key_prefix}results_median_ms"),
@@ -732,6 +733,56 @@ async fn results_benchmark(
         percentile(&timings, 0.5).as_secs_f64() * 1e3,
         timings[0].as_secs_f64() * 1e3,
         timings[4].as_secs_f64() * 1e3,
+    );
+}
+
+/// The metric aggregates of a results request, read from the figures kept at ingest (what the
+/// request above read) and computed from the events (the join every request read before them,
+/// and what a slice still reads): timed, and required to agree as the property test requires.
+async fn metric_aggregates_benchmark(store: &Store, key_prefix: &str, report: &mut Report) {
+    let configs = bench_tenant_config();
+    let shapes = cohort_collector::results::metric_shapes(&configs, TENANT);
+    assert_eq!(
+        store.stale_kept_metrics(TENANT, &shapes).await.unwrap(),
+        vec![],
+        "the kept figures fit the bench's metric, so the requests above read them"
+    );
+    let all = ExposureFilter::default();
+    let lookback = cohort_collector::results::PRE_EXPOSURE_LOOKBACK_MS;
+    let mut kept_timings = Vec::new();
+    let mut kept = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        kept = store
+            .metric_aggregates(TENANT, "big", &all, lookback, &shapes)
+            .await
+            .unwrap();
+        kept_timings.push(started.elapsed());
+    }
+    kept_timings.sort();
+    let started = Instant::now();
+    let joined = store
+        .metric_aggregates_from_events(TENANT, "big", &all, lookback, &shapes)
+        .await
+        .unwrap();
+    let join_ms = started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(kept.len(), joined.len(), "kept {kept:?}, joined {joined:?}");
+    for (k, j) in kept.iter().zip(&joined) {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()) + 1e-6;
+        assert!(
+            (k.variant == j.variant && k.converted_units == j.converted_units && k.upper_cap == j.upper_cap)
+                && close(k.value_sum, j.value_sum)
+                && close(k.value_sum_of_squares, j.value_sum_of_squares)
+                && close(k.value_sum_of_products, j.value_sum_of_products),
+            "kept {k:?} against joined {j:?}"
+        );
+    }
+    let kept_ms = percentile(&kept_timings, 0.5).as_secs_f64() * 1e3;
+    report.insert(format!("{key_prefix}metric_aggregates_kept_ms"), kept_ms.into());
+    report.insert(format!("{key_prefix}metric_aggregates_from_events_ms"), join_ms.into());
+    println!(
+        "results: metric aggregates: {kept_ms:.1} ms from the kept figures (median of 5), \
+         {join_ms:.0} ms from the events (once); they agree"
     );
 }
 

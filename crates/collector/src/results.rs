@@ -424,7 +424,7 @@ pub(crate) fn expected_split(
 }
 
 /// How the aggregate query turns each of `tenant`'s defined metrics into per-unit figures.
-pub(crate) fn metric_shapes(configs: &crate::tenant_configs::TenantConfigs, tenant: &str) -> Vec<MetricShape> {
+pub fn metric_shapes(configs: &crate::tenant_configs::TenantConfigs, tenant: &str) -> Vec<MetricShape> {
     configs.metrics(tenant).iter().map(metric_shape).collect()
 }
 

@@ -244,7 +244,6 @@ async fn the_migration_builds_the_figures_of_the_events_stored_before_it() {
         "DROP TABLE variant_metric_totals",
         "DROP TABLE unit_metric_figures",
         "DROP TABLE metric_windows",
-        "DROP INDEX exposures_by_unit",
         "DELETE FROM _sqlx_migrations WHERE version = 4",
     ] {
         sqlx::query(statement).execute(&mut db).await.unwrap();

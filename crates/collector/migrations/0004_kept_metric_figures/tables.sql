@@ -77,9 +77,6 @@ CREATE TABLE variant_metric_totals (
     PRIMARY KEY (tenant_id, experiment, metric, variant, magnitude)
 );
 
--- A conversion updates its unit's figures in every experiment the unit was exposed to.
-CREATE INDEX exposures_by_unit ON exposures (tenant_id, unit_id);
-
 -- The figures computed from the events, for the backfill and for a rebuild. Reading it
 -- filtered by tenant and metric reads only their rows.
 CREATE VIEW unit_metric_figures_from_events AS

@@ -65,12 +65,25 @@ macro_rules! row_triggers {
     };
 }
 
-/// Migration 4, "Results at scale" in DESIGN.md: the tables, then the triggers (which lock the
-/// tables on PostgreSQL, so a collector still inserting waits and is then counted by them), then
-/// the figures of the events stored before it. Exposures and conversions keep the unit figures;
-/// the unit figures keep the totals.
+/// Migration 4, "Results at scale" in DESIGN.md: the exposures rekeyed by unit (each database
+/// its own way), the tables, then the triggers (which lock the tables on PostgreSQL, so a
+/// collector still inserting waits and is then counted by them), then the figures of the events
+/// stored before it. Exposures and conversions keep the unit figures; the unit figures keep the
+/// totals.
 macro_rules! kept_metric_figures {
-    ($dialect:ident) => {
+    (sqlite) => {
+        concat!(
+            include_str!("../../migrations/0004_kept_metric_figures/rekey_exposures.sqlite.sql"),
+            kept_metric_figures!(tables and triggers: sqlite),
+        )
+    };
+    (postgres) => {
+        concat!(
+            include_str!("../../migrations/0004_kept_metric_figures/rekey_exposures.postgres.sql"),
+            kept_metric_figures!(tables and triggers: postgres),
+        )
+    };
+    (tables and triggers: $dialect:ident) => {
         concat!(
             include_str!("../../migrations/0004_kept_metric_figures/tables.sql"),
             row_triggers!($dialect:
