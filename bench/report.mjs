@@ -369,7 +369,8 @@ function collectorSection() {
   const resultsRows = (prefix) => {
     const units = thousands(n(`${prefix}results_units`));
     return `| results for ${units} exposed units (median of 5, ms) | ${f(n(`${prefix}results_median_ms`), 0)} | ${f(n(`pg_${prefix}results_median_ms`), 0)} |
-| exposed units per variant alone: from ${"`"}exposure_counts${"`"} / counted from the exposures (ms) | ${f(n(`${prefix}exposed_units_from_counts_ms`), 1)} / ${f(n(`${prefix}exposed_units_from_rows_ms`), 0)} | ${f(n(`pg_${prefix}exposed_units_from_counts_ms`), 1)} / ${f(n(`pg_${prefix}exposed_units_from_rows_ms`), 0)} |`;
+| exposed units per variant alone: from ${"`"}exposure_counts${"`"} / counted from the exposures (ms) | ${f(n(`${prefix}exposed_units_from_counts_ms`), 1)} / ${f(n(`${prefix}exposed_units_from_rows_ms`), 0)} | ${f(n(`pg_${prefix}exposed_units_from_counts_ms`), 1)} / ${f(n(`pg_${prefix}exposed_units_from_rows_ms`), 0)} |
+| metric aggregates alone: from the figures kept at ingest / computed from the events (ms) | ${f(n(`${prefix}metric_aggregates_kept_ms`), 1)} / ${f(n(`${prefix}metric_aggregates_from_events_ms`), 0)} | ${f(n(`pg_${prefix}metric_aggregates_kept_ms`), 1)} / ${f(n(`pg_${prefix}metric_aggregates_from_events_ms`), 0)} |`;
   };
   return `## 5. Collector (crates/collector/benches/ingest.rs)
 
@@ -514,13 +515,10 @@ function missedTargets() {
   const large = collector.large_results_units;
   if (large !== undefined && Math.max(collector.large_results_median_ms, collector.pg_large_results_median_ms) > 1000) {
     notes.push(`- **Results at ${thousands(large)} exposed units** (${thousands(Math.round(collector.large_results_median_ms))} ms on SQLite,
-  ${thousands(Math.round(collector.pg_large_results_median_ms))} ms on PostgreSQL, target 1 s). Exposed units per variant come from
-  \`exposure_counts\`, kept at ingest (${f(collector.large_exposed_units_from_counts_ms, 1)} ms and ${f(collector.pg_large_exposed_units_from_counts_ms, 1)} ms, against
-  ${thousands(Math.round(collector.large_exposed_units_from_rows_ms))} ms and ${thousands(Math.round(collector.pg_large_exposed_units_from_rows_ms))} ms counted from the exposures); the rest of the request is
-  the metric aggregate, which joins every conversion to its unit's exposure. Reaching 1 s needs
-  per-variant running totals kept at ingest as well (per-unit rows alone still pass over every
-  converting unit), or the results read from a columnar copy (DESIGN.md, "Results at scale";
-  make bench-columnar).`);
+  ${thousands(Math.round(collector.pg_large_results_median_ms))} ms on PostgreSQL, target 1 s). Exposed units per variant took
+  ${f(collector.large_exposed_units_from_counts_ms, 1)} ms and ${f(collector.pg_large_exposed_units_from_counts_ms, 1)} ms from \`exposure_counts\`, and the metric aggregates
+  ${f(collector.large_metric_aggregates_kept_ms, 1)} ms and ${f(collector.pg_large_metric_aggregates_kept_ms, 1)} ms from the figures kept at ingest: the rest of the
+  request is what to profile (DESIGN.md, "Results at scale").`);
   }
   if (collector.paced_latency_p99_ms > 50) {
     notes.push(`- **Collector on SQLite, p99 at ${percent(collector.paced_fraction)} of saturation** (${f(collector.paced_latency_p99_ms, 1)} ms, target 50 ms; p50

@@ -76,25 +76,3 @@ CREATE TABLE variant_metric_totals (
     xy_sum DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (tenant_id, experiment, metric, variant, magnitude)
 );
-
--- The figures computed from the events, for the backfill and for a rebuild. Reading it
--- filtered by tenant and metric reads only their rows.
-CREATE VIEW unit_metric_figures_from_events AS
-SELECT e.tenant_id AS tenant_id, e.experiment AS experiment, e.unit_id AS unit_id, c.metric AS metric,
-       e.variant AS variant,
-       SUM(CASE WHEN c.occurred_at_ms >= e.exposed_at_ms THEN 1 ELSE 0 END) AS after_events,
-       SUM(CASE WHEN c.occurred_at_ms < e.exposed_at_ms THEN 0.0
-                WHEN c.value > 1e9 THEN 1e9 WHEN c.value < -1e9 THEN -1e9
-                ELSE COALESCE(c.value, 0.0) END) AS after_sum,
-       SUM(CASE WHEN c.occurred_at_ms < e.exposed_at_ms THEN 1 ELSE 0 END) AS before_events,
-       SUM(CASE WHEN c.occurred_at_ms >= e.exposed_at_ms THEN 0.0
-                WHEN c.value > 1e9 THEN 1e9 WHEN c.value < -1e9 THEN -1e9
-                ELSE COALESCE(c.value, 0.0) END) AS before_sum,
-       MAX(CASE WHEN c.occurred_at_ms >= e.exposed_at_ms AND c.value IS NOT NULL THEN 1 ELSE 0 END) AS valued
-FROM conversions c
-JOIN exposures e ON e.tenant_id = c.tenant_id AND e.unit_id = c.unit_id
-LEFT JOIN metric_windows w ON w.tenant_id = c.tenant_id AND w.metric = c.metric
-WHERE c.occurred_at_ms >= e.exposed_at_ms - 1209600000
-  AND (c.occurred_at_ms < e.exposed_at_ms OR w.window_ms IS NULL
-       OR c.occurred_at_ms - e.exposed_at_ms < w.window_ms)
-GROUP BY e.tenant_id, e.experiment, e.unit_id, c.metric, e.variant;

@@ -65,44 +65,66 @@ macro_rules! row_triggers {
     };
 }
 
+/// A file of migration 4's directory.
+macro_rules! kept_figures_part {
+    ($file:literal) => {
+        include_str!(concat!("../../migrations/0004_kept_metric_figures/", $file))
+    };
+}
+
 /// Migration 4, "Results at scale" in DESIGN.md: the exposures rekeyed by unit (each database
-/// its own way), the tables, then the triggers (which lock the tables on PostgreSQL, so a
-/// collector still inserting waits and is then counted by them), then the figures of the events
-/// stored before it. Exposures and conversions keep the unit figures; the unit figures keep the
-/// totals.
+/// its own way), the tables and the view of the figures computed from the events, then the
+/// triggers (which lock the tables on PostgreSQL, so a collector still inserting waits and is
+/// then counted by them), then the figures of the events stored before it. Exposures and
+/// conversions keep the unit figures; the unit figures keep the totals.
 macro_rules! kept_metric_figures {
     (sqlite) => {
         concat!(
-            include_str!("../../migrations/0004_kept_metric_figures/rekey_exposures.sqlite.sql"),
-            kept_metric_figures!(tables and triggers: sqlite),
+            kept_figures_part!("rekey_exposures.sqlite.sql"),
+            kept_metric_figures!(tables: sqlite),
+            row_triggers!(sqlite:
+                "keep_figures_of_exposure" after "INSERT" on "exposures" => kept_figures_part!("on_exposure.sql"),
+            ),
+            kept_figures_part!("backfill.sql"),
         )
     };
     (postgres) => {
         concat!(
-            include_str!("../../migrations/0004_kept_metric_figures/rekey_exposures.postgres.sql"),
-            kept_metric_figures!(tables and triggers: postgres),
+            kept_figures_part!("rekey_exposures.postgres.sql"),
+            kept_metric_figures!(tables: postgres),
+            "CREATE FUNCTION keep_figures_of_exposures() RETURNS trigger LANGUAGE plpgsql AS $trigger$\nBEGIN\n",
+            kept_figures_part!("on_exposures.postgres.sql"),
+            kept_figures_part!("figures_select.sql"),
+            "new_exposures e ",
+            kept_figures_part!("figures_group.sql"),
+            "RETURN NULL;\nEND\n$trigger$;\n",
+            "CREATE TRIGGER keep_figures_of_exposures AFTER INSERT ON exposures \
+             REFERENCING NEW TABLE AS new_exposures FOR EACH STATEMENT EXECUTE FUNCTION keep_figures_of_exposures();\n",
+            kept_figures_part!("backfill.sql"),
         )
     };
-    (tables and triggers: $dialect:ident) => {
+    (tables: $dialect:ident) => {
         concat!(
-            include_str!("../../migrations/0004_kept_metric_figures/tables.sql"),
+            kept_figures_part!("tables.sql"),
+            "\n-- The figures computed from the events, for the backfill and a rebuild (and SQLite's exposure\n\
+             -- trigger). Reading it filtered by tenant and metric, or by exposure, reads only their rows.\n\
+             CREATE VIEW unit_metric_figures_from_events AS\n",
+            kept_figures_part!("figures_select.sql"),
+            "exposures e ",
+            kept_figures_part!("figures_group.sql"),
             row_triggers!($dialect:
                 "add_figures_to_totals" after "INSERT" on "unit_metric_figures" => concat!(
-                    include_str!("../../migrations/0004_kept_metric_figures/figures_in.sql"),
-                    include_str!("../../migrations/0004_kept_metric_figures/totals_upsert.sql"),
+                    kept_figures_part!("figures_in.sql"),
+                    kept_figures_part!("totals_upsert.sql"),
                 ),
                 "move_figures_in_totals" after "UPDATE" on "unit_metric_figures" => concat!(
-                    include_str!("../../migrations/0004_kept_metric_figures/figures_out.sql"),
-                    include_str!("../../migrations/0004_kept_metric_figures/totals_upsert.sql"),
-                    include_str!("../../migrations/0004_kept_metric_figures/figures_in.sql"),
-                    include_str!("../../migrations/0004_kept_metric_figures/totals_upsert.sql"),
+                    kept_figures_part!("figures_out.sql"),
+                    kept_figures_part!("totals_upsert.sql"),
+                    kept_figures_part!("figures_in.sql"),
+                    kept_figures_part!("totals_upsert.sql"),
                 ),
-                "keep_figures_of_exposure" after "INSERT" on "exposures" =>
-                    include_str!("../../migrations/0004_kept_metric_figures/on_exposure.sql"),
-                "keep_figures_of_conversion" after "INSERT" on "conversions" =>
-                    include_str!("../../migrations/0004_kept_metric_figures/on_conversion.sql"),
+                "keep_figures_of_conversion" after "INSERT" on "conversions" => kept_figures_part!("on_conversion.sql"),
             ),
-            include_str!("../../migrations/0004_kept_metric_figures/backfill.sql"),
         )
     };
 }
