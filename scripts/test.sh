@@ -46,6 +46,8 @@ diff -u testdata/statistics.json "$fixtures/statistics.json" || { echo "FAIL: te
 rm -rf "$fixtures"
 
 step "supply chain: licenses, bans (one hmac generation), sources (cargo deny, deny.toml; advisories need the network)"
+# --offline reads the crates from cargo's cache: fetch them first (a fresh machine has none yet).
+cargo fetch --locked --quiet
 cargo deny --workspace --offline check licenses bans sources
 
 step "cargo clippy (native and wasm32), warnings are errors"
