@@ -14,10 +14,12 @@
 //! bench/RESULTS.md (50 ms) is read against.
 //!
 //! With `COHORT_BENCH_POSTGRES_URL` (a throwaway server: `scripts/postgres.sh` provides one as
-//! `COHORT_TEST_DATABASE_URL`) it measures the same on PostgreSQL after SQLite, with two floors:
+//! `COHORT_TEST_DATABASE_URL`) it measures the same on PostgreSQL after SQLite, with four floors:
 //! the collector's own statements (100-row `INSERT … ON CONFLICT DO NOTHING`, 1,000 rows per
-//! commit) on one plain connection, and `COPY` of the same rows (no conflict check at all), each
-//! into an empty copy of the exposures table. Its figures carry a `pg_` prefix.
+//! commit) on one plain connection into an empty copy of the exposures table without its triggers
+//! and into the collector's own table with them, `COPY` of the same rows (no conflict check at
+//! all), and `COPY` into a staging table merged with the conflict check. Its figures carry a `pg_`
+//! prefix.
 //!
 //! Client and server share this process and the machine's two cores, so the throughput is a
 //! floor for the server alone, and the peak RSS (VmHWM) includes the load generator.
@@ -365,12 +367,16 @@ fn floor_variant(n: u64) -> &'static str {
     if n.is_multiple_of(2) { "control" } else { "green" }
 }
 
-/// Binds floor row `n`'s values to a query (an `Any` or a `Postgres` one alike).
+/// Binds floor row `n`'s values to a query (an `Any` or a `Postgres` one alike), in experiment
+/// `ingest` unless another is named.
 macro_rules! bind_floor_row {
     ($query:expr, $n:expr) => {
+        bind_floor_row!($query, $n, "ingest")
+    };
+    ($query:expr, $n:expr, $experiment:expr) => {
         $query
             .bind(TENANT)
-            .bind("ingest")
+            .bind($experiment)
             .bind(unit($n))
             .bind(floor_variant($n))
             .bind(7_i64)
@@ -440,19 +446,9 @@ async fn floor_benchmark(dir: &std::path::Path, seconds: u64, report: &mut Repor
     rate
 }
 
-/// The PostgreSQL floors: the same rows as [`floor_benchmark`] into empty copies of the exposures
-/// table (its indexes and constraints), first with the collector's statements on one plain
-/// connection, then with `COPY` (what PostgreSQL takes at most, without the duplicate check).
-async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) -> (f64, f64) {
-    use sqlx::Executor;
-    let mut db = sqlx::postgres::PgConnection::connect(url).await.unwrap();
-    for table in ["floor_insert", "floor_copy", "floor_merge"] {
-        db.execute(sqlx::AssertSqlSafe(format!(
-            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (LIKE exposures INCLUDING ALL)"
-        )))
-        .await
-        .unwrap();
-    }
+/// The floor's statement on PostgreSQL: [`FLOOR_ROWS_PER_STATEMENT`] rows into `table`, numbered
+/// placeholders, duplicates skipped.
+fn postgres_floor_insert(table: &str) -> String {
     let row_placeholders: Vec<String> = (0..FLOOR_ROWS_PER_STATEMENT)
         .map(|row| {
             let first = row * 9;
@@ -465,10 +461,70 @@ async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) 
             )
         })
         .collect();
-    let sql = format!(
-        "INSERT INTO floor_insert ({FLOOR_COLUMNS}) VALUES {} ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING",
+    format!(
+        "INSERT INTO {table} ({FLOOR_COLUMNS}) VALUES {} ON CONFLICT (tenant_id, experiment, unit_id) DO NOTHING",
         row_placeholders.join(", ")
+    )
+}
+
+/// Where the floor's statements spend their time in the collector's own exposures table:
+/// `EXPLAIN (ANALYZE, FORMAT JSON)` of [`PROFILED_STATEMENTS`] of them (fresh units, so every row
+/// is new), each trigger's time against the statements' execution time, which includes it.
+/// Returns the triggers' share.
+async fn postgres_trigger_profile(db: &mut sqlx::postgres::PgConnection, first_row: u64) -> f64 {
+    use sqlx::Row;
+    let sql = format!("EXPLAIN (ANALYZE, FORMAT JSON) {}", postgres_floor_insert("exposures"));
+    let mut execution_ms = 0.0;
+    let mut trigger_ms: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut row = first_row;
+    for _ in 0..PROFILED_STATEMENTS {
+        // The SQL text is built from constants only.
+        let mut query = sqlx::query::<sqlx::Postgres>(sqlx::AssertSqlSafe(sql.as_str()));
+        for _ in 0..FLOOR_ROWS_PER_STATEMENT {
+            query = bind_floor_row!(query, row, FLOOR_EXPERIMENT);
+            row += 1;
+        }
+        let answer = query.fetch_one(&mut *db).await.unwrap();
+        // EXPLAIN's JSON comes as type `json`, whose wire form is its text.
+        let plan: serde_json::Value = serde_json::from_str(&answer.try_get_unchecked::<String, _>(0).unwrap()).unwrap();
+        let plan = &plan[0];
+        execution_ms += plan["Execution Time"].as_f64().unwrap();
+        for trigger in plan["Triggers"].as_array().into_iter().flatten() {
+            *trigger_ms
+                .entry(trigger["Trigger Name"].as_str().unwrap().to_owned())
+                .or_default() += trigger["Time"].as_f64().unwrap();
+        }
+    }
+    let total: f64 = trigger_ms.values().sum();
+    let each: Vec<String> = trigger_ms
+        .iter()
+        .map(|(name, ms)| format!("{name} {:.0}%", 100.0 * ms / execution_ms))
+        .collect();
+    println!(
+        "postgres trigger profile: {PROFILED_STATEMENTS} statements of {FLOOR_ROWS_PER_STATEMENT} new exposures took \
+         {execution_ms:.1} ms to execute, {:.0}% of it in triggers ({})",
+        100.0 * total / execution_ms,
+        each.join(", ")
     );
+    total / execution_ms
+}
+
+/// Statements the trigger profile explains: enough for a stable share, few enough to be quick.
+const PROFILED_STATEMENTS: usize = 50;
+
+/// Experiment of the PostgreSQL floor rows written into the collector's own exposures table.
+const FLOOR_EXPERIMENT: &str = "floor";
+
+/// The collector's statements (100-row `INSERT … ON CONFLICT DO NOTHING`, 1,000 rows per commit)
+/// into `table` on one plain connection for `seconds`; returns rows per second, after checking
+/// that every row was stored.
+async fn postgres_statements_floor(
+    db: &mut sqlx::postgres::PgConnection,
+    table: &str,
+    experiment: &str,
+    seconds: u64,
+) -> f64 {
+    let sql = postgres_floor_insert(table);
     let started = Instant::now();
     let mut rows = 0u64;
     while started.elapsed() < Duration::from_secs(seconds) {
@@ -477,22 +533,67 @@ async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) 
             // The SQL text is built above from constants only.
             let mut query = sqlx::query::<sqlx::Postgres>(sqlx::AssertSqlSafe(sql.as_str()));
             for _ in 0..FLOOR_ROWS_PER_STATEMENT {
-                query = bind_floor_row!(query, rows);
+                query = bind_floor_row!(query, rows, experiment);
                 rows += 1;
             }
             query.execute(&mut *transaction).await.unwrap();
         }
         transaction.commit().await.unwrap();
     }
-    let insert_rate = rows as f64 / started.elapsed().as_secs_f64();
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM floor_insert")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+    let rate = rows as f64 / started.elapsed().as_secs_f64();
+    let stored: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {table} WHERE experiment = $1"
+    )))
+    .bind(experiment)
+    .fetch_one(&mut *db)
+    .await
+    .unwrap();
     assert_eq!(
         stored as u64, rows,
-        "postgres floor: {rows} rows inserted, {stored} stored"
+        "postgres floor into {table}: {rows} rows inserted, {stored} stored"
     );
+    rate
+}
+
+/// The PostgreSQL floors, exposures per second.
+struct PostgresFloors {
+    /// The collector's statements into an empty copy of the exposures table without triggers.
+    statements: f64,
+    /// The same statements into the collector's own exposures table, triggers included.
+    with_triggers: f64,
+    /// `COPY` into an empty copy, without the duplicate check.
+    copy: f64,
+}
+
+/// The PostgreSQL floors: the same rows as [`floor_benchmark`] into empty copies of the exposures
+/// table (its indexes and constraints, not its triggers), first with the collector's statements on
+/// one plain connection, then the same into the collector's own table (triggers included), then
+/// with `COPY` (what PostgreSQL takes at most, without the duplicate check), then with `COPY` into
+/// a staging table merged with the duplicate check.
+async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) -> PostgresFloors {
+    use sqlx::Executor;
+    let mut db = sqlx::postgres::PgConnection::connect(url).await.unwrap();
+    for table in ["floor_insert", "floor_copy", "floor_merge"] {
+        db.execute(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (LIKE exposures INCLUDING ALL)"
+        )))
+        .await
+        .unwrap();
+    }
+    let insert_rate = postgres_statements_floor(&mut db, "floor_insert", "ingest", seconds).await;
+    // The same statements into the collector's own exposures table, its triggers (the metric
+    // figures kept at ingest) included: what keeping them costs is the gap to the rate above.
+    // Another experiment keeps these rows apart from the ingest run's, and they go afterwards.
+    let triggers_rate = postgres_statements_floor(&mut db, "exposures", FLOOR_EXPERIMENT, seconds).await;
+    // Past every row the floor wrote (it writes far fewer than this per second).
+    let trigger_share = postgres_trigger_profile(&mut db, 1_000_000 * seconds.max(1)).await;
+    sqlx::query("DELETE FROM exposures WHERE tenant_id = $1 AND experiment = $2")
+        .bind(TENANT)
+        .bind(FLOOR_EXPERIMENT)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.execute("VACUUM exposures").await.unwrap();
 
     let started = Instant::now();
     let mut copied = 0u64;
@@ -557,18 +658,28 @@ async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) 
         .unwrap();
     db.close().await.unwrap();
     println!(
-        "postgres floor: {rows} exposures straight into PostgreSQL ({FLOOR_ROWS_PER_STATEMENT}-row INSERT … ON CONFLICT, \
-         one commit per {FLOOR_ROWS_PER_COMMIT} rows) = {insert_rate:.0} exposures/s; COPY of {FLOOR_ROWS_PER_COMMIT} rows \
+        "postgres floor: exposures straight into PostgreSQL ({FLOOR_ROWS_PER_STATEMENT}-row INSERT … ON CONFLICT, \
+         one commit per {FLOOR_ROWS_PER_COMMIT} rows) = {insert_rate:.0} exposures/s, {triggers_rate:.0}/s into the \
+         collector's table with its triggers; COPY of {FLOOR_ROWS_PER_COMMIT} rows \
          per transaction = {copy_rate:.0} exposures/s; COPY into a temporary staging table merged with INSERT … \
          SELECT … ON CONFLICT … RETURNING, {FLOOR_ROWS_PER_COMMIT} rows per transaction = {merge_rate:.0} exposures/s"
     );
     report.insert("pg_floor_exposures_per_second".into(), insert_rate.round().into());
+    report.insert(
+        "pg_floor_triggers_exposures_per_second".into(),
+        triggers_rate.round().into(),
+    );
+    report.insert("pg_floor_trigger_share".into(), trigger_share.into());
     report.insert("pg_floor_copy_exposures_per_second".into(), copy_rate.round().into());
     report.insert(
         "pg_floor_staging_exposures_per_second".into(),
         merge_rate.round().into(),
     );
-    (insert_rate, copy_rate)
+    PostgresFloors {
+        statements: insert_rate,
+        with_triggers: triggers_rate,
+        copy: copy_rate,
+    }
 }
 
 /// The bench tenant's config: `purchase` defined as a value metric with a window and both caps,
@@ -1009,13 +1120,19 @@ async fn run(url: &str, backend: &Backend<'_>, seconds: u64, connections: u64, u
     let floor = match backend {
         Backend::Sqlite { dir, .. } => floor_benchmark(dir, seconds, report).await,
         Backend::Postgres => {
-            let (insert, copy) = postgres_floor_benchmark(url, seconds, report).await;
+            let floors = postgres_floor_benchmark(url, seconds, report).await;
             println!(
-                "ingest vs COPY: the collector ingests at {:.0}% of the rate COPY loads the same rows",
-                100.0 * ingest / copy
+                "ingest vs COPY: the collector ingests at {:.0}% of the rate COPY loads the same rows; \
+                 at {:.0}% of the rate its statements write them into its own table, triggers included",
+                100.0 * ingest / floors.copy,
+                100.0 * ingest / floors.with_triggers
             );
-            report.insert("ingest_vs_copy".into(), (ingest / copy).into());
-            insert
+            report.insert("ingest_vs_copy".into(), (ingest / floors.copy).into());
+            report.insert(
+                "ingest_vs_triggers_floor".into(),
+                (ingest / floors.with_triggers).into(),
+            );
+            floors.statements
         }
     };
     println!(
