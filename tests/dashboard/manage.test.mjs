@@ -316,6 +316,13 @@ test("signed in with an admin token, Manage shows version 1 as imported, not yet
 
     // This collector publishes nowhere: a retry says so, and the version stays not yet live.
     await page.getByTestId("retry-publish").click();
+    // The click shows "Publishing version 1…" until the collector answers. The publish error can
+    // show before that answer (the collector's own retries record it), so wait for the answer.
+    await page.waitForFunction(
+      () => !document.querySelector('[data-testid="manage-message"]')?.textContent?.startsWith("Publishing"),
+      null,
+      { timeout: WAIT_MS },
+    );
     await page.getByTestId("publish-error-message").waitFor({ state: "visible", timeout: WAIT_MS });
     const retried = await page.evaluate(readManage);
     const publish = await configApi("/config/publish", { token: adminToken, method: "POST" });
