@@ -317,7 +317,8 @@ test("signed in with an admin token, Manage shows version 1 as imported, not yet
     // This collector publishes nowhere: a retry says so, and the version stays not yet live.
     await page.getByTestId("retry-publish").click();
     // The click shows "Publishing version 1…" until the collector answers. The publish error can
-    // show before that answer (the collector's own retries record it), so wait for the answer.
+    // show from a render before that answer (CI read the page with the message still pending),
+    // so wait for the answer itself.
     await page.waitForFunction(
       () => !document.querySelector('[data-testid="manage-message"]')?.textContent?.startsWith("Publishing"),
       null,

@@ -387,6 +387,19 @@ macro_rules! bind_floor_row {
     };
 }
 
+/// Binds the [`FLOOR_ROWS_PER_STATEMENT`] rows of one floor statement, from row `$next` on, and
+/// advances `$next` past them.
+macro_rules! bind_floor_statement {
+    ($query:expr, $next:expr $(, $experiment:expr)?) => {{
+        let mut query = $query;
+        for _ in 0..FLOOR_ROWS_PER_STATEMENT {
+            query = bind_floor_row!(query, $next $(, $experiment)?);
+            $next += 1;
+        }
+        query
+    }};
+}
+
 /// Floor rows `first..first + FLOOR_ROWS_PER_COMMIT` as `COPY … FROM STDIN` text: the same values.
 fn floor_copy_text(first: u64) -> String {
     (first..first + FLOOR_ROWS_PER_COMMIT as u64)
@@ -421,12 +434,11 @@ async fn floor_benchmark(dir: &std::path::Path, seconds: u64, report: &mut Repor
         let mut transaction = db.begin().await.unwrap();
         for _ in 0..FLOOR_ROWS_PER_COMMIT / FLOOR_ROWS_PER_STATEMENT {
             // The SQL text is built above from constants only.
-            let mut query = sqlx::query::<sqlx::Any>(sqlx::AssertSqlSafe(sql.as_str()));
-            for _ in 0..FLOOR_ROWS_PER_STATEMENT {
-                query = bind_floor_row!(query, rows);
-                rows += 1;
-            }
-            query.execute(&mut *transaction).await.unwrap();
+            let query = sqlx::query::<sqlx::Any>(sqlx::AssertSqlSafe(sql.as_str()));
+            bind_floor_statement!(query, rows)
+                .execute(&mut *transaction)
+                .await
+                .unwrap();
         }
         transaction.commit().await.unwrap();
     }
@@ -470,7 +482,7 @@ fn postgres_floor_insert(table: &str) -> String {
 /// Where the floor's statements spend their time in the collector's own exposures table:
 /// `EXPLAIN (ANALYZE, FORMAT JSON)` of [`PROFILED_STATEMENTS`] of them (fresh units, so every row
 /// is new), each trigger's time against the statements' execution time, which includes it.
-/// Returns the triggers' share.
+/// Returns the triggers' share. `first_row` must follow every floor row already in the table.
 async fn postgres_trigger_profile(db: &mut sqlx::postgres::PgConnection, first_row: u64) -> f64 {
     use sqlx::Row;
     let sql = format!("EXPLAIN (ANALYZE, FORMAT JSON) {}", postgres_floor_insert("exposures"));
@@ -479,12 +491,11 @@ async fn postgres_trigger_profile(db: &mut sqlx::postgres::PgConnection, first_r
     let mut row = first_row;
     for _ in 0..PROFILED_STATEMENTS {
         // The SQL text is built from constants only.
-        let mut query = sqlx::query::<sqlx::Postgres>(sqlx::AssertSqlSafe(sql.as_str()));
-        for _ in 0..FLOOR_ROWS_PER_STATEMENT {
-            query = bind_floor_row!(query, row, FLOOR_EXPERIMENT);
-            row += 1;
-        }
-        let answer = query.fetch_one(&mut *db).await.unwrap();
+        let query = sqlx::query::<sqlx::Postgres>(sqlx::AssertSqlSafe(sql.as_str()));
+        let answer = bind_floor_statement!(query, row, FLOOR_EXPERIMENT)
+            .fetch_one(&mut *db)
+            .await
+            .unwrap();
         // EXPLAIN's JSON comes as type `json`, whose wire form is its text.
         let plan: serde_json::Value = serde_json::from_str(&answer.try_get_unchecked::<String, _>(0).unwrap()).unwrap();
         let plan = &plan[0];
@@ -495,6 +506,11 @@ async fn postgres_trigger_profile(db: &mut sqlx::postgres::PgConnection, first_r
                 .or_default() += trigger["Time"].as_f64().unwrap();
         }
     }
+    // The exposures table has a trigger on PostgreSQL: a profile without one measured nothing.
+    assert!(
+        !trigger_ms.is_empty(),
+        "postgres trigger profile: EXPLAIN ANALYZE reported no trigger on exposures"
+    );
     let total: f64 = trigger_ms.values().sum();
     let each: Vec<String> = trigger_ms
         .iter()
@@ -516,14 +532,14 @@ const PROFILED_STATEMENTS: usize = 50;
 const FLOOR_EXPERIMENT: &str = "floor";
 
 /// The collector's statements (100-row `INSERT … ON CONFLICT DO NOTHING`, 1,000 rows per commit)
-/// into `table` on one plain connection for `seconds`; returns rows per second, after checking
-/// that every row was stored.
+/// into `table` on one plain connection for `seconds`; returns rows per second and the rows
+/// written, after checking that every row was stored.
 async fn postgres_statements_floor(
     db: &mut sqlx::postgres::PgConnection,
     table: &str,
     experiment: &str,
     seconds: u64,
-) -> f64 {
+) -> (f64, u64) {
     let sql = postgres_floor_insert(table);
     let started = Instant::now();
     let mut rows = 0u64;
@@ -531,12 +547,11 @@ async fn postgres_statements_floor(
         let mut transaction = db.begin().await.unwrap();
         for _ in 0..FLOOR_ROWS_PER_COMMIT / FLOOR_ROWS_PER_STATEMENT {
             // The SQL text is built above from constants only.
-            let mut query = sqlx::query::<sqlx::Postgres>(sqlx::AssertSqlSafe(sql.as_str()));
-            for _ in 0..FLOOR_ROWS_PER_STATEMENT {
-                query = bind_floor_row!(query, rows, experiment);
-                rows += 1;
-            }
-            query.execute(&mut *transaction).await.unwrap();
+            let query = sqlx::query::<sqlx::Postgres>(sqlx::AssertSqlSafe(sql.as_str()));
+            bind_floor_statement!(query, rows, experiment)
+                .execute(&mut *transaction)
+                .await
+                .unwrap();
         }
         transaction.commit().await.unwrap();
     }
@@ -552,7 +567,7 @@ async fn postgres_statements_floor(
         stored as u64, rows,
         "postgres floor into {table}: {rows} rows inserted, {stored} stored"
     );
-    rate
+    (rate, rows)
 }
 
 /// The PostgreSQL floors, exposures per second.
@@ -580,13 +595,12 @@ async fn postgres_floor_benchmark(url: &str, seconds: u64, report: &mut Report) 
         .await
         .unwrap();
     }
-    let insert_rate = postgres_statements_floor(&mut db, "floor_insert", "ingest", seconds).await;
+    let (insert_rate, _) = postgres_statements_floor(&mut db, "floor_insert", "ingest", seconds).await;
     // The same statements into the collector's own exposures table, its triggers (the metric
     // figures kept at ingest) included: what keeping them costs is the gap to the rate above.
     // Another experiment keeps these rows apart from the ingest run's, and they go afterwards.
-    let triggers_rate = postgres_statements_floor(&mut db, "exposures", FLOOR_EXPERIMENT, seconds).await;
-    // Past every row the floor wrote (it writes far fewer than this per second).
-    let trigger_share = postgres_trigger_profile(&mut db, 1_000_000 * seconds.max(1)).await;
+    let (triggers_rate, written) = postgres_statements_floor(&mut db, "exposures", FLOOR_EXPERIMENT, seconds).await;
+    let trigger_share = postgres_trigger_profile(&mut db, written).await;
     sqlx::query("DELETE FROM exposures WHERE tenant_id = $1 AND experiment = $2")
         .bind(TENANT)
         .bind(FLOOR_EXPERIMENT)
